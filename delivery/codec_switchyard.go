@@ -1,0 +1,80 @@
+package delivery
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// decoders lists the formats Decode tries, in precedence order.
+var decoders = []decoder{
+	{FormatSwitchyard, decodeSwitchyard},
+}
+
+func decodeSwitchyard(h Headers, dl *DeadLetter) bool {
+	found := false
+	for _, x := range h {
+		if IsDeadLetterHeader(x.Key) && len(x.Key) > len(HeaderPrefix) && x.Key[:len(HeaderPrefix)] == HeaderPrefix {
+			found = true
+			break
+		}
+	}
+	if !found {
+		return false
+	}
+	s := h.String
+	dl.Error = ErrorInfo{
+		Code:          s(HeaderErrorCode),
+		Message:       s(HeaderErrorMessage),
+		ExceptionType: s(HeaderErrorType),
+		Stack:         s(HeaderErrorStack),
+	}
+	if b, ok := h.Get(HeaderErrorDetails); ok {
+		var d map[string]any
+		if json.Unmarshal(b, &d) == nil {
+			dl.Error.Details = d
+		}
+	}
+	dl.Attempts, _ = strconv.Atoi(s(HeaderAttempts))
+	dl.FirstFailureAt = parseTime(s(HeaderFirstFailure))
+	dl.LastFailureAt = parseTime(s(HeaderLastFailure))
+	dl.Origin = Location{
+		Broker:        s(HeaderOriginBroker),
+		Cluster:       s(HeaderOriginCluster),
+		Topic:         s(HeaderOriginTopic),
+		Partition:     int32(parseInt(s(HeaderOriginPartition), -1)),
+		Offset:        parseInt(s(HeaderOriginOffset), -1),
+		VHost:         s(HeaderOriginVHost),
+		Exchange:      s(HeaderOriginExchange),
+		RoutingKey:    s(HeaderOriginRouting),
+		Queue:         s(HeaderOriginQueue),
+		ConsumerGroup: s(HeaderOriginGroup),
+		Service:       s(HeaderOriginService),
+	}
+	return true
+}
+
+func parseInt(s string, def int64) int64 {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return def
+	}
+	return n
+}
+
+// parseTime accepts RFC 3339 or Unix epoch milliseconds; else zero.
+func parseTime(s string) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC()
+	}
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.UnixMilli(ms).UTC()
+	}
+	return time.Time{}
+}
+
+func utf8Valid(b []byte) bool { return utf8.Valid(b) }
