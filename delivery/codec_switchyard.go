@@ -10,6 +10,11 @@ import (
 // decoders lists the formats Decode tries, in precedence order.
 var decoders = []decoder{
 	{FormatSwitchyard, decodeSwitchyard},
+	{FormatSpring, decodeSpring},
+	{FormatConnect, decodeConnect},
+	{FormatStreams, decodeStreams},
+	{FormatMassTransit, decodeMassTransit},
+	{FormatRabbitMQ, decodeRabbitMQ},
 }
 
 func decodeSwitchyard(h Headers, dl *DeadLetter) bool {
@@ -36,15 +41,17 @@ func decodeSwitchyard(h Headers, dl *DeadLetter) bool {
 			dl.Error.Details = d
 		}
 	}
-	dl.Attempts, _ = strconv.Atoi(s(HeaderAttempts))
+	if n, err := strconv.Atoi(s(HeaderAttempts)); err == nil && n > 0 {
+		dl.Attempts = n
+	}
 	dl.FirstFailureAt = parseTime(s(HeaderFirstFailure))
 	dl.LastFailureAt = parseTime(s(HeaderLastFailure))
 	dl.Origin = Location{
 		Broker:        s(HeaderOriginBroker),
 		Cluster:       s(HeaderOriginCluster),
 		Topic:         s(HeaderOriginTopic),
-		Partition:     int32(parseInt(s(HeaderOriginPartition), -1)),
-		Offset:        parseInt(s(HeaderOriginOffset), -1),
+		Partition:     partitionOf(parseInt(s(HeaderOriginPartition), -1)),
+		Offset:        offsetOf(parseInt(s(HeaderOriginOffset), -1)),
 		VHost:         s(HeaderOriginVHost),
 		Exchange:      s(HeaderOriginExchange),
 		RoutingKey:    s(HeaderOriginRouting),

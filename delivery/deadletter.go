@@ -276,7 +276,12 @@ func Decode(m Message) DeadLetter {
 	if dl.Origin.Cluster == "" {
 		dl.Origin.Cluster = m.Location.Cluster
 	}
-	if dl.Attempts == 0 {
+	// RabbitMQ dead-letters within one vhost, and x-death does not name
+	// it: without this a RabbitMQ origin had no vhost to redrive to.
+	if dl.Origin.Broker == BrokerRabbitMQ && m.Location.Broker == BrokerRabbitMQ && dl.Origin.VHost == "" {
+		dl.Origin.VHost = m.Location.VHost
+	}
+	if dl.Attempts < 1 {
 		dl.Attempts = 1
 	}
 	if dl.LastFailureAt.IsZero() {
@@ -285,7 +290,7 @@ func Decode(m Message) DeadLetter {
 	if dl.FirstFailureAt.IsZero() {
 		dl.FirstFailureAt = dl.LastFailureAt
 	}
-	if n, err := strconv.Atoi(m.Headers.String(HeaderRedriveCount)); err == nil {
+	if n, err := strconv.Atoi(m.Headers.String(HeaderRedriveCount)); err == nil && n > 0 {
 		dl.RedriveCount = n
 	}
 	dl.Envelope, dl.EnvelopeError = decodeEnvelope(m.Body)
