@@ -3,7 +3,6 @@ package delivery
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -99,11 +98,45 @@ func (e *ValidationError) Body() ErrorBody {
 	return ErrorBody{Code: CodeValidationFailed, Message: e.Error(), Details: d}
 }
 
-var eventTypeRE = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.v[1-9][0-9]*$`)
-
-// ValidEventType reports whether t is dotted lower-case ending in .vN
-// (at least one name segment before the version).
-func ValidEventType(t string) bool { return eventTypeRE.MatchString(t) }
+// ValidEventType reports whether t is dotted lower-case ending in .vN (at
+// least one name segment before the version): the grammar
+// [a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.v[1-9][0-9]*. A hand-written scan,
+// because it runs for every message published and consumed.
+func ValidEventType(t string) bool {
+	dot := strings.LastIndexByte(t, '.')
+	if dot <= 0 {
+		return false
+	}
+	ver := t[dot+1:]
+	if len(ver) < 2 || ver[0] != 'v' || ver[1] < '1' || ver[1] > '9' {
+		return false
+	}
+	for i := 2; i < len(ver); i++ {
+		if ver[i] < '0' || ver[i] > '9' {
+			return false
+		}
+	}
+	start := true
+	for i := 0; i < dot; i++ {
+		c := t[i]
+		switch {
+		case c == '.':
+			if start {
+				return false
+			}
+			start = true
+		case c >= 'a' && c <= 'z':
+			start = false
+		case (c >= '0' && c <= '9') || c == '_':
+			if start {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return !start
+}
 
 // Validate checks the envelope against the platform schema and returns a
 // *ValidationError listing every violation, or nil.

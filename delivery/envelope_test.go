@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"regexp"
 	"sort"
 	"testing"
 
@@ -202,4 +203,28 @@ func TestParseEnvelope(t *testing.T) {
 			t.Errorf("ParseEnvelope(%q) succeeded, want an error", bad)
 		}
 	}
+}
+
+// The hand-written scanner must agree with the grammar it replaces.
+func TestValidEventTypeMatchesGrammar(t *testing.T) {
+	re := regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.v[1-9][0-9]*$`)
+	cases := []string{"", "v1", ".v1", "a.v1", "a.v0", "a.v01", "a.v10", "a.b.c.v2", "a..v1", "a.b.", "A.v1",
+		"a_b.c9.v3", "_a.v1", "9a.v1", "a.b.V1", "a.b.v1x", "a.b.v", "a.b-c.v1", "orders.order.created.v1", "a.v1.v2", "a. b.v1"}
+	for _, c := range cases {
+		if got, want := delivery.ValidEventType(c), re.MatchString(c); got != want {
+			t.Errorf("ValidEventType(%q) = %v, grammar says %v", c, got, want)
+		}
+	}
+}
+
+func FuzzValidEventType(f *testing.F) {
+	re := regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*\.v[1-9][0-9]*$`)
+	for _, s := range []string{"orders.order.created.v1", "a.v0", "a..v1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := delivery.ValidEventType(s), re.MatchString(s); got != want {
+			t.Errorf("ValidEventType(%q) = %v, grammar says %v", s, got, want)
+		}
+	})
 }

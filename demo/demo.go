@@ -1,0 +1,233 @@
+// Package demo is the embedded default platform behind `console demo` and
+// `make run`: an in-process Kafka (franz-go's kfake, persisted under the
+// data dir, listening on a fixed address so any Kafka client can join in)
+// and synthetic services written only with the delivery core, producing
+// real traffic, real failures and real dead letters.
+//
+// Platform is the type that matters: Start it, Run it, Close it.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"switchyard/delivery"
+)
+
+// Topics, groups and queues of the demo platform (all platform-conformant).
+const (
+	TopicOrders    = "orders.order.created.v1"
+	TopicInvoices  = "billing.invoice.issued.v1"
+	GroupBilling   = "billing"
+	GroupAnalytics = "analytics"
+	QueueNotify    = "notify.email.high"
+	ClusterName    = "demo"
+	partitions     = 6
+)
+
+// Options configures the demo; the zero value is usable except for DataDir.
+type Options struct {
+	// DataDir is where the embedded Kafka keeps its log (DataDir/kafka).
+	DataDir string
+	// KafkaAddr is the fixed listen address (default 127.0.0.1:9092).
+	KafkaAddr string
+	// RabbitURL enables the notification service when RabbitMQ answers
+	// there; empty or unreachable leaves it off with one log line.
+	RabbitURL string
+	// Rate is the orders producer's events per second (default 50).
+	Rate float64
+	// FailureRate scales the billing failures (default 1: a few percent).
+	FailureRate float64
+	// Retry is the services' retry policy (default: 3 attempts, 50 ms → 1 s).
+	Retry          delivery.RetryPolicy
+	Logger         *slog.Logger
+	MeterProvider  metric.MeterProvider
+	TracerProvider trace.TracerProvider
+}
+
+func (o *Options) setDefaults() error {
+	if o.DataDir == "" {
+		return errors.New("demo: data dir is required")
+	}
+	if o.KafkaAddr == "" {
+		o.KafkaAddr = "127.0.0.1:9092"
+	}
+	if o.Rate <= 0 {
+		o.Rate = 50
+	}
+	if o.FailureRate <= 0 {
+		o.FailureRate = 1
+	}
+	if o.Retry.MaxAttempts == 0 {
+		o.Retry = delivery.RetryPolicy{MaxAttempts: 3, Initial: 50 * time.Millisecond, MaxDelay: time.Second, Multiplier: 2}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TracerProvider == nil {
+		// No exporter: spans are not shipped anywhere, but every event gets a
+		// real trace id that travels in its headers and envelope.
+		o.TracerProvider = sdktrace.NewTracerProvider()
+	}
+	return nil
+}
+
+// Platform is a running embedded Kafka plus the demo services.
+type Platform struct {
+	opts      Options
+	cluster   *kfake.Cluster
+	addr      string
+	telemetry *delivery.Telemetry
+	rabbitOK  bool
+}
+
+// Start opens the embedded Kafka on Options.KafkaAddr, reloading its
+// persisted log, and creates the demo topics. It fails with a clear error
+// when the address is taken or the data dir is unusable.
+func Start(ctx context.Context, opts Options) (*Platform, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(opts.DataDir, "kafka")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("demo kafka data dir: %w", err)
+	}
+	addr := opts.KafkaAddr
+	listen := func(network, _ string) (net.Listener, error) { return net.Listen(network, addr) }
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.ListenFn(listen),
+		kfake.DataDir(dir),
+		kfake.ClusterID("switchyard-demo"),
+		kfake.DefaultNumPartitions(partitions),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka on %s: %w", addr, err)
+	}
+	tel, err := delivery.NewTelemetry(opts.MeterProvider, opts.TracerProvider)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	p := &Platform{opts: opts, cluster: c, addr: c.ListenAddrs()[0], telemetry: tel}
+	if err := p.createTopics(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// KafkaBrokers returns the embedded Kafka's bootstrap address.
+func (p *Platform) KafkaBrokers() []string { return []string{p.addr} }
+
+// Close stops the embedded Kafka, flushing its log to disk.
+func (p *Platform) Close() { p.cluster.Close() }
+
+func (p *Platform) createTopics(ctx context.Context) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.addr))
+	if err != nil {
+		return fmt.Errorf("demo admin client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	for _, t := range []string{TopicOrders, delivery.DLQTopic(TopicOrders), TopicInvoices} {
+		resp, err := adm.CreateTopic(ctx, partitions, 1, nil, t)
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", t, err)
+		}
+		if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", t, resp.Err)
+		}
+	}
+	return nil
+}
+
+// RabbitEnabled reports whether the notification service runs (known after
+// Run has probed RabbitMQ).
+func (p *Platform) RabbitEnabled() bool { return p.rabbitOK }
+
+// Run runs the demo services until ctx is done; services that stop with an
+// error are restarted after a pause, so one broken piece never stops the rest.
+func (p *Platform) Run(ctx context.Context) error {
+	log := p.opts.Logger
+	svcs := []service{
+		{"orders-producer", p.runOrders},
+		{"billing", p.runBilling},
+		{"analytics", p.runAnalytics},
+	}
+	if p.opts.RabbitURL != "" {
+		if err := probeRabbit(ctx, p.opts.RabbitURL); err != nil {
+			log.Info("RabbitMQ not reachable; the demo notification service is off", "error", err)
+		} else {
+			p.rabbitOK = true
+			svcs = append(svcs, service{"notify", p.runNotify})
+		}
+	}
+	var wg sync.WaitGroup
+	for _, s := range svcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			supervise(ctx, log, s)
+		}()
+	}
+	log.Info("demo services running", "kafka", p.addr, "services", len(svcs))
+	wg.Wait()
+	return nil
+}
+
+type service struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// supervise restarts a service that returned an error, with backoff.
+func supervise(ctx context.Context, log *slog.Logger, s service) {
+	backoff := delivery.RetryPolicy{MaxAttempts: 1 << 30, Initial: time.Second, MaxDelay: 30 * time.Second, Multiplier: 2}
+	for n := 1; ; n++ {
+		err := s.run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		log.Warn("demo service stopped; restarting", "service", s.name, "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff.Ceiling(n)):
+		}
+	}
+}
+
+func probeRabbit(ctx context.Context, url string) error {
+	cfg := amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)}
+	done := make(chan error, 1)
+	go func() {
+		conn, err := amqp.DialConfig(url, cfg)
+		if err == nil {
+			conn.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

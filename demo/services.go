@@ -1,0 +1,272 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/delivery"
+	"switchyard/delivery/kafka"
+	"switchyard/delivery/rabbitmq"
+)
+
+// Order is the payload of orders.order.created.v1.
+type Order struct {
+	OrderID  string  `json:"order_id"`
+	Customer string  `json:"customer"`
+	Email    string  `json:"email"`
+	Amount   float64 `json:"amount"`
+	Currency string  `json:"currency"`
+	Items    int     `json:"items"`
+}
+
+var (
+	tenants    = []string{"acme", "globex", "initech", "umbrella"}
+	currencies = []string{"EUR", "EUR", "USD", "USD", "GBP"}
+)
+
+// runOrders publishes orders at Options.Rate through the delivery
+// publisher. About one in 500 records is a poison pill written raw (a
+// truncated envelope, or one without a tenant), as a buggy producer would.
+func (p *Platform) runOrders(ctx context.Context) error {
+	pub, err := kafka.NewPublisher(kafka.PublisherOptions{
+		Brokers: p.KafkaBrokers(), ClientID: "orders-service", Telemetry: p.telemetry, Logger: p.opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	tick := time.NewTicker(time.Duration(float64(time.Second) / p.opts.Rate))
+	defer tick.Stop()
+	tracer := p.telemetry.Tracer()
+	for n := 0; ; n++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		tenant := tenants[rng.IntN(len(tenants))]
+		customer := fmt.Sprintf("cust-%04d", rng.IntN(2000))
+		order := Order{
+			OrderID:  fmt.Sprintf("ord-%d-%06d", time.Now().Unix(), n%1000000),
+			Customer: customer,
+			Email:    customer + "@" + tenant + ".example",
+			Amount:   float64(rng.IntN(50000)) / 100,
+			Currency: currencies[rng.IntN(len(currencies))],
+			Items:    1 + rng.IntN(6),
+		}
+		if rng.IntN(500) == 0 {
+			if err := pub.PublishRecord(ctx, poisonRecord(rng, order, tenant)); err != nil && ctx.Err() == nil {
+				p.opts.Logger.Warn("orders: publish poison pill", "error", err)
+			}
+			continue
+		}
+		env, err := delivery.NewEnvelope(TopicOrders, "orders-service", order, delivery.Metadata{PartitionKey: order.Customer, TenantID: tenant})
+		if err != nil {
+			return err
+		}
+		sctx, span := tracer.Start(ctx, "create order")
+		pub.PublishAsync(sctx, TopicOrders, env, nil, func(_ *kgo.Record, err error) {
+			if err != nil && ctx.Err() == nil {
+				p.opts.Logger.Warn("orders: publish", "error", err)
+			}
+		})
+		span.End()
+	}
+}
+
+// poisonRecord is a record the consumers cannot use: undecodable bytes or an
+// envelope that breaks the schema.
+func poisonRecord(rng *rand.Rand, o Order, tenant string) *kgo.Record {
+	r := &kgo.Record{Topic: TopicOrders, Key: []byte(o.Customer)}
+	if rng.IntN(2) == 0 {
+		r.Value = []byte(fmt.Sprintf(`{"id":"%s","type":"orders.order.created.v1","payload":{"order_id":"%s","amount":`, o.OrderID, o.OrderID))
+	} else {
+		env, _ := delivery.NewEnvelope("Orders.OrderCreated", "orders-service", o, delivery.Metadata{PartitionKey: o.Customer})
+		b, _ := json.Marshal(env)
+		r.Value = b
+	}
+	r.Headers = []kgo.RecordHeader{{Key: delivery.HeaderTenantID, Value: []byte(tenant)}}
+	return r
+}
+
+// billingFailure decides, from the order id alone (so retries agree), whether
+// and how billing fails: a few percent in all, with varied error codes, some
+// permanent, some transient.
+func billingFailure(id string, scale float64, attempt int) error {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	bucket := float64(h.Sum32()%10000) / 100 // 0..99.99 percent
+	switch {
+	case bucket < 1.2*scale:
+		return delivery.Permanent(delivery.Errorf("PAYMENT_DECLINED", "card declined by issuer for order %s (decline code %d)", id, 51+int(bucket*10)%5))
+	case bucket < 2.0*scale:
+		// A flaky gateway: half of these recover on a retry, half never do.
+		if int(bucket*100)%2 == 0 && attempt >= 2 {
+			return nil
+		}
+		return delivery.Errorf("UPSTREAM_TIMEOUT", "payment gateway did not answer within %dms", 2500+int(bucket*1000)%500)
+	case bucket < 2.6*scale:
+		return delivery.Permanent(&delivery.Error{Code: "CURRENCY_UNSUPPORTED", Message: fmt.Sprintf("currency '%s' is not enabled for this merchant", []string{"JPY", "CHF", "SEK"}[int(bucket*100)%3]), Details: map[string]any{"field": "currency"}})
+	case bucket < 2.8*scale:
+		var ledger map[string]float64
+		ledger[id] = 1 // a real bug: assignment to a nil map panics
+	}
+	return nil
+}
+
+// runBilling consumes orders as group "billing", fails a few percent, and on
+// success issues an invoice (Kafka) and, when RabbitMQ is on, asks the
+// notification service to send an e-mail.
+func (p *Platform) runBilling(ctx context.Context) error {
+	pub, err := kafka.NewPublisher(kafka.PublisherOptions{
+		Brokers: p.KafkaBrokers(), ClientID: "billing-service", Telemetry: p.telemetry, Logger: p.opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	var notify *rabbitmq.Publisher
+	if p.rabbitOK {
+		notify, err = rabbitmq.NewPublisher(rabbitmq.PublisherOptions{URL: p.opts.RabbitURL, Telemetry: p.telemetry, Logger: p.opts.Logger})
+		if err != nil {
+			p.opts.Logger.Warn("billing: notifications off", "error", err)
+			notify = nil
+		} else {
+			defer notify.Close()
+		}
+	}
+	c, err := kafka.NewConsumer(kafka.ConsumerOptions{
+		Brokers: p.KafkaBrokers(), Group: GroupBilling, Topics: []string{TopicOrders},
+		Retry: p.opts.Retry, Telemetry: p.telemetry, Cluster: ClusterName, Service: "billing-service",
+		Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
+		Handler: func(ctx context.Context, d *kafka.Delivery) error {
+			if err := billingFailure(d.Envelope.ID, p.opts.FailureRate, d.Attempt); err != nil {
+				return err
+			}
+			var o Order
+			if err := json.Unmarshal(d.Envelope.Payload, &o); err != nil {
+				return delivery.Permanent(delivery.Errorf(delivery.CodeValidationFailed, "order payload: %v", err))
+			}
+			inv, err := delivery.NewEnvelope(TopicInvoices, "billing-service", map[string]any{
+				"invoice_id": "inv-" + o.OrderID, "order_id": o.OrderID, "amount": o.Amount, "currency": o.Currency,
+			}, d.Envelope.Metadata)
+			if err != nil {
+				return err
+			}
+			inv.CorrelationID = d.Envelope.CorrelationID
+			if err := pub.Publish(ctx, TopicInvoices, inv, nil); err != nil {
+				return fmt.Errorf("issue invoice: %w", err)
+			}
+			if notify != nil && hashPercent(o.OrderID) < 25 {
+				mail, err := delivery.NewEnvelope("notify.email.requested.v1", "billing-service", map[string]any{
+					"to": o.Email, "template": "invoice", "invoice_id": "inv-" + o.OrderID,
+				}, d.Envelope.Metadata)
+				if err != nil {
+					return err
+				}
+				mail.CorrelationID = d.Envelope.CorrelationID
+				if err := notify.Publish(ctx, "", QueueNotify, mail, nil); err != nil {
+					return fmt.Errorf("request e-mail: %w", err)
+				}
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// runAnalytics consumes orders as group "analytics", too slowly for a few
+// minutes and then fast enough to catch up, so lag builds and drains in a
+// visible saw-tooth.
+func (p *Platform) runAnalytics(ctx context.Context) error {
+	period := func(now time.Time) float64 {
+		// 4-minute cycle: 3 minutes at 60% of the producer rate, 1 at 300%.
+		if now.Unix()%240 < 180 {
+			return p.opts.Rate * 0.6
+		}
+		return p.opts.Rate * 3
+	}
+	var next time.Time
+	c, err := kafka.NewConsumer(kafka.ConsumerOptions{
+		Brokers: p.KafkaBrokers(), Group: GroupAnalytics, Topics: []string{TopicOrders},
+		Retry: p.opts.Retry, Telemetry: p.telemetry, Cluster: ClusterName, Service: "analytics-service",
+		Logger: p.opts.Logger,
+		Handler: func(ctx context.Context, _ *kafka.Delivery) error {
+			now := time.Now()
+			if next.Before(now) {
+				next = now
+			}
+			next = next.Add(time.Duration(float64(time.Second) / period(now)))
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Until(next)):
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// runNotify is the notification service on notify.email.high: about 5% of
+// e-mails fail (a rejected address for good, a flaky SMTP relay sometimes),
+// and those are dead-lettered to notify.email.high.dlq with their error.
+func (p *Platform) runNotify(ctx context.Context) error {
+	if err := declareNotify(p.opts.RabbitURL); err != nil {
+		return err
+	}
+	c, err := rabbitmq.NewConsumer(rabbitmq.ConsumerOptions{
+		URL: p.opts.RabbitURL, Queue: QueueNotify, Retry: p.opts.Retry, Telemetry: p.telemetry,
+		Cluster: "local", Service: "notify-service", Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
+		Handler: func(_ context.Context, d *rabbitmq.Delivery) error {
+			switch pc := hashPercent(d.Envelope.ID); {
+			case pc < 3:
+				return delivery.Permanent(&delivery.Error{Code: "SMTP_REJECTED", Message: "550 5.1.1 mailbox unavailable", Details: map[string]any{"smtp_code": 550}})
+			case pc < 5 && d.Attempt < 3:
+				return delivery.Errorf("SMTP_TIMEOUT", "relay smtp-%d.mail.internal timed out", 1+pc%3)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+func declareNotify(url string) error {
+	conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
+	if err != nil {
+		return fmt.Errorf("rabbitmq: %w", err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		return fmt.Errorf("rabbitmq channel: %w", err)
+	}
+	defer ch.Close()
+	if err := rabbitmq.DeclareQueue(ch, QueueNotify, rabbitmq.QueueOptions{UseDLX: true}); err != nil {
+		return fmt.Errorf("declare %s: %w", QueueNotify, err)
+	}
+	return nil
+}
+
+func hashPercent(s string) int {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return int(h.Sum32() % 100)
+}
