@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"switchyard/access"
+	"switchyard/collector"
+	"switchyard/demo"
+	"switchyard/sqldb"
+	"switchyard/web"
+)
+
+// Main is the running console: ParseFlags, then Run (which returns once
+// everything is up), then Close (graceful: drains HTTP requests, stops the
+// collectors and demo services, closes the store).
+type Main struct {
+	Config   Config
+	DemoMode bool
+	// URL is the console's address once Run has returned.
+	URL string
+	// AdminPassword is set when Run created the admin user with a generated
+	// password (printed once).
+	AdminPassword string
+
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	configPath     string
+	logger         *slog.Logger
+
+	db       *sql.DB
+	ln       net.Listener
+	server   *web.Server
+	platform *demo.Platform
+	clients  []*kgo.Client
+	tracer   *sdktrace.TracerProvider
+	meter    *sdkmetric.MeterProvider
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	closed   bool
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain(stdout, stderr io.Writer, getenv func(string) string) *Main {
+	return &Main{Config: defaultConfig(), stdout: stdout, stderr: stderr, getenv: getenv}
+}
+
+// ParseFlags reads the config file (--config), the environment and the
+// flags, in that order of precedence (flags win), and validates the result.
+func (m *Main) ParseFlags(args []string) error {
+	name := "serve"
+	if m.DemoMode {
+		name = "demo"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.stderr)
+	configPath := fs.String("config", m.getenv("CONSOLE_CONFIG"), "JSON config file (CONSOLE_CONFIG)")
+	addr := fs.String("addr", "", "HTTP listen address (CONSOLE_ADDR, default :8080)")
+	dataDir := fs.String("data-dir", "", "data directory (CONSOLE_DATA_DIR, default ./data)")
+	brokers := fs.String("kafka-brokers", "", "comma-separated Kafka bootstrap brokers of cluster \"default\" (KAFKA_BROKERS)")
+	rabbitURL := fs.String("rabbitmq-url", "", "RabbitMQ AMQP URL (RABBITMQ_URL)")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (CONSOLE_LOG_LEVEL)")
+	demoAddr := fs.String("demo-kafka-addr", "", "embedded Kafka listen address in demo mode (DEMO_KAFKA_ADDR, default 127.0.0.1:9092)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	c := defaultConfig()
+	if *configPath != "" {
+		if err := c.loadFile(*configPath); err != nil {
+			return err
+		}
+		m.configPath = *configPath
+	}
+	if err := c.loadEnv(m.getenv); err != nil {
+		return err
+	}
+	override := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	override(&c.Addr, *addr)
+	override(&c.DataDir, *dataDir)
+	override(&c.RabbitMQ.URL, *rabbitURL)
+	override(&c.LogLevel, *logLevel)
+	override(&c.Demo.KafkaAddr, *demoAddr)
+	if *brokers != "" {
+		c.Kafka = []KafkaCluster{{Name: "default", Brokers: splitList(*brokers)}}
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	if !m.DemoMode && len(c.Kafka) == 0 && c.RabbitMQ.URL == "" {
+		return errors.New("invalid configuration: no broker configured: set KAFKA_BROKERS or RABBITMQ_URL (or run `console demo`)")
+	}
+	m.Config = c
+	return nil
+}
+
+func (m *Main) newLogger() *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(m.Config.LogLevel))
+	return slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// demoLogger keeps the demo services' routine failures (a few per second,
+// by design) out of the console's log unless debug logging is on.
+func (m *Main) demoLogger() *slog.Logger {
+	lvl := slog.LevelWarn
+	if m.Config.LogLevel == "debug" {
+		lvl = slog.LevelDebug
+	}
+	return slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: lvl})).With("component", "demo")
+}
+
+// Run opens the store, starts the demo platform (demo mode), checks that the
+// configured brokers answer, starts the collectors and the HTTP server, and
+// returns. Any failure is one error naming what failed.
+func (m *Main) Run(ctx context.Context) error {
+	c := m.Config
+	m.logger = m.newLogger()
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+
+	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	db, err := sqldb.Open(ctx, filepath.Join(c.DataDir, "console.db"))
+	if err != nil {
+		return err
+	}
+	m.db = db
+	users, err := access.NewStore(db)
+	if err != nil {
+		return err
+	}
+	generated, created, err := users.EnsureAdmin(ctx, c.AdminPassword)
+	if err != nil {
+		return fmt.Errorf("admin user: %w", err)
+	}
+
+	// Listen before starting anything slow, so a port in use fails at once.
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", c.Addr, unwrapSyscall(err))
+	}
+	m.ln = ln
+
+	if err := m.setupTracing(ctx); err != nil {
+		return err
+	}
+
+	clusters := c.Kafka
+	rabbitURL := c.RabbitMQ.URL
+	if m.DemoMode {
+		if rabbitURL == "" {
+			rabbitURL = defaultRabbitURL
+		}
+		p, err := demo.Start(ctx, demo.Options{
+			DataDir: c.DataDir, KafkaAddr: c.Demo.KafkaAddr, RabbitURL: rabbitURL, Rate: c.Demo.Rate,
+			Logger: m.demoLogger(), TracerProvider: m.tracerProvider(), MeterProvider: m.meterProvider(),
+		})
+		if err != nil {
+			return err
+		}
+		m.platform = p
+		clusters = append([]KafkaCluster{{Name: demo.ClusterName, Brokers: p.KafkaBrokers()}}, clusters...)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var sources []*collector.KafkaSource
+	ready := []web.ReadyCheck{{Name: "store", Critical: true, Check: func(ctx context.Context) error { return sqldb.Ping(ctx, db) }}}
+	for _, k := range clusters {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ClientID("switchyard-console"))
+		if err != nil {
+			return fmt.Errorf("kafka cluster %q: %w", k.Name, err)
+		}
+		m.clients = append(m.clients, cl)
+		src, err := collector.NewKafkaSource(k.Name, cl)
+		if err != nil {
+			return fmt.Errorf("kafka cluster %q: %w", k.Name, err)
+		}
+		pctx, pcancel := context.WithTimeout(ctx, time.Duration(c.StartupTimeout))
+		err = src.Ping(pctx)
+		pcancel()
+		if err != nil {
+			return fmt.Errorf("kafka cluster %q (%s) unreachable: %w", k.Name, strings.Join(k.Brokers, ","), err)
+		}
+		sources = append(sources, src)
+		ready = append(ready, web.ReadyCheck{Name: "kafka:" + k.Name, Check: src.Ping})
+	}
+	if c.RabbitMQ.URL != "" {
+		url := c.RabbitMQ.URL
+		if err := pingRabbit(ctx, url, time.Duration(c.StartupTimeout)); err != nil {
+			return fmt.Errorf("rabbitmq (%s) unreachable: %w", redactURL(url), err)
+		}
+		ready = append(ready, web.ReadyCheck{Name: "rabbitmq", Check: func(ctx context.Context) error { return pingRabbit(ctx, url, 3*time.Second) }})
+	} else if m.DemoMode && m.platform != nil {
+		ready = append(ready, web.ReadyCheck{Name: "rabbitmq", Check: func(ctx context.Context) error { return pingRabbit(ctx, rabbitURL, 3*time.Second) }})
+	}
+
+	poller, err := collector.NewPoller(collector.PollerOptions{
+		Sources: sources, Interval: time.Duration(c.PollInterval), Logger: m.logger.With("component", "collector"),
+	})
+	if err != nil {
+		return err
+	}
+	m.goRun(runCtx, "collector", poller.Run)
+	if m.platform != nil {
+		m.goRun(runCtx, "demo", m.platform.Run)
+	}
+
+	srv, err := web.New(web.Options{
+		Logger: m.logger.With("component", "web"), Gatherer: reg, Registerer: reg,
+		Auth: users, Policy: access.Policy{}, Clusters: poller, Ready: ready,
+		Version: version, TracerProvider: m.tracerProvider(),
+	})
+	if err != nil {
+		return err
+	}
+	m.server = srv
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			m.logger.Error("http server stopped", "error", err)
+		}
+	}()
+
+	m.URL = "http://" + displayAddr(ln.Addr().String())
+	m.printBanner(clusters, generated, created)
+	return nil
+}
+
+func (m *Main) printBanner(clusters []KafkaCluster, generated string, created bool) {
+	w := m.stdout
+	fmt.Fprintf(w, "Switchyard console %s\n", version)
+	fmt.Fprintf(w, "  URL:       %s\n", m.URL)
+	switch {
+	case created && generated != "":
+		m.AdminPassword = generated
+		fmt.Fprintf(w, "  Login:     admin / %s   (generated now and shown only once; set CONSOLE_ADMIN_PASSWORD to choose it)\n", generated)
+	case created:
+		fmt.Fprintln(w, "  Login:     admin / the password in CONSOLE_ADMIN_PASSWORD")
+	default:
+		fmt.Fprintln(w, "  Login:     admin / the password printed on first start (or CONSOLE_ADMIN_PASSWORD then)")
+	}
+	fmt.Fprintf(w, "  Data dir:  %s\n", m.Config.DataDir)
+	for _, k := range clusters {
+		fmt.Fprintf(w, "  Kafka:     %s at %s\n", k.Name, strings.Join(k.Brokers, ","))
+	}
+	if m.platform != nil {
+		fmt.Fprintf(w, "  Demo:      embedded Kafka on %s (any Kafka client can join: kcat -b %s -L)\n", m.platform.KafkaBrokers()[0], m.platform.KafkaBrokers()[0])
+	}
+}
+
+// goRun starts a component's Run loop, owned by Main and stopped by Close.
+func (m *Main) goRun(ctx context.Context, name string, run func(context.Context) error) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := run(ctx); err != nil && ctx.Err() == nil {
+			m.logger.Error("component stopped", "component", name, "error", err)
+		}
+	}()
+}
+
+// Close shuts down in order: stop taking requests and drain in-flight ones,
+// stop the collectors and demo services, then close clients, the embedded
+// Kafka and the store.
+func (m *Main) Close() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		errs = append(errs, m.server.Shutdown(ctx))
+		cancel()
+	} else if m.ln != nil {
+		m.ln.Close()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	for _, cl := range m.clients {
+		cl.Close()
+	}
+	if m.platform != nil {
+		m.platform.Close()
+	}
+	if m.tracer != nil || m.meter != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if m.tracer != nil {
+			errs = append(errs, m.tracer.Shutdown(ctx))
+		}
+		if m.meter != nil {
+			errs = append(errs, m.meter.Shutdown(ctx))
+		}
+		cancel()
+	}
+	if m.db != nil {
+		errs = append(errs, m.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// setupTracing exports the console's own spans over OTLP/HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-specific variable) is set; the
+// exporter reads the standard OTEL_* variables itself.
+func (m *Main) setupTracing(ctx context.Context) error {
+	if m.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && m.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+		return nil
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return fmt.Errorf("otlp trace exporter: %w", err)
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("switchyard-console"), semconv.ServiceVersion(version)))
+	if err != nil {
+		return fmt.Errorf("otel resource: %w", err)
+	}
+	m.tracer = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	if m.DemoMode {
+		// The demo services' event.processed / event.failed / duration
+		// metrics go to the same OTLP endpoint.
+		mexp, err := otlpmetrichttp.New(ctx)
+		if err != nil {
+			return fmt.Errorf("otlp metric exporter: %w", err)
+		}
+		m.meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp)),
+			sdkmetric.WithResource(resource.NewSchemaless(semconv.ServiceName("switchyard-demo"))))
+	}
+	return nil
+}
+
+// meterProvider is nil (not a typed nil) when OTLP export is off.
+func (m *Main) meterProvider() metric.MeterProvider {
+	if m.meter == nil {
+		return nil
+	}
+	return m.meter
+}
+
+// tracerProvider is nil (not a typed nil) when self-tracing is off.
+func (m *Main) tracerProvider() trace.TracerProvider {
+	if m.tracer == nil {
+		return nil
+	}
+	return m.tracer
+}
+
+func pingRabbit(ctx context.Context, url string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(timeout)})
+		if err == nil {
+			conn.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// displayAddr turns a listen address into something a browser can open.
+func displayAddr(a string) string {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return a
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// unwrapSyscall drops the net.OpError noise around "address already in use".
+func unwrapSyscall(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
+}

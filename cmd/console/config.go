@@ -1,0 +1,217 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is everything the console reads at start, from (lowest to highest
+// precedence) defaults, a JSON config file, the environment and flags.
+type Config struct {
+	// Addr is the HTTP listen address (CONSOLE_ADDR, default ":8080").
+	Addr string `json:"addr"`
+	// DataDir holds the SQLite database and, in demo mode, the embedded
+	// Kafka's log (CONSOLE_DATA_DIR, default "./data").
+	DataDir string `json:"data_dir"`
+	// LogLevel is debug, info, warn or error (CONSOLE_LOG_LEVEL).
+	LogLevel string `json:"log_level"`
+	// Kafka lists the clusters to operate. KAFKA_BROKERS (comma-separated)
+	// defines one cluster named "default".
+	Kafka []KafkaCluster `json:"kafka"`
+	// RabbitMQ is optional (RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL).
+	RabbitMQ RabbitMQ `json:"rabbitmq"`
+	// PollInterval is how often broker state is collected (default 5s).
+	PollInterval Duration `json:"poll_interval"`
+	// StartupTimeout bounds the reachability check of configured brokers at
+	// start (default 10s); an unreachable broker then ends the start with one
+	// error line. At run time an unreachable broker only degrades /readyz.
+	StartupTimeout Duration `json:"startup_timeout"`
+	// Demo configures the embedded platform of `console demo`.
+	Demo Demo `json:"demo"`
+
+	// AdminPassword comes only from CONSOLE_ADMIN_PASSWORD, never a file.
+	AdminPassword string `json:"-"`
+}
+
+// KafkaCluster is one Kafka cluster.
+type KafkaCluster struct {
+	Name    string   `json:"name"`
+	Brokers []string `json:"brokers"`
+}
+
+// RabbitMQ is the RabbitMQ connection.
+type RabbitMQ struct {
+	URL           string `json:"url"`
+	ManagementURL string `json:"management_url"`
+}
+
+// Demo configures the embedded demo platform.
+type Demo struct {
+	// KafkaAddr is where the embedded Kafka listens (DEMO_KAFKA_ADDR,
+	// default 127.0.0.1:9092).
+	KafkaAddr string `json:"kafka_addr"`
+	// Rate is the orders producer's events per second (default 50).
+	Rate float64 `json:"rate"`
+}
+
+// Duration is a time.Duration that reads "10s" from JSON.
+type Duration time.Duration
+
+// UnmarshalJSON accepts a Go duration string.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"10s\"")
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalJSON writes the duration as a string.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// Default RabbitMQ addresses used by the demo when nothing is configured.
+const (
+	defaultRabbitURL        = "amqp://guest:guest@127.0.0.1:5672/"
+	defaultRabbitManagement = "http://guest:guest@127.0.0.1:15672"
+)
+
+func defaultConfig() Config {
+	return Config{
+		Addr:           ":8080",
+		DataDir:        "./data",
+		LogLevel:       "info",
+		PollInterval:   Duration(5 * time.Second),
+		StartupTimeout: Duration(10 * time.Second),
+		Demo:           Demo{KafkaAddr: "127.0.0.1:9092", Rate: 50},
+	}
+}
+
+// loadFile merges a JSON config file into c; unknown fields are an error so
+// that a typo does not silently do nothing.
+func (c *Config) loadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}
+
+// loadEnv applies the documented environment variables.
+func (c *Config) loadEnv(getenv func(string) string) error {
+	set := func(dst *string, key string) {
+		if v := strings.TrimSpace(getenv(key)); v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Addr, "CONSOLE_ADDR")
+	set(&c.DataDir, "CONSOLE_DATA_DIR")
+	set(&c.LogLevel, "CONSOLE_LOG_LEVEL")
+	set(&c.RabbitMQ.URL, "RABBITMQ_URL")
+	set(&c.RabbitMQ.ManagementURL, "RABBITMQ_MANAGEMENT_URL")
+	set(&c.Demo.KafkaAddr, "DEMO_KAFKA_ADDR")
+	c.AdminPassword = getenv("CONSOLE_ADMIN_PASSWORD")
+	if v := strings.TrimSpace(getenv("KAFKA_BROKERS")); v != "" {
+		c.Kafka = []KafkaCluster{{Name: "default", Brokers: splitList(v)}}
+	}
+	if v := strings.TrimSpace(getenv("CONSOLE_POLL_INTERVAL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CONSOLE_POLL_INTERVAL %q: %w", v, err)
+		}
+		c.PollInterval = Duration(d)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate reports every problem of the configuration at once.
+func (c Config) Validate() error {
+	var errs []error
+	if _, port, err := net.SplitHostPort(c.Addr); err != nil || port == "" {
+		errs = append(errs, fmt.Errorf("addr %q must be host:port or :port", c.Addr))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		errs = append(errs, errors.New("data_dir must not be empty"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q must be debug, info, warn or error", c.LogLevel))
+	}
+	seen := map[string]bool{}
+	for i, k := range c.Kafka {
+		switch {
+		case k.Name == "":
+			errs = append(errs, fmt.Errorf("kafka[%d]: name is required", i))
+		case seen[k.Name]:
+			errs = append(errs, fmt.Errorf("kafka[%d]: duplicate cluster name %q", i, k.Name))
+		}
+		seen[k.Name] = true
+		if len(k.Brokers) == 0 {
+			errs = append(errs, fmt.Errorf("kafka cluster %q: brokers are required", k.Name))
+		}
+		for _, b := range k.Brokers {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				errs = append(errs, fmt.Errorf("kafka cluster %q: broker %q must be host:port", k.Name, b))
+			}
+		}
+	}
+	if c.RabbitMQ.URL != "" {
+		if u, err := url.Parse(c.RabbitMQ.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+			errs = append(errs, fmt.Errorf("rabbitmq url must be amqp:// or amqps://"))
+		}
+	}
+	if c.RabbitMQ.ManagementURL != "" {
+		if u, err := url.Parse(c.RabbitMQ.ManagementURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			errs = append(errs, fmt.Errorf("rabbitmq management_url must be http:// or https://"))
+		}
+	}
+	if c.PollInterval < Duration(time.Second) {
+		errs = append(errs, fmt.Errorf("poll_interval %s must be at least 1s", time.Duration(c.PollInterval)))
+	}
+	if c.StartupTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("startup_timeout must be positive"))
+	}
+	if _, _, err := net.SplitHostPort(c.Demo.KafkaAddr); err != nil {
+		errs = append(errs, fmt.Errorf("demo kafka_addr %q must be host:port", c.Demo.KafkaAddr))
+	}
+	if c.Demo.Rate < 0 || c.Demo.Rate > 10000 {
+		errs = append(errs, fmt.Errorf("demo rate %v must be between 0 and 10000 events/s", c.Demo.Rate))
+	}
+	return errors.Join(errs...)
+}
+
+// redactURL hides the password of a URL for logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable url)"
+	}
+	return u.Redacted()
+}

@@ -1,0 +1,99 @@
+// Command console is the Switchyard operations console: one binary that
+// serves the web console and API (`serve`), runs it on an embedded demo
+// platform (`demo`), and manages users and API tokens offline against the
+// data dir (`user add`, `token create`).
+//
+// This is the only package that reads flags, the environment and config
+// files; Main wires everything together and is reused by end-to-end tests.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "console:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `usage: console <command> [flags]
+
+commands:
+  serve                 run the console against the configured brokers
+  demo                  run the console with an embedded Kafka and demo services
+  user add NAME         add a user (--role viewer|operator|admin; password from
+                        CONSOLE_USER_PASSWORD, else generated and printed)
+  token create --user NAME
+                        print a new API token for NAME on stdout
+  healthcheck           exit 0 when the console at CONSOLE_ADDR answers /healthz
+  version               print the version
+
+Run 'console <command> -h' for the flags of a command.`
+
+// run dispatches a command line; it is main without the process exit.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return usageError{usage}
+	}
+	switch args[0] {
+	case "serve", "demo":
+		m := NewMain(stdout, stderr, getenv)
+		m.DemoMode = args[0] == "demo"
+		if err := m.ParseFlags(args[1:]); err != nil {
+			return err
+		}
+		if err := m.Run(ctx); err != nil {
+			m.Close()
+			return err
+		}
+		<-ctx.Done()
+		fmt.Fprintln(stdout, "shutting down…")
+		return m.Close()
+	case "user":
+		if len(args) < 2 || args[1] != "add" {
+			return usageError{"usage: console user add NAME [--role ROLE] [--data-dir DIR]"}
+		}
+		return runUserAdd(ctx, args[2:], stdin, stdout, getenv)
+	case "token":
+		if len(args) < 2 || args[1] != "create" {
+			return usageError{"usage: console token create --user NAME [--name LABEL] [--ttl 720h] [--data-dir DIR]"}
+		}
+		return runTokenCreate(ctx, args[2:], stdout, getenv)
+	case "healthcheck":
+		return runHealthcheck(ctx, getenv)
+	case "version", "-v", "--version":
+		fmt.Fprintln(stdout, "switchyard console", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	default:
+		return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usage)}
+	}
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets a test re-run this binary as the real console (exit codes,
+// stderr), without building it separately.
+func TestMain(m *testing.M) {
+	if os.Getenv("SWITCHYARD_AS_CONSOLE") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// envMap returns a getenv over a fixed map: tests never read the real
+// environment.
+func envMap(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	c := defaultConfig()
+	c.Addr = "nonsense"
+	c.LogLevel = "loud"
+	c.Kafka = []KafkaCluster{{Name: "a", Brokers: []string{"b1:9092"}}, {Name: "a", Brokers: []string{"no-port"}}}
+	c.RabbitMQ.URL = "http://wrong"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{`addr "nonsense"`, `log_level "loud"`, `duplicate cluster name "a"`, `broker "no-port"`, "amqp://"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	if err := defaultConfig().Validate(); err != nil {
+		t.Errorf("default config invalid: %v", err)
+	}
+}
+
+func TestParseFlagsPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "console.json")
+	os.WriteFile(file, []byte(`{"addr":":7000","data_dir":"/from/file","log_level":"warn","kafka":[{"name":"prod","brokers":["k1:9092"]}]}`), 0o600)
+
+	m := NewMain(io.Discard, io.Discard, envMap("CONSOLE_DATA_DIR", "/from/env", "CONSOLE_ADMIN_PASSWORD", "s3cret-pass"))
+	if err := m.ParseFlags([]string{"--config", file, "--addr", ":7001"}); err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if c.Addr != ":7001" || c.DataDir != "/from/env" || c.LogLevel != "warn" {
+		t.Errorf("precedence wrong: addr %q (want flag :7001), data dir %q (want env), log level %q (want file)", c.Addr, c.DataDir, c.LogLevel)
+	}
+	if len(c.Kafka) != 1 || c.Kafka[0].Name != "prod" {
+		t.Errorf("kafka clusters from file lost: %+v", c.Kafka)
+	}
+	if c.AdminPassword != "s3cret-pass" {
+		t.Error("admin password not read from CONSOLE_ADMIN_PASSWORD")
+	}
+
+	os.WriteFile(file, []byte(`{"adr":":7000"}`), 0o600)
+	err := NewMain(io.Discard, io.Discard, envMap()).ParseFlags([]string{"--config", file, "--kafka-brokers", "k:1"})
+	if err == nil || !strings.Contains(err.Error(), `unknown field "adr"`) {
+		t.Errorf("a typo in the config file must be an error naming the field, got %v", err)
+	}
+	err = NewMain(io.Discard, io.Discard, envMap()).ParseFlags(nil)
+	if err == nil || !strings.Contains(err.Error(), "no broker configured") {
+		t.Errorf("serve without brokers: got %v", err)
+	}
+}
+
+// runConsole runs this test binary as the console and returns its exit code,
+// stdout and stderr.
+func runConsole(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
+	cmd.Env = append([]string{"SWITCHYARD_AS_CONSOLE=1", "PATH=" + os.Getenv("PATH")}, env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// TestBadStartsEndWithOneClearLine: invalid config, a port in use, a corrupt
+// data dir and an unreachable broker each end the process with exit 1 and a
+// single error line — never a panic trace.
+func TestBadStartsEndWithOneClearLine(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	corrupt := t.TempDir()
+	os.WriteFile(filepath.Join(corrupt, "console.db"), bytes.Repeat([]byte("not a database "), 500), 0o600)
+
+	cases := []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"invalid config", []string{"CONSOLE_ADDR=nope", "KAFKA_BROKERS=127.0.0.1:1"}, `addr "nope"`},
+		{"port in use", []string{"CONSOLE_ADDR=" + busy.Addr().String(), "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + t.TempDir()}, "address already in use"},
+		{"corrupt data dir", []string{"CONSOLE_ADDR=127.0.0.1:0", "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + corrupt}, "not a SQLite database"},
+		{"unreachable broker", []string{"CONSOLE_ADDR=127.0.0.1:0", "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + t.TempDir()}, `kafka cluster "default" (127.0.0.1:1) unreachable`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, stderr := runConsole(t, tc.env, "serve")
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			last := lines[len(lines)-1]
+			if code != 1 {
+				t.Errorf("exit code %d, want 1; stderr:\n%s", code, stderr)
+			}
+			if !strings.HasPrefix(last, "console: ") || !strings.Contains(last, tc.want) {
+				t.Errorf("last stderr line %q should be the one error, mentioning %q", last, tc.want)
+			}
+			if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine ") {
+				t.Errorf("panic trace in output:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestUnknownCommandIsUsageError(t *testing.T) {
+	code, _, stderr := runConsole(t, nil, "frobnicate")
+	if code != 2 || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("exit %d, stderr %q", code, stderr)
+	}
+	code, out, _ := runConsole(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "switchyard console ") {
+		t.Errorf("version: exit %d, out %q", code, out)
+	}
+}
+
+// getJSON fetches url with basic or bearer auth and decodes the body.
+func getJSON(t *testing.T, url, auth string, v any) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	if v != nil {
+		b, _ := io.ReadAll(resp.Body)
+		if err := json.Unmarshal(b, v); err != nil && resp.StatusCode == 200 {
+			t.Fatalf("GET %s: %v in %s", url, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+type clustersResponse struct {
+	Clusters []struct {
+		Name      string `json:"name"`
+		Reachable bool   `json:"reachable"`
+		Snapshot  struct {
+			Topics []struct {
+				Name     string `json:"name"`
+				Messages int64  `json:"messages"`
+				IsDLQ    bool   `json:"is_dlq"`
+			} `json:"topics"`
+			Groups []struct {
+				Name string `json:"name"`
+			} `json:"groups"`
+		} `json:"snapshot"`
+	} `json:"clusters"`
+}
+
+// startDemo runs Main in demo mode on free ports and a given data dir.
+func startDemo(t *testing.T, dataDir string, out io.Writer) *Main {
+	t.Helper()
+	m := NewMain(out, io.Discard, envMap(
+		"CONSOLE_ADDR", "127.0.0.1:0", "DEMO_KAFKA_ADDR", "127.0.0.1:0", "CONSOLE_DATA_DIR", dataDir,
+		"CONSOLE_ADMIN_PASSWORD", "correct-horse-battery", "CONSOLE_POLL_INTERVAL", "1s",
+	))
+	m.DemoMode = true
+	if err := m.ParseFlags(nil); err != nil {
+		t.Fatal(err)
+	}
+	m.Config.Demo.Rate = 200
+	if err := m.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestDemoEndToEnd is what `make run` promises: the console comes up with the
+// embedded platform, shows its topics, groups and dead letters through the
+// API, accepts a token made offline with `token create`, reports ready, and
+// resumes from the data dir after a restart.
+func TestDemoEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	var banner bytes.Buffer
+	m := startDemo(t, dir, &banner)
+	basic := "Basic " + b64("admin:correct-horse-battery")
+
+	if !strings.Contains(banner.String(), m.URL) || !strings.Contains(banner.String(), "Login:     admin") {
+		t.Errorf("banner lacks the URL or the login:\n%s", banner.String())
+	}
+	if code := getJSON(t, m.URL+"/api/v1/clusters", "", nil); code != http.StatusUnauthorized {
+		t.Errorf("API without credentials: status %d, want 401", code)
+	}
+
+	var dlqMessages int64
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var cr clustersResponse
+		if code := getJSON(t, m.URL+"/api/v1/clusters", basic, &cr); code != http.StatusOK {
+			t.Fatalf("GET /api/v1/clusters: %d", code)
+		}
+		topics, groups := map[string]int64{}, map[string]bool{}
+		for _, c := range cr.Clusters {
+			for _, tp := range c.Snapshot.Topics {
+				topics[tp.Name] = tp.Messages
+			}
+			for _, g := range c.Snapshot.Groups {
+				groups[g.Name] = true
+			}
+		}
+		dlqMessages = topics["orders.order.created.v1.dlq"]
+		if topics["orders.order.created.v1"] > 0 && groups["billing"] && groups["analytics"] && dlqMessages > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 60s the console shows topics %v and groups %v", topics, groups)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+
+	var ready struct {
+		Status string `json:"status"`
+	}
+	if code := getJSON(t, m.URL+"/readyz", "", &ready); code != http.StatusOK || ready.Status == "unready" {
+		t.Errorf("/readyz: %d %q", code, ready.Status)
+	}
+	if err := m.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	// Offline: a user and a token made against the data dir while the console is down.
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"user", "add", "ops", "--role", "operator", "--data-dir", dir}, strings.NewReader(""), &out, io.Discard, envMap("CONSOLE_USER_PASSWORD", "ops-password-long")); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"token", "create", "--user", "ops", "--data-dir", dir}, nil, &out, io.Discard, envMap()); err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(out.String())
+	if !strings.HasPrefix(token, "sy_") || strings.Contains(token, "\n") {
+		t.Fatalf("token create printed %q, want one token", out.String())
+	}
+
+	m2 := startDemo(t, dir, io.Discard)
+	defer m2.Close()
+	var cr clustersResponse
+	if code := getJSON(t, m2.URL+"/api/v1/clusters", "Bearer "+token, &cr); code != http.StatusOK {
+		t.Fatalf("API with the offline token: status %d", code)
+	}
+	var after int64
+	deadline = time.Now().Add(30 * time.Second)
+	for after < dlqMessages && time.Now().Before(deadline) {
+		getJSON(t, m2.URL+"/api/v1/clusters", "Bearer "+token, &cr)
+		for _, c := range cr.Clusters {
+			for _, tp := range c.Snapshot.Topics {
+				if tp.Name == "orders.order.created.v1.dlq" {
+					after = tp.Messages
+				}
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if after < dlqMessages {
+		t.Errorf("after a restart the DLQ topic shows %d messages, had %d: the embedded Kafka did not resume", after, dlqMessages)
+	}
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }

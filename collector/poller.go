@@ -1,0 +1,276 @@
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// ClusterView is what the console shows of one cluster: the last good
+// snapshot, the rates derived from the two last good snapshots, and
+// whether the cluster answers right now.
+type ClusterView struct {
+	Name string `json:"name"`
+	// Polled is false until the first attempt has finished.
+	Polled bool `json:"polled"`
+	// Reachable is false when the last attempt failed; Snapshot then still
+	// holds the last good state (zero if there never was one).
+	Reachable        bool            `json:"reachable"`
+	Error            string          `json:"error,omitempty"`
+	UnreachableSince time.Time       `json:"unreachable_since,omitzero"`
+	LastAttempt      time.Time       `json:"last_attempt,omitzero"`
+	HasSnapshot      bool            `json:"has_snapshot"`
+	Snapshot         ClusterSnapshot `json:"snapshot"`
+	// TopicRates is messages produced per second per topic, GroupRates
+	// messages consumed (committed) per second per group, both between the
+	// two last good snapshots. A name is missing until two snapshots exist.
+	TopicRates map[string]float64 `json:"topic_rates"`
+	GroupRates map[string]float64 `json:"group_rates"`
+}
+
+// PollerOptions configures a Poller. The zero value polls nothing.
+type PollerOptions struct {
+	Sources []*KafkaSource
+	// Interval between polls of a healthy cluster; default 5s.
+	Interval time.Duration
+	// MaxBackoff caps the wait before retrying an unreachable cluster,
+	// which doubles from Interval; default 1 minute.
+	MaxBackoff time.Duration
+	// Timeout bounds one snapshot; default 15s.
+	Timeout time.Duration
+	Logger  *slog.Logger
+	Now     func() time.Time
+}
+
+// Poller keeps the latest snapshot of every source up to date.
+type Poller struct {
+	opts PollerOptions
+
+	mu    sync.Mutex
+	state map[string]*clusterState
+}
+
+type clusterState struct {
+	view     ClusterView
+	prev     ClusterSnapshot // the good snapshot before view.Snapshot
+	failures int
+}
+
+// NewPoller validates opts and returns a Poller; call Run to start it.
+func NewPoller(opts PollerOptions) (*Poller, error) {
+	if opts.Interval <= 0 {
+		opts.Interval = 5 * time.Second
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = time.Minute
+	}
+	if opts.MaxBackoff < opts.Interval {
+		opts.MaxBackoff = opts.Interval
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 15 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	p := &Poller{opts: opts, state: make(map[string]*clusterState)}
+	for i, s := range opts.Sources {
+		if s == nil {
+			return nil, fmt.Errorf("poller: source %d is nil", i)
+		}
+		if _, dup := p.state[s.Name()]; dup {
+			return nil, fmt.Errorf("poller: two sources named %q", s.Name())
+		}
+		p.state[s.Name()] = &clusterState{view: ClusterView{Name: s.Name()}}
+	}
+	return p, nil
+}
+
+// Run polls every source until ctx is done, each on its own schedule so that
+// one slow or dead cluster does not delay the others. It returns nil once
+// ctx is done and all its goroutines have stopped.
+func (p *Poller) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range p.opts.Sources {
+		wg.Go(func() { p.loop(ctx, s) })
+	}
+	wg.Wait()
+	return nil
+}
+
+func (p *Poller) loop(ctx context.Context, s *KafkaSource) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.poll(ctx, s)
+		t.Reset(p.wait(s.Name()))
+	}
+}
+
+// wait is Interval after a success, and doubles per consecutive failure up
+// to MaxBackoff, so that a dead cluster is not hammered.
+func (p *Poller) wait(name string) time.Duration {
+	p.mu.Lock()
+	n := p.state[name].failures
+	p.mu.Unlock()
+	d := p.opts.Interval
+	for i := 1; i < n && d < p.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, p.opts.MaxBackoff)
+}
+
+// Refresh polls every source once, now, and returns the errors joined. Run
+// calls the same code on its schedule; tests and a "refresh" button use
+// Refresh to get a fresh view deterministically.
+func (p *Poller) Refresh(ctx context.Context) error {
+	errs := make([]error, len(p.opts.Sources))
+	var wg sync.WaitGroup
+	for i, s := range p.opts.Sources {
+		wg.Go(func() { errs[i] = p.poll(ctx, s) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (p *Poller) poll(ctx context.Context, s *KafkaSource) error {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	snap, err := s.Snapshot(ctx)
+	now := p.opts.Now()
+	snap.TakenAt = now
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := p.state[s.Name()]
+	st.view.Polled = true
+	st.view.LastAttempt = now
+	if err != nil {
+		if st.failures == 0 {
+			// Log the transition once, not every retry.
+			p.opts.Logger.Warn("cluster unreachable", "cluster", s.Name(), "err", err)
+			st.view.UnreachableSince = now
+		}
+		st.failures++
+		st.view.Reachable = false
+		st.view.Error = err.Error()
+		return err
+	}
+	if st.failures > 0 {
+		p.opts.Logger.Info("cluster reachable again", "cluster", s.Name(),
+			"down_for", now.Sub(st.view.UnreachableSince).Round(time.Second).String())
+	}
+	st.failures = 0
+	if st.view.HasSnapshot {
+		st.prev = st.view.Snapshot
+	}
+	st.view.Reachable, st.view.Error, st.view.UnreachableSince = true, "", time.Time{}
+	st.view.HasSnapshot, st.view.Snapshot = true, snap
+	if !st.prev.TakenAt.IsZero() {
+		st.view.TopicRates, st.view.GroupRates = rates(st.prev, snap)
+	}
+	return nil
+}
+
+// Latest returns a view per source, in the order of PollerOptions.Sources.
+// The views share no memory with the poller.
+func (p *Poller) Latest() []ClusterView {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ClusterView, 0, len(p.opts.Sources))
+	for _, s := range p.opts.Sources {
+		// Snapshots are replaced, never modified, so sharing their slices
+		// is safe; the rate maps are replaced the same way.
+		out = append(out, p.state[s.Name()].view)
+	}
+	return out
+}
+
+// Sources returns the sources, for readiness checks.
+func (p *Poller) Sources() []*KafkaSource { return p.opts.Sources }
+
+// rates derives per-topic production and per-group consumption rates from
+// two snapshots. Partitions missing from either side are skipped; a
+// negative delta (a topic recreated, offsets reset) yields no rate rather
+// than a negative one.
+func rates(prev, cur ClusterSnapshot) (topics, groups map[string]float64) {
+	dt := cur.TakenAt.Sub(prev.TakenAt).Seconds()
+	topics, groups = map[string]float64{}, map[string]float64{}
+	if dt <= 0 {
+		return topics, groups
+	}
+	type tp struct {
+		t string
+		p int32
+	}
+	high := map[tp]int64{}
+	for _, t := range prev.Topics {
+		for _, p := range t.Partitions {
+			if p.Error == "" {
+				high[tp{t.Name, p.Partition}] = p.High
+			}
+		}
+	}
+	for _, t := range cur.Topics {
+		var d int64
+		ok := true
+		for _, p := range t.Partitions {
+			before, seen := high[tp{t.Name, p.Partition}]
+			if !seen || p.Error != "" {
+				continue
+			}
+			if p.High < before {
+				ok = false
+				break
+			}
+			d += p.High - before
+		}
+		if ok {
+			topics[t.Name] = float64(d) / dt
+		}
+	}
+	committed := map[string]map[tp]int64{}
+	for _, g := range prev.Groups {
+		m := map[tp]int64{}
+		for _, p := range g.Partitions {
+			if p.Committed >= 0 {
+				m[tp{p.Topic, p.Partition}] = p.Committed
+			}
+		}
+		committed[g.Name] = m
+	}
+	for _, g := range cur.Groups {
+		before, seen := committed[g.Name]
+		if !seen {
+			continue
+		}
+		var d int64
+		ok := true
+		for _, p := range g.Partitions {
+			b, seen := before[tp{p.Topic, p.Partition}]
+			if !seen || p.Committed < 0 {
+				continue
+			}
+			if p.Committed < b {
+				ok = false
+				break
+			}
+			d += p.Committed - b
+		}
+		if ok {
+			groups[g.Name] = float64(d) / dt
+		}
+	}
+	return topics, groups
+}

@@ -1,0 +1,283 @@
+// Package collector polls the brokers the console watches. KafkaSource takes
+// one consistent-enough ClusterSnapshot of a Kafka cluster (brokers, topics
+// with watermarks, consumer groups with lag) in a handful of batched admin
+// requests; Poller keeps the latest snapshot of every cluster and derives
+// rates from consecutive snapshots. History, lag in seconds and RabbitMQ
+// sources build on these.
+package collector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/delivery"
+)
+
+// ClusterSnapshot is the state of one Kafka cluster at TakenAt.
+type ClusterSnapshot struct {
+	Cluster    string    `json:"cluster"`
+	ClusterID  string    `json:"cluster_id,omitempty"`
+	TakenAt    time.Time `json:"taken_at"`
+	Controller int32     `json:"controller"`
+	Brokers    []Broker  `json:"brokers"`
+	Topics     []Topic   `json:"topics"` // sorted by name, internal topics left out
+	Groups     []Group   `json:"groups"` // sorted by name
+}
+
+// Broker is one broker of the cluster.
+type Broker struct {
+	ID   int32  `json:"id"`
+	Host string `json:"host"`
+	Port int32  `json:"port"`
+	Rack string `json:"rack,omitempty"`
+}
+
+// Topic is one topic with its partitions' watermarks.
+type Topic struct {
+	Name       string      `json:"name"`
+	Partitions []Partition `json:"partitions"` // sorted by number
+	// Messages is the sum over partitions of High-Low: what the topic
+	// currently retains (compaction can make it an over-estimate).
+	Messages int64  `json:"messages"`
+	IsDLQ    bool   `json:"is_dlq"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Partition holds one partition's watermarks; -1 when unknown (Error set).
+type Partition struct {
+	Partition int32  `json:"partition"`
+	Leader    int32  `json:"leader"`
+	Low       int64  `json:"low"`
+	High      int64  `json:"high"`
+	Error     string `json:"error,omitempty"`
+}
+
+// Group is one classic consumer group.
+type Group struct {
+	Name         string           `json:"name"`
+	State        string           `json:"state"`
+	ProtocolType string           `json:"protocol_type"`
+	Protocol     string           `json:"protocol"`
+	Members      int              `json:"members"`
+	Partitions   []GroupPartition `json:"partitions"` // sorted by topic, partition
+	TotalLag     int64            `json:"total_lag"`
+	Error        string           `json:"error,omitempty"`
+}
+
+// GroupPartition is a group's position on one partition.
+type GroupPartition struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	// Committed is the committed offset, -1 if the group has not committed
+	// on this assigned partition yet.
+	Committed int64 `json:"committed"`
+	High      int64 `json:"high"`
+	// Lag is max(0, High-Committed); without a commit it counts from the
+	// low watermark. -1 when it cannot be computed (Error set).
+	Lag    int64  `json:"lag"`
+	Member string `json:"member,omitempty"` // client id of the assigned member
+	Error  string `json:"error,omitempty"`
+}
+
+// Topic returns the topic named name, if the snapshot has it.
+func (s ClusterSnapshot) Topic(name string) (Topic, bool) {
+	i := sort.Search(len(s.Topics), func(i int) bool { return s.Topics[i].Name >= name })
+	if i < len(s.Topics) && s.Topics[i].Name == name {
+		return s.Topics[i], true
+	}
+	return Topic{}, false
+}
+
+// Group returns the group named name, if the snapshot has it.
+func (s ClusterSnapshot) Group(name string) (Group, bool) {
+	i := sort.Search(len(s.Groups), func(i int) bool { return s.Groups[i].Name >= name })
+	if i < len(s.Groups) && s.Groups[i].Name == name {
+		return s.Groups[i], true
+	}
+	return Group{}, false
+}
+
+// IsDLQTopic reports whether a topic holds dead letters: the platform's
+// <topic>.dlq convention, or the Spring (.DLT) and common -dlq / _error
+// suffixes found on clusters that predate it.
+func IsDLQTopic(name string) bool {
+	if delivery.IsDLQName(name) {
+		return true
+	}
+	for _, suf := range []string{".DLT", "-dlq", "_error", "-dlt", "_dlq"} {
+		if strings.HasSuffix(name, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// KafkaSource snapshots one Kafka cluster.
+type KafkaSource struct {
+	name   string
+	client *kgo.Client
+	adm    *kadm.Client
+}
+
+// NewKafkaSource returns a source named name over client. The caller owns
+// client and closes it after the source is no longer used.
+func NewKafkaSource(name string, client *kgo.Client) (*KafkaSource, error) {
+	if name == "" {
+		return nil, errors.New("kafka source: empty name")
+	}
+	if client == nil {
+		return nil, fmt.Errorf("kafka source %s: nil client", name)
+	}
+	return &KafkaSource{name: name, client: client, adm: kadm.NewClient(client)}, nil
+}
+
+// Name is the cluster's name in the console.
+func (s *KafkaSource) Name() string { return s.name }
+
+// Ping checks that a broker of the cluster answers.
+func (s *KafkaSource) Ping(ctx context.Context) error {
+	if err := s.client.Ping(ctx); err != nil {
+		return fmt.Errorf("kafka %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// Snapshot takes a snapshot in six batched requests (metadata, start and end
+// offsets of all topics, list+describe groups, fetch all groups' offsets),
+// whatever the number of partitions. Failing to reach the cluster is an
+// error; a topic or group that cannot be read carries its own Error.
+func (s *KafkaSource) Snapshot(ctx context.Context) (ClusterSnapshot, error) {
+	snap := ClusterSnapshot{Cluster: s.name}
+	md, err := s.adm.Metadata(ctx)
+	if err != nil {
+		return snap, fmt.Errorf("kafka %s: metadata: %w", s.name, err)
+	}
+	snap.ClusterID, snap.Controller = md.Cluster, md.Controller
+	for _, b := range md.Brokers {
+		var rack string
+		if b.Rack != nil {
+			rack = *b.Rack
+		}
+		snap.Brokers = append(snap.Brokers, Broker{ID: b.NodeID, Host: b.Host, Port: b.Port, Rack: rack})
+	}
+	sort.Slice(snap.Brokers, func(i, j int) bool { return snap.Brokers[i].ID < snap.Brokers[j].ID })
+
+	md.Topics.FilterInternal()
+	var names []string
+	for _, name := range md.Topics.Names() {
+		if !strings.HasPrefix(name, "__") { // __consumer_offsets, __transaction_state, ...
+			names = append(names, name)
+		}
+	}
+
+	var starts, ends kadm.ListedOffsets
+	if len(names) > 0 {
+		if starts, err = s.adm.ListStartOffsets(ctx, names...); !partial(err) {
+			return snap, fmt.Errorf("kafka %s: list start offsets: %w", s.name, err)
+		}
+		if ends, err = s.adm.ListEndOffsets(ctx, names...); !partial(err) {
+			return snap, fmt.Errorf("kafka %s: list end offsets: %w", s.name, err)
+		}
+	}
+	for _, name := range names {
+		snap.Topics = append(snap.Topics, topicOf(md.Topics[name], starts, ends))
+	}
+
+	// DescribeGroups without names lists every classic group first.
+	described, err := s.adm.DescribeGroups(ctx)
+	if !partial(err) {
+		return snap, fmt.Errorf("kafka %s: describe groups: %w", s.name, err)
+	}
+	fetched := s.adm.FetchManyOffsets(ctx, described.Names()...)
+	for _, g := range described.Sorted() {
+		snap.Groups = append(snap.Groups, groupOf(g, fetched[g.Group], starts, ends))
+	}
+	return snap, nil
+}
+
+// partial reports whether err still leaves a usable answer: nil, or shard
+// errors from some brokers only (the missing parts show up per partition).
+func partial(err error) bool {
+	if err == nil {
+		return true
+	}
+	var se *kadm.ShardErrors
+	return errors.As(err, &se) && !se.AllFailed
+}
+
+func topicOf(d kadm.TopicDetail, starts, ends kadm.ListedOffsets) Topic {
+	t := Topic{Name: d.Topic, IsDLQ: IsDLQTopic(d.Topic)}
+	if d.Err != nil {
+		t.Error = d.Err.Error()
+	}
+	for _, pd := range d.Partitions.Sorted() {
+		p := Partition{Partition: pd.Partition, Leader: pd.Leader, Low: -1, High: -1}
+		lo, okLo := starts.Lookup(d.Topic, pd.Partition)
+		hi, okHi := ends.Lookup(d.Topic, pd.Partition)
+		switch {
+		case pd.Err != nil:
+			p.Error = pd.Err.Error()
+		case !okLo || !okHi:
+			p.Error = "offsets not listed"
+		case lo.Err != nil:
+			p.Error = lo.Err.Error()
+		case hi.Err != nil:
+			p.Error = hi.Err.Error()
+		default:
+			p.Low, p.High = lo.Offset, hi.Offset
+			t.Messages += max(0, p.High-p.Low)
+		}
+		t.Partitions = append(t.Partitions, p)
+	}
+	return t
+}
+
+func groupOf(d kadm.DescribedGroup, f kadm.FetchOffsetsResponse, starts, ends kadm.ListedOffsets) Group {
+	g := Group{
+		Name: d.Group, State: d.State, ProtocolType: d.ProtocolType, Protocol: d.Protocol,
+		Members: len(d.Members),
+	}
+	switch {
+	case d.Err != nil:
+		g.Error = d.Err.Error()
+		return g
+	case f.Err != nil:
+		g.Error = f.Err.Error()
+		return g
+	}
+	// kadm computes lag from data already fetched in batches; it counts an
+	// uncommitted assigned partition from the low watermark.
+	for _, l := range kadm.CalculateGroupLagWithStartOffsets(d, f.Fetched, starts, ends).Sorted() {
+		if strings.HasPrefix(l.Topic, "__") {
+			continue
+		}
+		if l.Member == nil && l.Commit.At < 0 {
+			// An offset fetch may answer -1 ("no commit") for partitions
+			// the group never touched; unassigned and uncommitted, they
+			// are not the group's business.
+			continue
+		}
+		gp := GroupPartition{Topic: l.Topic, Partition: l.Partition, Committed: l.Commit.At, High: -1, Lag: -1}
+		if l.Member != nil {
+			gp.Member = l.Member.ClientID
+		}
+		if l.End.Err == nil {
+			gp.High = l.End.Offset
+		}
+		if l.Err != nil {
+			gp.Error = l.Err.Error()
+		} else {
+			gp.Lag = max(0, l.Lag)
+			g.TotalLag += gp.Lag
+		}
+		g.Partitions = append(g.Partitions, gp)
+	}
+	return g
+}

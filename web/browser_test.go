@@ -1,0 +1,132 @@
+package web
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/twmb/franz-go/pkg/kadm"
+
+	"switchyard/internal/testenv"
+)
+
+// TestBrowserNavigation drives a real Chromium against a real server (kfake
+// cluster, SQLite users): every navigation entry is there, and clicking
+// Consumers shows the group the test created.
+func TestBrowserNavigation(t *testing.T) {
+	chromium := testenv.Chromium(t)
+	e := newEnv(t, envOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.Serve(ln) //nolint:errcheck // Shutdown below ends it
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.srv.Shutdown(ctx) //nolint:errcheck
+	})
+	base := "http://" + ln.Addr().String()
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromium),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	t.Cleanup(cancelAlloc)
+	tab, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelTab)
+	// The first call starts the browser, which lives as long as that
+	// call's context: no timeout on it, a timeout on what follows.
+	if _, err := chromedp.Call(tab, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(tab, 60*time.Second)
+	t.Cleanup(cancel)
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
+		Headers: network.Headers{"Authorization": basicAuth("admin", adminPassword)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="cluster"][data-cluster="local"]`)),
+	); err != nil {
+		t.Fatalf("load overview: %v", err)
+	}
+	links, err := chromedp.Run(ctx, chromedp.AttributesAll(chromedp.CSSAll(`nav a[data-testid^="nav-"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, attrs := range links {
+		seen[attrs["data-testid"]] = true
+	}
+	for _, a := range []string{"overview", "consumers", "queues", "dead-letters", "traces", "alerts", "export", "admin"} {
+		if !seen["nav-"+a] {
+			t.Errorf("nav link nav-%s missing; have %v", a, seen)
+		}
+	}
+
+	// Click does not wait for the page load; WaitEvent subscribes first.
+	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil,
+		chromedp.Click(chromedp.CSS(`[data-testid="nav-consumers"]`)))); err != nil {
+		t.Fatalf("click Consumers: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`tr[data-testid="group-row"][data-group="`+testGroup+`"]`))); err != nil {
+		t.Fatalf("group row on the consumers page: %v", err)
+	}
+	location, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	heading, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main h1`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-group="`+testGroup+`"] [data-testid="group-lag"]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(location, "/consumers") || heading != "Consumers" || lag != "16" {
+		t.Errorf("after clicking Consumers: at %s, heading %q, lag %q; want /consumers, Consumers, 16", location, heading, lag)
+	}
+
+	// app.js refreshes the panel in place (under the CSP, from the
+	// fragment endpoint): a group that appears now shows up without a reload.
+	var offs kadm.Offsets
+	offs.AddOffset(testTopic, 0, 1, -1)
+	if err := kadm.NewClient(e.kafka).CommitAllOffsets(ctx, "late-joiner", offs); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.poller.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`tr[data-group="late-joiner"]`))); err != nil {
+		t.Fatalf("auto-refresh did not bring the new group: %v", err)
+	}
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); loc != location {
+		t.Errorf("auto-refresh navigated to %s", loc)
+	}
+
+	current, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`[data-testid="nav-consumers"]`), "aria-current"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if current.Value != "page" {
+		t.Errorf("Consumers link not marked current (aria-current=%q)", current.Value)
+	}
+}

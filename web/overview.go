@@ -1,0 +1,12 @@
+package web
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"switchyard/web/templates"
+)
+
+func (s *Server) handleOverview(c *fiber.Ctx) error {
+	vm := overviewOf(s.clusters.Latest(), s.now())
+	return s.render(c, templates.Page{Title: "Overview", Area: templates.AreaOverview, Refresh: true}, templates.OverviewView(vm))
+}

@@ -1,0 +1,78 @@
+package web
+
+import (
+	"github.com/gofiber/fiber/v2"
+
+	"switchyard/web/templates"
+)
+
+// The areas below have their navigation entry and route (with its policy)
+// already, and say plainly what will appear; no made-up data.
+
+func (s *Server) placeholder(c *fiber.Ctx, area, title string, p templates.Placeholder) error {
+	p.Heading = title
+	return s.render(c, templates.Page{Title: title, Area: area}, templates.PlaceholderView(p))
+}
+
+func (s *Server) handleQueues(c *fiber.Ctx) error {
+	return s.placeholder(c, templates.AreaQueues, "Queues", templates.Placeholder{
+		Summary: "No RabbitMQ connection yet",
+		Coming: []string{
+			"RabbitMQ queues with depth, ready and unacknowledged messages",
+			"publish and deliver rates, consumers per queue",
+			"dead-letter and quarantine queues next to their source",
+		},
+	})
+}
+
+func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
+	return s.placeholder(c, templates.AreaDeadLetters, "Dead letters", templates.Placeholder{
+		Summary: "No dead letters indexed yet",
+		Coming: []string{
+			"every dead-lettered message from Kafka DLQ topics and RabbitMQ DLQ queues",
+			"failure groups by error fingerprint, with counts and first/last seen",
+			"search, redrive, quarantine and discard with a per-entry ledger",
+		},
+	})
+}
+
+func (s *Server) handleTraces(c *fiber.Ctx) error {
+	return s.placeholder(c, templates.AreaTraces, "Traces", templates.Placeholder{
+		Summary: "No traces received yet",
+		Coming: []string{
+			"traces received over OTLP, as a waterfall producer → broker → consumer",
+			"the trace of each dead letter, linked from its entry",
+		},
+	})
+}
+
+func (s *Server) handleAlerts(c *fiber.Ctx) error {
+	return s.placeholder(c, templates.AreaAlerts, "Alerts", templates.Placeholder{
+		Summary: "No alert rules yet",
+		Coming: []string{
+			"rules over lag, throughput and DLQ rate, with pending, firing and resolved state",
+			"notifications to webhooks and Alertmanager",
+		},
+	})
+}
+
+func (s *Server) handleExport(c *fiber.Ctx) error {
+	return s.placeholder(c, templates.AreaExport, "Export", templates.Placeholder{
+		Summary: "Nothing to export yet",
+		Coming: []string{
+			"Prometheus alerting rules and Grafana dashboards generated from the console",
+			"dead-letter exports as JSON lines",
+		},
+	})
+}
+
+func (s *Server) handleAdmin(c *fiber.Ctx) error {
+	return s.placeholder(c, templates.AreaAdmin, "Admin", templates.Placeholder{
+		Summary: "User and token management comes with the next release",
+		Coming: []string{
+			"users and their roles (viewer, operator, admin)",
+			"API tokens: create, see last use, revoke",
+			"the audit log of every operation",
+		},
+	})
+}

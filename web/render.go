@@ -1,0 +1,158 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/a-h/templ"
+	"github.com/gofiber/fiber/v2"
+
+	"switchyard/access"
+	"switchyard/delivery"
+	"switchyard/web/templates"
+)
+
+// isFragment reports whether app.js asked for the panel only.
+func isFragment(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
+
+// render writes body as a full page in the layout, or as the bare panel
+// fragment for an HX-Request. It renders into a buffer first so that a
+// template error becomes a clean error page, not half a page.
+func (s *Server) render(c *fiber.Ctx, page templates.Page, body templ.Component) error {
+	if p := principal(c); p != nil {
+		page.User, page.Role = p.User, p.Role
+	}
+	page.Version, page.AssetVersion = s.version, s.assetVersion
+	comp := body
+	ctx := c.UserContext()
+	if !isFragment(c) {
+		ctx = templ.WithChildren(ctx, body)
+		comp = templates.Layout(page)
+	}
+	var buf bytes.Buffer
+	if err := comp.Render(ctx, &buf); err != nil {
+		return s.fail(c, err)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	c.Set(fiber.HeaderVary, "HX-Request")
+	return c.Send(buf.Bytes())
+}
+
+// statusOf maps an error code to its HTTP status.
+func statusOf(code string) int {
+	switch code {
+	case access.EINVALID:
+		return fiber.StatusBadRequest
+	case access.EUNAUTHORIZED:
+		return fiber.StatusUnauthorized
+	case access.EFORBIDDEN:
+		return fiber.StatusForbidden
+	case access.ENOTFOUND:
+		return fiber.StatusNotFound
+	case access.ECONFLICT:
+		return fiber.StatusConflict
+	}
+	return fiber.StatusInternalServerError
+}
+
+// codeOf maps fiber's own errors (bad requests fasthttp rejects, 404s of
+// the static handler) onto the console's codes.
+func codeOf(err error) (code, message string) {
+	var fe *fiber.Error
+	if errors.As(err, &fe) {
+		switch {
+		case fe.Code == fiber.StatusUnauthorized:
+			return access.EUNAUTHORIZED, fe.Message
+		case fe.Code == fiber.StatusForbidden:
+			return access.EFORBIDDEN, fe.Message
+		case fe.Code == fiber.StatusNotFound:
+			return access.ENOTFOUND, fe.Message
+		case fe.Code == fiber.StatusConflict:
+			return access.ECONFLICT, fe.Message
+		case fe.Code >= 400 && fe.Code < 500:
+			return access.EINVALID, fe.Message
+		}
+		return access.EINTERNAL, ""
+	}
+	code = access.ErrorCode(err)
+	if statusOf(code) == fiber.StatusInternalServerError {
+		return access.EINTERNAL, ""
+	}
+	return code, access.ErrorMessage(err)
+}
+
+// fail answers the request with err: the JSON error contract under /api,
+// an error page elsewhere. Internal errors are logged here, once, with the
+// request ID, and the user sees only "Something went wrong (request id …)".
+func (s *Server) fail(c *fiber.Ctx, err error) error {
+	code, msg := codeOf(err)
+	status := statusOf(code)
+	rid := requestIDOf(c)
+	if code == access.EINTERNAL {
+		var logged errLogged
+		if !errors.As(err, &logged) {
+			s.log.Error("request failed", "request_id", rid, "route", routeOf(c),
+				"method", c.Method(), "path", c.Path(), "err", err)
+		}
+		msg = "Something went wrong (request id " + rid + ")"
+	}
+	if code == access.EUNAUTHORIZED {
+		c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="Switchyard", charset="UTF-8"`)
+	}
+	c.Status(status)
+	if isAPI(c) {
+		body := delivery.ErrorResponse{Error: delivery.ErrorBody{Code: code, Message: msg, Details: map[string]any{"request_id": rid}}}
+		var de *delivery.Error
+		if code != access.EINTERNAL && errors.As(err, &de) {
+			for k, v := range de.Details {
+				body.Error.Details[k] = v
+			}
+		}
+		c.Set(fiber.HeaderCacheControl, "no-store")
+		return c.JSON(body)
+	}
+	view := templates.ErrorView(templates.ErrorPage{Status: status, Title: titleOf(status), Message: msg, RequestID: rid})
+	comp := view
+	ctx := context.WithoutCancel(c.UserContext())
+	if !isFragment(c) {
+		page := templates.Page{Title: titleOf(status), Version: s.version, AssetVersion: s.assetVersion}
+		if p := principal(c); p != nil {
+			page.User, page.Role = p.User, p.Role
+		}
+		ctx = templ.WithChildren(ctx, view)
+		comp = templates.Layout(page)
+	}
+	var buf bytes.Buffer
+	if rerr := comp.Render(ctx, &buf); rerr != nil {
+		s.log.Error("render error page", "request_id", rid, "err", rerr)
+		c.Set(fiber.HeaderContentType, fiber.MIMETextPlainCharsetUTF8)
+		return c.SendString(msg)
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.Send(buf.Bytes())
+}
+
+func isAPI(c *fiber.Ctx) bool {
+	p := c.Path()
+	return p == "/api" || strings.HasPrefix(p, "/api/")
+}
+
+func titleOf(status int) string {
+	switch status {
+	case fiber.StatusBadRequest:
+		return "Bad request"
+	case fiber.StatusUnauthorized:
+		return "Sign-in required"
+	case fiber.StatusForbidden:
+		return "Not allowed"
+	case fiber.StatusNotFound:
+		return "Not found"
+	case fiber.StatusConflict:
+		return "Conflict"
+	}
+	return "Something went wrong"
+}
