@@ -326,6 +326,40 @@ func TestConsumerTelemetry(t *testing.T) {
 	if n := tt.counter(t, delivery.MetricFailed); n != 1 {
 		t.Errorf("%s = %d, want 1", delivery.MetricFailed, n)
 	}
+	// The platform asks for trace_id with the metrics: the SDK attaches the
+	// process span's trace id to each count as an exemplar.
+	traces := map[string]bool{}
+	for _, proc := range procs {
+		traces[proc.SpanContext().TraceID().String()] = true
+	}
+	for _, name := range []string{delivery.MetricProcessed, delivery.MetricFailed} {
+		ex := tt.exemplarTraceIDs(t, name)
+		if len(ex) != 1 || !traces[ex[0]] {
+			t.Errorf("%s exemplars carry trace ids %v, want one of the process spans' %v", name, ex, traces)
+		}
+	}
+}
+
+// exemplarTraceIDs returns the trace ids of the exemplars on a counter.
+func (tt testTelemetry) exemplarTraceIDs(t *testing.T, name string) []string {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := tt.reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if s, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == name {
+				for _, dp := range s.DataPoints {
+					for _, e := range dp.Exemplars {
+						ids = append(ids, trace.TraceID(e.TraceID).String())
+					}
+				}
+			}
+		}
+	}
+	return ids
 }
 
 // A caller's client is used as is: publish spans still end with the
