@@ -420,7 +420,7 @@ func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, s *session, 
 		// it is dead-lettered again, a duplicate rather than a loss.
 		return ackErr(err)
 	}
-	c.log.Warn("message dead-lettered", "message_id", d.MessageId, "dlq", c.opts.DLQ, "code", info.Code, "attempts", f.attempts)
+	c.log.Info("message dead-lettered", "message_id", d.MessageId, "dlq", c.opts.DLQ, "code", info.Code, "attempts", f.attempts)
 	c.opts.Telemetry.Record(ctx, c.outcome(env, info.Code, start))
 	return nil
 }
