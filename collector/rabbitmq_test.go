@@ -1,0 +1,138 @@
+package collector
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"switchyard/internal/testenv"
+)
+
+func findQueue(s RabbitSnapshot, name string) (Queue, bool) {
+	for _, q := range s.Queues {
+		if q.Name == name {
+			return q, true
+		}
+	}
+	return Queue{}, false
+}
+
+// TestRabbitSourceReadsBacklogsAndFindsDLQs runs against the real broker's
+// management API: backlogs are counted, and a queue is recognised as a
+// dead-letter queue by being another queue's x-dead-letter target (default
+// exchange or a named DLX), not only by its name.
+func TestRabbitSourceReadsBacklogsAndFindsDLQs(t *testing.T) {
+	amqpURL := testenv.RabbitURL(t)
+	mgmt := testenv.RabbitManagementURL(t)
+	conn, err := amqp.Dial(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := fmt.Sprintf("sytest%d", rand.Uint32())
+	work, parking, other, graveyard, dlx := p+".work.high", p+"-parking", p+".other.low", p+"-graveyard", p+".dlx"
+	t.Cleanup(func() {
+		for _, q := range []string{work, parking, other, graveyard} {
+			ch.QueueDelete(q, false, false, false)
+		}
+		ch.ExchangeDelete(dlx, false, false)
+		ch.Close()
+	})
+	mustDeclare := func(name string, args amqp.Table) {
+		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustDeclare(parking, nil)
+	mustDeclare(work, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parking})
+	if err := ch.ExchangeDeclare(dlx, "fanout", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustDeclare(graveyard, nil)
+	if err := ch.QueueBind(graveyard, "", dlx, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	mustDeclare(other, amqp.Table{"x-dead-letter-exchange": dlx})
+	for i := range 3 {
+		if err := ch.PublishWithContext(context.Background(), "", work, false, false, amqp.Publishing{Body: []byte(fmt.Sprint(i))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	src, err := NewRabbitSource("local", mgmt, RabbitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap RabbitSnapshot
+	deadline := time.Now().Add(30 * time.Second) // the management API refreshes its counts every few seconds
+	for {
+		snap, err = src.Snapshot(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q, ok := findQueue(snap, work); ok && q.Ready == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			q, _ := findQueue(snap, work)
+			t.Fatalf("queue %s shows %d ready after 30s, want 3", work, q.Ready)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	q, _ := findQueue(snap, work)
+	if q.Total != 3 || q.Unacked != 0 || q.Consumers != 0 || q.IsDLQ {
+		t.Errorf("work queue = %+v, want 3 total, 0 unacked, no consumers, not a DLQ", q)
+	}
+	if q.DeadLetterRoutingKey != parking {
+		t.Errorf("work queue's dead-letter routing key = %q, want %q", q.DeadLetterRoutingKey, parking)
+	}
+	if pq, ok := findQueue(snap, parking); !ok || !pq.IsDLQ || len(pq.DLQOf) != 1 || pq.DLQOf[0] != work {
+		t.Errorf("parking queue = %+v, want a DLQ of %s (found through x-dead-letter-routing-key)", pq, work)
+	}
+	if gq, ok := findQueue(snap, graveyard); !ok || !gq.IsDLQ || len(gq.DLQOf) != 1 || gq.DLQOf[0] != other {
+		t.Errorf("graveyard queue = %+v, want a DLQ of %s (found through the named DLX %s)", gq, other, dlx)
+	}
+	if len(snap.Nodes) == 0 || !snap.Nodes[0].Running {
+		t.Errorf("nodes = %+v, want at least one running node", snap.Nodes)
+	}
+
+	scoped, _ := NewRabbitSource("local", mgmt, RabbitOptions{VHosts: []string{"no-such-vhost"}})
+	s2, err := scoped.Snapshot(context.Background())
+	if err != nil || len(s2.Queues) != 0 {
+		t.Errorf("a vhost filter that matches nothing gave %d queues, err %v", len(s2.Queues), err)
+	}
+}
+
+func TestRabbitSourceErrorsHideCredentials(t *testing.T) {
+	mgmt := testenv.RabbitManagementURL(t)
+	u, _ := url.Parse(mgmt)
+	u.User = url.UserPassword("guest", "not-the-password-s3cret")
+	src, err := NewRabbitSource("local", u.String(), RabbitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.Ping(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "status 401") {
+		t.Fatalf("wrong password: got %v, want a 401 error", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("error leaks the password: %v", err)
+	}
+	dead, _ := NewRabbitSource("dead", "http://guest:guest@127.0.0.1:1", RabbitOptions{})
+	if err := dead.Ping(context.Background()); err == nil || strings.Contains(err.Error(), "guest:guest") {
+		t.Errorf("unreachable management API: got %v", err)
+	}
+	if _, err := NewRabbitSource("bad", "amqp://x", RabbitOptions{}); err == nil {
+		t.Error("an amqp:// management URL was accepted")
+	}
+}

@@ -1,0 +1,156 @@
+package collector
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"switchyard/sqldb"
+)
+
+// WindowStore persists the Evaluator's commit windows, so that a restart
+// does not leave every partition "window incomplete" for Window cycles.
+type WindowStore interface {
+	// Load returns every stored window. Rows it cannot read are left out
+	// and reported in the error, alongside the windows it could read.
+	Load(ctx context.Context) (map[PartitionKey][]Commit, error)
+	// Save replaces the stored windows of the given partitions, all in one
+	// transaction: a cycle's worth of changes lands whole or not at all,
+	// and one fsync serves thousands of partitions.
+	Save(ctx context.Context, windows map[PartitionKey][]Commit) error
+	// Forget deletes the given partitions' windows in one transaction;
+	// unknown keys are not an error.
+	Forget(ctx context.Context, keys ...PartitionKey) error
+}
+
+var _ WindowStore = (*SQLiteWindowStore)(nil)
+
+// SQLiteWindowStore keeps windows in the console's SQLite database, one row
+// per partition with the window as JSON (ten small commits; nothing queries
+// inside them).
+type SQLiteWindowStore struct {
+	db *sql.DB
+}
+
+// NewSQLiteWindowStore returns a store over db, creating its lag_windows
+// table if missing. The table is created here rather than by a sqldb
+// migration because it is a cache the evaluator can rebuild from scratch:
+// dropping it costs Window cycles of "incomplete", never data.
+func NewSQLiteWindowStore(ctx context.Context, db *sql.DB) (*SQLiteWindowStore, error) {
+	if db == nil {
+		return nil, errors.New("lag window store: nil db")
+	}
+	// "partition" is quoted: SQLite knows PARTITION as a window-function
+	// keyword. updated_at is the time of the newest commit in the window.
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS lag_windows (
+	cluster     TEXT NOT NULL,
+	grp         TEXT NOT NULL,
+	topic       TEXT NOT NULL,
+	"partition" INTEGER NOT NULL,
+	window_json TEXT NOT NULL,
+	updated_at  TEXT NOT NULL,
+	PRIMARY KEY (cluster, grp, topic, "partition")
+) WITHOUT ROWID`); err != nil {
+		return nil, fmt.Errorf("create lag_windows: %w", err)
+	}
+	return &SQLiteWindowStore{db: db}, nil
+}
+
+// Load implements WindowStore.
+func (s *SQLiteWindowStore) Load(ctx context.Context) (map[PartitionKey][]Commit, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT cluster, grp, topic, "partition", window_json FROM lag_windows`)
+	if err != nil {
+		return nil, fmt.Errorf("load lag windows: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[PartitionKey][]Commit)
+	var bad []error
+	for rows.Next() {
+		var k PartitionKey
+		var js string
+		if err := rows.Scan(&k.Cluster, &k.Group, &k.Topic, &k.Partition, &js); err != nil {
+			return out, fmt.Errorf("load lag windows: %w", err)
+		}
+		var w []Commit
+		if err := json.Unmarshal([]byte(js), &w); err != nil {
+			bad = append(bad, fmt.Errorf("lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err))
+			continue
+		}
+		out[k] = w
+	}
+	if err := rows.Err(); err != nil {
+		return out, fmt.Errorf("load lag windows: %w", err)
+	}
+	return out, errors.Join(bad...)
+}
+
+// Save implements WindowStore. An empty window deletes the row.
+func (s *SQLiteWindowStore) Save(ctx context.Context, windows map[PartitionKey][]Commit) error {
+	if len(windows) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("save lag windows: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	upsert, err := tx.PrepareContext(ctx, `INSERT INTO lag_windows (cluster, grp, topic, "partition", window_json, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (cluster, grp, topic, "partition") DO UPDATE SET window_json = excluded.window_json, updated_at = excluded.updated_at`)
+	if err != nil {
+		return fmt.Errorf("save lag windows: %w", err)
+	}
+	defer upsert.Close()
+	del, err := tx.PrepareContext(ctx, `DELETE FROM lag_windows WHERE cluster = ? AND grp = ? AND topic = ? AND "partition" = ?`)
+	if err != nil {
+		return fmt.Errorf("save lag windows: %w", err)
+	}
+	defer del.Close()
+	for k, w := range windows {
+		if len(w) == 0 {
+			if _, err := del.ExecContext(ctx, k.Cluster, k.Group, k.Topic, k.Partition); err != nil {
+				return fmt.Errorf("save lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err)
+			}
+			continue
+		}
+		js, err := json.Marshal(w)
+		if err != nil {
+			return fmt.Errorf("encode lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err)
+		}
+		if _, err := upsert.ExecContext(ctx, k.Cluster, k.Group, k.Topic, k.Partition, string(js), sqldb.FormatTime(w[len(w)-1].Time)); err != nil {
+			return fmt.Errorf("save lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("save lag windows: %w", err)
+	}
+	return nil
+}
+
+// Forget implements WindowStore.
+func (s *SQLiteWindowStore) Forget(ctx context.Context, keys ...PartitionKey) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("forget lag windows: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	del, err := tx.PrepareContext(ctx, `DELETE FROM lag_windows WHERE cluster = ? AND grp = ? AND topic = ? AND "partition" = ?`)
+	if err != nil {
+		return fmt.Errorf("forget lag windows: %w", err)
+	}
+	defer del.Close()
+	for _, k := range keys {
+		if _, err := del.ExecContext(ctx, k.Cluster, k.Group, k.Topic, k.Partition); err != nil {
+			return fmt.Errorf("forget lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("forget lag windows: %w", err)
+	}
+	return nil
+}
