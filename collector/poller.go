@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -43,19 +44,56 @@ type PollerOptions struct {
 	Timeout time.Duration
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Evaluator, when set, gives every group and partition Burrow's status
+	// (and keeps its windows; the Poller flushes it after each cycle).
+	Evaluator *Evaluator
+	// LagPoints is the size of each partition's high-watermark table for
+	// lag in seconds; default 60.
+	LagPoints int
+	// Rabbit lists the RabbitMQ clusters to poll, on the same schedule.
+	Rabbit []*RabbitSource
+	// Recorder, when set, receives every good snapshot (the time-series
+	// store's writer). It runs on the polling goroutine, after the view is
+	// published.
+	Recorder Recorder
+}
+
+// Recorder keeps history of what the Poller sees.
+type Recorder interface {
+	RecordKafka(ctx context.Context, v ClusterView)
+	RecordRabbit(ctx context.Context, v RabbitView)
+}
+
+// RabbitView is what the console shows of one RabbitMQ cluster.
+type RabbitView struct {
+	Name             string         `json:"name"`
+	Polled           bool           `json:"polled"`
+	Reachable        bool           `json:"reachable"`
+	Error            string         `json:"error,omitempty"`
+	UnreachableSince time.Time      `json:"unreachable_since,omitzero"`
+	LastAttempt      time.Time      `json:"last_attempt,omitzero"`
+	HasSnapshot      bool           `json:"has_snapshot"`
+	Snapshot         RabbitSnapshot `json:"snapshot"`
 }
 
 // Poller keeps the latest snapshot of every source up to date.
 type Poller struct {
 	opts PollerOptions
 
-	mu    sync.Mutex
-	state map[string]*clusterState
+	mu     sync.Mutex
+	state  map[string]*clusterState
+	rabbit map[string]*rabbitState
 }
 
 type clusterState struct {
 	view     ClusterView
 	prev     ClusterSnapshot // the good snapshot before view.Snapshot
+	failures int
+	analysis *analysis
+}
+
+type rabbitState struct {
+	view     RabbitView
 	failures int
 }
 
@@ -79,7 +117,7 @@ func NewPoller(opts PollerOptions) (*Poller, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	p := &Poller{opts: opts, state: make(map[string]*clusterState)}
+	p := &Poller{opts: opts, state: make(map[string]*clusterState), rabbit: make(map[string]*rabbitState)}
 	for i, s := range opts.Sources {
 		if s == nil {
 			return nil, fmt.Errorf("poller: source %d is nil", i)
@@ -87,7 +125,16 @@ func NewPoller(opts PollerOptions) (*Poller, error) {
 		if _, dup := p.state[s.Name()]; dup {
 			return nil, fmt.Errorf("poller: two sources named %q", s.Name())
 		}
-		p.state[s.Name()] = &clusterState{view: ClusterView{Name: s.Name()}}
+		p.state[s.Name()] = &clusterState{view: ClusterView{Name: s.Name()}, analysis: newAnalysis(opts.Evaluator, opts.LagPoints)}
+	}
+	for i, s := range opts.Rabbit {
+		if s == nil {
+			return nil, fmt.Errorf("poller: rabbitmq source %d is nil", i)
+		}
+		if _, dup := p.rabbit[s.Name()]; dup {
+			return nil, fmt.Errorf("poller: two rabbitmq sources named %q", s.Name())
+		}
+		p.rabbit[s.Name()] = &rabbitState{view: RabbitView{Name: s.Name()}}
 	}
 	return p, nil
 }
@@ -98,13 +145,18 @@ func NewPoller(opts PollerOptions) (*Poller, error) {
 func (p *Poller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, s := range p.opts.Sources {
-		wg.Go(func() { p.loop(ctx, s) })
+		wg.Go(func() { p.loop(ctx, s.Name(), func(ctx context.Context) error { return p.poll(ctx, s) }) })
+	}
+	for _, s := range p.opts.Rabbit {
+		wg.Go(func() {
+			p.loop(ctx, "rabbitmq:"+s.Name(), func(ctx context.Context) error { return p.pollRabbit(ctx, s) })
+		})
 	}
 	wg.Wait()
 	return nil
 }
 
-func (p *Poller) loop(ctx context.Context, s *KafkaSource) {
+func (p *Poller) loop(ctx context.Context, name string, poll func(context.Context) error) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -113,8 +165,8 @@ func (p *Poller) loop(ctx context.Context, s *KafkaSource) {
 			return
 		case <-t.C:
 		}
-		p.poll(ctx, s)
-		t.Reset(p.wait(s.Name()))
+		poll(ctx) //nolint:errcheck // the state records the error
+		t.Reset(p.wait(name))
 	}
 }
 
@@ -122,7 +174,12 @@ func (p *Poller) loop(ctx context.Context, s *KafkaSource) {
 // to MaxBackoff, so that a dead cluster is not hammered.
 func (p *Poller) wait(name string) time.Duration {
 	p.mu.Lock()
-	n := p.state[name].failures
+	var n int
+	if r, ok := strings.CutPrefix(name, "rabbitmq:"); ok && p.rabbit[r] != nil {
+		n = p.rabbit[r].failures
+	} else {
+		n = p.state[name].failures
+	}
 	p.mu.Unlock()
 	d := p.opts.Interval
 	for i := 1; i < n && d < p.opts.MaxBackoff; i++ {
@@ -140,8 +197,12 @@ func (p *Poller) Refresh(ctx context.Context) error {
 	for i, s := range p.opts.Sources {
 		wg.Go(func() { errs[i] = p.poll(ctx, s) })
 	}
+	rerrs := make([]error, len(p.opts.Rabbit))
+	for i, s := range p.opts.Rabbit {
+		wg.Go(func() { rerrs[i] = p.pollRabbit(ctx, s) })
+	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return errors.Join(append(errs, rerrs...)...)
 }
 
 func (p *Poller) poll(ctx context.Context, s *KafkaSource) error {
@@ -152,7 +213,6 @@ func (p *Poller) poll(ctx context.Context, s *KafkaSource) error {
 	snap.TakenAt = now
 
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	st := p.state[s.Name()]
 	st.view.Polled = true
 	st.view.LastAttempt = now
@@ -165,6 +225,7 @@ func (p *Poller) poll(ctx context.Context, s *KafkaSource) error {
 		st.failures++
 		st.view.Reachable = false
 		st.view.Error = err.Error()
+		p.mu.Unlock()
 		return err
 	}
 	if st.failures > 0 {
@@ -172,15 +233,75 @@ func (p *Poller) poll(ctx context.Context, s *KafkaSource) error {
 			"down_for", now.Sub(st.view.UnreachableSince).Round(time.Second).String())
 	}
 	st.failures = 0
+	var prev *ClusterSnapshot
 	if st.view.HasSnapshot {
 		st.prev = st.view.Snapshot
+		prev = &st.prev
 	}
+	st.analysis.apply(prev, &snap)
 	st.view.Reachable, st.view.Error, st.view.UnreachableSince = true, "", time.Time{}
 	st.view.HasSnapshot, st.view.Snapshot = true, snap
 	if !st.prev.TakenAt.IsZero() {
 		st.view.TopicRates, st.view.GroupRates = rates(st.prev, snap)
 	}
+	view := st.view
+	p.mu.Unlock()
+
+	if p.opts.Evaluator != nil {
+		if err := p.opts.Evaluator.Flush(ctx); err != nil {
+			p.opts.Logger.Warn("persist lag windows", "cluster", s.Name(), "err", err)
+		}
+	}
+	if p.opts.Recorder != nil {
+		p.opts.Recorder.RecordKafka(ctx, view)
+	}
 	return nil
+}
+
+// pollRabbit takes one RabbitMQ snapshot, with the same keep-the-last-good
+// and log-the-transition-once behaviour as Kafka clusters.
+func (p *Poller) pollRabbit(ctx context.Context, s *RabbitSource) error {
+	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+	defer cancel()
+	snap, err := s.Snapshot(ctx)
+	now := p.opts.Now()
+	snap.TakenAt = now
+	p.mu.Lock()
+	st := p.rabbit[s.Name()]
+	st.view.Polled, st.view.LastAttempt = true, now
+	if err != nil {
+		if st.failures == 0 {
+			p.opts.Logger.Warn("rabbitmq unreachable", "cluster", s.Name(), "err", err)
+			st.view.UnreachableSince = now
+		}
+		st.failures++
+		st.view.Reachable, st.view.Error = false, err.Error()
+		p.mu.Unlock()
+		return err
+	}
+	if st.failures > 0 {
+		p.opts.Logger.Info("rabbitmq reachable again", "cluster", s.Name())
+	}
+	st.failures = 0
+	st.view.Reachable, st.view.Error, st.view.UnreachableSince = true, "", time.Time{}
+	st.view.HasSnapshot, st.view.Snapshot = true, snap
+	view := st.view
+	p.mu.Unlock()
+	if p.opts.Recorder != nil {
+		p.opts.Recorder.RecordRabbit(ctx, view)
+	}
+	return nil
+}
+
+// RabbitLatest returns a view per RabbitMQ source, in configuration order.
+func (p *Poller) RabbitLatest() []RabbitView {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]RabbitView, 0, len(p.opts.Rabbit))
+	for _, s := range p.opts.Rabbit {
+		out = append(out, p.rabbit[s.Name()].view)
+	}
+	return out
 }
 
 // Latest returns a view per source, in the order of PollerOptions.Sources.

@@ -52,11 +52,14 @@ type Topic struct {
 
 // Partition holds one partition's watermarks; -1 when unknown (Error set).
 type Partition struct {
-	Partition int32  `json:"partition"`
-	Leader    int32  `json:"leader"`
-	Low       int64  `json:"low"`
-	High      int64  `json:"high"`
-	Error     string `json:"error,omitempty"`
+	Partition int32 `json:"partition"`
+	Leader    int32 `json:"leader"`
+	Low       int64 `json:"low"`
+	High      int64 `json:"high"`
+	// Rate is messages/s produced since the previous snapshot, -1 until
+	// two snapshots exist (filled by the Poller).
+	Rate  float64 `json:"rate"`
+	Error string  `json:"error,omitempty"`
 }
 
 // Group is one classic consumer group.
@@ -69,6 +72,16 @@ type Group struct {
 	Partitions   []GroupPartition `json:"partitions"` // sorted by topic, partition
 	TotalLag     int64            `json:"total_lag"`
 	Error        string           `json:"error,omitempty"`
+	// Filled by the Poller's evaluator (Burrow's rules): the group's
+	// status (OK, WARN or ERR) with the deciding partition's reason, the
+	// share of partitions whose window is complete, and the partition with
+	// the most lag in seconds.
+	Status          Status  `json:"status"`
+	Reason          string  `json:"reason,omitempty"`
+	Complete        float64 `json:"complete"`
+	MaxLagSeconds   float64 `json:"max_lag_seconds"`
+	MaxLagTopic     string  `json:"max_lag_topic,omitempty"`
+	MaxLagPartition int32   `json:"max_lag_partition"`
 }
 
 // GroupPartition is a group's position on one partition.
@@ -84,6 +97,13 @@ type GroupPartition struct {
 	Lag    int64  `json:"lag"`
 	Member string `json:"member,omitempty"` // client id of the assigned member
 	Error  string `json:"error,omitempty"`
+	// LagSeconds is how far behind the committed offset is in time
+	// (interpolated over the partition's high-watermark history); valid
+	// only when LagSecondsKnown. Status and Reason are Burrow's verdict.
+	LagSeconds      float64 `json:"lag_seconds"`
+	LagSecondsKnown bool    `json:"lag_seconds_known"`
+	Status          Status  `json:"status"`
+	Reason          string  `json:"reason,omitempty"`
 }
 
 // Topic returns the topic named name, if the snapshot has it.
@@ -218,7 +238,7 @@ func topicOf(d kadm.TopicDetail, starts, ends kadm.ListedOffsets) Topic {
 		t.Error = d.Err.Error()
 	}
 	for _, pd := range d.Partitions.Sorted() {
-		p := Partition{Partition: pd.Partition, Leader: pd.Leader, Low: -1, High: -1}
+		p := Partition{Partition: pd.Partition, Leader: pd.Leader, Low: -1, High: -1, Rate: -1}
 		lo, okLo := starts.Lookup(d.Topic, pd.Partition)
 		hi, okHi := ends.Lookup(d.Topic, pd.Partition)
 		switch {
