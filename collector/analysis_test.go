@@ -3,9 +3,12 @@ package collector_test
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -73,5 +76,26 @@ func TestPollerAddsRatesLagSecondsAndStatus(t *testing.T) {
 	}
 	if g.Status != collector.StatusOK || g.Reason == "" {
 		t.Errorf("group status = %v %q, want OK with a reason (the window is still incomplete)", g.Status, g.Reason)
+	}
+
+	// /metrics shows the same numbers under the documented names.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector.NewExporter(p))
+	want := `
+# HELP switchyard_consumer_group_lag Consumer group lag in messages on a partition: max(0, high - committed).
+# TYPE switchyard_consumer_group_lag gauge
+switchyard_consumer_group_lag{cluster="main",group="reports",partition="0",topic="orders.order.created.v1"} 100
+# HELP switchyard_consumer_group_lag_seconds Consumer group lag in seconds on a partition, interpolated over the high-watermark history.
+# TYPE switchyard_consumer_group_lag_seconds gauge
+switchyard_consumer_group_lag_seconds{cluster="main",group="reports",partition="0",topic="orders.order.created.v1"} 20
+# HELP switchyard_kafka_up 1 when the last poll of the Kafka cluster succeeded.
+# TYPE switchyard_kafka_up gauge
+switchyard_kafka_up{cluster="main"} 1
+# HELP switchyard_kafka_partition_messages_per_second Messages produced per second to a partition, from watermark deltas.
+# TYPE switchyard_kafka_partition_messages_per_second gauge
+switchyard_kafka_partition_messages_per_second{cluster="main",partition="0",topic="orders.order.created.v1"} 5
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "switchyard_consumer_group_lag", "switchyard_consumer_group_lag_seconds", "switchyard_kafka_up", "switchyard_kafka_partition_messages_per_second"); err != nil {
+		t.Error(err)
 	}
 }
