@@ -18,12 +18,30 @@ const (
 	EUNAUTHORIZED = "EUNAUTHORIZED" // no or wrong credentials
 	ECONFLICT     = "ECONFLICT"     // the thing already exists or changed meanwhile
 	EINTERNAL     = "EINTERNAL"     // a bug or an outage; never shown in detail
+	ETOOMANY      = "ETOOMANY"      // throttled; Details["retry_after_seconds"] says when to retry
 )
 
 // Errorf returns a *delivery.Error with a code and a message that is safe to
 // show to the user.
 func Errorf(code, format string, args ...any) error {
 	return &delivery.Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// errorDetails is Errorf with details for the platform error contract.
+func errorDetails(code string, details map[string]any, format string, args ...any) error {
+	return &delivery.Error{Code: code, Message: fmt.Sprintf(format, args...), Details: details}
+}
+
+// internal wraps an internal failure as an EINTERNAL *delivery.Error whose
+// message is generic and whose cause (for the log) keeps the context.
+func internal(context string, err error) error {
+	return &delivery.Error{Code: EINTERNAL, Message: "internal error", Cause: fmt.Errorf("%s: %w", context, err)}
+}
+
+func asDeliveryError(err error) (*delivery.Error, bool) {
+	var e *delivery.Error
+	ok := errors.As(err, &e)
+	return e, ok
 }
 
 // ErrorCode returns the code of err: the Code of the first *delivery.Error in

@@ -1,12 +1,18 @@
 package access
 
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
 // Action is what a request wants to do. Every web route names exactly one.
 type Action string
 
-// The actions of the console. The next issue refines them with resource
-// patterns and tenants; the names stay.
+// The actions of the console.
 const (
-	ActionView             Action = "view"              // see pages, lag, counts
+	ActionView             Action = "view"              // see pages, lag, counts, topics, queues, groups
 	ActionReadPayload      Action = "read_payload"      // see message bodies and headers
 	ActionReadPII          Action = "read_pii"          // see fields classified as PII unmasked
 	ActionRedrive          Action = "redrive"           // republish dead letters to their source
@@ -16,7 +22,7 @@ const (
 	ActionDiscard          Action = "discard"           // drop entries for good
 	ActionManageAlerts     Action = "manage_alerts"     // create and change alert rules
 	ActionExport           Action = "export"            // download data and rules
-	ActionAdmin            Action = "admin"             // users, tokens, settings
+	ActionAdmin            Action = "admin"             // users, tokens, roles, bindings, audit
 )
 
 // Actions returns every action, for tests that walk the policy matrix.
@@ -27,76 +33,312 @@ func Actions() []Action {
 	}
 }
 
-// Roles.
+// ValidAction reports whether a is one of Actions().
+func ValidAction(a Action) bool { return slices.Contains(Actions(), a) }
+
+// Built-in roles. Custom roles live in the roles table (Store.SaveRole).
 const (
 	RoleViewer   = "viewer"
 	RoleOperator = "operator"
 	RoleAdmin    = "admin"
 )
 
-// Roles returns the roles in increasing order of power.
+// Roles returns the built-in roles in increasing order of power.
 func Roles() []string { return []string{RoleViewer, RoleOperator, RoleAdmin} }
 
-func validRole(r string) bool {
-	for _, x := range Roles() {
-		if r == x {
-			return true
-		}
+// BuiltInRole returns the actions of a built-in role and whether name is one.
+func BuiltInRole(name string) ([]Action, bool) {
+	switch strings.ToLower(name) {
+	case RoleViewer:
+		return []Action{ActionView}, true
+	case RoleOperator:
+		return []Action{ActionView, ActionReadPayload, ActionRedrive, ActionQuarantine, ActionDiscard, ActionExport}, true
+	case RoleAdmin:
+		return Actions(), true
 	}
-	return false
+	return nil, false
 }
 
-// Principal is who a request acts as, after authentication.
+// Resource names what a request touches:
+//
+//	kafka:<cluster>/<topic>
+//	kafka:<cluster>/group/<group>
+//	rabbitmq:<vhost>/<queue>
+//	console:admin, console:audit, console:alerts, console:export
+//	*   — no specific resource (list routes; see Policy.Can)
+//
+// Tenant is the tenant the thing belongs to, "" when it is not
+// tenant-specific.
+type Resource struct {
+	Name   string
+	Tenant string
+}
+
+// Res returns a resource without a tenant.
+func Res(name string) Resource { return Resource{Name: name} }
+
+// KafkaTopic is the resource of a topic.
+func KafkaTopic(cluster, topic string) Resource { return Res("kafka:" + cluster + "/" + topic) }
+
+// KafkaGroup is the resource of a consumer group.
+func KafkaGroup(cluster, group string) Resource {
+	return Res("kafka:" + cluster + "/group/" + group)
+}
+
+// RabbitQueue is the resource of a queue. The default vhost "/" is written
+// as the empty string, so its queues are "rabbitmq:/<queue>" and a pattern
+// like "rabbitmq:/notify.*" reads naturally; other vhosts appear as named.
+func RabbitQueue(vhost, queue string) Resource {
+	if vhost == "/" {
+		vhost = ""
+	}
+	return Res("rabbitmq:" + vhost + "/" + queue)
+}
+
+// Principal is who a request acts as, with everything the policy needs
+// resolved at authentication.
 type Principal struct {
-	User   string `json:"user"`
-	Role   string `json:"role"`
-	Method string `json:"method"` // MethodBasic or MethodToken; sessions come next
+	User      string   `json:"user"`
+	Groups    []string `json:"groups,omitempty"` // from the trusted proxy
+	Method    string   `json:"method"`           // MethodSession, MethodToken, MethodProxy
+	SessionID string   `json:"-"`                // opaque id of the session row, never the cookie value
+	CSRFToken string   `json:"-"`                // the session's CSRF token (sessions only)
+	Grants    []Grant  `json:"grants,omitempty"` // bindings for the user and groups, roles expanded
 }
 
 // Authentication methods recorded in Principal.Method.
 const (
-	MethodBasic = "basic"
-	MethodToken = "token"
+	MethodSession = "session"
+	MethodToken   = "token"
+	MethodProxy   = "proxy"
+	// MethodCLI marks audit records of offline commands (console user add).
+	MethodCLI = "cli"
 )
 
+// Grant is one role binding as it applies to a principal.
+type Grant struct {
+	Binding   int64    `json:"binding"`
+	Subject   string   `json:"subject"` // "user:alice" or "group:ops"
+	Role      string   `json:"role"`
+	Actions   []Action `json:"actions"`
+	Resources []string `json:"resources"` // glob patterns, see MatchResource
+	Tenants   []string `json:"tenants"`   // "*" = all tenants
+}
+
+func (g Grant) has(a Action) bool { return slices.Contains(g.Actions, a) }
+
+func (g Grant) matches(name string) bool {
+	for _, pat := range g.Resources {
+		if MatchResource(pat, name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (g Grant) allTenants() bool { return slices.Contains(g.Tenants, "*") }
+
+func (g Grant) tenantOK(t string) bool {
+	return t == "" || g.allTenants() || slices.Contains(g.Tenants, t)
+}
+
+// MatchResource reports whether the glob pattern matches the resource name
+// as a whole. "*" matches any sequence of characters, "/" included, so
+// "kafka:prod/*" covers prod's topics and its consumer groups
+// ("kafka:prod/group/…") alike, and "kafka:*/group/billing" covers the
+// billing group on every cluster. "?" matches exactly one character.
+// Every other character matches itself; there are no classes or escapes.
+// Matching is case-sensitive, as broker names are.
+func MatchResource(pattern, name string) bool {
+	p, n := 0, 0
+	starP, starN := -1, 0
+	for n < len(name) {
+		if p < len(pattern) {
+			switch c := pattern[p]; c {
+			case '*':
+				starP, starN = p, n
+				p++
+				continue
+			case '?':
+				_, w := utf8.DecodeRuneInString(name[n:])
+				p++
+				n += w
+				continue
+			default:
+				if c == name[n] {
+					p++
+					n++
+					continue
+				}
+			}
+		}
+		if starP < 0 {
+			return false
+		}
+		// Backtrack: let the last star swallow one more character.
+		_, w := utf8.DecodeRuneInString(name[starN:])
+		starN += w
+		p, n = starP+1, starN
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
+}
+
 // Policy decides every request: the web layer calls Authorize once per
-// request with the route's action and resource, and handlers never check
-// permissions themselves. The zero value is ready to use.
+// request with the route's action and resource, and filters lists with Can
+// and Scope; handlers never check permissions themselves. It is pure over
+// Principal.Grants (no I/O) and its zero value is ready to use.
 //
-// For now the decision depends on the role alone; resource is the name of
-// what is touched ("kafka:<cluster>/<topic>", "admin", "*") so that the
-// coming resource-pattern and tenant rules fit without changing callers.
+// A grant allows (a, r) when its role has a, one of its resource patterns
+// matches r.Name, and r.Tenant is "" or among its tenants (or it has "*").
+// r.Name "*" means "no specific resource": a route that lists things. It is
+// allowed when any grant has the action (restricted to grants covering
+// r.Tenant when that is set); the list is then filtered item by item with
+// Can, or by tenant with Scope.
 type Policy struct{}
 
-// Authorize returns nil when p may do action on resource, an EUNAUTHORIZED
-// error when p is nil, and an EFORBIDDEN error otherwise. Unknown roles and
-// unknown actions are denied.
-func (Policy) Authorize(p *Principal, action Action, resource string) error {
+// Authorize returns nil when p may do a on r, an EUNAUTHORIZED error when p
+// is nil, and an EFORBIDDEN error otherwise. Unknown actions are denied.
+func (pol Policy) Authorize(p *Principal, a Action, r Resource) error {
 	if p == nil {
 		return Errorf(EUNAUTHORIZED, "authentication required")
 	}
-	if allowed(p.Role, action) {
+	if pol.Can(p, a, r) {
 		return nil
 	}
-	return Errorf(EFORBIDDEN, "role %q may not %s %s", p.Role, action, resource)
+	if r.Name == "" || r.Name == "*" {
+		return Errorf(EFORBIDDEN, "you may not %s here", a)
+	}
+	return Errorf(EFORBIDDEN, "you may not %s %s", a, r.Name)
 }
 
-// allowed is the role × action table.
-func allowed(role string, a Action) bool {
-	switch role {
-	case RoleAdmin:
-		for _, x := range Actions() {
-			if a == x {
-				return true
-			}
+// Can reports whether p may do a on r; see Policy.
+func (Policy) Can(p *Principal, a Action, r Resource) bool {
+	if p == nil {
+		return false
+	}
+	for _, g := range p.Grants {
+		if !g.has(a) || !g.tenantOK(r.Tenant) {
+			continue
 		}
-	case RoleOperator:
-		switch a {
-		case ActionView, ActionReadPayload, ActionRedrive, ActionQuarantine, ActionDiscard, ActionExport:
+		if r.Name == "*" || g.matches(r.Name) {
 			return true
 		}
-	case RoleViewer:
-		return a == ActionView
 	}
 	return false
+}
+
+// Scope is the set of tenants a principal may see for an action.
+type Scope struct {
+	All     bool     `json:"all"`
+	Tenants []string `json:"tenants,omitempty"` // sorted, without duplicates
+}
+
+// Allows reports whether an entry of tenant may be shown. Entries without a
+// tenant ("") are allowed whenever the scope is not empty, as Authorize
+// allows tenant-less resources to any matching grant.
+func (s Scope) Allows(tenant string) bool {
+	if s.All {
+		return true
+	}
+	if tenant == "" {
+		return len(s.Tenants) > 0
+	}
+	_, found := slices.BinarySearch(s.Tenants, tenant)
+	return found
+}
+
+// Empty reports whether the scope allows nothing.
+func (s Scope) Empty() bool { return !s.All && len(s.Tenants) == 0 }
+
+// Scope returns the tenants whose entries p may see for a on resourceName,
+// the union over grants that have a and match resourceName ("*" = any
+// grant with a, whatever its patterns: a list across resources is then
+// narrowed per item with Can).
+func (Policy) Scope(p *Principal, a Action, resourceName string) Scope {
+	var s Scope
+	if p == nil {
+		return s
+	}
+	for _, g := range p.Grants {
+		if !g.has(a) || (resourceName != "*" && !g.matches(resourceName)) {
+			continue
+		}
+		if g.allTenants() {
+			return Scope{All: true}
+		}
+		s.Tenants = append(s.Tenants, g.Tenants...)
+	}
+	slices.Sort(s.Tenants)
+	s.Tenants = slices.Compact(s.Tenants)
+	return s
+}
+
+// Decision is the answer for one action in Explain.
+type Decision struct {
+	Action  Action `json:"action"`
+	Allowed bool   `json:"allowed"`
+	Because string `json:"because"`
+}
+
+// Explain says, for every action, whether p may do it on r and why, in one
+// line each: the first grant that allows it, or what is missing.
+func (pol Policy) Explain(p *Principal, r Resource) []Decision {
+	out := make([]Decision, 0, len(Actions()))
+	for _, a := range Actions() {
+		out = append(out, explainOne(p, a, r))
+	}
+	return out
+}
+
+func explainOne(p *Principal, a Action, r Resource) Decision {
+	d := Decision{Action: a}
+	if p == nil {
+		d.Because = "not authenticated"
+		return d
+	}
+	where := r.Name
+	if where == "*" || where == "" {
+		where = "any resource"
+	}
+	var wrongTenant, wrongResource []Grant
+	for _, g := range p.Grants {
+		if !g.has(a) {
+			continue
+		}
+		resOK := r.Name == "*" || g.matches(r.Name)
+		switch {
+		case resOK && g.tenantOK(r.Tenant):
+			d.Allowed = true
+			d.Because = fmt.Sprintf("granted by role %s via %s on %s, tenants %s",
+				g.Role, g.Subject, strings.Join(g.Resources, " "), strings.Join(g.Tenants, " "))
+			return d
+		case resOK:
+			wrongTenant = append(wrongTenant, g)
+		default:
+			wrongResource = append(wrongResource, g)
+		}
+	}
+	switch {
+	case len(wrongTenant) > 0:
+		var ts []string
+		for _, g := range wrongTenant {
+			ts = append(ts, g.Tenants...)
+		}
+		slices.Sort(ts)
+		d.Because = fmt.Sprintf("%s on %s is granted only for tenants %s, not %s",
+			a, where, strings.Join(slices.Compact(ts), " "), r.Tenant)
+	case len(wrongResource) > 0:
+		var rs []string
+		for _, g := range wrongResource {
+			rs = append(rs, g.Resources...)
+		}
+		slices.Sort(rs)
+		d.Because = fmt.Sprintf("no binding grants %s on %s (only on %s)", a, where, strings.Join(slices.Compact(rs), " "))
+	default:
+		d.Because = fmt.Sprintf("no binding grants %s", a)
+	}
+	return d
 }

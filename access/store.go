@@ -1,7 +1,8 @@
-// Package access decides who may do what in the console. Store keeps users
-// and API tokens in SQLite and turns an Authorization header into a
-// Principal; Policy is the one function that authorizes every request.
-// Sessions, resource scopes, CSRF and the audit log build on these two.
+// Package access decides who may do what in the console. Store keeps users,
+// sessions, API tokens, roles and role bindings in SQLite and turns a
+// request's Credentials into a Principal that carries its Grants; Policy is
+// the one pure function that authorizes every request against them. Audit
+// is the hash-chained audit log; Masker hides PII in payloads.
 package access
 
 import (
@@ -14,8 +15,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -32,31 +36,132 @@ const (
 	TokenPrefix    = "sy_"
 	// AdminUser is the account EnsureAdmin creates on first start.
 	AdminUser = "admin"
+	// ActorSystem is the audit actor of offline (CLI) operations.
+	ActorSystem = "system"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
-// Store keeps users and API tokens. Now is the clock; tests replace it.
-type Store struct {
-	Now func() time.Time
+// Options configure a Store. The zero value is safe: sessions idle out
+// after 30 minutes and end after 12 hours, the proxy mode is off, logins
+// are throttled with the defaults of ThrottleOptions, and events go to an
+// Audit over the same database.
+type Options struct {
+	SessionIdle     time.Duration // default 30m
+	SessionAbsolute time.Duration // default 12h
+	Proxy           ProxyOptions
+	LoginThrottle   ThrottleOptions
+	Audit           *Audit // where Store records logins and admin changes; nil = NewAudit(db, Now)
+	Now             func() time.Time
+}
 
-	db *sql.DB
+// ProxyOptions configure the trusted reverse-proxy mode (SSO in front).
+type ProxyOptions struct {
+	Enabled      bool
+	UserHeader   string   // default "X-Forwarded-User"
+	GroupsHeader string   // default "X-Forwarded-Groups" (comma-separated)
+	TrustedCIDRs []string // only requests whose peer address is inside are believed; required when Enabled
+}
+
+// ThrottleOptions configure login throttling per (user name, peer IP).
+// After MaxFailures failures within Window, logins are refused for Lockout
+// without checking the password; each further lockout of the same pair
+// doubles, up to MaxLockout. A successful login resets the pair. The state
+// lives in the login_attempts table, so a restart does not reset it.
+type ThrottleOptions struct {
+	MaxFailures int           // default 5
+	Window      time.Duration // default 15m
+	Lockout     time.Duration // default 15m
+	MaxLockout  time.Duration // default 24h
+}
+
+// Store keeps users, sessions, tokens, roles and bindings.
+type Store struct {
+	db    *sql.DB
+	now   func() time.Time
+	opts  Options
+	audit *Audit
+	cidrs []netip.Prefix
 	// dummyHash is compared against when a user does not exist, so that
 	// a wrong user name costs as long as a wrong password and timing does
 	// not reveal which accounts exist.
 	dummyHash []byte
+	// throttleMu makes the read-modify-write of login_attempts atomic in
+	// this process.
+	throttleMu sync.Mutex
 }
 
-// NewStore returns a Store over a database opened by sqldb.Open.
-func NewStore(db *sql.DB) (*Store, error) {
+// NewStore returns a Store over a database opened by sqldb.Open. Errors:
+// EINVALID for a bad Options (proxy mode without trusted CIDRs, a CIDR
+// that does not parse, negative durations).
+func NewStore(db *sql.DB, opts Options) (*Store, error) {
 	if db == nil {
-		return nil, errors.New("access: nil database")
+		return nil, Errorf(EINVALID, "access: no database")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.SessionIdle < 0 || opts.SessionAbsolute < 0 || opts.LoginThrottle.Window < 0 ||
+		opts.LoginThrottle.Lockout < 0 || opts.LoginThrottle.MaxLockout < 0 || opts.LoginThrottle.MaxFailures < 0 {
+		return nil, Errorf(EINVALID, "access: durations and limits must not be negative")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&opts.SessionIdle, 30*time.Minute)
+	def(&opts.SessionAbsolute, 12*time.Hour)
+	def(&opts.LoginThrottle.Window, 15*time.Minute)
+	def(&opts.LoginThrottle.Lockout, 15*time.Minute)
+	def(&opts.LoginThrottle.MaxLockout, 24*time.Hour)
+	if opts.LoginThrottle.MaxFailures == 0 {
+		opts.LoginThrottle.MaxFailures = 5
+	}
+	if opts.Proxy.UserHeader == "" {
+		opts.Proxy.UserHeader = "X-Forwarded-User"
+	}
+	if opts.Proxy.GroupsHeader == "" {
+		opts.Proxy.GroupsHeader = "X-Forwarded-Groups"
+	}
+	s := &Store{db: db, now: opts.Now, opts: opts, audit: opts.Audit}
+	if opts.Proxy.Enabled {
+		if len(opts.Proxy.TrustedCIDRs) == 0 {
+			return nil, Errorf(EINVALID, "access: proxy mode needs at least one trusted CIDR")
+		}
+		for _, c := range opts.Proxy.TrustedCIDRs {
+			p, err := netip.ParsePrefix(strings.TrimSpace(c))
+			if err != nil {
+				return nil, Errorf(EINVALID, "access: trusted proxy CIDR %q does not parse", c)
+			}
+			s.cidrs = append(s.cidrs, p.Masked())
+		}
+	}
+	if s.audit == nil {
+		a, err := NewAudit(db, opts.Now)
+		if err != nil {
+			return nil, err
+		}
+		s.audit = a
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte("not-a-real-password"), bcrypt.DefaultCost)
 	if err != nil {
-		return nil, fmt.Errorf("access: %w", err)
+		return nil, internal("access: dummy hash", err)
 	}
-	return &Store{Now: time.Now, db: db, dummyHash: h}, nil
+	s.dummyHash = h
+	return s, nil
+}
+
+// Audit returns the audit log the store writes to.
+func (s *Store) Audit() *Audit { return s.audit }
+
+// ProxyOptions returns the effective proxy options (defaults filled in),
+// so the web layer reads the same header names the store expects.
+func (s *Store) ProxyOptions() ProxyOptions { return s.opts.Proxy }
+
+// SessionOptions returns the effective idle and absolute session lifetimes.
+func (s *Store) SessionOptions() (idle, absolute time.Duration) {
+	return s.opts.SessionIdle, s.opts.SessionAbsolute
 }
 
 func validateName(name string) error {
@@ -73,8 +178,41 @@ func validatePassword(pw string) error {
 	return nil
 }
 
-// AddUser creates a user with a bcrypt-hashed password. Errors: EINVALID
-// (name, password length or role), ECONFLICT (the name exists).
+// record appends an audit event. It returns the append error so that
+// callers fail closed: an operation whose record cannot be written reports
+// an internal error.
+func (s *Store) record(ctx context.Context, by *Principal, e AuditEvent) error {
+	if by != nil {
+		e.Actor, e.Method = by.User, by.Method
+	} else if e.Actor == "" {
+		e.Actor, e.Method = ActorSystem, MethodCLI
+	}
+	return s.audit.Append(ctx, e)
+}
+
+// insertUser adds the user row; authority comes from bindings, so the
+// legacy users.role column is left empty.
+func insertUser(ctx context.Context, tx *sql.Tx, name, password string, now time.Time) (int64, error) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return 0, internal("hash password", err)
+	}
+	res, err := tx.ExecContext(ctx,
+		`INSERT INTO users (name, password_hash, role, created_at) VALUES (?, ?, '', ?)`,
+		name, string(hash), sqldb.FormatTime(now))
+	if isUniqueViolation(err) {
+		return 0, Errorf(ECONFLICT, "user %q already exists", name)
+	}
+	if err != nil {
+		return 0, internal("add user", err)
+	}
+	return res.LastInsertId()
+}
+
+// AddUser creates a user and binds role to it on every resource and tenant;
+// it is the offline path of `console user add` and EnsureAdmin, audited as
+// the system. Errors: EINVALID (name, password length, unknown role),
+// ECONFLICT (the name exists).
 func (s *Store) AddUser(ctx context.Context, name, password, role string) error {
 	if err := validateName(name); err != nil {
 		return err
@@ -82,23 +220,29 @@ func (s *Store) AddUser(ctx context.Context, name, password, role string) error 
 	if err := validatePassword(password); err != nil {
 		return err
 	}
-	if !validRole(role) {
-		return Errorf(EINVALID, "role must be one of %s", strings.Join(Roles(), ", "))
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("hash password: %w", err)
+		return internal("add user", err)
 	}
-	_, err = s.db.ExecContext(ctx,
-		`INSERT INTO users (name, password_hash, role, created_at) VALUES (?, ?, ?, ?)`,
-		name, string(hash), role, sqldb.FormatTime(s.Now()))
-	if isUniqueViolation(err) {
-		return Errorf(ECONFLICT, "user %q already exists", name)
-	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	canonRole, err := roleExists(ctx, tx, role)
 	if err != nil {
-		return fmt.Errorf("add user %s: %w", name, err)
+		return err
 	}
-	return nil
+	now := s.now()
+	if _, err := insertUser(ctx, tx, name, password, now); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx,
+		`INSERT INTO role_bindings (subject, role, resources, tenants, created_at) VALUES (?, ?, '["*"]', '["*"]', ?)`,
+		"user:"+name, canonRole, sqldb.FormatTime(now)); err != nil {
+		return internal("bind role", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return internal("add user", err)
+	}
+	return s.record(ctx, nil, AuditEvent{Action: "user.create", Resource: "user:" + name,
+		AffectedIDs: []string{name}, Outcome: OutcomeSuccess, Details: map[string]any{"role": canonRole}})
 }
 
 // EnsureAdmin creates the "admin" user on first start and does nothing once
@@ -108,7 +252,7 @@ func (s *Store) AddUser(ctx context.Context, name, password, role string) error 
 func (s *Store) EnsureAdmin(ctx context.Context, password string) (generated string, created bool, err error) {
 	var n int
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = ?`, AdminUser).Scan(&n); err != nil {
-		return "", false, fmt.Errorf("look up admin: %w", err)
+		return "", false, internal("look up admin", err)
 	}
 	if n > 0 {
 		return "", false, nil
@@ -129,103 +273,121 @@ func (s *Store) EnsureAdmin(ctx context.Context, password string) (generated str
 	return generated, true, nil
 }
 
-// CreateToken issues an API token for user. The plaintext ("sy_…") is
-// returned once; only its SHA-256 is stored. ttl 0 means no expiry.
-// Errors: EINVALID (name, ttl), ENOTFOUND (no such enabled user).
-func (s *Store) CreateToken(ctx context.Context, user, name string, ttl time.Duration) (plaintext string, err error) {
-	if name = strings.TrimSpace(name); name == "" || len(name) > 64 {
-		return "", Errorf(EINVALID, "token name must be 1-64 characters")
-	}
-	if ttl < 0 {
-		return "", Errorf(EINVALID, "token lifetime must not be negative")
-	}
-	var userID int64
-	err = s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ? AND disabled = 0`, user).Scan(&userID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", Errorf(ENOTFOUND, "user %q not found", user)
-	}
-	if err != nil {
-		return "", fmt.Errorf("look up user %s: %w", user, err)
-	}
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("generate token: %w", err)
-	}
-	plaintext = TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
-	now := s.Now()
-	var expires any // NULL: no expiry
-	if ttl > 0 {
-		expires = sqldb.FormatTime(now.Add(ttl))
-	}
-	if _, err := s.db.ExecContext(ctx,
-		`INSERT INTO api_tokens (user_id, name, token_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		userID, name, hashToken(plaintext), sqldb.FormatTime(now), expires); err != nil {
-		return "", fmt.Errorf("store token: %w", err)
-	}
-	return plaintext, nil
-}
-
-// RevokeToken revokes the token with the given plaintext. Errors: ENOTFOUND.
-func (s *Store) RevokeToken(ctx context.Context, plaintext string) error {
-	res, err := s.db.ExecContext(ctx,
-		`UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL`,
-		sqldb.FormatTime(s.Now()), hashToken(plaintext))
-	if err != nil {
-		return fmt.Errorf("revoke token: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return Errorf(ENOTFOUND, "token not found")
-	}
-	return nil
-}
-
-// Authenticate turns an Authorization header into a Principal. It accepts
-// "Basic <user:password>" and "Bearer <API token>"; a token must be neither
-// expired nor revoked, and its last_used_at is updated. Errors:
-// EUNAUTHORIZED (missing, malformed or wrong credentials, deliberately
-// without saying which), or an internal error when the store fails.
-func (s *Store) Authenticate(ctx context.Context, header string) (*Principal, error) {
-	scheme, cred, _ := strings.Cut(strings.TrimSpace(header), " ")
-	cred = strings.TrimSpace(cred)
-	switch {
-	case header == "":
-		return nil, Errorf(EUNAUTHORIZED, "authentication required")
-	case strings.EqualFold(scheme, "Basic"):
-		raw, err := base64.StdEncoding.DecodeString(cred)
-		if err != nil {
-			return nil, Errorf(EUNAUTHORIZED, "malformed basic credentials")
-		}
-		user, pw, ok := strings.Cut(string(raw), ":")
-		if !ok {
-			return nil, Errorf(EUNAUTHORIZED, "malformed basic credentials")
-		}
-		return s.checkPassword(ctx, user, pw)
-	case strings.EqualFold(scheme, "Bearer"):
-		return s.checkToken(ctx, cred)
-	}
-	return nil, Errorf(EUNAUTHORIZED, "unsupported authorization scheme")
+// Credentials is everything a request may authenticate with.
+type Credentials struct {
+	Authorization string // the Authorization header ("Bearer sy_…"); Basic is not accepted
+	SessionToken  string // the session cookie's value
+	PeerAddr      string // the TCP peer, NOT X-Forwarded-For
+	ProxyUser     string // value of ProxyOptions.UserHeader
+	ProxyGroups   string // value of ProxyOptions.GroupsHeader
+	UserAgent     string
 }
 
 // badCredentials is the one answer to any wrong user, password or token.
 func badCredentials() error { return Errorf(EUNAUTHORIZED, "invalid credentials") }
 
-func (s *Store) checkPassword(ctx context.Context, user, pw string) (*Principal, error) {
-	var hash, role, name string
-	var disabled bool
-	err := s.db.QueryRowContext(ctx,
-		`SELECT name, password_hash, role, disabled FROM users WHERE name = ?`, user).
-		Scan(&name, &hash, &role, &disabled)
-	if errors.Is(err, sql.ErrNoRows) {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(pw))
-		return nil, badCredentials()
+// Authenticate turns a request's credentials into a Principal with its
+// grants. In order: an Authorization header must be a valid "Bearer sy_…"
+// token (not expired, not revoked, its user enabled; last_used_at is
+// recorded) and is final when present; a session cookie must name a live
+// session (idle and absolute expiry enforced, idle expiry extended at most
+// once a minute); the proxy headers count only when proxy mode is on and
+// PeerAddr is inside a trusted CIDR — from anyone else they are ignored.
+// Errors: EUNAUTHORIZED (deliberately without saying what was wrong), or
+// an internal error when the store fails.
+func (s *Store) Authenticate(ctx context.Context, c Credentials) (*Principal, error) {
+	if h := strings.TrimSpace(c.Authorization); h != "" {
+		scheme, cred, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return nil, Errorf(EUNAUTHORIZED, "unsupported authorization scheme")
+		}
+		return s.checkToken(ctx, strings.TrimSpace(cred))
 	}
+	if c.SessionToken != "" {
+		p, err := s.checkSession(ctx, c.SessionToken)
+		if err == nil || ErrorCode(err) != EUNAUTHORIZED {
+			return p, err
+		}
+		// A stale cookie must not block single sign-on through the proxy.
+		if !s.proxyTrusted(c.PeerAddr) || strings.TrimSpace(c.ProxyUser) == "" {
+			return nil, err
+		}
+	}
+	if s.proxyTrusted(c.PeerAddr) && strings.TrimSpace(c.ProxyUser) != "" {
+		return s.proxyPrincipal(ctx, c.ProxyUser, c.ProxyGroups)
+	}
+	return nil, Errorf(EUNAUTHORIZED, "authentication required")
+}
+
+// peerIP extracts the IP of "ip", "ip:port" or "[ip]:port"; "" when it is
+// none of these.
+func peerIP(addr string) string {
+	addr = strings.TrimSpace(addr)
+	if host, _, err := net.SplitHostPort(addr); err == nil {
+		addr = host
+	}
+	ip, err := netip.ParseAddr(strings.Trim(addr, "[]"))
 	if err != nil {
-		return nil, fmt.Errorf("look up user: %w", err)
+		return ""
 	}
-	if bcrypt.CompareHashAndPassword([]byte(hash), []byte(pw)) != nil || disabled {
+	return ip.Unmap().WithZone("").String()
+}
+
+func (s *Store) proxyTrusted(peer string) bool {
+	if !s.opts.Proxy.Enabled {
+		return false
+	}
+	ip, err := netip.ParseAddr(peerIP(peer))
+	if err != nil {
+		return false
+	}
+	for _, p := range s.cidrs {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseGroups splits the proxy's comma-separated groups, dropping blanks,
+// duplicates and anything that is not a plausible group name.
+func parseGroups(h string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, g := range strings.Split(h, ",") {
+		g = strings.TrimSpace(g)
+		if g == "" || len(g) > 128 || strings.ContainsAny(g, " \t\r\n") || seen[strings.ToLower(g)] {
+			continue
+		}
+		seen[strings.ToLower(g)] = true
+		out = append(out, g)
+		if len(out) == 100 {
+			break
+		}
+	}
+	return out
+}
+
+func (s *Store) proxyPrincipal(ctx context.Context, user, groups string) (*Principal, error) {
+	user = strings.TrimSpace(user)
+	if validateName(user) != nil {
 		return nil, badCredentials()
 	}
-	return &Principal{User: name, Role: role, Method: MethodBasic}, nil
+	// A local account of the same name that an admin disabled stays
+	// disabled behind the proxy too.
+	var disabled bool
+	err := s.db.QueryRowContext(ctx, `SELECT disabled FROM users WHERE name = ?`, user).Scan(&disabled)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, internal("look up proxy user", err)
+	}
+	if disabled {
+		return nil, badCredentials()
+	}
+	p := &Principal{User: user, Groups: parseGroups(groups), Method: MethodProxy}
+	if p.Grants, err = s.grantsFor(ctx, p.User, p.Groups); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func (s *Store) checkToken(ctx context.Context, token string) (*Principal, error) {
@@ -236,30 +398,29 @@ func (s *Store) checkToken(ctx context.Context, token string) (*Principal, error
 	var (
 		id               int64
 		stored, name     string
-		role             string
 		expires, revoked sql.NullString
 		disabled         bool
 	)
 	err := s.db.QueryRowContext(ctx, `
-SELECT t.id, t.token_hash, t.expires_at, t.revoked_at, u.name, u.role, u.disabled
+SELECT t.id, t.token_hash, t.expires_at, t.revoked_at, u.name, u.disabled
 FROM api_tokens t JOIN users u ON u.id = t.user_id
-WHERE t.token_hash = ?`, h).Scan(&id, &stored, &expires, &revoked, &name, &role, &disabled)
+WHERE t.token_hash = ?`, h).Scan(&id, &stored, &expires, &revoked, &name, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, badCredentials()
 	}
 	if err != nil {
-		return nil, fmt.Errorf("look up token: %w", err)
+		return nil, internal("look up token", err)
 	}
 	// The lookup went through an index; compare again in constant time so
 	// the decision itself does not depend on early-exit string compares.
 	if subtle.ConstantTimeCompare([]byte(stored), []byte(h)) != 1 || revoked.Valid || disabled {
 		return nil, badCredentials()
 	}
-	now := s.Now()
+	now := s.now()
 	if expires.Valid {
 		exp, err := sqldb.ParseTime(expires.String)
 		if err != nil {
-			return nil, fmt.Errorf("token %d: bad expires_at: %w", id, err)
+			return nil, internal(fmt.Sprintf("token %d: bad expires_at", id), err)
 		}
 		if !now.Before(exp) {
 			return nil, Errorf(EUNAUTHORIZED, "token expired")
@@ -267,14 +428,27 @@ WHERE t.token_hash = ?`, h).Scan(&id, &stored, &expires, &revoked, &name, &role,
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`,
 		sqldb.FormatTime(now), id); err != nil {
-		return nil, fmt.Errorf("record token use: %w", err)
+		return nil, internal("record token use", err)
 	}
-	return &Principal{User: name, Role: role, Method: MethodToken}, nil
+	p := &Principal{User: name, Method: MethodToken}
+	if p.Grants, err = s.grantsFor(ctx, name, nil); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 func hashToken(plaintext string) string {
 	sum := sha256.Sum256([]byte(plaintext))
 	return hex.EncodeToString(sum[:])
+}
+
+// randomToken returns n random bytes, base64url without padding.
+func randomToken(n int) (string, error) {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", internal("generate random token", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
 // randomPassword returns n characters from an alphabet without look-alikes
@@ -285,7 +459,7 @@ func randomPassword(n int) (string, error) {
 	buf := make([]byte, 1)
 	for len(out) < n {
 		if _, err := rand.Read(buf); err != nil {
-			return "", fmt.Errorf("generate password: %w", err)
+			return "", internal("generate password", err)
 		}
 		// 256 - 256%57 = 228: reject the tail that would bias the first letters.
 		if int(buf[0]) >= 256-256%len(alphabet) {
