@@ -11,7 +11,7 @@ type clustersResponse struct {
 }
 
 func (s *Server) handleAPIClusters(c *fiber.Ctx) error {
-	views := s.clusters.Latest()
+	views := s.visibleClusters(c)
 	if views == nil {
 		views = []collector.ClusterView{}
 	}

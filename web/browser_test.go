@@ -55,15 +55,46 @@ func TestBrowserNavigation(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(tab, 60*time.Second)
 	t.Cleanup(cancel)
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{
-		Headers: network.Headers{"Authorization": basicAuth("admin", adminPassword)},
-	}); err != nil {
+	// Without a session the console sends the browser to the login form;
+	// a wrong password stays there with an inline error.
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/consumers"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="login-user"]`), "admin"),
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="login-password"]`), "not the password"),
+	); err != nil {
+		t.Fatalf("login form: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil,
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)))); err != nil {
+		t.Fatalf("submit login: %v", err)
+	}
+	msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-testid="form-error"]`)))
+	if err != nil || msg != "Wrong user name or password." {
+		t.Fatalf("wrong password: error %q (%v)", msg, err)
+	}
+	// The form keeps the user name, never the password.
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.CSS(`[data-testid="login-password"]`), adminPassword),
+	); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil,
+		chromedp.Click(chromedp.CSS(`[data-testid="login-submit"]`)))); err != nil {
+		t.Fatalf("submit login: %v", err)
+	}
+	// Back where the browser wanted to go.
+	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasSuffix(loc, "/consumers") {
+		t.Errorf("after login at %s, want /consumers", loc)
+	}
+	who, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-testid="whoami"]`)))
+	if err != nil || who != "admin" {
+		t.Errorf("whoami = %q (%v)", who, err)
 	}
 
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(base+"/"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="cluster"][data-cluster="local"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="cluster"][data-cluster="`+testCluster+`"]`)),
 	); err != nil {
 		t.Fatalf("load overview: %v", err)
 	}
@@ -128,5 +159,17 @@ func TestBrowserNavigation(t *testing.T) {
 	}
 	if current.Value != "page" {
 		t.Errorf("Consumers link not marked current (aria-current=%q)", current.Value)
+	}
+
+	// Signing out ends the session: the next page is the login form again.
+	if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil,
+		chromedp.Click(chromedp.CSS(`[data-testid="logout"]`)))); err != nil {
+		t.Fatalf("click sign out: %v", err)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(base+"/consumers"),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
+	); err != nil {
+		t.Fatalf("after sign-out: %v", err)
 	}
 }

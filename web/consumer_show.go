@@ -7,7 +7,7 @@ import (
 )
 
 func (s *Server) handleConsumerShow(c *fiber.Ctx) error {
-	vm, err := groupOf(s.clusters.Latest(), param(c, "cluster"), param(c, "group"), s.now())
+	vm, err := groupOf(s.visibleClusters(c), param(c, "cluster"), param(c, "group"), s.now())
 	if err != nil {
 		return s.fail(c, err)
 	}

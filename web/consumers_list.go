@@ -12,6 +12,6 @@ func (s *Server) handleConsumersList(c *fiber.Ctx) error {
 	if sortBy != "lag" && sortBy != "name" {
 		return s.fail(c, access.Errorf(access.EINVALID, "sort must be lag or name"))
 	}
-	vm := consumersOf(s.clusters.Latest(), sortBy, s.now())
+	vm := consumersOf(s.visibleClusters(c), sortBy, s.now())
 	return s.render(c, templates.Page{Title: "Consumers", Area: templates.AreaConsumers, Refresh: true}, templates.ConsumersView(vm))
 }

@@ -3,12 +3,15 @@ package web
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,16 +22,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/access"
+	"switchyard/browse"
 	"switchyard/collector"
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
 const (
-	adminPassword  = "admin password for tests"
-	viewerPassword = "viewer password for tests"
-	testTopic      = "orders.order.created.v1"
-	testDLQ        = "orders.order.created.v1.dlq"
-	testGroup      = "billing-service"
+	adminPassword    = "admin password for tests"
+	viewerPassword   = "viewer password for tests"
+	operatorPassword = "operator password for tests"
+	testCluster      = "demo"
+	testTopic        = "orders.order.created.v1"
+	testDLQ          = "orders.order.created.v1.dlq"
+	testGroup        = "billing-service"
+	// envTopic holds platform envelopes of tenants t1 and t2 (eventType
+	// testTopic, whose email and card.number are PII).
+	envTopic = "orders.envelopes.v1"
 )
 
 // syncBuffer is a log sink the server and the test may touch at once.
@@ -48,9 +58,13 @@ type env struct {
 	srv    *Server
 	kafka  *kgo.Client
 	store  *access.Store
+	audit  *access.Audit
 	poller *collector.Poller
 	reg    *prometheus.Registry
 	logs   *syncBuffer
+
+	mu       sync.Mutex
+	sessions map[string]*client // logged-in clients by user, for e.admin
 }
 
 type envOptions struct {
@@ -58,16 +72,33 @@ type envOptions struct {
 	clusters Clusters // overrides the kfake-backed poller
 }
 
-// newEnv starts a real kfake cluster with a topic, its DLQ and a group that
-// committed part of the topic, polls it once through the collector, and
-// builds a Server over a real SQLite user store (admin and viewer).
+// Users of every env: admin (admin on everything), vera (viewer on
+// everything), tess (operator on kafka:demo/* for tenant t1 only) and otto
+// (operator on kafka:other/*, a cluster the test does not even have).
+var passwords = map[string]string{
+	"admin": adminPassword, "vera": viewerPassword, "tess": operatorPassword, "otto": operatorPassword,
+}
+
+// envelopes in envTopic: tenant, note (two per tenant say "refund").
+var envelopes = []struct{ tenant, note string }{
+	{"t1", "first order"}, {"t2", "REFUND for t2 customer"}, {"t1", "refund please"},
+	{"t2", "t2 plain order"}, {"t1", "partial Refund"}, {"t2", "another refund t2"},
+}
+
+func emailOf(i int) string { return fmt.Sprintf("customer%d.%s@example.com", i, envelopes[i].tenant) }
+
+// newEnv starts a real kfake cluster with a topic, its DLQ, a group that
+// committed part of the topic and a topic of tenant envelopes, polls it
+// once through the collector, and builds a Server over a real SQLite
+// access store with the users above, the real policy, PII masker and
+// message browser.
 //
 // Lag, exactly: 3 partitions × 10 messages; the group committed 4, 10 and
 // 0 → lag 6 + 0 + 10 = 16.
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, testTopic, testDLQ))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, testTopic, testDLQ), kfake.SeedTopics(1, envTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +115,17 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 	}
 	recs = append(recs, &kgo.Record{Topic: testDLQ, Partition: 0, Value: []byte("{}")})
+	for i, e := range envelopes {
+		env, err := delivery.NewEnvelope(testTopic, "checkout", map[string]any{
+			"note": e.note, "email": emailOf(i), "card": map[string]any{"number": "4111111111111111", "brand": "visa"},
+		}, delivery.Metadata{PartitionKey: fmt.Sprint(i), TenantID: e.tenant})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(env)
+		recs = append(recs, &kgo.Record{Topic: envTopic, Partition: 0, Key: []byte(fmt.Sprint("order-", i)), Value: b,
+			Headers: []kgo.RecordHeader{{Key: "tenant_id", Value: []byte(e.tenant)}}})
+	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +136,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err := kadm.NewClient(cl).CommitAllOffsets(ctx, testGroup, offs); err != nil {
 		t.Fatal(err)
 	}
-	src, err := collector.NewKafkaSource("local", cl)
+	src, err := collector.NewKafkaSource(testCluster, cl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +153,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	store, err := access.NewStore(db)
+	store, err := access.NewStore(db, access.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +161,29 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	if err := store.AddUser(ctx, "vera", viewerPassword, access.RoleViewer); err != nil {
+		t.Fatal(err)
+	}
+	by, err := store.PrincipalFor(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for user, b := range map[string]access.Binding{
+		"tess": {Subject: "user:tess", Role: access.RoleOperator, Resources: []string{"kafka:demo/*"}, Tenants: []string{"t1"}},
+		"otto": {Subject: "user:otto", Role: access.RoleOperator, Resources: []string{"kafka:other/*"}},
+	} {
+		if err := store.CreateUser(ctx, by, user, operatorPassword); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.AddBinding(ctx, by, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	masker, err := access.NewMasker(access.PIIRules{testTopic: {"email", "card.number"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser, err := browse.New(browse.Options{Clients: map[string]*kgo.Client{testCluster: cl}, Masker: masker})
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -129,32 +194,46 @@ func newEnv(t *testing.T, o envOptions) *env {
 		clusters = o.clusters
 	}
 	srv, err := New(Options{
-		Logger:     slog.New(slog.NewJSONHandler(logs, nil)),
-		Gatherer:   reg,
-		Registerer: reg,
-		Auth:       store,
-		Policy:     access.Policy{},
-		Clusters:   clusters,
-		Ready:      o.ready,
-		Version:    "test",
+		Logger:            slog.New(slog.NewJSONHandler(logs, nil)),
+		Gatherer:          reg,
+		Registerer:        reg,
+		Auth:              store,
+		Policy:            access.Policy{},
+		Store:             store,
+		Audit:             store.Audit(),
+		Browser:           browser,
+		AuditPayloadReads: true,
+		Clusters:          clusters,
+		Ready:             o.ready,
+		Version:           "test",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, kafka: cl, store: store, poller: poller, reg: reg, logs: logs}
-}
-
-func basicAuth(user, pw string) string {
-	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pw))
+	return &env{srv: srv, kafka: cl, store: store, audit: store.Audit(), poller: poller, reg: reg, logs: logs, sessions: map[string]*client{}}
 }
 
 type response struct {
-	status int
-	header http.Header
-	body   string
+	status  int
+	header  http.Header
+	body    string
+	cookies []*http.Cookie
 }
 
-// get requests path as user ("" = anonymous) with optional extra headers.
+// do sends one request through the app (no network).
+func (e *env) do(t *testing.T, req *http.Request) response {
+	t.Helper()
+	resp, err := e.srv.App().Test(req, 20_000)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b), cookies: resp.Cookies()}
+}
+
+// get requests path with an Authorization header ("" = anonymous) and
+// optional extra headers.
 func (e *env) get(t *testing.T, path, auth string, headers ...string) response {
 	t.Helper()
 	req := httptest.NewRequest(http.MethodGet, path, nil)
@@ -164,18 +243,147 @@ func (e *env) get(t *testing.T, path, auth string, headers ...string) response {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := e.srv.App().Test(req, 10_000)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+	return e.do(t, req)
+}
+
+// client is a browser: it keeps cookies and the page's CSRF token.
+type client struct {
+	e       *env
+	user    string
+	cookies map[string]string
+	csrf    string
+}
+
+func (e *env) anon() *client { return &client{e: e, cookies: map[string]string{}} }
+
+// as returns a client logged in as user through the real login form,
+// cached per env.
+func (e *env) as(t *testing.T, user string) *client {
+	t.Helper()
+	e.mu.Lock()
+	c, ok := e.sessions[user]
+	e.mu.Unlock()
+	if ok {
+		return c
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+	c = e.login(t, user, passwords[user])
+	e.mu.Lock()
+	e.sessions[user] = c
+	e.mu.Unlock()
+	return c
+}
+
+var (
+	csrfInputRE = regexp.MustCompile(`name="_csrf" value="([^"]+)"`)
+	csrfMetaRE  = regexp.MustCompile(`<meta name="csrf-token" content="([^"]+)"`)
+)
+
+// login signs in through GET and POST /login and reads the session's CSRF
+// token from the next page's meta tag.
+func (e *env) login(t *testing.T, user, password string) *client {
+	t.Helper()
+	c := e.anon()
+	c.user = user
+	form := c.get(t, "/login")
+	m := csrfInputRE.FindStringSubmatch(form.body)
+	if form.status != http.StatusOK || m == nil {
+		t.Fatalf("login form = %d without a CSRF field:\n%s", form.status, form.body)
+	}
+	r := c.send(t, http.MethodPost, "/login", url.Values{"username": {user}, "password": {password}, "_csrf": {m[1]}})
+	if r.status != http.StatusSeeOther || c.cookies[sessionCookie] == "" {
+		t.Fatalf("login as %s = %d, cookies %v\n%s", user, r.status, c.cookies, r.body)
+	}
+	c.refreshCSRF(t)
+	return c
+}
+
+func (c *client) refreshCSRF(t *testing.T) {
+	t.Helper()
+	page := c.get(t, "/queues") // touches no cluster data
+	m := csrfMetaRE.FindStringSubmatch(page.body)
+	if m == nil {
+		t.Fatalf("no csrf-token meta for %s (status %d)", c.user, page.status)
+	}
+	c.csrf = m[1]
+}
+
+func (c *client) request(method, path string, body io.Reader) *http.Request {
+	req := httptest.NewRequest(method, path, body)
+	for k, v := range c.cookies {
+		req.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	return req
+}
+
+func (c *client) keep(r response) response {
+	for _, ck := range r.cookies {
+		if ck.MaxAge < 0 || ck.Value == "" {
+			delete(c.cookies, ck.Name)
+		} else {
+			c.cookies[ck.Name] = ck.Value
+		}
+	}
+	return r
+}
+
+func (c *client) get(t *testing.T, path string, headers ...string) response {
+	t.Helper()
+	req := c.request(http.MethodGet, path, nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return c.keep(c.e.do(t, req))
+}
+
+// send posts a form as is (no CSRF token added).
+func (c *client) send(t *testing.T, method, path string, form url.Values) response {
+	t.Helper()
+	req := c.request(method, path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return c.keep(c.e.do(t, req))
+}
+
+// post posts a form with the session's CSRF token.
+func (c *client) post(t *testing.T, path string, form url.Values) response {
+	t.Helper()
+	if form == nil {
+		form = url.Values{}
+	}
+	form.Set("_csrf", c.csrf)
+	return c.send(t, http.MethodPost, path, form)
+}
+
+// api sends JSON with the CSRF header, as app.js would.
+func (c *client) api(t *testing.T, method, path string, body any) response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req := c.request(method, path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(csrfHeader, c.csrf)
+	return c.keep(c.e.do(t, req))
+}
+
+// bearer sends a request with an API token.
+func (e *env) bearer(t *testing.T, token, method, path string, body any) response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	return e.do(t, req)
 }
 
 func (e *env) admin(t *testing.T, path string, headers ...string) response {
 	t.Helper()
-	return e.get(t, path, basicAuth("admin", adminPassword), headers...)
+	return e.as(t, "admin").get(t, path, headers...)
 }
 
 // mustContain fails unless body holds every fragment.
@@ -184,6 +392,16 @@ func mustContain(t *testing.T, what, body string, fragments ...string) {
 	for _, f := range fragments {
 		if !strings.Contains(body, f) {
 			t.Errorf("%s: missing %q", what, f)
+		}
+	}
+}
+
+// mustNotContain fails if body holds any fragment.
+func mustNotContain(t *testing.T, what, body string, fragments ...string) {
+	t.Helper()
+	for _, f := range fragments {
+		if strings.Contains(body, f) {
+			t.Errorf("%s: must not contain %q", what, f)
 		}
 	}
 }

@@ -75,7 +75,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	}
 	d := time.Since(start)
 	status := c.Response().StatusCode()
-	route, method := routeOf(c), c.Method()
+	// The method string views fasthttp's request buffer, which the next
+	// request reuses; the metric keeps its labels, so it gets a copy.
+	route, method := routeOf(c), strings.Clone(c.Method())
 	s.metrics.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	s.metrics.duration.WithLabelValues(route, method).Observe(d.Seconds())
 	user := ""

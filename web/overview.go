@@ -7,6 +7,6 @@ import (
 )
 
 func (s *Server) handleOverview(c *fiber.Ctx) error {
-	vm := overviewOf(s.clusters.Latest(), s.now())
+	vm := overviewOf(s.visibleClusters(c), s.now())
 	return s.render(c, templates.Page{Title: "Overview", Area: templates.AreaOverview, Refresh: true}, templates.OverviewView(vm))
 }

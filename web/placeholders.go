@@ -65,14 +65,3 @@ func (s *Server) handleExport(c *fiber.Ctx) error {
 		},
 	})
 }
-
-func (s *Server) handleAdmin(c *fiber.Ctx) error {
-	return s.placeholder(c, templates.AreaAdmin, "Admin", templates.Placeholder{
-		Summary: "User and token management comes with the next release",
-		Coming: []string{
-			"users and their roles (viewer, operator, admin)",
-			"API tokens: create, see last use, revoke",
-			"the audit log of every operation",
-		},
-	})
-}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net/url"
 	"strings"
+	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gofiber/fiber/v2"
@@ -21,12 +23,9 @@ func isFragment(c *fiber.Ctx) bool { return c.Get("HX-Request") == "true" }
 // fragment for an HX-Request. It renders into a buffer first so that a
 // template error becomes a clean error page, not half a page.
 func (s *Server) render(c *fiber.Ctx, page templates.Page, body templ.Component) error {
-	if p := principal(c); p != nil {
-		page.User, page.Role = p.User, p.Role
-	}
-	page.Version, page.AssetVersion = s.version, s.assetVersion
+	s.framePage(c, &page)
 	comp := body
-	ctx := c.UserContext()
+	ctx := templates.WithCSRF(c.UserContext(), page.CSRF)
 	if !isFragment(c) {
 		ctx = templ.WithChildren(ctx, body)
 		comp = templates.Layout(page)
@@ -39,6 +38,52 @@ func (s *Server) render(c *fiber.Ctx, page templates.Page, body templ.Component)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderVary, "HX-Request")
 	return c.Send(buf.Bytes())
+}
+
+// framePage fills what the layout needs around every page: the user, the
+// navigation they may use, the CSRF token for forms and app.js, and the
+// flash message of the previous redirect (read once).
+func (s *Server) framePage(c *fiber.Ctx, page *templates.Page) {
+	page.Version, page.AssetVersion = s.version, s.assetVersion
+	p := principal(c)
+	if p == nil {
+		return
+	}
+	page.User = p.User
+	page.CanLogout = p.Method == access.MethodSession
+	page.CSRF = s.csrfToken(c, p)
+	for _, n := range templates.NavItems() {
+		a, r := areaAccess(n.Area)
+		if s.policy.Can(p, a, r) {
+			page.Nav = append(page.Nav, n)
+		}
+	}
+	if f := c.Cookies(flashCookie); f != "" {
+		if msg, err := url.QueryUnescape(f); err == nil {
+			page.Flash = msg
+		}
+		s.setCookie(c, flashCookie, "", -1, "Lax")
+	}
+}
+
+// areaAccess is what a navigation entry's page needs, as in Routes.
+func areaAccess(area string) (access.Action, access.Resource) {
+	switch area {
+	case templates.AreaExport:
+		return access.ActionExport, access.Res("*")
+	case templates.AreaAdmin:
+		return access.ActionAdmin, access.Res("console:admin")
+	}
+	return access.ActionView, access.Res("*")
+}
+
+// flash sets the message the next page shows once, then redirects there.
+func (s *Server) flash(c *fiber.Ctx, to, msg string) error {
+	if len(msg) > 300 {
+		msg = msg[:300]
+	}
+	s.setCookie(c, flashCookie, url.QueryEscape(msg), time.Minute, "Lax")
+	return c.Redirect(to, fiber.StatusSeeOther)
 }
 
 // statusOf maps an error code to its HTTP status.
@@ -54,6 +99,8 @@ func statusOf(code string) int {
 		return fiber.StatusNotFound
 	case access.ECONFLICT:
 		return fiber.StatusConflict
+	case access.ETOOMANY:
+		return fiber.StatusTooManyRequests
 	}
 	return fiber.StatusInternalServerError
 }
@@ -99,8 +146,8 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 		}
 		msg = "Something went wrong (request id " + rid + ")"
 	}
-	if code == access.EUNAUTHORIZED {
-		c.Set(fiber.HeaderWWWAuthenticate, `Basic realm="Switchyard", charset="UTF-8"`)
+	if code == access.EUNAUTHORIZED && isAPI(c) {
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="Switchyard"`)
 	}
 	c.Status(status)
 	if isAPI(c) {
@@ -116,12 +163,10 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 	}
 	view := templates.ErrorView(templates.ErrorPage{Status: status, Title: titleOf(status), Message: msg, RequestID: rid})
 	comp := view
-	ctx := context.WithoutCancel(c.UserContext())
+	page := templates.Page{Title: titleOf(status)}
+	s.framePage(c, &page)
+	ctx := templates.WithCSRF(context.WithoutCancel(c.UserContext()), page.CSRF)
 	if !isFragment(c) {
-		page := templates.Page{Title: titleOf(status), Version: s.version, AssetVersion: s.assetVersion}
-		if p := principal(c); p != nil {
-			page.User, page.Role = p.User, p.Role
-		}
 		ctx = templ.WithChildren(ctx, view)
 		comp = templates.Layout(page)
 	}
@@ -153,6 +198,8 @@ func titleOf(status int) string {
 		return "Not found"
 	case fiber.StatusConflict:
 		return "Conflict"
+	case fiber.StatusTooManyRequests:
+		return "Too many attempts"
 	}
 	return "Something went wrong"
 }

@@ -11,48 +11,92 @@ import (
 )
 
 // Route is one entry of the route table. Every route the app serves is
-// here, with the action the policy checks for it; a route without an entry
-// fails TestEveryRouteHasAPolicy.
+// here, with the action and resource the policy checks for it; a route
+// without an entry fails TestEveryRouteHasAPolicy, and one without an
+// expected status per user fails TestAuthorizationMatrix.
 type Route struct {
 	Method string
 	Path   string
 	Name   string // label for logs and metrics
 	Action access.Action
 	// Resource names what the request touches, for the policy:
-	// "kafka:<cluster>/<topic>", "kafka-group:<cluster>/<group>", "admin".
-	// Nil means "*" (everything of the action's kind).
-	Resource func(c *fiber.Ctx) string
-	// Public routes skip authentication: only health, readiness, metrics
-	// and static files.
+	// access.KafkaTopic, access.KafkaGroup, access.Res("console:admin").
+	// Nil means access.Res("*"): a list, filtered row by row.
+	Resource func(c *fiber.Ctx) access.Resource
+	// Public routes skip authentication: health, readiness, metrics,
+	// static files and the login form.
 	Public bool
+	// Self routes need any authenticated principal and no permission:
+	// they act on the caller's own session (logout).
+	Self bool
 
 	handle func(*Server, *fiber.Ctx) error
 }
 
 // Routes returns the route table.
 func Routes() []Route {
+	var (
+		get    = fiber.MethodGet
+		post   = fiber.MethodPost
+		del    = fiber.MethodDelete
+		view   = access.ActionView
+		admin  = access.ActionAdmin
+		adminR = fixed("console:admin")
+		auditR = fixed("console:audit")
+	)
 	return []Route{
 		// Public: probes and scrapers carry no credentials; static assets
-		// hold no data.
-		{Method: fiber.MethodGet, Path: "/healthz", Name: "healthz", Public: true, handle: (*Server).handleHealthz},
-		{Method: fiber.MethodGet, Path: "/readyz", Name: "readyz", Public: true, handle: (*Server).handleReadyz},
-		{Method: fiber.MethodGet, Path: "/metrics", Name: "metrics", Public: true, handle: (*Server).handleMetrics},
-		{Method: fiber.MethodGet, Path: "/static/*", Name: "static", Public: true, handle: (*Server).handleStatic},
+		// hold no data; the login form is how credentials arrive.
+		{Method: get, Path: "/healthz", Name: "healthz", Public: true, handle: (*Server).handleHealthz},
+		{Method: get, Path: "/readyz", Name: "readyz", Public: true, handle: (*Server).handleReadyz},
+		{Method: get, Path: "/metrics", Name: "metrics", Public: true, handle: (*Server).handleMetrics},
+		{Method: get, Path: "/static/*", Name: "static", Public: true, handle: (*Server).handleStatic},
+		{Method: get, Path: "/login", Name: "login.form", Public: true, handle: (*Server).handleLoginForm},
+		{Method: post, Path: "/login", Name: "login", Public: true, handle: (*Server).handleLogin},
+		{Method: post, Path: "/logout", Name: "logout", Self: true, handle: (*Server).handleLogout},
 
 		// Pages.
-		{Method: fiber.MethodGet, Path: "/", Name: "overview", Action: access.ActionView, handle: (*Server).handleOverview},
-		{Method: fiber.MethodGet, Path: "/topics/:cluster/:topic", Name: "topic.show", Action: access.ActionView, Resource: topicResource, handle: (*Server).handleTopicShow},
-		{Method: fiber.MethodGet, Path: "/consumers", Name: "consumers.list", Action: access.ActionView, handle: (*Server).handleConsumersList},
-		{Method: fiber.MethodGet, Path: "/consumers/:cluster/:group", Name: "consumer.show", Action: access.ActionView, Resource: groupResource, handle: (*Server).handleConsumerShow},
-		{Method: fiber.MethodGet, Path: "/queues", Name: "queues", Action: access.ActionView, handle: (*Server).handleQueues},
-		{Method: fiber.MethodGet, Path: "/dead-letters", Name: "dead-letters", Action: access.ActionView, handle: (*Server).handleDeadLetters},
-		{Method: fiber.MethodGet, Path: "/traces", Name: "traces", Action: access.ActionView, handle: (*Server).handleTraces},
-		{Method: fiber.MethodGet, Path: "/alerts", Name: "alerts", Action: access.ActionView, handle: (*Server).handleAlerts},
-		{Method: fiber.MethodGet, Path: "/export", Name: "export", Action: access.ActionExport, handle: (*Server).handleExport},
-		{Method: fiber.MethodGet, Path: "/admin", Name: "admin", Action: access.ActionAdmin, Resource: fixed("admin"), handle: (*Server).handleAdmin},
+		{Method: get, Path: "/", Name: "overview", Action: view, handle: (*Server).handleOverview},
+		{Method: get, Path: "/topics/:cluster/:topic", Name: "topic.show", Action: view, Resource: topicResource, handle: (*Server).handleTopicShow},
+		{Method: get, Path: "/topics/:cluster/:topic/messages", Name: "topic.messages", Action: access.ActionReadPayload, Resource: topicResource, handle: (*Server).handleTopicMessages},
+		{Method: get, Path: "/topics/:cluster/:topic/messages/export", Name: "topic.messages.export", Action: access.ActionExport, Resource: topicResource, handle: (*Server).handleTopicMessagesExport},
+		{Method: get, Path: "/consumers", Name: "consumers.list", Action: view, handle: (*Server).handleConsumersList},
+		{Method: get, Path: "/consumers/:cluster/:group", Name: "consumer.show", Action: view, Resource: groupResource, handle: (*Server).handleConsumerShow},
+		{Method: get, Path: "/queues", Name: "queues", Action: view, handle: (*Server).handleQueues},
+		{Method: get, Path: "/dead-letters", Name: "dead-letters", Action: view, handle: (*Server).handleDeadLetters},
+		{Method: get, Path: "/traces", Name: "traces", Action: view, handle: (*Server).handleTraces},
+		{Method: get, Path: "/alerts", Name: "alerts", Action: view, handle: (*Server).handleAlerts},
+		{Method: get, Path: "/export", Name: "export", Action: access.ActionExport, handle: (*Server).handleExport},
+
+		// Admin pages: every one is admin on console:admin, the audit log
+		// on console:audit.
+		{Method: get, Path: "/admin", Name: "admin", Action: admin, Resource: adminR, handle: (*Server).handleAdmin},
+		{Method: get, Path: "/admin/users", Name: "admin.users", Action: admin, Resource: adminR, handle: (*Server).handleAdminUsers},
+		{Method: post, Path: "/admin/users", Name: "admin.users.create", Action: admin, Resource: adminR, handle: (*Server).handleAdminUserCreate},
+		{Method: post, Path: "/admin/users/:name/disable", Name: "admin.users.disable", Action: admin, Resource: adminR, handle: (*Server).handleAdminUserDisable},
+		{Method: post, Path: "/admin/users/:name/enable", Name: "admin.users.enable", Action: admin, Resource: adminR, handle: (*Server).handleAdminUserEnable},
+		{Method: post, Path: "/admin/users/:name/password", Name: "admin.users.password", Action: admin, Resource: adminR, handle: (*Server).handleAdminUserPassword},
+		{Method: get, Path: "/admin/tokens", Name: "admin.tokens", Action: admin, Resource: adminR, handle: (*Server).handleAdminTokens},
+		{Method: post, Path: "/admin/tokens", Name: "admin.tokens.issue", Action: admin, Resource: adminR, handle: (*Server).handleAdminTokenIssue},
+		{Method: post, Path: "/admin/tokens/:id/revoke", Name: "admin.tokens.revoke", Action: admin, Resource: adminR, handle: (*Server).handleAdminTokenRevoke},
+		{Method: get, Path: "/admin/roles", Name: "admin.roles", Action: admin, Resource: adminR, handle: (*Server).handleAdminRoles},
+		{Method: post, Path: "/admin/roles", Name: "admin.roles.save", Action: admin, Resource: adminR, handle: (*Server).handleAdminRoleSave},
+		{Method: post, Path: "/admin/roles/:name/delete", Name: "admin.roles.delete", Action: admin, Resource: adminR, handle: (*Server).handleAdminRoleDelete},
+		{Method: get, Path: "/admin/bindings", Name: "admin.bindings", Action: admin, Resource: adminR, handle: (*Server).handleAdminBindings},
+		{Method: post, Path: "/admin/bindings", Name: "admin.bindings.add", Action: admin, Resource: adminR, handle: (*Server).handleAdminBindingAdd},
+		{Method: post, Path: "/admin/bindings/:id/delete", Name: "admin.bindings.delete", Action: admin, Resource: adminR, handle: (*Server).handleAdminBindingDelete},
+		{Method: get, Path: "/admin/check", Name: "admin.check", Action: admin, Resource: adminR, handle: (*Server).handleAdminCheck},
+		{Method: get, Path: "/admin/audit", Name: "admin.audit", Action: admin, Resource: auditR, handle: (*Server).handleAdminAudit},
+		{Method: get, Path: "/admin/audit/export", Name: "admin.audit.export", Action: admin, Resource: auditR, handle: (*Server).handleAdminAuditExport},
 
 		// JSON API.
-		{Method: fiber.MethodGet, Path: "/api/v1/clusters", Name: "api.clusters", Action: access.ActionView, Resource: fixed("kafka:*"), handle: (*Server).handleAPIClusters},
+		{Method: get, Path: "/api/v1/clusters", Name: "api.clusters", Action: view, handle: (*Server).handleAPIClusters},
+		{Method: get, Path: "/api/v1/topics/:cluster/:topic/messages", Name: "api.topic.messages", Action: access.ActionReadPayload, Resource: topicResource, handle: (*Server).handleAPITopicMessages},
+		{Method: get, Path: "/api/v1/admin/users", Name: "api.admin.users", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminUsers},
+		{Method: get, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindings},
+		{Method: post, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings.add", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindingAdd},
+		{Method: del, Path: "/api/v1/admin/bindings/:id", Name: "api.admin.bindings.delete", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindingDelete},
+		{Method: post, Path: "/api/v1/admin/tokens", Name: "api.admin.tokens.issue", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminTokenIssue},
 	}
 }
 
@@ -67,7 +111,7 @@ func (s *Server) register() error {
 			return fmt.Errorf("web: route %s registered twice", key)
 		}
 		seen[key] = true
-		if rt.handle == nil || rt.Name == "" || (!rt.Public && rt.Action == "") {
+		if rt.handle == nil || rt.Name == "" || (!rt.Public && !rt.Self && rt.Action == "") {
 			return fmt.Errorf("web: route %s needs a handler, a name and an action", key)
 		}
 		handlers := []fiber.Handler{markRoute(rt.Name)}
@@ -84,16 +128,16 @@ func (s *Server) register() error {
 	return nil
 }
 
-func fixed(resource string) func(*fiber.Ctx) string {
-	return func(*fiber.Ctx) string { return resource }
+func fixed(name string) func(*fiber.Ctx) access.Resource {
+	return func(*fiber.Ctx) access.Resource { return access.Res(name) }
 }
 
-func topicResource(c *fiber.Ctx) string {
-	return "kafka:" + param(c, "cluster") + "/" + param(c, "topic")
+func topicResource(c *fiber.Ctx) access.Resource {
+	return access.KafkaTopic(param(c, "cluster"), param(c, "topic"))
 }
 
-func groupResource(c *fiber.Ctx) string {
-	return "kafka-group:" + param(c, "cluster") + "/" + param(c, "group")
+func groupResource(c *fiber.Ctx) access.Resource {
+	return access.KafkaGroup(param(c, "cluster"), param(c, "group"))
 }
 
 // param returns a path parameter, unescaped and copied (fiber reuses the

@@ -7,9 +7,11 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -20,21 +22,65 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/access"
+	"switchyard/browse"
 	"switchyard/collector"
 	"switchyard/web/static"
 )
 
-// Authenticator turns an Authorization header into a principal.
-// Errors: EUNAUTHORIZED for missing or wrong credentials; anything else is
-// treated as internal. *access.Store implements it.
+// Authenticator turns request credentials into a principal and manages
+// login sessions. *access.Store implements it.
 type Authenticator interface {
-	Authenticate(ctx context.Context, header string) (*access.Principal, error)
+	// Authenticate errors: EUNAUTHORIZED for missing, wrong or expired
+	// credentials; anything else is internal.
+	Authenticate(ctx context.Context, cred access.Credentials) (*access.Principal, error)
+	// Login errors: EUNAUTHORIZED (wrong user or password, one answer for
+	// both), ETOOMANY (throttled; Details["retry_after_seconds"]), EINVALID.
+	Login(ctx context.Context, user, password, peerAddr, userAgent string) (access.Session, error)
+	// Logout ends the session of the cookie value; unknown ones are fine.
+	Logout(ctx context.Context, sessionToken string) error
 }
 
-// Authorizer decides whether a principal may do an action on a resource.
-// Errors: EUNAUTHORIZED, EFORBIDDEN. access.Policy implements it.
+// Authorizer is the policy: the one function deciding every request, and
+// the filters of lists. access.Policy implements it.
 type Authorizer interface {
-	Authorize(p *access.Principal, a access.Action, resource string) error
+	// Authorize errors: EUNAUTHORIZED (no principal), EFORBIDDEN.
+	Authorize(p *access.Principal, a access.Action, r access.Resource) error
+	Can(p *access.Principal, a access.Action, r access.Resource) bool
+	Scope(p *access.Principal, a access.Action, resourceName string) access.Scope
+	Explain(p *access.Principal, r access.Resource) []access.Decision
+}
+
+// AdminStore is what the admin pages change. Every mutation takes the
+// acting principal, which the store records in the audit log. Errors:
+// EINVALID, ENOTFOUND, ECONFLICT. *access.Store implements it.
+type AdminStore interface {
+	ListUsers(ctx context.Context) ([]access.User, error)
+	CreateUser(ctx context.Context, by *access.Principal, name, password string) error
+	SetPassword(ctx context.Context, by *access.Principal, name, password string) error
+	SetDisabled(ctx context.Context, by *access.Principal, name string, disabled bool) error
+	IssueToken(ctx context.Context, by *access.Principal, user, name string, ttl time.Duration) (string, error)
+	ListTokens(ctx context.Context, user string) ([]access.Token, error)
+	RevokeTokenID(ctx context.Context, by *access.Principal, id int64) error
+	ListRoles(ctx context.Context) ([]access.Role, error)
+	SaveRole(ctx context.Context, by *access.Principal, r access.Role) error
+	DeleteRole(ctx context.Context, by *access.Principal, name string) error
+	ListBindings(ctx context.Context) ([]access.Binding, error)
+	AddBinding(ctx context.Context, by *access.Principal, b access.Binding) (int64, error)
+	DeleteBinding(ctx context.Context, by *access.Principal, id int64) error
+	PrincipalFor(ctx context.Context, user string) (*access.Principal, error)
+}
+
+// AuditLog is the append-only audit log. *access.Audit implements it.
+type AuditLog interface {
+	Append(ctx context.Context, e access.AuditEvent) error
+	List(ctx context.Context, f access.AuditFilter) ([]access.AuditRecord, int64, error)
+	ExportJSONL(ctx context.Context, w io.Writer, f access.AuditFilter) error
+}
+
+// Browser reads a topic's recent messages, filtered by tenant and masked.
+// *browse.Browser implements it. Errors: ENOTFOUND, EINVALID.
+type Browser interface {
+	Recent(ctx context.Context, cluster, topic string, q browse.Query) (browse.Result, error)
 }
 
 // Clusters provides the latest broker views. *collector.Poller implements it.
@@ -51,18 +97,41 @@ type ReadyCheck struct {
 }
 
 // Options configures a Server. The zero value serves every page with an
-// empty cluster list and refuses all non-public routes (no Auth).
+// empty cluster list and refuses all non-public routes (no Auth); admin
+// pages and the message browser answer "not configured" without their
+// Store, Audit or Browser.
 type Options struct {
 	Logger *slog.Logger
 	// Gatherer is exposed on /metrics (the console's registry).
 	Gatherer prometheus.Gatherer
 	// Registerer receives the web's own HTTP metrics.
 	Registerer prometheus.Registerer
-	Auth       Authenticator
-	Policy     Authorizer // default access.Policy{}
-	Clusters   Clusters
-	Ready      []ReadyCheck
-	Version    string
+	// Auth authenticates requests and runs login and logout.
+	Auth Authenticator
+	// Policy decides every request; default access.Policy{}.
+	Policy   Authorizer
+	Clusters Clusters
+	// Store backs the admin pages; nil answers them with an error.
+	Store AdminStore
+	// Audit backs the audit page and records token mutations and payload
+	// reads; nil records nothing.
+	Audit AuditLog
+	// Browser backs the message browser; nil says it is not configured.
+	// PII masking happens inside it (browse.Options.Masker), before the
+	// text search, so that a search cannot probe masked fields.
+	Browser Browser
+	// AuditPayloadReads records every message-browser read as
+	// "payload.read".
+	AuditPayloadReads bool
+	// SecureCookies marks cookies Secure even on plain HTTP requests (the
+	// console behind a TLS-terminating proxy).
+	SecureCookies bool
+	// ProxyUserHeader and ProxyGroupsHeader are read and handed to Auth,
+	// which believes them only from trusted proxy addresses; defaults
+	// X-Forwarded-User and X-Forwarded-Groups.
+	ProxyUserHeader, ProxyGroupsHeader string
+	Ready                              []ReadyCheck
+	Version                            string
 	// TracerProvider, when set, gives every request a server span.
 	TracerProvider trace.TracerProvider
 	// Now is the clock for relative times on pages; default time.Now.
@@ -78,6 +147,13 @@ type Server struct {
 	auth           Authenticator
 	policy         Authorizer
 	clusters       Clusters
+	store          AdminStore
+	audit          AuditLog
+	browser        Browser
+	auditReads     bool
+	secureCookies  bool
+	proxyUser      string
+	proxyGroups    string
 	ready          []ReadyCheck
 	readyTimeout   time.Duration
 	gatherer       prometheus.Gatherer
@@ -92,16 +168,23 @@ type Server struct {
 // New validates opts and builds the server with all routes registered.
 func New(opts Options) (*Server, error) {
 	s := &Server{
-		log:          opts.Logger,
-		auth:         opts.Auth,
-		policy:       opts.Policy,
-		clusters:     opts.Clusters,
-		ready:        opts.Ready,
-		readyTimeout: opts.ReadyTimeout,
-		gatherer:     opts.Gatherer,
-		version:      opts.Version,
-		assetVersion: static.Version(),
-		now:          opts.Now,
+		log:           opts.Logger,
+		auth:          opts.Auth,
+		policy:        opts.Policy,
+		clusters:      opts.Clusters,
+		store:         opts.Store,
+		audit:         opts.Audit,
+		browser:       opts.Browser,
+		auditReads:    opts.AuditPayloadReads,
+		secureCookies: opts.SecureCookies,
+		proxyUser:     cmp.Or(opts.ProxyUserHeader, "X-Forwarded-User"),
+		proxyGroups:   cmp.Or(opts.ProxyGroupsHeader, "X-Forwarded-Groups"),
+		ready:         opts.Ready,
+		readyTimeout:  opts.ReadyTimeout,
+		gatherer:      opts.Gatherer,
+		version:       opts.Version,
+		assetVersion:  static.Version(),
+		now:           opts.Now,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -190,10 +273,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 type denyAll struct{}
 
-func (denyAll) Authenticate(context.Context, string) (*access.Principal, error) {
+func (denyAll) Authenticate(context.Context, access.Credentials) (*access.Principal, error) {
 	return nil, access.Errorf(access.EUNAUTHORIZED, "authentication is not configured")
 }
+
+func (denyAll) Login(context.Context, string, string, string, string) (access.Session, error) {
+	return access.Session{}, access.Errorf(access.EUNAUTHORIZED, "authentication is not configured")
+}
+
+func (denyAll) Logout(context.Context, string) error { return nil }
 
 type noClusters struct{}
 
 func (noClusters) Latest() []collector.ClusterView { return nil }
+
+// The real implementations satisfy the interfaces above.
+var (
+	_ Authenticator = (*access.Store)(nil)
+	_ AdminStore    = (*access.Store)(nil)
+	_ Authorizer    = access.Policy{}
+	_ AuditLog      = (*access.Audit)(nil)
+	_ Browser       = (*browse.Browser)(nil)
+	_ browse.Masker = (*access.Masker)(nil)
+)

@@ -23,7 +23,7 @@ func TestRequestSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	req := httptest.NewRequest(http.MethodGet, "/consumers", nil)
-	req.Header.Set("Authorization", basicAuth("admin", adminPassword))
+	req.AddCookie(&http.Cookie{Name: sessionCookie, Value: e.as(t, "admin").cookies[sessionCookie]})
 	req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	resp, err := srv.App().Test(req, 10_000)
 	if err != nil {

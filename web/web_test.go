@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net"
@@ -27,15 +28,15 @@ func TestOverviewShowsClusterFromKafka(t *testing.T) {
 		t.Fatalf("GET / = %d\n%s", r.status, r.body)
 	}
 	mustContain(t, "overview", r.body,
-		`data-testid="cluster" data-cluster="local"`,
+		`data-testid="cluster" data-cluster="`+testCluster+`"`,
 		`data-testid="cluster-reachable"`,
 		`data-testid="cluster-brokers">1<`,
-		`data-testid="cluster-topics">2<`,
+		`data-testid="cluster-topics">3<`,
 		`data-testid="topic-row" data-topic="`+testTopic+`"`,
 		`data-testid="group-row" data-group="`+testGroup+`"`,
 		`data-testid="group-lag" title="16">16<`,
-		`data-testid="whoami">admin · admin<`,
-		`href="/topics/local/`+testTopic+`"`,
+		`data-testid="whoami">admin<`,
+		`href="/topics/demo/`+testTopic+`"`,
 	)
 	// Exactly one DLQ badge: on the .dlq topic, not on its source.
 	dlqRow := regexp.MustCompile(`(?s)data-topic="` + regexp.QuoteMeta(testDLQ) + `".*?</tr>`).FindString(r.body)
@@ -58,7 +59,7 @@ func TestOverviewShowsClusterFromKafka(t *testing.T) {
 func TestTopicAndGroupPages(t *testing.T) {
 	e := newEnv(t, envOptions{})
 
-	r := e.admin(t, "/topics/local/"+testTopic)
+	r := e.admin(t, "/topics/demo/"+testTopic)
 	if r.status != http.StatusOK {
 		t.Fatalf("topic page = %d\n%s", r.status, r.body)
 	}
@@ -71,7 +72,7 @@ func TestTopicAndGroupPages(t *testing.T) {
 		`data-testid="group-lag" title="16">16<`,
 	)
 
-	r = e.admin(t, "/consumers/local/"+testGroup)
+	r = e.admin(t, "/consumers/demo/"+testGroup)
 	if r.status != http.StatusOK {
 		t.Fatalf("group page = %d\n%s", r.status, r.body)
 	}
@@ -86,9 +87,9 @@ func TestTopicAndGroupPages(t *testing.T) {
 	}
 
 	for path, want := range map[string]int{
-		"/topics/local/no.such.topic.v1": http.StatusNotFound,
+		"/topics/demo/no.such.topic.v1":  http.StatusNotFound,
 		"/topics/elsewhere/" + testTopic: http.StatusNotFound,
-		"/consumers/local/no-such-group": http.StatusNotFound,
+		"/consumers/demo/no-such-group":  http.StatusNotFound,
 		"/consumers?sort=members":        http.StatusBadRequest,
 		"/nowhere":                       http.StatusNotFound,
 	} {
@@ -141,7 +142,7 @@ func TestEmptyStatesAndUnreachable(t *testing.T) {
 		`data-testid="cluster-unreachable"`, "since 3m ago",
 		"connection refused",
 	)
-	for _, p := range []string{"/queues", "/dead-letters", "/traces", "/alerts", "/export", "/admin"} {
+	for _, p := range []string{"/queues", "/dead-letters", "/traces", "/alerts", "/export"} {
 		r := e.admin(t, p)
 		if r.status != http.StatusOK {
 			t.Errorf("GET %s = %d", p, r.status)
@@ -169,28 +170,33 @@ func TestFragmentForAutoRefresh(t *testing.T) {
 
 func TestAuthentication(t *testing.T) {
 	e := newEnv(t, envOptions{})
-	r := e.get(t, "/", "")
-	if r.status != http.StatusUnauthorized || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), `Basic realm="Switchyard"`) {
-		t.Errorf("anonymous GET / = %d, WWW-Authenticate %q; want 401 asking for Basic", r.status, r.header.Get("WWW-Authenticate"))
+	// A browser without a session goes to the login form, and comes back.
+	r := e.get(t, "/consumers?sort=name", "")
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/login?next=%2Fconsumers%3Fsort%3Dname" {
+		t.Errorf("anonymous GET /consumers = %d to %q; want 303 to the login form", r.status, r.header.Get("Location"))
 	}
-	if r := e.get(t, "/", basicAuth("admin", "wrong password!!")); r.status != http.StatusUnauthorized {
-		t.Errorf("wrong password = %d, want 401", r.status)
+	if r := e.get(t, "/", "Basic "+base64.StdEncoding.EncodeToString([]byte("admin:"+adminPassword))); r.status != http.StatusSeeOther {
+		t.Errorf("Basic auth = %d; it is gone, want the login redirect", r.status)
 	}
 	if r := e.admin(t, "/"); r.status != http.StatusOK {
 		t.Errorf("admin GET / = %d, want 200", r.status)
 	}
-	viewer := basicAuth("vera", viewerPassword)
-	if r := e.get(t, "/consumers", viewer); r.status != http.StatusOK {
+	vera := e.as(t, "vera")
+	if r := vera.get(t, "/consumers"); r.status != http.StatusOK {
 		t.Errorf("viewer GET /consumers = %d, want 200", r.status)
 	}
-	r = e.get(t, "/admin", viewer)
+	r = vera.get(t, "/admin")
 	if r.status != http.StatusForbidden {
 		t.Errorf("viewer GET /admin = %d, want 403", r.status)
 	}
-	mustContain(t, "403 page", r.body, `data-testid="error-page" data-status="403"`, "may not admin")
-	if r := e.get(t, "/export", viewer); r.status != http.StatusForbidden {
+	mustContain(t, "403 page", r.body, `data-testid="error-page" data-status="403"`, "you may not admin console:admin")
+	if r := vera.get(t, "/export"); r.status != http.StatusForbidden {
 		t.Errorf("viewer GET /export = %d, want 403", r.status)
 	}
+	// The viewer's navigation hides what they cannot open.
+	page := vera.get(t, "/")
+	mustContain(t, "viewer nav", page.body, `data-testid="nav-overview"`, `data-testid="nav-consumers"`)
+	mustNotContain(t, "viewer nav", page.body, `data-testid="nav-admin"`, `data-testid="nav-export"`)
 	// API tokens work as Bearer.
 	tok, err := e.store.CreateToken(context.Background(), "vera", "script", time.Hour)
 	if err != nil {
@@ -199,8 +205,11 @@ func TestAuthentication(t *testing.T) {
 	if r := e.get(t, "/api/v1/clusters", "Bearer "+tok); r.status != http.StatusOK {
 		t.Errorf("token GET /api/v1/clusters = %d, want 200", r.status)
 	}
+	if r := e.get(t, "/api/v1/clusters", "Bearer sy_not-a-token"); r.status != http.StatusUnauthorized {
+		t.Errorf("bad token = %d, want 401", r.status)
+	}
 	// Public endpoints need nothing.
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/static/app.css"} {
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/static/app.css", "/login"} {
 		if r := e.get(t, p, ""); r.status != http.StatusOK {
 			t.Errorf("anonymous GET %s = %d, want 200", p, r.status)
 		}
@@ -232,12 +241,12 @@ func TestSecurityHeadersAndRequestID(t *testing.T) {
 	if got := r.header.Get("X-Request-ID"); strings.ContainsAny(got, "<>") || got == "" {
 		t.Errorf("unsafe client request id kept: %q", got)
 	}
-	// The access log names the request and the user, never the credentials.
+	// The access log names the request and the user, never the
+	// credentials: no password, session cookie or CSRF token.
 	logs := e.logs.String()
 	mustContain(t, "access log", logs, `"request_id":"trace-me-42"`, `"user":"admin"`, `"route":"overview"`, `"status":200`)
-	if strings.Contains(logs, basicAuth("admin", adminPassword)[6:]) || strings.Contains(logs, adminPassword) {
-		t.Error("credentials in the log")
-	}
+	a := e.as(t, "admin")
+	mustNotContain(t, "log", logs, adminPassword, a.cookies[sessionCookie], a.csrf)
 }
 
 func TestReadyz(t *testing.T) {
@@ -287,7 +296,8 @@ func TestMetricsExposeRequests(t *testing.T) {
 	r := e.get(t, "/metrics", "")
 	mustContain(t, "/metrics", r.body,
 		`switchyard_http_requests_total{code="200",method="GET",route="overview"} 1`,
-		`switchyard_http_requests_total{code="401",method="GET",route="overview"} 1`,
+		`switchyard_http_requests_total{code="303",method="GET",route="overview"} 1`,
+		`switchyard_http_requests_total{code="303",method="POST",route="login"} 1`,
 		`switchyard_http_request_duration_seconds_bucket{method="GET",route="overview"`,
 	)
 }
@@ -332,9 +342,11 @@ func (panicky) Latest() []collector.ClusterView { panic("secret internal detail"
 
 func TestInternalErrorsDoNotLeak(t *testing.T) {
 	e := newEnv(t, envOptions{clusters: panicky{}})
+	a := e.as(t, "admin")
+	before := strings.Count(e.logs.String(), "secret internal detail")
 	for _, p := range []string{"/", "/api/v1/clusters"} {
 		rid := "rid" + strings.ReplaceAll(p, "/", "-")
-		r := e.admin(t, p, "X-Request-ID", rid)
+		r := a.get(t, p, "X-Request-ID", rid)
 		if r.status != http.StatusInternalServerError {
 			t.Errorf("GET %s = %d, want 500", p, r.status)
 		}
@@ -343,7 +355,7 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 		}
 		mustContain(t, p, r.body, "Something went wrong (request id "+rid+")")
 	}
-	if n := strings.Count(e.logs.String(), "secret internal detail"); n != 2 {
+	if n := strings.Count(e.logs.String(), "secret internal detail") - before; n != 2 {
 		t.Errorf("panic logged %d times for 2 requests, want once each", n)
 	}
 }
@@ -377,11 +389,14 @@ func TestEveryRouteHasAPolicy(t *testing.T) {
 	table := map[string]Route{}
 	for _, rt := range Routes() {
 		table[rt.Method+" "+rt.Path] = rt
-		if !rt.Public && rt.Action == "" {
+		if !rt.Public && !rt.Self && (rt.Action == "") {
 			t.Errorf("%s %s: not public and no action", rt.Method, rt.Path)
 		}
+		if rt.Self && rt.Path != "/logout" {
+			t.Errorf("%s: only logout acts on the caller's own session without a policy check", rt.Path)
+		}
 	}
-	public := map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/static/*": true}
+	public := map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/static/*": true, "/login": true}
 	registered := 0
 	for _, r := range e.srv.App().GetRoutes(true) {
 		rt, ok := table[r.Method+" "+r.Path]
@@ -414,6 +429,7 @@ func (b *blocking) Latest() []collector.ClusterView {
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	b := &blocking{entered: make(chan struct{}), release: make(chan struct{})}
 	e := newEnv(t, envOptions{clusters: b})
+	admin := e.as(t, "admin")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -428,7 +444,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	got := make(chan result, 1)
 	go func() {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+ln.Addr().String()+"/api/v1/clusters", nil)
-		req.Header.Set("Authorization", basicAuth("admin", adminPassword))
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: admin.cookies[sessionCookie]})
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			got <- result{err: err}

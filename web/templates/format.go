@@ -3,6 +3,7 @@ package templates
 import (
 	"fmt"
 	"math"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -95,3 +96,6 @@ func Offset(n int64) string {
 }
 
 func itoa[T ~int | ~int32 | ~int64](n T) string { return strconv.FormatInt(int64(n), 10) }
+
+func pathEscape(s string) string  { return url.PathEscape(s) }
+func queryEscape(s string) string { return url.QueryEscape(s) }

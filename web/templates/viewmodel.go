@@ -39,7 +39,11 @@ func NavItems() []NavItem {
 type Page struct {
 	Title        string
 	Area         string // highlighted navigation entry
-	User, Role   string
+	User         string // "" on the login page and anonymous error pages
+	CanLogout    bool   // signed in with a session (not a token or the proxy)
+	Nav          []NavItem
+	CSRF         string // token of every form and of app.js requests
+	Flash        string // message of the previous redirect
 	Version      string // of the console binary
 	AssetVersion string // cache-busting query for static files
 	// Refresh makes app.js reload the panel every 5 s.
@@ -109,6 +113,9 @@ type TopicDetail struct {
 	Error      string
 	Partitions []PartitionRow
 	Groups     []TopicGroupRow
+	// MessagesHref links the message browser; "" when the user may not
+	// read payloads.
+	MessagesHref string
 }
 
 // PartitionRow is one partition of a topic.
@@ -171,4 +178,152 @@ type ErrorPage struct {
 	Title     string
 	Message   string
 	RequestID string
+}
+
+// Login is the sign-in form.
+type Login struct {
+	User  string
+	Next  string
+	Error string
+}
+
+// Messages is /topics/:cluster/:topic/messages.
+type Messages struct {
+	Cluster, Topic, TopicHref string
+	Text                      string
+	Partition                 int32 // -1: all
+	Partitions                []int32
+	Limit                     int
+	Rows                      []MessageRow
+	ExportHref                string
+	Partial                   bool // the read stopped at its deadline
+}
+
+// MessageRow is one message in the browser.
+type MessageRow struct {
+	Partition int32
+	Offset    int64
+	Time      string
+	Key       string
+	Tenant    string
+	EventType string
+	Valid     bool
+	Masked    int
+	Value     string
+	ValueKind string // json, text, hex
+	Headers   []HeaderRow
+}
+
+// HeaderRow is one record header.
+type HeaderRow struct{ Key, Value string }
+
+// AdminHome is /admin.
+type AdminHome struct {
+	Users, ActiveTokens, Roles, Bindings int
+}
+
+// Users is /admin/users.
+type Users struct {
+	Rows    []UserRow
+	NewName string
+	Error   string
+}
+
+// UserRow is one user.
+type UserRow struct {
+	Name, Created, LastLogin string
+	Disabled                 bool
+}
+
+// Tokens is /admin/tokens, and the result page of issuing one.
+type Tokens struct {
+	Rows   []TokenRow
+	Users  []string
+	Form   TokenForm
+	Error  string
+	Issued *IssuedToken
+}
+
+// TokenForm is the issue form's input.
+type TokenForm struct{ User, Name, TTL string }
+
+// TokenRow is one API token.
+type TokenRow struct {
+	ID                                     int64
+	User, Name, Created, Expires, LastUsed string
+	State                                  string // active, expired, revoked
+}
+
+// IssuedToken is shown once, right after issuing.
+type IssuedToken struct{ User, Name, Plaintext, Expires string }
+
+// Roles is /admin/roles.
+type Roles struct {
+	Rows    []RoleRow
+	Actions []string
+	Form    RoleForm
+	Error   string
+}
+
+// RoleRow is one role.
+type RoleRow struct {
+	Name    string
+	Actions []string
+	BuiltIn bool
+}
+
+// RoleForm creates or edits a custom role.
+type RoleForm struct {
+	Name    string
+	Actions map[string]bool
+	Editing bool
+}
+
+// Bindings is /admin/bindings.
+type Bindings struct {
+	Rows  []BindingRow
+	Roles []string
+	Form  BindingForm
+	Error string
+}
+
+// BindingRow is one role binding.
+type BindingRow struct {
+	ID                 int64
+	Subject, Role      string
+	Resources, Tenants []string
+	Created            string
+}
+
+// BindingForm is the add-binding form's input.
+type BindingForm struct{ Subject, Role, Resources, Tenants string }
+
+// Check is /admin/check: what a user may do on a resource.
+type Check struct {
+	User, Resource, Tenant string
+	Ran                    bool
+	Rows                   []DecisionRow
+	Error                  string
+}
+
+// DecisionRow is one action's answer.
+type DecisionRow struct {
+	Action  string
+	Allowed bool
+	Because string
+}
+
+// Audit is /admin/audit.
+type Audit struct {
+	Actor, Action, Outcome, Resource, Since, Until string
+	Rows                                           []AuditRow
+	OlderHref, ExportHref                          string
+	Error                                          string
+}
+
+// AuditRow is one audit record.
+type AuditRow struct {
+	ID                                        int64
+	Time, Actor, Method, SourceIP, Action     string
+	Resource, Tenant, Outcome, Reason, Detail string
 }

@@ -1,0 +1,169 @@
+package browse
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/access"
+	"switchyard/delivery"
+)
+
+const topic = "orders.order.created.v1"
+
+func envelope(t *testing.T, tenant, note string) []byte {
+	t.Helper()
+	env, err := delivery.NewEnvelope(topic, "test", map[string]any{"note": note, "email": tenant + "@example.com"},
+		delivery.Metadata{PartitionKey: "k", TenantID: tenant})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// upper is a masker that proves masking ran: it replaces the value.
+type upper struct{}
+
+func (upper) MaskEnvelope(raw []byte) ([]byte, int) {
+	return []byte(strings.ReplaceAll(string(raw), "@example.com", "@***")), 1
+}
+
+func setup(t *testing.T) (*Browser, *kgo.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	var recs []*kgo.Record
+	for i := range 10 {
+		tenant := "t1"
+		if i%2 == 1 {
+			tenant = "t2"
+		}
+		note := fmt.Sprintf("order %d", i)
+		if i%3 == 0 {
+			note += " REFUND requested"
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % 2), Value: envelope(t, tenant, note)})
+	}
+	recs = append(recs, &kgo.Record{Topic: topic, Partition: 0, Value: []byte{0xff, 0x00, 0x01},
+		Headers: []kgo.RecordHeader{{Key: "tenant_id", Value: []byte("t1")}}})
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{Clients: map[string]*kgo.Client{"demo": cl}, Masker: upper{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, cl
+}
+
+func TestRecent(t *testing.T) {
+	b, _ := setup(t)
+	ctx := context.Background()
+	only := func(ts ...string) func(string) bool {
+		return func(s string) bool {
+			for _, x := range ts {
+				if x == s {
+					return true
+				}
+			}
+			return false
+		}
+	}
+
+	all, err := b.Recent(ctx, "demo", topic, Query{Partition: -1, RevealPII: only("t1", "t2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Messages) != 11 || all.Scanned != 11 || all.Hidden != 0 {
+		t.Fatalf("all: %d messages, scanned %d, hidden %d; want 11, 11, 0", len(all.Messages), all.Scanned, all.Hidden)
+	}
+	for i := 1; i < len(all.Messages); i++ {
+		if all.Messages[i].Timestamp.After(all.Messages[i-1].Timestamp) {
+			t.Errorf("not newest first at %d", i)
+		}
+	}
+	if !strings.Contains(string(all.Messages[1].Value), "@example.com") {
+		t.Errorf("revealed message is masked: %s", all.Messages[1].Value)
+	}
+	raw := all.Messages[0] // the binary record, produced last
+	if raw.Valid || raw.Tenant != "t1" {
+		t.Errorf("binary record: valid %v tenant %q; want invalid, tenant from header", raw.Valid, raw.Tenant)
+	}
+	if _, kind := Pretty(raw.Value); kind != "hex" {
+		t.Errorf("binary record pretty kind = %s", kind)
+	}
+
+	t1, err := b.Recent(ctx, "demo", topic, Query{Partition: -1, Tenants: only("t1"), Text: "refund"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// t1 notes 0, 6 (i%2==0 and i%3==0) carry "refund".
+	if len(t1.Messages) != 2 || t1.Hidden != 5 {
+		t.Fatalf("t1 refund: %d messages, hidden %d; want 2, 5", len(t1.Messages), t1.Hidden)
+	}
+	for _, m := range t1.Messages {
+		if m.Tenant != "t1" || m.EventType != topic || !m.Valid {
+			t.Errorf("t1 refund got %+v", m)
+		}
+		if !strings.Contains(string(m.Value), "@***") || m.Masked == 0 {
+			t.Errorf("not revealed but unmasked: %s", m.Value)
+		}
+	}
+
+	p1, err := b.Recent(ctx, "demo", topic, Query{Partition: 1, Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p1.Messages) != 2 || p1.Messages[0].Offset != 4 || p1.Messages[1].Offset != 3 || p1.Messages[0].Partition != 1 {
+		t.Errorf("partition 1 limit 2: %+v", p1.Messages)
+	}
+
+	for name, tc := range map[string]struct {
+		cluster, topic string
+		q              Query
+		code           string
+	}{
+		"missing topic":     {"demo", "no.such.topic", Query{Partition: -1}, access.ENOTFOUND},
+		"missing cluster":   {"nowhere", topic, Query{Partition: -1}, access.ENOTFOUND},
+		"missing partition": {"demo", topic, Query{Partition: 7}, access.ENOTFOUND},
+		"limit too big":     {"demo", topic, Query{Partition: -1, Limit: 501}, access.EINVALID},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := b.Recent(ctx, tc.cluster, tc.topic, tc.q)
+			if got := access.ErrorCode(err); got != tc.code {
+				t.Errorf("code = %q (%v), want %s", got, err, tc.code)
+			}
+		})
+	}
+}
+
+func TestPretty(t *testing.T) {
+	for _, tc := range []struct{ in, text, kind string }{
+		{`{"a":1}`, "{\n  \"a\": 1\n}", "json"},
+		{"plain words", "plain words", "text"},
+		{"\xff\x10", "ff 10", "hex"},
+		{"", "", "text"},
+	} {
+		text, kind := Pretty([]byte(tc.in))
+		if text != tc.text || kind != tc.kind {
+			t.Errorf("Pretty(%q) = %q %s, want %q %s", tc.in, text, kind, tc.text, tc.kind)
+		}
+	}
+}

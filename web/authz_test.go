@@ -1,0 +1,217 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"switchyard/access"
+)
+
+// matrixUsers are the columns of the expected table, in order.
+var matrixUsers = []string{"anonymous", "vera", "tess", "otto", "admin"}
+
+// expected is the status each user gets on each route: anonymous, a
+// viewer of everything (vera), an operator of kafka:demo/* for tenant t1
+// (tess), an operator of kafka:other/* (otto) and an admin. Keyed by route
+// name; a route missing here fails the test, so every new route must be
+// classified.
+var expected = map[string][5]int{
+	"healthz":               {200, 200, 200, 200, 200},
+	"readyz":                {200, 200, 200, 200, 200},
+	"metrics":               {200, 200, 200, 200, 200},
+	"static":                {200, 200, 200, 200, 200},
+	"login.form":            {200, 200, 200, 200, 200},
+	"login":                 {401, 401, 401, 401, 401}, // wrong credentials, valid CSRF
+	"logout":                {303, 303, 303, 303, 303},
+	"overview":              {303, 200, 200, 200, 200},
+	"topic.show":            {303, 200, 200, 403, 200},
+	"consumer.show":         {303, 200, 200, 403, 200},
+	"consumers.list":        {303, 200, 200, 200, 200},
+	"topic.messages":        {303, 403, 200, 403, 200},
+	"topic.messages.export": {303, 403, 200, 403, 200},
+	"queues":                {303, 200, 200, 200, 200},
+	"dead-letters":          {303, 200, 200, 200, 200},
+	"traces":                {303, 200, 200, 200, 200},
+	"alerts":                {303, 200, 200, 200, 200},
+	"export":                {303, 403, 200, 200, 200},
+
+	"admin":                 {303, 403, 403, 403, 200},
+	"admin.users":           {303, 403, 403, 403, 200},
+	"admin.users.create":    {303, 403, 403, 403, 303},
+	"admin.users.disable":   {303, 403, 403, 403, 303},
+	"admin.users.enable":    {303, 403, 403, 403, 303},
+	"admin.users.password":  {303, 403, 403, 403, 303},
+	"admin.tokens":          {303, 403, 403, 403, 200},
+	"admin.tokens.issue":    {303, 403, 403, 403, 200}, // the result page shows the token once
+	"admin.tokens.revoke":   {303, 403, 403, 403, 303},
+	"admin.roles":           {303, 403, 403, 403, 200},
+	"admin.roles.save":      {303, 403, 403, 403, 303},
+	"admin.roles.delete":    {303, 403, 403, 403, 303},
+	"admin.bindings":        {303, 403, 403, 403, 200},
+	"admin.bindings.add":    {303, 403, 403, 403, 303},
+	"admin.bindings.delete": {303, 403, 403, 403, 303},
+	"admin.check":           {303, 403, 403, 403, 200},
+	"admin.audit":           {303, 403, 403, 403, 200},
+	"admin.audit.export":    {303, 403, 403, 403, 200},
+
+	"api.clusters":              {401, 200, 200, 200, 200},
+	"api.topic.messages":        {401, 403, 200, 403, 200},
+	"api.admin.users":           {401, 403, 403, 403, 200},
+	"api.admin.bindings":        {401, 403, 403, 403, 200},
+	"api.admin.bindings.add":    {401, 403, 403, 403, 201},
+	"api.admin.bindings.delete": {401, 403, 403, 403, 204},
+	"api.admin.tokens.issue":    {401, 403, 403, 403, 201},
+}
+
+// matrixFixtures are real objects for the path parameters of admin
+// mutations, so that the admin's requests succeed (and nobody else's).
+type matrixFixtures struct {
+	tokenID, bindingPage, bindingAPI int64
+}
+
+func setupMatrix(t *testing.T, e *env) matrixFixtures {
+	t.Helper()
+	ctx := context.Background()
+	by, err := e.store.PrincipalFor(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateUser(ctx, by, "target", "target password 123"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.IssueToken(ctx, by, "target", "to revoke", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := e.store.ListTokens(ctx, "target")
+	if err != nil || len(toks) != 1 {
+		t.Fatalf("tokens of target: %v %v", toks, err)
+	}
+	if err := e.store.SaveRole(ctx, by, access.Role{Name: "scratch-del", Actions: []access.Action{access.ActionView}}); err != nil {
+		t.Fatal(err)
+	}
+	f := matrixFixtures{tokenID: toks[0].ID}
+	for _, id := range []*int64{&f.bindingPage, &f.bindingAPI} {
+		if *id, err = e.store.AddBinding(ctx, by, access.Binding{Subject: "user:target", Role: access.RoleViewer, Resources: []string{"kafka:demo/x"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return f
+}
+
+// fillPath puts real names into a route's parameters.
+func fillPath(rt Route, f matrixFixtures) string {
+	p := rt.Path
+	name := "target"
+	if rt.Name == "admin.roles.delete" {
+		name = "scratch-del"
+	}
+	id := f.tokenID
+	switch rt.Name {
+	case "admin.bindings.delete":
+		id = f.bindingPage
+	case "api.admin.bindings.delete":
+		id = f.bindingAPI
+	}
+	return strings.NewReplacer(
+		":cluster", testCluster, ":topic", envTopic, ":group", testGroup,
+		":name", name, ":id", strconv.FormatInt(id, 10), "*", "app.css",
+	).Replace(p)
+}
+
+// formFor is a valid body for each mutation, so that the matrix tests
+// authorization and not validation.
+func formFor(name, user string) url.Values {
+	switch name {
+	case "login":
+		return url.Values{"username": {"nobody-" + user}, "password": {"not the right password"}}
+	case "admin.users.create":
+		return url.Values{"name": {"newbie-" + user}, "password": {"a long enough password"}}
+	case "admin.users.password":
+		return url.Values{"password": {"another long password"}}
+	case "admin.tokens.issue":
+		return url.Values{"user": {"target"}, "name": {"matrix " + user}, "ttl": {"24h"}}
+	case "admin.roles.save":
+		return url.Values{"name": {"scratch-" + user}, "actions": {"view", "read_payload"}}
+	case "admin.bindings.add":
+		return url.Values{"subject": {"user:target"}, "role": {"viewer"}, "resources": {"kafka:demo/orders.*\nkafka:demo/group/x"}, "tenants": {"t1, t2"}}
+	}
+	return url.Values{}
+}
+
+func jsonFor(name string) any {
+	switch name {
+	case "api.admin.bindings.add":
+		return map[string]any{"subject": "user:target", "role": "viewer", "resources": []string{"kafka:demo/api"}}
+	case "api.admin.tokens.issue":
+		return map[string]any{"user": "target", "name": "api token", "ttl": "1h"}
+	}
+	return nil
+}
+
+// TestAuthorizationMatrix walks every route of Routes() as every kind of
+// user and checks the status against the expected table.
+func TestAuthorizationMatrix(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	f := setupMatrix(t, e)
+	routes := Routes()
+	// Logout last: it ends the session the other requests ride on.
+	slices.SortStableFunc(routes, func(a, b Route) int {
+		switch {
+		case a.Name == "logout" && b.Name != "logout":
+			return 1
+		case b.Name == "logout" && a.Name != "logout":
+			return -1
+		}
+		return 0
+	})
+	for _, rt := range routes {
+		if _, ok := expected[rt.Name]; !ok {
+			t.Errorf("route %s %s (%s) has no expected statuses: classify it in the matrix", rt.Method, rt.Path, rt.Name)
+		}
+	}
+	for i, user := range matrixUsers {
+		c := e.anon()
+		if user != "anonymous" {
+			c = e.login(t, user, passwords[user])
+		}
+		for _, rt := range routes {
+			want, ok := expected[rt.Name]
+			if !ok {
+				continue
+			}
+			path := fillPath(rt, f)
+			var r response
+			switch {
+			case rt.Method == fiber.MethodGet:
+				r = c.get(t, path)
+			case rt.Name == "login":
+				form := c.get(t, "/login")
+				m := csrfInputRE.FindStringSubmatch(form.body)
+				if m == nil {
+					t.Fatalf("no login CSRF for %s", user)
+				}
+				body := formFor(rt.Name, user)
+				body.Set("_csrf", m[1])
+				r = c.send(t, rt.Method, path, body)
+			case strings.HasPrefix(rt.Path, "/api/"):
+				r = c.api(t, rt.Method, path, jsonFor(rt.Name))
+			default:
+				r = c.post(t, path, formFor(rt.Name, user))
+			}
+			if r.status != want[i] {
+				t.Errorf("%s %s as %s = %d, want %d\n%.300s", rt.Method, path, user, r.status, want[i], r.body)
+			}
+			if r.status == http.StatusSeeOther && user == "anonymous" && !strings.HasPrefix(r.header.Get("Location"), "/login") {
+				t.Errorf("%s %s as anonymous redirects to %q, want the login form", rt.Method, path, r.header.Get("Location"))
+			}
+		}
+	}
+}
