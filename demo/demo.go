@@ -231,3 +231,13 @@ func probeRabbit(ctx context.Context, url string) error {
 		return ctx.Err()
 	}
 }
+
+// PIIRules classifies the demo events' personal data, so that the console
+// masks it for anyone without read_pii (the console's default PII config in
+// demo mode).
+func PIIRules() map[string][]string {
+	return map[string][]string{
+		TopicOrders:                 {"email", "customer"},
+		"notify.email.requested.v1": {"to"},
+	}
+}

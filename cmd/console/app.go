@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/access"
+	"switchyard/browse"
 	"switchyard/collector"
 	"switchyard/demo"
 	"switchyard/sqldb"
@@ -53,6 +54,7 @@ type Main struct {
 	logger         *slog.Logger
 
 	db       *sql.DB
+	audit    *access.Audit
 	ln       net.Listener
 	server   *web.Server
 	platform *demo.Platform
@@ -157,7 +159,20 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.db = db
-	users, err := access.NewStore(db)
+	audit, err := access.NewAudit(db, nil)
+	if err != nil {
+		return err
+	}
+	m.audit = audit
+	users, err := access.NewStore(db, access.Options{
+		SessionIdle:     time.Duration(c.Auth.SessionIdle),
+		SessionAbsolute: time.Duration(c.Auth.SessionAbsolute),
+		Proxy: access.ProxyOptions{
+			Enabled: c.Auth.Proxy.Enabled, UserHeader: c.Auth.Proxy.UserHeader,
+			GroupsHeader: c.Auth.Proxy.GroupsHeader, TrustedCIDRs: c.Auth.Proxy.TrustedCIDRs,
+		},
+		Audit: audit,
+	})
 	if err != nil {
 		return err
 	}
@@ -239,10 +254,29 @@ func (m *Main) Run(ctx context.Context) error {
 		m.goRun(runCtx, "demo", m.platform.Run)
 	}
 
+	pii := c.PII
+	if len(pii) == 0 && m.DemoMode {
+		pii = demo.PIIRules()
+	}
+	masker, err := access.NewMasker(access.PIIRules(pii))
+	if err != nil {
+		return fmt.Errorf("pii rules: %w", err)
+	}
+	clients := map[string]*kgo.Client{}
+	for i, k := range clusters {
+		clients[k.Name] = m.clients[i]
+	}
+	browser, err := browse.New(browse.Options{Clients: clients, Masker: masker})
+	if err != nil {
+		return err
+	}
+	proxy := users.ProxyOptions()
 	srv, err := web.New(web.Options{
 		Logger: m.logger.With("component", "web"), Gatherer: reg, Registerer: reg,
-		Auth: users, Policy: access.Policy{}, Clusters: poller, Ready: ready,
-		Version: version, TracerProvider: m.tracerProvider(),
+		Auth: users, Policy: access.Policy{}, Store: users, Audit: users.Audit(), Clusters: poller,
+		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
+		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
+		Ready: ready, Version: version, TracerProvider: m.tracerProvider(),
 	})
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"switchyard/delivery"
 )
 
 // Config is everything the console reads at start, from (lowest to highest
@@ -34,6 +36,12 @@ type Config struct {
 	StartupTimeout Duration `json:"startup_timeout"`
 	// Demo configures the embedded platform of `console demo`.
 	Demo Demo `json:"demo"`
+	// Auth configures sessions, the trusted reverse proxy and auditing.
+	Auth Auth `json:"auth"`
+	// PII lists, per event type, the JSON paths of payload fields that only
+	// principals with read_pii see unmasked ("email", "card.number",
+	// "items[].sku"). In demo mode it defaults to the demo's own PII fields.
+	PII map[string][]string `json:"pii"`
 
 	// AdminPassword comes only from CONSOLE_ADMIN_PASSWORD, never a file.
 	AdminPassword string `json:"-"`
@@ -58,6 +66,26 @@ type Demo struct {
 	KafkaAddr string `json:"kafka_addr"`
 	// Rate is the orders producer's events per second (default 50).
 	Rate float64 `json:"rate"`
+}
+
+// Auth configures authentication.
+type Auth struct {
+	SessionIdle     Duration `json:"session_idle"`     // default 30m
+	SessionAbsolute Duration `json:"session_absolute"` // default 12h
+	// SecureCookies marks session cookies Secure even when the console
+	// itself serves plain HTTP behind a TLS-terminating proxy.
+	SecureCookies bool `json:"secure_cookies"`
+	// AuditPayloadReads records every payload view in the audit log.
+	AuditPayloadReads bool  `json:"audit_payload_reads"`
+	Proxy             Proxy `json:"proxy"`
+}
+
+// Proxy is the optional trusted reverse-proxy (SSO) mode.
+type Proxy struct {
+	Enabled      bool     `json:"enabled"`
+	UserHeader   string   `json:"user_header"`   // default X-Forwarded-User
+	GroupsHeader string   `json:"groups_header"` // default X-Forwarded-Groups
+	TrustedCIDRs []string `json:"trusted_cidrs"` // required when enabled
 }
 
 // Duration is a time.Duration that reads "10s" from JSON.
@@ -94,6 +122,11 @@ func defaultConfig() Config {
 		PollInterval:   Duration(5 * time.Second),
 		StartupTimeout: Duration(10 * time.Second),
 		Demo:           Demo{KafkaAddr: "127.0.0.1:9092", Rate: 50},
+		Auth: Auth{
+			SessionIdle: Duration(30 * time.Minute), SessionAbsolute: Duration(12 * time.Hour),
+			AuditPayloadReads: true,
+			Proxy:             Proxy{UserHeader: "X-Forwarded-User", GroupsHeader: "X-Forwarded-Groups"},
+		},
 	}
 }
 
@@ -200,6 +233,30 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Demo.KafkaAddr); err != nil {
 		errs = append(errs, fmt.Errorf("demo kafka_addr %q must be host:port", c.Demo.KafkaAddr))
+	}
+	if c.Auth.SessionIdle < Duration(time.Minute) || c.Auth.SessionAbsolute < c.Auth.SessionIdle {
+		errs = append(errs, fmt.Errorf("auth: session_idle must be at least 1m and session_absolute at least session_idle"))
+	}
+	if c.Auth.Proxy.Enabled {
+		if len(c.Auth.Proxy.TrustedCIDRs) == 0 {
+			errs = append(errs, fmt.Errorf("auth.proxy: trusted_cidrs is required when the proxy mode is enabled"))
+		}
+		for _, cidr := range c.Auth.Proxy.TrustedCIDRs {
+			if _, _, err := net.ParseCIDR(cidr); err != nil {
+				errs = append(errs, fmt.Errorf("auth.proxy: trusted_cidrs entry %q is not a CIDR", cidr))
+			}
+		}
+		if c.Auth.Proxy.UserHeader == "" {
+			errs = append(errs, fmt.Errorf("auth.proxy: user_header must not be empty"))
+		}
+	}
+	for typ, paths := range c.PII {
+		if !delivery.ValidEventType(typ) {
+			errs = append(errs, fmt.Errorf("pii: %q is not an event type (dotted lower-case ending in .vN)", typ))
+		}
+		if len(paths) == 0 {
+			errs = append(errs, fmt.Errorf("pii: %q lists no fields", typ))
+		}
 	}
 	if c.Demo.Rate < 0 || c.Demo.Rate > 10000 {
 		errs = append(errs, fmt.Errorf("demo rate %v must be between 0 and 10000 events/s", c.Demo.Rate))

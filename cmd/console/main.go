@@ -51,6 +51,7 @@ commands:
                         CONSOLE_USER_PASSWORD, else generated and printed)
   token create --user NAME
                         print a new API token for NAME on stdout
+  audit verify          check the audit log's hash chain (exit 1 when broken)
   healthcheck           exit 0 when the console at CONSOLE_ADDR answers /healthz
   version               print the version
 
@@ -85,6 +86,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return usageError{"usage: console token create --user NAME [--name LABEL] [--ttl 720h] [--data-dir DIR]"}
 		}
 		return runTokenCreate(ctx, args[2:], stdout, getenv)
+	case "audit":
+		if len(args) < 2 || args[1] != "verify" {
+			return usageError{"usage: console audit verify [--data-dir DIR]"}
+		}
+		return runAuditVerify(ctx, args[2:], stdout, getenv)
 	case "healthcheck":
 		return runHealthcheck(ctx, getenv)
 	case "version", "-v", "--version":
