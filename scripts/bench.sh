@@ -5,25 +5,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${BENCH_COUNT:-3}"
-# package and iterations per run: Kafka (in-process kfake) is fast, RabbitMQ waits for disk confirms.
-RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x ./delivery/rabbitmq/:1000x}"
+# package:iterations:pattern per run. Kafka (in-process kfake) is fast, RabbitMQ waits for disk
+# confirms, a collection cycle over 2,000 partitions takes tens of milliseconds.
+RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./web/:200x:Render}"
 mkdir -p .bench
 raw=.bench/raw.txt
 : >"$raw"
 for run in $RUNS; do
-	pkg=${run%%:*}
-	n=${run##*:}
-	go test -tags sqlite_fts5 -run '^$' -bench . -benchtime "$n" -count "$COUNT" "$pkg" | tee -a "$raw"
+	IFS=: read -r pkg n pattern <<<"$run"
+	go test -tags sqlite_fts5 -run '^$' -bench "$pattern" -benchtime "$n" -count "$COUNT" "$pkg" | tee -a "$raw"
 done
 echo
+# Pairs: Benchmark<Thing>/switchyard (or /delivery) is ours, /bare-<client> the baseline.
+# Throughput (msgs/s) is compared where reported, else time per op (ms/cycle or ns/op).
 awk '
 /^pkg: / { pkg = $2; sub(/^switchyard\//, "", pkg) }
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
 	n = split(name, parts, "/"); variant = parts[n]
 	group = pkg " " substr(name, 1, length(name) - length(variant) - 1)
-	for (i = 2; i < NF; i++) if ($(i+1) == "msgs/s") { v = $i
-		key = group SUBSEP variant; cnt[key]++; vals[key, cnt[key]] = v; groups[group] = 1; variants[group, variant] = 1 }
+	if (variant !~ /^(switchyard|delivery|bare-.*)$/) { group = pkg " " name; variant = "standalone" }
+	unit = ""; v = ""
+	for (i = 2; i < NF; i++) if ($(i+1) == "msgs/s") { v = $i; unit = "msgs/s" }
+	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) == "ms/cycle") { v = $i; unit = "ms/cycle" }
+	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) == "ns/op") { v = $i / 1e6; unit = "ms/op" }
+	key = group SUBSEP variant; cnt[key]++; vals[key, cnt[key]] = v; units[group] = unit
+	groups[group] = 1; variants[group, variant] = 1
 }
 function median(key,   k, i, j, t, a) {
 	k = cnt[key]; for (i = 1; i <= k; i++) a[i] = vals[key, i] + 0
@@ -31,12 +38,18 @@ function median(key,   k, i, j, t, a) {
 	return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
 }
 END {
-	printf "%-44s %14s %14s %-14s %7s\n", "benchmark (median msgs/s)", "switchyard", "baseline", "baseline is", "ratio"
+	printf "%-56s %-9s %12s %12s  %-14s %s\n", "benchmark (median)", "unit", "switchyard", "baseline", "baseline is", "ours vs baseline"
 	for (g in groups) {
-		ours = (g SUBSEP "delivery") in cnt ? median(g SUBSEP "delivery") : 0
+		u = units[g]
+		ours = ""
+		if ((g SUBSEP "switchyard") in cnt) ours = median(g SUBSEP "switchyard")
+		if ((g SUBSEP "delivery") in cnt) ours = median(g SUBSEP "delivery")
+		if ((g SUBSEP "standalone") in cnt) { printf "%-56s %-9s %12.3f %12s  %-14s %s\n", g, u, median(g SUBSEP "standalone"), "-", "-", "no baseline"; continue }
 		for (gv in variants) { split(gv, p, SUBSEP); if (p[1] != g || p[2] !~ /^bare/) continue
 			base = median(g SUBSEP p[2])
-			printf "%-44s %14.0f %14.0f %-14s %6.2fx\n", g, ours, base, p[2], (base > 0 ? ours / base : 0)
+			if (u == "msgs/s") verdict = sprintf("%.2fx the throughput", (base > 0 ? ours / base : 0))
+			else verdict = sprintf("%.2fx the time", (base > 0 ? ours / base : 0))
+			printf "%-56s %-9s %12.3f %12.3f  %-14s %s\n", g, u, ours, base, p[2], verdict
 		}
 	}
-}' "$raw"
+}' "$raw" | sort
