@@ -1,4 +1,5 @@
 # Switchyard — the two commands a new user needs are `make run` and `make test`.
+SHELL     := /bin/bash
 GO        ?= go
 TAGS      := sqlite_fts5
 GOFLAGS_T := -tags $(TAGS)
@@ -29,8 +30,10 @@ generate:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(GOFLAGS_T) ./...
-	@$(GO) tool templ generate >/dev/null 2>&1
-	@drift=$$(git status --porcelain -- '*_templ.go'); if [ -n "$$drift" ]; then echo "templ drift (run make generate and commit):"; echo "$$drift"; exit 1; fi
+	@sum() { find . -name '*_templ.go' -not -path './.git/*' | sort | xargs sha256sum; }; \
+	before=$$(sum); $(GO) tool templ generate >/dev/null 2>&1 || { echo "templ generate failed"; exit 1; }; after=$$(sum); \
+	if [ "$$before" != "$$after" ]; then echo "templ drift: generated files did not match their .templ sources (now regenerated; review and commit):"; \
+	diff <(echo "$$before") <(echo "$$after") | grep '^[<>]' | awk '{print $$3}' | sort -u; exit 1; fi
 	@echo lint ok
 
 ## bench: our figures beside a bare-client baseline measured in the same run, with ratios

@@ -23,6 +23,7 @@ const (
 	ActionManageAlerts     Action = "manage_alerts"     // create and change alert rules
 	ActionExport           Action = "export"            // download data and rules
 	ActionAdmin            Action = "admin"             // users, tokens, roles, bindings, audit
+	ActionIngest           Action = "ingest"            // push service metrics over OTLP (POST /v1/metrics)
 )
 
 // Actions returns every action, for tests that walk the policy matrix.
@@ -30,6 +31,7 @@ func Actions() []Action {
 	return []Action{
 		ActionView, ActionReadPayload, ActionReadPII, ActionRedrive, ActionRedriveElsewhere,
 		ActionEdit, ActionQuarantine, ActionDiscard, ActionManageAlerts, ActionExport, ActionAdmin,
+		ActionIngest,
 	}
 }
 

@@ -34,7 +34,6 @@ func TestRabbitSourceReadsBacklogsAndFindsDLQs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
 	ch, err := conn.Channel()
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +46,7 @@ func TestRabbitSourceReadsBacklogsAndFindsDLQs(t *testing.T) {
 		}
 		ch.ExchangeDelete(dlx, false, false)
 		ch.Close()
+		conn.Close()
 	})
 	mustDeclare := func(name string, args amqp.Table) {
 		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {

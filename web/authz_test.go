@@ -13,6 +13,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/collector"
 )
 
 // matrixUsers are the columns of the expected table, in order.
@@ -38,6 +39,8 @@ var expected = map[string][5]int{
 	"topic.messages":        {303, 403, 200, 403, 200},
 	"topic.messages.export": {303, 403, 200, 403, 200},
 	"queues":                {303, 200, 200, 200, 200},
+	"queue.show":            {303, 200, 403, 403, 200}, // rabbitmq:/notify.email.high
+	"otlp.metrics":          {401, 403, 403, 403, 200}, // ingest: admins only
 	"dead-letters":          {303, 200, 200, 200, 200},
 	"traces":                {303, 200, 200, 200, 200},
 	"alerts":                {303, 200, 200, 200, 200},
@@ -63,6 +66,10 @@ var expected = map[string][5]int{
 	"admin.audit.export":    {303, 403, 403, 403, 200},
 
 	"api.clusters":              {401, 200, 200, 200, 200},
+	"api.consumer-groups":       {401, 200, 200, 200, 200},
+	"api.consumer-group":        {401, 200, 200, 403, 200},
+	"api.queues":                {401, 200, 200, 200, 200},
+	"api.series":                {401, 200, 200, 200, 200},
 	"api.topic.messages":        {401, 403, 200, 403, 200},
 	"api.admin.users":           {401, 403, 403, 403, 200},
 	"api.admin.bindings":        {401, 403, 403, 403, 200},
@@ -70,6 +77,9 @@ var expected = map[string][5]int{
 	"api.admin.bindings.delete": {401, 403, 403, 403, 204},
 	"api.admin.tokens.issue":    {401, 403, 403, 403, 201},
 }
+
+// matrixQueue is the RabbitMQ queue of queue.show in the matrix.
+const matrixQueue = "notify.email.high"
 
 // matrixFixtures are real objects for the path parameters of admin
 // mutations, so that the admin's requests succeed (and nobody else's).
@@ -120,8 +130,12 @@ func fillPath(rt Route, f matrixFixtures) string {
 	case "api.admin.bindings.delete":
 		id = f.bindingAPI
 	}
+	if rt.Name == "api.series" {
+		p += "?name=switchyard_kafka_up"
+	}
 	return strings.NewReplacer(
 		":cluster", testCluster, ":topic", envTopic, ":group", testGroup,
+		":vhost", "%2F", ":queue", matrixQueue,
 		":name", name, ":id", strconv.FormatInt(id, 10), "*", "app.css",
 	).Replace(p)
 }
@@ -152,6 +166,8 @@ func jsonFor(name string) any {
 		return map[string]any{"subject": "user:target", "role": "viewer", "resources": []string{"kafka:demo/api"}}
 	case "api.admin.tokens.issue":
 		return map[string]any{"user": "target", "name": "api token", "ttl": "1h"}
+	case "otlp.metrics":
+		return map[string]any{} // an empty OTLP JSON export
 	}
 	return nil
 }
@@ -159,7 +175,10 @@ func jsonFor(name string) any {
 // TestAuthorizationMatrix walks every route of Routes() as every kind of
 // user and checks the status against the expected table.
 func TestAuthorizationMatrix(t *testing.T) {
-	e := newEnv(t, envOptions{})
+	e := newEnv(t, envOptions{rabbitViews: []collector.RabbitView{{
+		Name: testCluster, Polled: true, Reachable: true, HasSnapshot: true,
+		Snapshot: collector.RabbitSnapshot{TakenAt: time.Now(), Queues: []collector.Queue{{VHost: "/", Name: matrixQueue, Utilisation: -1}}},
+	}}})
 	f := setupMatrix(t, e)
 	routes := Routes()
 	// Logout last: it ends the session the other requests ride on.
@@ -201,7 +220,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 				body := formFor(rt.Name, user)
 				body.Set("_csrf", m[1])
 				r = c.send(t, rt.Method, path, body)
-			case strings.HasPrefix(rt.Path, "/api/"):
+			case strings.HasPrefix(rt.Path, "/api/") || strings.HasPrefix(rt.Path, "/v1/"):
 				r = c.api(t, rt.Method, path, jsonFor(rt.Name))
 			default:
 				r = c.post(t, path, formFor(rt.Name, user))

@@ -3,13 +3,74 @@ package web
 import (
 	"github.com/gofiber/fiber/v2"
 
+	"switchyard/access"
+	"switchyard/collector"
+	"switchyard/tsdb"
 	"switchyard/web/templates"
 )
 
+// maxPartitionLines is the most partitions charted one line each.
+const maxPartitionLines = 20
+
 func (s *Server) handleConsumerShow(c *fiber.Ctx) error {
-	vm, err := groupOf(s.visibleClusters(c), param(c, "cluster"), param(c, "group"), s.now())
+	tr, err := s.dashRange(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
-	return s.render(c, templates.Page{Title: vm.Name, Area: templates.AreaConsumers, Refresh: true}, templates.GroupView(vm))
+	kafka := s.visibleClusters(c)
+	cluster, group := param(c, "cluster"), param(c, "group")
+	vm, err := groupOf(kafka, cluster, group, tr, s.fresh())
+	if err != nil {
+		return s.fail(c, err)
+	}
+	vm.Range = tr.picker(groupHref(cluster, group), queryOf(c))
+	ctx := c.UserContext()
+	// The group is authorized by the route; its partition series still
+	// name topics, which the principal may not all see.
+	keep := s.seriesFilterFor(c, kafka, nil).visible
+	gm := []tsdb.Matcher{eq("cluster", cluster), eq("group", group)}
+	totalC := newChart("group-total-lag", "Total lag (messages)", templates.UnitMessages, tr)
+	maxC := newChart("group-max-lag-seconds", "Max lag (time)", templates.UnitSeconds, tr)
+	if s.seesWholeGroup(c, cluster, group) {
+		total, err := s.history(ctx, collector.MGroupTotalLag, tr, nil, gm...)
+		totalC = s.sumChart(ctx, totalC, "total lag", total, err)
+		maxSec, err := s.history(ctx, collector.MGroupMaxLagSeconds, tr, nil, gm...)
+		maxC = s.sumChart(ctx, maxC, "max lag seconds", maxSec, err)
+	} else {
+		// The group totals include topics the principal may not see:
+		// rebuild them from the partitions they may.
+		lag, err := s.history(ctx, collector.MGroupLag, tr, keep, gm...)
+		totalC = s.sumChart(ctx, totalC, "total lag", lag, err)
+		secs, err := s.history(ctx, collector.MGroupLagSeconds, tr, keep, gm...)
+		if err != nil {
+			s.chartFailed(ctx, &maxC, err)
+		} else if pts := maxPoints(secs); len(pts) > 0 {
+			maxC.Series = []templates.ChartSeries{{Name: "max lag seconds", Points: pts}}
+		}
+	}
+	vm.Charts = append(vm.Charts, totalC, maxC)
+	if len(vm.Partitions) <= maxPartitionLines {
+		parts, err := s.history(ctx, collector.MGroupLag, tr, keep, gm...)
+		vm.Charts = append(vm.Charts, s.linesChart(ctx, newChart("group-partition-lag", "Lag per partition (messages)", templates.UnitMessages, tr), parts, err,
+			func(l tsdb.Labels) string { return l.Get("topic") + "/" + l.Get("partition") }))
+	}
+	return s.render(c, dashPage(vm.Name, templates.AreaConsumers, tr), templates.GroupView(vm))
+}
+
+// seesWholeGroup reports whether the principal may view every topic the
+// group reads, so that the group's stored totals are theirs to see.
+func (s *Server) seesWholeGroup(c *fiber.Ctx, cluster, group string) bool {
+	p := principal(c)
+	for _, v := range s.clusters.Latest() {
+		if v.Name != cluster {
+			continue
+		}
+		g, _ := v.Snapshot.Group(group)
+		for _, gp := range g.Partitions {
+			if !s.policy.Can(p, access.ActionView, access.KafkaTopic(cluster, gp.Topic)) {
+				return false
+			}
+		}
+	}
+	return true
 }

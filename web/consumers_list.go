@@ -3,15 +3,19 @@ package web
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
 	"switchyard/web/templates"
 )
 
 func (s *Server) handleConsumersList(c *fiber.Ctx) error {
-	sortBy := c.Query("sort", "lag")
-	if sortBy != "lag" && sortBy != "name" {
-		return s.fail(c, access.Errorf(access.EINVALID, "sort must be lag or name"))
+	tr, err := s.dashRange(c)
+	if err != nil {
+		return s.fail(c, err)
 	}
-	vm := consumersOf(s.visibleClusters(c), sortBy, s.now())
-	return s.render(c, templates.Page{Title: "Consumers", Area: templates.AreaConsumers, Refresh: true}, templates.ConsumersView(vm))
+	tbl, err := tableOf(c, "/consumers", consumerSorts, tr)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	vm := consumersOf(s.visibleClusters(c), tbl, tr, s.fresh())
+	vm.Range = tr.picker("/consumers", queryOf(c))
+	return s.render(c, dashPage("Consumers", templates.AreaConsumers, tr), templates.ConsumersView(vm))
 }

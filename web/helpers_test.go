@@ -12,9 +12,11 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -26,6 +28,7 @@ import (
 	"switchyard/collector"
 	"switchyard/delivery"
 	"switchyard/sqldb"
+	"switchyard/tsdb"
 )
 
 const (
@@ -39,6 +42,8 @@ const (
 	// envTopic holds platform envelopes of tenants t1 and t2 (eventType
 	// testTopic, whose email and card.number are PII).
 	envTopic = "orders.envelopes.v1"
+	// otherTopic is outside "kafka:demo/orders.*", for scoped users.
+	otherTopic = "payments.settled.v1"
 )
 
 // syncBuffer is a log sink the server and the test may touch at once.
@@ -61,6 +66,9 @@ type env struct {
 	audit  *access.Audit
 	poller *collector.Poller
 	reg    *prometheus.Registry
+	series *tsdb.Store
+	hist   *collector.History
+	svc    *collector.ServiceMetrics
 	logs   *syncBuffer
 
 	mu       sync.Mutex
@@ -70,6 +78,11 @@ type env struct {
 type envOptions struct {
 	ready    []ReadyCheck
 	clusters Clusters // overrides the kfake-backed poller
+	// rabbitURL adds the real RabbitMQ management API as cluster "mq".
+	rabbitURL string
+	// rabbitViews replaces the poller's RabbitMQ views (our own type,
+	// for the route matrix; the queue tests use rabbitURL).
+	rabbitViews []collector.RabbitView
 }
 
 // Users of every env: admin (admin on everything), vera (viewer on
@@ -98,7 +111,7 @@ func emailOf(i int) string { return fmt.Sprintf("customer%d.%s@example.com", i, 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, testTopic, testDLQ), kfake.SeedTopics(1, envTopic))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, testTopic, testDLQ), kfake.SeedTopics(1, envTopic, otherTopic))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +153,36 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	poller, err := collector.NewPoller(collector.PollerOptions{Sources: []*collector.KafkaSource{src}})
+	// History: an hour of it, recorded through collector.History from a
+	// first real look at the cluster, then the real poller (with Burrow's
+	// evaluator) records every refresh on top.
+	series, err := tsdb.Open(ctx, tsdb.Options{Dir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { series.Close() })
+	hist := collector.NewHistory(collector.HistoryOptions{Store: series})
+	first, err := collector.NewPoller(collector.PollerOptions{Sources: []*collector.KafkaSource{src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	backfill(ctx, hist, first.Latest()[0], time.Now())
+	ev, err := collector.NewEvaluator(collector.EvaluatorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	popts := collector.PollerOptions{Sources: []*collector.KafkaSource{src}, Evaluator: ev, Recorder: hist}
+	if o.rabbitURL != "" {
+		rs, err := collector.NewRabbitSource("mq", o.rabbitURL, collector.RabbitOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		popts.Rabbit = []*collector.RabbitSource{rs}
+	}
+	poller, err := collector.NewPoller(popts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +231,18 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
+	svc, err := collector.NewServiceMetrics(collector.ServiceMetricsOptions{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What cmd/console does: the broker-derived series on /metrics.
+	if err := reg.Register(collector.NewExporter(poller)); err != nil {
+		t.Fatal(err)
+	}
 	var clusters Clusters = poller
+	if o.rabbitViews != nil {
+		clusters = withRabbit{poller, o.rabbitViews}
+	}
 	if o.clusters != nil {
 		clusters = o.clusters
 	}
@@ -204,13 +257,49 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Browser:           browser,
 		AuditPayloadReads: true,
 		Clusters:          clusters,
+		Series:            series,
+		OTLP:              svc,
 		Ready:             o.ready,
 		Version:           "test",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{srv: srv, kafka: cl, store: store, audit: store.Audit(), poller: poller, reg: reg, logs: logs, sessions: map[string]*client{}}
+	return &env{srv: srv, kafka: cl, store: store, audit: store.Audit(), poller: poller, reg: reg, logs: logs,
+		series: series, hist: hist, svc: svc, sessions: map[string]*client{}}
+}
+
+// withRabbit serves the poller's Kafka views with fixed RabbitMQ views.
+type withRabbit struct {
+	*collector.Poller
+	rabbit []collector.RabbitView
+}
+
+func (w withRabbit) RabbitLatest() []collector.RabbitView { return w.rabbit }
+
+// backfill records an hour of history, one snapshot a minute ending a
+// minute before now, derived from a real view: the test topic produced at
+// 1–3 msgs/s, its DLQ receiving 0.5/s, the group's lag growing from 0 to
+// its current value.
+func backfill(ctx context.Context, h *collector.History, v collector.ClusterView, now time.Time) {
+	for i := 60; i >= 1; i-- {
+		w := v
+		w.Snapshot.TakenAt = now.Add(-time.Duration(i) * time.Minute)
+		w.TopicRates = map[string]float64{testTopic: float64(1 + i%3), testDLQ: 0.5}
+		w.Snapshot.Groups = slices.Clone(v.Snapshot.Groups)
+		for gi, g := range w.Snapshot.Groups {
+			g.Partitions = slices.Clone(g.Partitions)
+			var total int64
+			for pi := range g.Partitions {
+				g.Partitions[pi].Lag = g.Partitions[pi].Lag * int64(60-i) / 60
+				total += g.Partitions[pi].Lag
+			}
+			g.TotalLag = total
+			g.MaxLagSeconds, g.MaxLagTopic = float64(60-i), testTopic
+			w.Snapshot.Groups[gi] = g
+		}
+		h.RecordKafka(ctx, w)
+	}
 }
 
 type response struct {

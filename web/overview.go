@@ -6,7 +6,29 @@ import (
 	"switchyard/web/templates"
 )
 
+// overviewSorts are the orders of the overview's topic tables.
+var overviewSorts = []string{"name", "messages", "rate"}
+
 func (s *Server) handleOverview(c *fiber.Ctx) error {
-	vm := overviewOf(s.visibleClusters(c), s.now())
-	return s.render(c, templates.Page{Title: "Overview", Area: templates.AreaOverview, Refresh: true}, templates.OverviewView(vm))
+	tr, err := s.dashRange(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	tbl, err := tableOf(c, "/", overviewSorts, tr)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	kafka, rabbit := s.visibleClusters(c), s.visibleRabbit(c)
+	keep := s.seriesFilterFor(c, kafka, rabbit).visible
+	f := s.fresh()
+	vm := templates.Overview{Range: tr.picker("/", queryOf(c))}
+	for _, v := range kafka {
+		vm.Clusters = append(vm.Clusters, clusterCardOf(v, tr, tbl, f, s.topicRateCharts(c, v, tr, keep)))
+	}
+	for _, v := range rabbit {
+		pub, dlq := s.rabbitRateCharts(c, v, tr, keep)
+		vm.Rabbit = append(vm.Rabbit, rabbitCardOf(v, tr, f, pub, dlq))
+	}
+	vm.Services = s.services(c.UserContext(), tr, keep)
+	return s.render(c, dashPage("Overview", templates.AreaOverview, tr), templates.OverviewView(vm))
 }

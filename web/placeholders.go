@@ -14,17 +14,6 @@ func (s *Server) placeholder(c *fiber.Ctx, area, title string, p templates.Place
 	return s.render(c, templates.Page{Title: title, Area: area}, templates.PlaceholderView(p))
 }
 
-func (s *Server) handleQueues(c *fiber.Ctx) error {
-	return s.placeholder(c, templates.AreaQueues, "Queues", templates.Placeholder{
-		Summary: "No RabbitMQ connection yet",
-		Coming: []string{
-			"RabbitMQ queues with depth, ready and unacknowledged messages",
-			"publish and deliver rates, consumers per queue",
-			"dead-letter and quarantine queues next to their source",
-		},
-	})
-}
-
 func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 	return s.placeholder(c, templates.AreaDeadLetters, "Dead letters", templates.Placeholder{
 		Summary: "No dead letters indexed yet",

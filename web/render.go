@@ -101,6 +101,8 @@ func statusOf(code string) int {
 		return fiber.StatusConflict
 	case access.ETOOMANY:
 		return fiber.StatusTooManyRequests
+	case eTooLarge:
+		return fiber.StatusRequestEntityTooLarge
 	}
 	return fiber.StatusInternalServerError
 }
@@ -119,6 +121,8 @@ func codeOf(err error) (code, message string) {
 			return access.ENOTFOUND, fe.Message
 		case fe.Code == fiber.StatusConflict:
 			return access.ECONFLICT, fe.Message
+		case fe.Code == fiber.StatusRequestEntityTooLarge:
+			return eTooLarge, "the request body is too large"
 		case fe.Code >= 400 && fe.Code < 500:
 			return access.EINVALID, fe.Message
 		}
@@ -181,9 +185,11 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 	return c.Send(buf.Bytes())
 }
 
+// isAPI: the JSON API and the OTLP receiver (/v1/metrics) answer in the
+// error contract and never redirect to the login form.
 func isAPI(c *fiber.Ctx) bool {
 	p := c.Path()
-	return p == "/api" || strings.HasPrefix(p, "/api/")
+	return p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/v1/")
 }
 
 func titleOf(status int) string {
@@ -200,6 +206,8 @@ func titleOf(status int) string {
 		return "Conflict"
 	case fiber.StatusTooManyRequests:
 		return "Too many attempts"
+	case fiber.StatusRequestEntityTooLarge:
+		return "Too large"
 	}
 	return "Something went wrong"
 }

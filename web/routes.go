@@ -63,6 +63,7 @@ func Routes() []Route {
 		{Method: get, Path: "/consumers", Name: "consumers.list", Action: view, handle: (*Server).handleConsumersList},
 		{Method: get, Path: "/consumers/:cluster/:group", Name: "consumer.show", Action: view, Resource: groupResource, handle: (*Server).handleConsumerShow},
 		{Method: get, Path: "/queues", Name: "queues", Action: view, handle: (*Server).handleQueues},
+		{Method: get, Path: "/queues/:cluster/:vhost/:queue", Name: "queue.show", Action: view, Resource: queueResource, handle: (*Server).handleQueueShow},
 		{Method: get, Path: "/dead-letters", Name: "dead-letters", Action: view, handle: (*Server).handleDeadLetters},
 		{Method: get, Path: "/traces", Name: "traces", Action: view, handle: (*Server).handleTraces},
 		{Method: get, Path: "/alerts", Name: "alerts", Action: view, handle: (*Server).handleAlerts},
@@ -89,8 +90,16 @@ func Routes() []Route {
 		{Method: get, Path: "/admin/audit", Name: "admin.audit", Action: admin, Resource: auditR, handle: (*Server).handleAdminAudit},
 		{Method: get, Path: "/admin/audit/export", Name: "admin.audit.export", Action: admin, Resource: auditR, handle: (*Server).handleAdminAuditExport},
 
+		// OTLP/HTTP receiver: services push their event metrics with an API
+		// token whose user may ingest (admins, or a custom role).
+		{Method: post, Path: "/v1/metrics", Name: "otlp.metrics", Action: access.ActionIngest, Resource: fixed("console:ingest"), handle: (*Server).handleOTLPMetrics},
+
 		// JSON API.
 		{Method: get, Path: "/api/v1/clusters", Name: "api.clusters", Action: view, handle: (*Server).handleAPIClusters},
+		{Method: get, Path: "/api/v1/consumer-groups", Name: "api.consumer-groups", Action: view, handle: (*Server).handleAPIConsumerGroups},
+		{Method: get, Path: "/api/v1/consumer-groups/:cluster/:group", Name: "api.consumer-group", Action: view, Resource: groupResource, handle: (*Server).handleAPIConsumerGroup},
+		{Method: get, Path: "/api/v1/queues", Name: "api.queues", Action: view, handle: (*Server).handleAPIQueues},
+		{Method: get, Path: "/api/v1/series", Name: "api.series", Action: view, handle: (*Server).handleAPISeries},
 		{Method: get, Path: "/api/v1/topics/:cluster/:topic/messages", Name: "api.topic.messages", Action: access.ActionReadPayload, Resource: topicResource, handle: (*Server).handleAPITopicMessages},
 		{Method: get, Path: "/api/v1/admin/users", Name: "api.admin.users", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminUsers},
 		{Method: get, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindings},
@@ -134,6 +143,10 @@ func fixed(name string) func(*fiber.Ctx) access.Resource {
 
 func topicResource(c *fiber.Ctx) access.Resource {
 	return access.KafkaTopic(param(c, "cluster"), param(c, "topic"))
+}
+
+func queueResource(c *fiber.Ctx) access.Resource {
+	return access.RabbitQueue(param(c, "vhost"), param(c, "queue"))
 }
 
 func groupResource(c *fiber.Ctx) access.Resource {

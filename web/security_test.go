@@ -351,7 +351,7 @@ func TestListsAreFiltered(t *testing.T) {
 		t.Errorf("otto API clusters = %s", r.body)
 	}
 	r = tess.get(t, "/")
-	mustContain(t, "tess overview", r.body, `data-testid="cluster-topics">3<`, `data-group="`+testGroup+`"`)
+	mustContain(t, "tess overview", r.body, `data-testid="cluster-topics">4<`, `data-group="`+testGroup+`"`)
 }
 
 func TestAdminPages(t *testing.T) {

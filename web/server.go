@@ -24,6 +24,7 @@ import (
 	"switchyard/access"
 	"switchyard/browse"
 	"switchyard/collector"
+	"switchyard/tsdb"
 	"switchyard/web/static"
 )
 
@@ -86,6 +87,20 @@ type Browser interface {
 // Clusters provides the latest broker views. *collector.Poller implements it.
 type Clusters interface {
 	Latest() []collector.ClusterView
+	RabbitLatest() []collector.RabbitView
+}
+
+// SeriesStore answers range queries over the collected history.
+// *tsdb.Store implements it. Errors: EINVALID for a bad query.
+type SeriesStore interface {
+	Query(ctx context.Context, q tsdb.Q) ([]tsdb.Series, error)
+}
+
+// MetricsReceiver takes OTLP/HTTP metric exports (protobuf, or JSON when
+// isJSON). *collector.ServiceMetrics implements it. A malformed body is an
+// error wrapping collector.ErrBadOTLP.
+type MetricsReceiver interface {
+	Ingest(body []byte, isJSON bool) (collector.IngestResult, error)
 }
 
 // ReadyCheck is one readiness dependency. A failing Critical check makes
@@ -111,6 +126,18 @@ type Options struct {
 	// Policy decides every request; default access.Policy{}.
 	Policy   Authorizer
 	Clusters Clusters
+	// Series is the time-series store the dashboards chart and
+	// /api/v1/series reads; nil draws every chart empty.
+	Series SeriesStore
+	// OTLP receives the services' metrics on POST /v1/metrics; nil
+	// answers that route 404.
+	OTLP MetricsReceiver
+	// PollInterval is the collectors' interval; data older than three of
+	// them is marked stale. Default 10s.
+	PollInterval time.Duration
+	// MaxOTLPBody caps an OTLP request body; default 8 MiB. Larger bodies
+	// get 413.
+	MaxOTLPBody int
 	// Store backs the admin pages; nil answers them with an error.
 	Store AdminStore
 	// Audit backs the audit page and records token mutations and payload
@@ -147,6 +174,10 @@ type Server struct {
 	auth           Authenticator
 	policy         Authorizer
 	clusters       Clusters
+	series         SeriesStore
+	otlp           MetricsReceiver
+	pollInterval   time.Duration
+	maxOTLPBody    int
 	store          AdminStore
 	audit          AuditLog
 	browser        Browser
@@ -172,6 +203,10 @@ func New(opts Options) (*Server, error) {
 		auth:          opts.Auth,
 		policy:        opts.Policy,
 		clusters:      opts.Clusters,
+		series:        opts.Series,
+		otlp:          opts.OTLP,
+		pollInterval:  opts.PollInterval,
+		maxOTLPBody:   opts.MaxOTLPBody,
 		store:         opts.Store,
 		audit:         opts.Audit,
 		browser:       opts.Browser,
@@ -197,6 +232,15 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.clusters == nil {
 		s.clusters = noClusters{}
+	}
+	if s.series != nil {
+		s.series = newSeriesCache(s.series, func() time.Time { return s.now() })
+	}
+	if s.pollInterval <= 0 {
+		s.pollInterval = 10 * time.Second
+	}
+	if s.maxOTLPBody <= 0 {
+		s.maxOTLPBody = 8 << 20
 	}
 	if s.readyTimeout <= 0 {
 		s.readyTimeout = 3 * time.Second
@@ -237,6 +281,10 @@ func New(opts Options) (*Server, error) {
 		AppName:               "switchyard",
 		DisableStartupMessage: true,
 		ErrorHandler:          func(c *fiber.Ctx, err error) error { return s.fail(c, err) },
+		// Room for the largest OTLP export plus one byte, so that the
+		// receiver itself answers 413 in the error contract; forms and
+		// JSON stay far below.
+		BodyLimit: max(s.maxOTLPBody+1, 4<<20),
 		// Timeouts so that idle keep-alive connections do not hold up a
 		// graceful shutdown forever.
 		ReadTimeout:  30 * time.Second,
@@ -287,12 +335,17 @@ type noClusters struct{}
 
 func (noClusters) Latest() []collector.ClusterView { return nil }
 
+func (noClusters) RabbitLatest() []collector.RabbitView { return nil }
+
 // The real implementations satisfy the interfaces above.
 var (
-	_ Authenticator = (*access.Store)(nil)
-	_ AdminStore    = (*access.Store)(nil)
-	_ Authorizer    = access.Policy{}
-	_ AuditLog      = (*access.Audit)(nil)
-	_ Browser       = (*browse.Browser)(nil)
-	_ browse.Masker = (*access.Masker)(nil)
+	_ Authenticator   = (*access.Store)(nil)
+	_ AdminStore      = (*access.Store)(nil)
+	_ Authorizer      = access.Policy{}
+	_ AuditLog        = (*access.Audit)(nil)
+	_ Browser         = (*browse.Browser)(nil)
+	_ Clusters        = (*collector.Poller)(nil)
+	_ SeriesStore     = (*tsdb.Store)(nil)
+	_ MetricsReceiver = (*collector.ServiceMetrics)(nil)
+	_ browse.Masker   = (*access.Masker)(nil)
 )

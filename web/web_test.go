@@ -31,7 +31,7 @@ func TestOverviewShowsClusterFromKafka(t *testing.T) {
 		`data-testid="cluster" data-cluster="`+testCluster+`"`,
 		`data-testid="cluster-reachable"`,
 		`data-testid="cluster-brokers">1<`,
-		`data-testid="cluster-topics">3<`,
+		`data-testid="cluster-topics">4<`,
 		`data-testid="topic-row" data-topic="`+testTopic+`"`,
 		`data-testid="group-row" data-group="`+testGroup+`"`,
 		`data-testid="group-lag" title="16">16<`,
@@ -128,6 +128,8 @@ type fixedClusters []collector.ClusterView
 
 func (f fixedClusters) Latest() []collector.ClusterView { return f }
 
+func (f fixedClusters) RabbitLatest() []collector.RabbitView { return nil }
+
 func TestEmptyStatesAndUnreachable(t *testing.T) {
 	now := time.Now()
 	views := []collector.ClusterView{
@@ -142,7 +144,8 @@ func TestEmptyStatesAndUnreachable(t *testing.T) {
 		`data-testid="cluster-unreachable"`, "since 3m ago",
 		"connection refused",
 	)
-	for _, p := range []string{"/queues", "/dead-letters", "/traces", "/alerts", "/export"} {
+	mustContain(t, "queues without RabbitMQ", e.admin(t, "/queues").body, `data-testid="empty-rabbit"`)
+	for _, p := range []string{"/dead-letters", "/traces", "/alerts", "/export"} {
 		r := e.admin(t, p)
 		if r.status != http.StatusOK {
 			t.Errorf("GET %s = %d", p, r.status)
@@ -340,6 +343,8 @@ type panicky struct{}
 
 func (panicky) Latest() []collector.ClusterView { panic("secret internal detail") }
 
+func (panicky) RabbitLatest() []collector.RabbitView { return nil }
+
 func TestInternalErrorsDoNotLeak(t *testing.T) {
 	e := newEnv(t, envOptions{clusters: panicky{}})
 	a := e.as(t, "admin")
@@ -425,6 +430,8 @@ func (b *blocking) Latest() []collector.ClusterView {
 	<-b.release
 	return nil
 }
+
+func (b *blocking) RabbitLatest() []collector.RabbitView { return nil }
 
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	b := &blocking{entered: make(chan struct{}), release: make(chan struct{})}

@@ -33,6 +33,7 @@ import (
 	"switchyard/collector"
 	"switchyard/demo"
 	"switchyard/sqldb"
+	"switchyard/tsdb"
 	"switchyard/web"
 )
 
@@ -54,6 +55,8 @@ type Main struct {
 	logger         *slog.Logger
 
 	db       *sql.DB
+	tsdb     *tsdb.Store
+	service  *collector.ServiceMetrics
 	audit    *access.Audit
 	ln       net.Listener
 	server   *web.Server
@@ -62,7 +65,8 @@ type Main struct {
 	tracer   *sdktrace.TracerProvider
 	meter    *sdkmetric.MeterProvider
 	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	wg       sync.WaitGroup // components (collector, demo, history…)
+	serverWG sync.WaitGroup // the HTTP server
 	closed   bool
 }
 
@@ -198,6 +202,9 @@ func (m *Main) Run(ctx context.Context) error {
 		if rabbitURL == "" {
 			rabbitURL = defaultRabbitURL
 		}
+		if err := m.setupDemoMetrics(ctx, users); err != nil {
+			return err
+		}
 		p, err := demo.Start(ctx, demo.Options{
 			DataDir: c.DataDir, KafkaAddr: c.Demo.KafkaAddr, RabbitURL: rabbitURL, Rate: c.Demo.Rate,
 			Logger: m.demoLogger(), TracerProvider: m.tracerProvider(), MeterProvider: m.meterProvider(),
@@ -243,12 +250,52 @@ func (m *Main) Run(ctx context.Context) error {
 		ready = append(ready, web.ReadyCheck{Name: "rabbitmq", Check: func(ctx context.Context) error { return pingRabbit(ctx, rabbitURL, 3*time.Second) }})
 	}
 
-	poller, err := collector.NewPoller(collector.PollerOptions{
-		Sources: sources, Interval: time.Duration(c.PollInterval), Logger: m.logger.With("component", "collector"),
+	rabbitSources, rabbitReady, err := m.rabbitSources(ctx)
+	if err != nil {
+		return err
+	}
+	ready = append(ready, rabbitReady...)
+
+	// History, lag evaluation and the services' metrics.
+	store, err := tsdb.Open(ctx, tsdb.Options{
+		Dir: filepath.Join(c.DataDir, "tsdb"), RawRetention: time.Duration(c.History.RawRetention),
+		RollupRetention: time.Duration(c.History.RollupRetention), MaxSeries: c.History.MaxSeries,
+		Logger: m.logger.With("component", "tsdb"),
 	})
 	if err != nil {
 		return err
 	}
+	m.tsdb = store
+	m.goRun(runCtx, "tsdb", store.Run)
+	windows, err := collector.NewSQLiteWindowStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	eval, err := collector.NewEvaluator(collector.EvaluatorOptions{
+		Window: c.Lag.Window, MinDistance: time.Duration(c.Lag.MinDistance), AllowedLag: c.Lag.AllowedLag, Store: windows,
+	})
+	if err != nil {
+		return err
+	}
+	if err := eval.Restore(ctx); err != nil {
+		m.logger.Warn("some lag windows could not be restored", "err", err)
+	}
+	svc, err := collector.NewServiceMetrics(collector.ServiceMetricsOptions{MaxSeries: c.OTLP.MaxSeries, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	m.service = svc
+	history := collector.NewHistory(collector.HistoryOptions{Store: store, Service: svc, Interval: time.Duration(c.PollInterval), Logger: m.logger.With("component", "history")})
+	m.goRun(runCtx, "history", history.Run)
+
+	poller, err := collector.NewPoller(collector.PollerOptions{
+		Sources: sources, Rabbit: rabbitSources, Evaluator: eval, Recorder: history,
+		Interval: time.Duration(c.PollInterval), Logger: m.logger.With("component", "collector"),
+	})
+	if err != nil {
+		return err
+	}
+	reg.MustRegister(collector.NewExporter(poller))
 	m.goRun(runCtx, "collector", poller.Run)
 	if m.platform != nil {
 		m.goRun(runCtx, "demo", m.platform.Run)
@@ -276,15 +323,16 @@ func (m *Main) Run(ctx context.Context) error {
 		Auth: users, Policy: access.Policy{}, Store: users, Audit: users.Audit(), Clusters: poller,
 		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
+		Series: store, OTLP: svc, PollInterval: time.Duration(c.PollInterval),
 		Ready: ready, Version: version, TracerProvider: m.tracerProvider(),
 	})
 	if err != nil {
 		return err
 	}
 	m.server = srv
-	m.wg.Add(1)
+	m.serverWG.Add(1)
 	go func() {
-		defer m.wg.Done()
+		defer m.serverWG.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
 			m.logger.Error("http server stopped", "error", err)
 		}
@@ -317,6 +365,35 @@ func (m *Main) printBanner(clusters []KafkaCluster, generated string, created bo
 	}
 }
 
+// rabbitSources returns the RabbitMQ management source: the configured one
+// (which must answer at start), or in demo mode the local default when it
+// answers.
+func (m *Main) rabbitSources(ctx context.Context) ([]*collector.RabbitSource, []web.ReadyCheck, error) {
+	c := m.Config
+	mgmt, required := c.RabbitMQ.ManagementURL, true
+	if mgmt == "" && m.DemoMode {
+		mgmt, required = defaultRabbitManagement, false
+	}
+	if mgmt == "" {
+		return nil, nil, nil
+	}
+	src, err := collector.NewRabbitSource("rabbitmq", mgmt, collector.RabbitOptions{VHosts: c.RabbitMQ.VHosts})
+	if err != nil {
+		return nil, nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Duration(c.StartupTimeout))
+	err = src.Ping(pctx)
+	cancel()
+	switch {
+	case err != nil && required:
+		return nil, nil, fmt.Errorf("rabbitmq management API (%s) unreachable: %w", redactURL(mgmt), err)
+	case err != nil:
+		m.logger.Info("RabbitMQ management API not reachable; queue dashboards are off", "url", redactURL(mgmt))
+		return nil, nil, nil
+	}
+	return []*collector.RabbitSource{src}, []web.ReadyCheck{{Name: "rabbitmq-management", Check: src.Ping}}, nil
+}
+
 // goRun starts a component's Run loop, owned by Main and stopped by Close.
 func (m *Main) goRun(ctx context.Context, name string, run func(context.Context) error) {
 	m.wg.Add(1)
@@ -328,15 +405,28 @@ func (m *Main) goRun(ctx context.Context, name string, run func(context.Context)
 	}()
 }
 
-// Close shuts down in order: stop taking requests and drain in-flight ones,
-// stop the collectors and demo services, then close clients, the embedded
-// Kafka and the store.
+// Close shuts down in order: stop the components, flush the demo's
+// metrics, stop taking requests and drain in-flight ones, then close
+// clients, the embedded Kafka and the stores.
 func (m *Main) Close() error {
 	if m.closed {
 		return nil
 	}
 	m.closed = true
 	var errs []error
+	// 1. Stop the components (demo services, collectors, indexers) while
+	//    the HTTP server still answers, so that the demo's last metrics
+	//    reach the console's own OTLP receiver.
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.meter != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.meter.Shutdown(ctx))
+		cancel()
+	}
+	// 2. Stop taking requests and drain the ones in flight.
 	if m.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		errs = append(errs, m.server.Shutdown(ctx))
@@ -344,25 +434,21 @@ func (m *Main) Close() error {
 	} else if m.ln != nil {
 		m.ln.Close()
 	}
-	if m.cancel != nil {
-		m.cancel()
-	}
-	m.wg.Wait()
+	m.serverWG.Wait()
+	// 3. Close clients, the embedded Kafka, exporters and stores.
 	for _, cl := range m.clients {
 		cl.Close()
 	}
 	if m.platform != nil {
 		m.platform.Close()
 	}
-	if m.tracer != nil || m.meter != nil {
+	if m.tracer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if m.tracer != nil {
-			errs = append(errs, m.tracer.Shutdown(ctx))
-		}
-		if m.meter != nil {
-			errs = append(errs, m.meter.Shutdown(ctx))
-		}
+		errs = append(errs, m.tracer.Shutdown(ctx))
 		cancel()
+	}
+	if m.tsdb != nil {
+		errs = append(errs, m.tsdb.Close())
 	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())
@@ -386,16 +472,26 @@ func (m *Main) setupTracing(ctx context.Context) error {
 		return fmt.Errorf("otel resource: %w", err)
 	}
 	m.tracer = sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	if m.DemoMode {
-		// The demo services' event.processed / event.failed / duration
-		// metrics go to the same OTLP endpoint.
-		mexp, err := otlpmetrichttp.New(ctx)
-		if err != nil {
-			return fmt.Errorf("otlp metric exporter: %w", err)
-		}
-		m.meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(mexp)),
-			sdkmetric.WithResource(resource.NewSchemaless(semconv.ServiceName("switchyard-demo"))))
+	return nil
+}
+
+// setupDemoMetrics makes the demo services export their event metrics over
+// OTLP/HTTP to this console's own receiver, as any platform service would,
+// authenticated with a token of a service account that may only ingest.
+func (m *Main) setupDemoMetrics(ctx context.Context, users *access.Store) error {
+	tok, err := users.EnsureServiceAccount(ctx, "demo-services", []access.Action{access.ActionIngest}, 7*24*time.Hour)
+	if err != nil {
+		return fmt.Errorf("demo service account: %w", err)
 	}
+	host := displayAddr(m.ln.Addr().String())
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL("http://"+host+"/v1/metrics"),
+		otlpmetrichttp.WithHeaders(map[string]string{"Authorization": "Bearer " + tok}))
+	if err != nil {
+		return fmt.Errorf("demo metrics exporter: %w", err)
+	}
+	m.meter = sdkmetric.NewMeterProvider(
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(10*time.Second))),
+		sdkmetric.WithResource(resource.NewSchemaless(semconv.ServiceName("switchyard-demo"))))
 	return nil
 }
 

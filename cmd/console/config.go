@@ -28,7 +28,7 @@ type Config struct {
 	Kafka []KafkaCluster `json:"kafka"`
 	// RabbitMQ is optional (RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL).
 	RabbitMQ RabbitMQ `json:"rabbitmq"`
-	// PollInterval is how often broker state is collected (default 5s).
+	// PollInterval is how often broker state is collected (default 10s).
 	PollInterval Duration `json:"poll_interval"`
 	// StartupTimeout bounds the reachability check of configured brokers at
 	// start (default 10s); an unreachable broker then ends the start with one
@@ -42,6 +42,13 @@ type Config struct {
 	// principals with read_pii see unmasked ("email", "card.number",
 	// "items[].sku"). In demo mode it defaults to the demo's own PII fields.
 	PII map[string][]string `json:"pii"`
+
+	// History configures the embedded time-series store.
+	History History `json:"history"`
+	// Lag configures the consumer-lag status evaluator (Burrow's rules).
+	Lag Lag `json:"lag"`
+	// OTLP configures the services' metrics receiver (POST /v1/metrics).
+	OTLP OTLP `json:"otlp"`
 
 	// AdminPassword comes only from CONSOLE_ADMIN_PASSWORD, never a file.
 	AdminPassword string `json:"-"`
@@ -57,6 +64,27 @@ type KafkaCluster struct {
 type RabbitMQ struct {
 	URL           string `json:"url"`
 	ManagementURL string `json:"management_url"`
+	// VHosts limits the queue dashboards to these vhosts (default: all).
+	VHosts []string `json:"vhosts"`
+}
+
+// History configures the time-series store under the data dir.
+type History struct {
+	RawRetention    Duration `json:"raw_retention"`    // default 24h
+	RollupRetention Duration `json:"rollup_retention"` // default 14 days (1-minute rollups)
+	MaxSeries       int      `json:"max_series"`       // default 100000
+}
+
+// Lag configures the status evaluator.
+type Lag struct {
+	Window      int      `json:"window"`       // commits per partition window; default 10
+	MinDistance Duration `json:"min_distance"` // a closer commit replaces the previous one
+	AllowedLag  int64    `json:"allowed_lag"`  // lag that still counts as caught up (1 for transactional producers)
+}
+
+// OTLP configures the metrics receiver.
+type OTLP struct {
+	MaxSeries int `json:"max_series"` // service-metric series cap; default 10000
 }
 
 // Demo configures the embedded demo platform.
@@ -119,9 +147,12 @@ func defaultConfig() Config {
 		Addr:           ":8080",
 		DataDir:        "./data",
 		LogLevel:       "info",
-		PollInterval:   Duration(5 * time.Second),
+		PollInterval:   Duration(10 * time.Second),
 		StartupTimeout: Duration(10 * time.Second),
 		Demo:           Demo{KafkaAddr: "127.0.0.1:9092", Rate: 50},
+		History:        History{RawRetention: Duration(24 * time.Hour), RollupRetention: Duration(14 * 24 * time.Hour), MaxSeries: 100000},
+		Lag:            Lag{Window: 10},
+		OTLP:           OTLP{MaxSeries: 10000},
 		Auth: Auth{
 			SessionIdle: Duration(30 * time.Minute), SessionAbsolute: Duration(12 * time.Hour),
 			AuditPayloadReads: true,
@@ -227,6 +258,15 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval < Duration(time.Second) {
 		errs = append(errs, fmt.Errorf("poll_interval %s must be at least 1s", time.Duration(c.PollInterval)))
+	}
+	if c.History.RawRetention < Duration(time.Hour) || c.History.RollupRetention < c.History.RawRetention {
+		errs = append(errs, fmt.Errorf("history: raw_retention must be at least 1h and rollup_retention at least raw_retention"))
+	}
+	if c.Lag.Window < 2 || c.Lag.MinDistance < 0 || c.Lag.AllowedLag < 0 {
+		errs = append(errs, fmt.Errorf("lag: window must be at least 2, min_distance and allowed_lag not negative"))
+	}
+	if c.OTLP.MaxSeries < 1 || c.History.MaxSeries < 1 {
+		errs = append(errs, fmt.Errorf("otlp.max_series and history.max_series must be positive"))
 	}
 	if c.StartupTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("startup_timeout must be positive"))

@@ -274,6 +274,17 @@ func TestDemoEndToEnd(t *testing.T) {
 	if err := m.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
+	// The demo services export their event metrics over OTLP to the
+	// console's own receiver (the last batch is flushed on Close).
+	processed := 0.0
+	for _, p := range m.service.Points() {
+		if p.Name == "event_processed_total" {
+			processed += p.Value
+		}
+	}
+	if processed == 0 {
+		t.Error("no event_processed_total reached the console's OTLP receiver from the demo services")
+	}
 
 	// Offline: a user and a token made against the data dir while the console is down.
 	var out bytes.Buffer

@@ -32,6 +32,9 @@
     if (busy || document.hidden) return;
     var sel = window.getSelection && window.getSelection();
     if (sel && sel.toString() !== "") return;
+    // Nor from under someone typing in a filter box.
+    var active = document.activeElement;
+    if (active && panel.contains(active) && (active.tagName === "INPUT" || active.tagName === "SELECT")) return;
     busy = true;
     window.switchyardFetch(window.location.href, {
       headers: { "HX-Request": "true" },

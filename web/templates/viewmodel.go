@@ -48,6 +48,34 @@ type Page struct {
 	AssetVersion string // cache-busting query for static files
 	// Refresh makes app.js reload the panel every 5 s.
 	Refresh bool
+	// RangeQuery ("range=6h", or "") is appended to the dashboard links
+	// of the navigation so that the chosen time range follows the user.
+	RangeQuery string
+}
+
+// RangePicker is the time range choice of a dashboard page.
+type RangePicker struct {
+	Current string
+	Options []RangeOption
+}
+
+// RangeOption is one choice, linking to the same page with that range.
+type RangeOption struct {
+	Key, Href string
+	Current   bool
+}
+
+// Table is the filter, sort and paging state of a long table; the rows
+// themselves live next to it. Links keep the range.
+type Table struct {
+	Path  string // page the links point at
+	Range string // "" or the explicit range key
+	Q     string
+	Sort  string
+	Sorts []string // the sort keys offered
+	Page  int      // 1-based
+	Pages int
+	Total int // rows after filtering
 }
 
 // Rate is a per-second rate that may not be known yet.
@@ -65,11 +93,49 @@ type ClusterStatus struct {
 	Since      string // "3m ago": since when unreachable
 	UpdatedAgo string // age of the data shown
 	HasData    bool
+	// Stale is set when the data shown is older than three poll
+	// intervals: the values are the last good ones, not current.
+	Stale bool
+	// Kind is "kafka" or "rabbitmq".
+	Kind string
 }
 
 // Overview is the landing page.
 type Overview struct {
+	Range    RangePicker
 	Clusters []ClusterCard
+	Rabbit   []RabbitCard
+	Services Services
+}
+
+// Services is the services' own event metrics over the range.
+type Services struct {
+	HasData bool
+	Total   ServiceRow
+	Rows    []ServiceRow // per service, worst failure ratio first
+	Rates   Chart        // processed and failed per second
+}
+
+// ServiceRow is one service's (or all services') figures over the range.
+type ServiceRow struct {
+	Service           string
+	Processed, Failed float64 // increase over the range
+	// FailureRatio is failed / (processed + failed); NaN without events.
+	FailureRatio  float64
+	P50, P95, P99 float64 // seconds; NaN when unknown
+}
+
+// RabbitCard is one RabbitMQ cluster on the overview.
+type RabbitCard struct {
+	Status    ClusterStatus
+	Queues    int
+	Messages  int64
+	Publish   Rate // all visible queues
+	DLQRate   Rate // publish rate into dead-letter queues
+	Alarms    []string
+	Chart     Chart // publish rate
+	DLQChart  Chart
+	QueuesRef string
 }
 
 // ClusterCard is one cluster on the overview.
@@ -80,7 +146,15 @@ type ClusterCard struct {
 	Messages   int64
 	Rate       Rate // all topics together
 	Topics     []TopicRow
-	Groups     []GroupRow // by lag, largest first
+	TopicTable Table
+	// Groups are the worst-lagging groups: by status severity, then lag
+	// in seconds, then lag; at most ten.
+	Groups       []GroupRow
+	GroupCount   int
+	DLQRate      Rate
+	Throughput   Chart
+	DLQChart     Chart
+	ConsumersRef string
 }
 
 // TopicRow is a topic in a table.
@@ -101,10 +175,16 @@ type GroupRow struct {
 	TotalLag            int64
 	Rate                Rate // consumption
 	Error               string
+	Status, Reason      string // Burrow's verdict: OK, WARN, ERR
+	LagSeconds          float64
+	LagSecondsKnown     bool
+	Stale               bool
 }
 
 // TopicDetail is /topics/:cluster/:topic.
 type TopicDetail struct {
+	Range      RangePicker
+	Chart      Chart
 	Status     ClusterStatus
 	Name       string
 	IsDLQ      bool
@@ -124,6 +204,7 @@ type PartitionRow struct {
 	Leader    int32
 	Low, High int64
 	Messages  int64
+	Rate      Rate
 	Error     string
 }
 
@@ -131,26 +212,39 @@ type PartitionRow struct {
 type TopicGroupRow struct {
 	Name, Href, State string
 	Lag               int64
+	LagSeconds        float64
+	LagSecondsKnown   bool
+	Status, Reason    string // worst partition of the topic
 }
 
 // Consumers is /consumers.
 type Consumers struct {
-	Sort     string // "lag" or "name"
+	Sort     string // name, lag, lag-seconds, status
+	Range    RangePicker
+	Table    Table
 	Clusters []ClusterStatus
-	Groups   []GroupRow
+	Groups   []GroupRow // the current page
 }
 
 // GroupDetail is /consumers/:cluster/:group.
 type GroupDetail struct {
-	Status     ClusterStatus
-	Name       string
-	State      string
-	Protocol   string
-	Members    int
-	TotalLag   int64
-	Rate       Rate
-	Error      string
-	Partitions []GroupPartitionRow
+	Range              RangePicker
+	Charts             []Chart
+	Verdict            string // OK, WARN, ERR
+	Reason             string
+	Complete           float64 // share of partitions with a full window, 0..1
+	MaxLagSeconds      float64
+	MaxLagSecondsKnown bool
+	MaxLagWhere        string // "topic/partition"
+	Status             ClusterStatus
+	Name               string
+	State              string
+	Protocol           string
+	Members            int
+	TotalLag           int64
+	Rate               Rate
+	Error              string
+	Partitions         []GroupPartitionRow
 }
 
 // GroupPartitionRow is the group's position on one partition.
@@ -160,8 +254,43 @@ type GroupPartitionRow struct {
 	Committed        int64 // -1: nothing committed
 	High             int64 // -1: unknown
 	Lag              int64 // -1: unknown
+	LagSeconds       float64
+	LagSecondsKnown  bool
+	Status, Reason   string
 	Member           string
 	Error            string
+}
+
+// Queues is /queues.
+type Queues struct {
+	Range    RangePicker
+	Table    Table
+	Clusters []ClusterStatus
+	Alarms   []string // "rabbit@node1: memory alarm"
+	Rows     []QueueRow
+}
+
+// QueueRow is one RabbitMQ queue.
+type QueueRow struct {
+	Cluster, VHost, Name, Href string
+	Type, State                string
+	Ready, Unacked, Total      int64
+	Consumers                  int
+	Utilisation                float64 // 0..1, -1 unknown
+	Publish, Deliver           Rate
+	Ack, Redeliver             Rate
+	IsDLQ                      bool
+	DLQOf                      []string
+	Stale                      bool
+}
+
+// QueueDetail is /queues/:cluster/:vhost/:queue.
+type QueueDetail struct {
+	Range  RangePicker
+	Status ClusterStatus
+	Alarms []string
+	Queue  QueueRow
+	Charts []Chart
 }
 
 // Placeholder is a page whose feature has not landed yet: it says what

@@ -1,0 +1,68 @@
+package web
+
+import (
+	"errors"
+	"mime"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"switchyard/access"
+	"switchyard/collector"
+	"switchyard/delivery"
+)
+
+// eTooLarge is the error code of a body over the receiver's limit (413).
+const eTooLarge = "ETOOLARGE"
+
+// handleOTLPMetrics is the OTLP/HTTP metrics receiver: services export
+// event.processed, event.failed and event.processing.duration here, as
+// protobuf or JSON. The answer is an ExportMetricsServiceResponse in the
+// request's encoding, with partial_success when some points were refused
+// (the series cap, invalid values). Errors follow the platform contract.
+func (s *Server) handleOTLPMetrics(c *fiber.Ctx) error {
+	if s.otlp == nil {
+		return s.fail(c, access.Errorf(access.ENOTFOUND, "the OTLP metrics receiver is not configured"))
+	}
+	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	isJSON := mt == "application/json"
+	if err != nil || (!isJSON && mt != "application/x-protobuf") {
+		return s.fail(c, &delivery.Error{Code: access.EINVALID,
+			Message: "Content-Type must be application/x-protobuf or application/json",
+			Details: map[string]any{"content_type": strings.Clone(c.Get(fiber.HeaderContentType))}})
+	}
+	body := c.Body()
+	if len(body) > s.maxOTLPBody {
+		return s.fail(c, &delivery.Error{Code: eTooLarge, Message: "the export is larger than the receiver accepts",
+			Details: map[string]any{"limit_bytes": s.maxOTLPBody}})
+	}
+	res, err := s.otlp.Ingest(body, isJSON)
+	if err != nil {
+		if errors.Is(err, collector.ErrBadOTLP) {
+			return s.fail(c, &delivery.Error{Code: access.EINVALID, Message: "the body is not an OTLP metrics export", Cause: err})
+		}
+		return s.fail(c, err)
+	}
+	resp := &colmetrics.ExportMetricsServiceResponse{}
+	if res.Rejected > 0 {
+		resp.PartialSuccess = &colmetrics.ExportMetricsPartialSuccess{
+			RejectedDataPoints: int64(res.Rejected),
+			ErrorMessage:       "data points refused: the service-metric series cap was reached or values were invalid",
+		}
+	}
+	var out []byte
+	if isJSON {
+		out, err = protojson.Marshal(resp)
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	} else {
+		out, err = proto.Marshal(resp)
+		c.Set(fiber.HeaderContentType, "application/x-protobuf")
+	}
+	if err != nil {
+		return s.fail(c, err)
+	}
+	return c.Send(out)
+}
