@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 COUNT="${BENCH_COUNT:-3}"
 # package:iterations:pattern per run. Kafka (in-process kfake) is fast, RabbitMQ waits for disk
 # confirms, a collection cycle over 2,000 partitions takes tens of milliseconds.
-RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./web/:200x:Render}"
+RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./web/:200x:2000Partitions|200Groups ./dlqstore/:1x:. ./indexer/:1x:IndexKafka}"
 mkdir -p .bench
 raw=.bench/raw.txt
 : >"$raw"
@@ -27,6 +27,7 @@ awk '
 	if (variant !~ /^(switchyard|delivery|bare-.*)$/) { group = pkg " " name; variant = "standalone" }
 	unit = ""; v = ""
 	for (i = 2; i < NF; i++) if ($(i+1) == "msgs/s") { v = $i; unit = "msgs/s" }
+	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) == "p99-ms") { v = $i; unit = "p99 ms" }
 	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) == "ms/cycle") { v = $i; unit = "ms/cycle" }
 	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) == "ns/op") { v = $i / 1e6; unit = "ms/op" }
 	key = group SUBSEP variant; cnt[key]++; vals[key, cnt[key]] = v; units[group] = unit
