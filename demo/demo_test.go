@@ -114,8 +114,12 @@ func TestDemoProducesTrafficFailuresAndResumes(t *testing.T) {
 			if dl.Format != delivery.FormatSwitchyard {
 				t.Errorf("dead letter at offset %d has format %q, want switchyard", r.Offset, dl.Format)
 			}
-			if dl.Origin.Topic != TopicOrders || dl.Origin.ConsumerGroup != GroupBilling || dl.Origin.Offset < 0 {
-				t.Errorf("dead letter origin %+v does not point at the billing group's record", dl.Origin)
+			// Billing dead-letters its failures; both groups dead-letter the
+			// poison pills they meet (each group judges its own records).
+			poison := dl.Error.Code == delivery.CodeUndecodable || dl.Error.Code == delivery.CodeValidationFailed
+			if dl.Origin.Topic != TopicOrders || dl.Origin.Offset < 0 ||
+				!(dl.Origin.ConsumerGroup == GroupBilling || (poison && dl.Origin.ConsumerGroup == GroupAnalytics)) {
+				t.Errorf("dead letter origin %+v (code %s) does not point at a billing failure or a poison pill", dl.Origin, dl.Error.Code)
 			}
 			if dl.Error.Code == "" || dl.Error.Message == "" {
 				t.Errorf("dead letter at offset %d lacks error context: %+v", r.Offset, dl.Error)
