@@ -28,15 +28,22 @@ func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
 // ParseTime parses a timestamp written by FormatTime.
 func ParseTime(s string) (time.Time, error) { return time.Parse(TimeLayout, s) }
 
-// Open opens (creating if needed) the SQLite database at path and applies
-// any migrations it lacks. Each connection runs in WAL mode with
+// Open opens (creating if needed) the console's SQLite database at path and
+// applies any of Migrations it lacks; it is OpenWith(ctx, path, Migrations()).
+func Open(ctx context.Context, path string) (*sql.DB, error) {
+	return OpenWith(ctx, path, Migrations())
+}
+
+// OpenWith opens (creating if needed) the SQLite database at path and
+// applies the migrations of ms it lacks. Other stores with their own file
+// (dlqstore's dlq.db) bring their own list. Each connection runs in WAL mode with
 // busy_timeout=5000, foreign_keys=on and synchronous=NORMAL. Write
 // transactions start IMMEDIATE so that two writers queue on busy_timeout
 // instead of failing with SQLITE_BUSY half-way through.
 //
 // Errors name the file and the cause, e.g.
 // "open data/console.db: file is not a SQLite database".
-func Open(ctx context.Context, path string) (*sql.DB, error) {
+func OpenWith(ctx context.Context, path string, ms []Migration) (*sql.DB, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.ContainsAny(path, "?#") {
 		// A pool over :memory: would give every connection its own empty
 		// database, and '?' would be taken as the start of DSN options.
@@ -57,7 +64,7 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if err := setup(ctx, db); err != nil {
+	if err := setup(ctx, db, ms); err != nil {
 		db.Close()
 		return fail(explain(err, dir))
 	}
@@ -65,7 +72,7 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 }
 
 // setup checks that the file is a usable database and migrates it.
-func setup(ctx context.Context, db *sql.DB) error {
+func setup(ctx context.Context, db *sql.DB, ms []Migration) error {
 	// Opening a connection applies journal_mode=WAL, which reads the header
 	// and writes the -wal file: a foreign file, a corrupt header or an
 	// unwritable directory all fail here.
@@ -79,7 +86,7 @@ func setup(ctx context.Context, db *sql.DB) error {
 	if mode != "wal" {
 		return fmt.Errorf("cannot switch to WAL journal mode (got %q)", mode)
 	}
-	return Migrate(ctx, db, Migrations())
+	return Migrate(ctx, db, ms)
 }
 
 // SchemaTooNewError says that the database was written by a newer binary.

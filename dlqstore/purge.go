@@ -1,0 +1,172 @@
+package dlqstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"switchyard/access"
+)
+
+// purgeBatch is how many entries one Purge transaction deletes, so that
+// indexing is never blocked for long.
+const purgeBatch = 1000
+
+// Purge deletes resolved and discarded entries whose last status change is
+// before resolvedBefore, with their full-text rows, in batches of one
+// transaction each, and returns how many it deleted. Dead, quarantined,
+// redriving and redriven entries are never purged: unresolved failures do
+// not disappear silently.
+func (s *Store) Purge(ctx context.Context, resolvedBefore time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int
+		err := s.write(ctx, func(tx *sql.Tx, _ int64) error {
+			var err error
+			n, err = purgeOnce(ctx, tx, unixNano(resolvedBefore))
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("purge: %w", err)
+		}
+		total += int64(n)
+		if n < purgeBatch {
+			return total, nil
+		}
+	}
+}
+
+func purgeOnce(ctx context.Context, tx *sql.Tx, before int64) (int, error) {
+	// The condition repeats the partial index's WHERE so that SQLite uses it.
+	rows, err := tx.QueryContext(ctx, `SELECT id, group_id, tenant, broker, destination, event_type, status FROM entries
+WHERE status IN ('resolved', 'discarded') AND updated_at < ? LIMIT ?`, before, purgeBatch)
+	if err != nil {
+		return 0, err
+	}
+	type victim struct {
+		id int64
+		k  statKey
+	}
+	var vs []victim
+	for rows.Next() {
+		var v victim
+		if err := rows.Scan(&v.id, &v.k.group, &v.k.tenant, &v.k.broker, &v.k.destination, &v.k.eventType, &v.k.status); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		vs = append(vs, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if len(vs) == 0 {
+		return 0, nil
+	}
+	delFTS, err := tx.PrepareContext(ctx, "DELETE FROM entries_fts WHERE rowid = ?")
+	if err != nil {
+		return 0, err
+	}
+	defer delFTS.Close()
+	delEntry, err := tx.PrepareContext(ctx, "DELETE FROM entries WHERE id = ?")
+	if err != nil {
+		return 0, err
+	}
+	defer delEntry.Close()
+	delBody, err := tx.PrepareContext(ctx, "DELETE FROM entry_bodies WHERE id = ?")
+	if err != nil {
+		return 0, err
+	}
+	defer delBody.Close()
+	stats := map[statKey]*statDelta{}
+	groups := map[int64]int{}
+	for _, v := range vs {
+		if _, err := delFTS.ExecContext(ctx, v.id); err != nil {
+			return 0, fmt.Errorf("delete text of entry %d: %w", v.id, err)
+		}
+		if _, err := delEntry.ExecContext(ctx, v.id); err != nil {
+			return 0, fmt.Errorf("delete entry %d: %w", v.id, err)
+		}
+		if _, err := delBody.ExecContext(ctx, v.id); err != nil {
+			return 0, fmt.Errorf("delete entry %d: %w", v.id, err)
+		}
+		d := stats[v.k]
+		if d == nil {
+			d = &statDelta{}
+			stats[v.k] = d
+		}
+		d.n--
+		groups[v.k.group]++
+	}
+	for gid, n := range groups {
+		if _, err := tx.ExecContext(ctx, "UPDATE groups SET count = max(count - ?, 0) WHERE id = ?", n, gid); err != nil {
+			return 0, err
+		}
+	}
+	return len(vs), applyStats(ctx, tx, stats)
+}
+
+// SetStatus sets the status of the given entries and returns how many
+// changed. The redrive and discard actions go through here so that the
+// per-tenant counts stay exact; retention counts from this change.
+// Errors: EINVALID for an unknown status.
+func (s *Store) SetStatus(ctx context.Context, ids []int64, status Status) (int, error) {
+	if !status.Valid() {
+		return 0, access.Errorf(access.EINVALID, "unknown status %q", status)
+	}
+	changed := 0
+	for len(ids) > 0 {
+		chunk := ids[:min(len(ids), 500)]
+		ids = ids[len(chunk):]
+		err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+			args := make([]any, 0, len(chunk)+1)
+			args = append(args, string(status))
+			for _, id := range chunk {
+				args = append(args, id)
+			}
+			in := placeholders(len(chunk))
+			rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, destination, event_type, status, last_failure_at FROM entries
+WHERE status != ? AND id IN (`+in+`)`, args...)
+			if err != nil {
+				return err
+			}
+			stats := map[statKey]*statDelta{}
+			add := func(k statKey, n int, t int64) {
+				d := stats[k]
+				if d == nil {
+					d = &statDelta{first: t, last: t}
+					stats[k] = d
+				}
+				d.n += n
+				d.first, d.last = min(d.first, t), max(d.last, t)
+			}
+			n := 0
+			for rows.Next() {
+				var k statKey
+				var t int64
+				if err := rows.Scan(&k.group, &k.tenant, &k.broker, &k.destination, &k.eventType, &k.status, &t); err != nil {
+					rows.Close()
+					return err
+				}
+				add(k, -1, t)
+				k.status = status
+				add(k, 1, t)
+				n++
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "UPDATE entries SET status = ?, updated_at = "+fmt.Sprint(now)+" WHERE status != ?1 AND id IN ("+in+")", args...); err != nil {
+				return err
+			}
+			changed += n
+			return applyStats(ctx, tx, stats)
+		})
+		if err != nil {
+			return changed, fmt.Errorf("set status %s: %w", status, err)
+		}
+	}
+	return changed, nil
+}

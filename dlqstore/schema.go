@@ -1,0 +1,144 @@
+package dlqstore
+
+import "switchyard/sqldb"
+
+// Migrations returns the schema of dlq.db, in order. Like sqldb's list, a
+// released migration is never edited: a change is a new version.
+//
+// Times are INTEGER Unix nanoseconds (0 = unknown) rather than sqldb's
+// fixed-width text: the (…, last_failure_at) indexes that serve every list
+// query are then 8 bytes a key instead of 30, which matters at millions of
+// entries.
+//
+// The full-text index is a contentless FTS5 table with contentless_delete=1
+// and rowid = entries.id. Contentless because every indexed text is already
+// in entries (the payload as a BLOB, ids and error in record), so an
+// external-content table would need a view that re-derives the text, and a
+// regular one would store the payload twice; contentless_delete (SQLite
+// 3.43+) lets Purge delete a row by rowid without re-supplying its text.
+// Snippets are not needed: the list shows the stored entry. The tokenizer is
+// unicode61 with remove_diacritics 2 and no extra tokenchars: queries are
+// rewritten so that an id such as 3f2a…-…, com.acme.Foo or ORDER_NOT_FOUND
+// becomes a quoted phrase of its parts, which matches the id exactly while a
+// search for one part (NullPointerException, ORDER) still finds it — with
+// tokenchars '-_.' the dotted exception type and the code would be one token
+// each and a part would find nothing.
+func Migrations() []sqldb.Migration {
+	return []sqldb.Migration{
+		{Version: 1, Name: "dead letter index", SQL: `
+CREATE TABLE entries (
+	id               INTEGER PRIMARY KEY,
+	status           TEXT    NOT NULL DEFAULT 'dead' CHECK (status IN ('dead','redriving','redriven','quarantined','discarded','resolved')),
+	broker           TEXT    NOT NULL,
+	cluster          TEXT    NOT NULL,
+	vhost            TEXT    NOT NULL DEFAULT '',
+	destination      TEXT    NOT NULL,
+	kpartition       INTEGER,          -- Kafka only
+	koffset          INTEGER,          -- Kafka only
+	message_id       TEXT,             -- RabbitMQ only; NULL when the message had none (never deduplicated)
+	death_count      INTEGER,          -- RabbitMQ only
+	tenant           TEXT    NOT NULL DEFAULT '',
+	event_type       TEXT    NOT NULL DEFAULT '',
+	error_code       TEXT    NOT NULL DEFAULT '',
+	fingerprint      TEXT    NOT NULL,
+	group_id         INTEGER NOT NULL, -- groups.id; no FOREIGN KEY: only this package writes, and the check costs a lookup per row
+	first_failure_at INTEGER NOT NULL,
+	last_failure_at  INTEGER NOT NULL,
+	indexed_at       INTEGER NOT NULL,
+	updated_at       INTEGER NOT NULL, -- last status change; retention counts from here
+	flags            TEXT    NOT NULL DEFAULT '', -- comma-separated
+	payload_size     INTEGER NOT NULL DEFAULT 0,
+	payload_hash     TEXT    NOT NULL DEFAULT '',
+	truncated        INTEGER NOT NULL DEFAULT 0
+);
+-- The bulky part of an entry lives apart, so that entries rows stay around
+-- 200 bytes: a search that checks a column no index holds reads a few
+-- dense pages instead of one 5 KB row per candidate, and only the page
+-- shown reads bodies.
+CREATE TABLE entry_bodies (
+	id      INTEGER PRIMARY KEY, -- entries.id
+	payload BLOB,                -- as received, capped by the indexer
+	headers BLOB,                -- JSON, see storedHeader
+	record  BLOB NOT NULL        -- JSON storedRecord: the delivery.DeadLetter minus payload and headers
+);
+-- Re-indexing is a no-op: the same record is the same key.
+CREATE UNIQUE INDEX entries_kafka_key  ON entries(cluster, destination, kpartition, koffset) WHERE broker = 'kafka';
+CREATE UNIQUE INDEX entries_rabbit_key ON entries(cluster, vhost, destination, message_id, death_count) WHERE broker = 'rabbitmq';
+-- Lists are newest first by (last_failure_at, id); every filter column
+-- leads an index that ends in last_failure_at (and the implicit rowid), so a
+-- filtered page is a range scan in order that stops at LIMIT.
+CREATE INDEX entries_time        ON entries(last_failure_at);
+CREATE INDEX entries_tenant      ON entries(tenant, last_failure_at);
+CREATE INDEX entries_status      ON entries(status, last_failure_at);
+CREATE INDEX entries_status_tenant ON entries(status, tenant, last_failure_at);
+CREATE INDEX entries_broker      ON entries(broker, last_failure_at);
+CREATE INDEX entries_cluster     ON entries(cluster, last_failure_at);
+CREATE INDEX entries_destination ON entries(destination, last_failure_at);
+CREATE INDEX entries_event_type  ON entries(event_type, last_failure_at);
+CREATE INDEX entries_error_code  ON entries(error_code, last_failure_at);
+-- Group pages and trends; tenant last so that a scoped trend is index-only.
+CREATE INDEX entries_group       ON entries(group_id, last_failure_at, tenant);
+-- Retention looks only at finished entries.
+CREATE INDEX entries_finished    ON entries(updated_at) WHERE status IN ('resolved', 'discarded');
+
+CREATE VIRTUAL TABLE entries_fts USING fts5(
+	message, exception, ids, payload,
+	content = '', contentless_delete = 1,
+	tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- The next offset to read per partition, written in the same transaction
+-- as the entries read before it.
+CREATE TABLE kafka_offsets (
+	cluster     TEXT    NOT NULL,
+	topic       TEXT    NOT NULL,
+	kpartition  INTEGER NOT NULL,
+	next_offset INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	PRIMARY KEY (cluster, topic, kpartition)
+) WITHOUT ROWID;
+
+-- One row per failure cause (delivery.Fingerprint). count, first_seen and
+-- last_seen are totals over every tenant; scoped views read group_stats.
+CREATE TABLE groups (
+	id             INTEGER PRIMARY KEY,
+	fingerprint    TEXT    NOT NULL UNIQUE,
+	title          TEXT    NOT NULL,
+	error_code     TEXT    NOT NULL DEFAULT '',
+	event_type     TEXT    NOT NULL DEFAULT '',
+	exception_type TEXT    NOT NULL DEFAULT '',
+	count          INTEGER NOT NULL DEFAULT 0,
+	first_seen     INTEGER NOT NULL DEFAULT 0,
+	last_seen      INTEGER NOT NULL DEFAULT 0,
+	state          TEXT    NOT NULL DEFAULT 'open' CHECK (state IN ('open','acknowledged','resolved','snoozed')),
+	owner          TEXT    NOT NULL DEFAULT '',
+	note           TEXT    NOT NULL DEFAULT '',
+	snoozed_until  INTEGER NOT NULL DEFAULT 0,
+	updated_by     TEXT    NOT NULL DEFAULT '',
+	updated_at     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX groups_count     ON groups(count, id);
+CREATE INDEX groups_last_seen ON groups(last_seen, id);
+
+-- Entry counts per (group, tenant, broker, destination, event type,
+-- status), kept in the same transaction as every insert, status change and
+-- purge. A tenant-scoped view of groups and counts sums only its tenants'
+-- rows, so a t1 user never sees t2 numbers, at the cost of
+-- groups×tenants×destinations rows instead of a scan of every entry; the
+-- total of an entry list without a time range or text is read here too.
+CREATE TABLE group_stats (
+	group_id    INTEGER NOT NULL,
+	tenant      TEXT    NOT NULL,
+	broker      TEXT    NOT NULL,
+	destination TEXT    NOT NULL,
+	event_type  TEXT    NOT NULL,
+	status      TEXT    NOT NULL,
+	n           INTEGER NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	PRIMARY KEY (group_id, tenant, broker, destination, event_type, status)
+) WITHOUT ROWID;
+CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
+`},
+	}
+}
