@@ -1,0 +1,411 @@
+package indexer
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"switchyard/collector"
+	"switchyard/delivery"
+	"switchyard/delivery/rabbitmq"
+	"switchyard/dlqstore"
+	"switchyard/internal/testenv"
+)
+
+func amqpChannel(t *testing.T, u string) *amqp.Channel {
+	t.Helper()
+	conn, err := amqp.Dial(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// declare declares durable queues and deletes them when the test ends.
+func declare(t *testing.T, ch *amqp.Channel, u string, name string, args amqp.Table) {
+	t.Helper()
+	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
+		t.Fatalf("declare %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if c, err := amqp.Dial(u); err == nil {
+			if dch, err := c.Channel(); err == nil {
+				dch.QueueDelete(name, false, false, false) //nolint:errcheck // best effort
+			}
+			c.Close()
+		}
+	})
+}
+
+func publish(t *testing.T, ch *amqp.Channel, queue string, p amqp.Publishing) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ch.PublishWithContext(ctx, "", queue, false, false, p); err != nil {
+		t.Fatalf("publish to %s: %v", queue, err)
+	}
+}
+
+// depth is the number of messages in queue (ready, not unacked).
+func depth(t *testing.T, ch *amqp.Channel, queue string) int {
+	t.Helper()
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if err != nil {
+		t.Fatalf("inspect %s: %v", queue, err)
+	}
+	return q.Messages
+}
+
+func startRabbit(t *testing.T, opts RabbitOptions) (*RabbitIndexer, *running) {
+	t.Helper()
+	x := newRabbit(t, opts)
+	return x, start(t, x.Run)
+}
+
+func newRabbit(t *testing.T, opts RabbitOptions) *RabbitIndexer {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = quiet()
+	}
+	x, err := NewRabbitIndexer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+const testEnvelope = `{"id":"5b0b1a7e-6a43-4a7e-9b7e-1f0cfe1d2a10","type":"notify.email.requested.v1","occurred_at":"2025-03-14T09:26:35.002Z","source":"orders-service","correlation_id":"9d45d438-0e6f-46df-a270-1eeabdb227e1","trace_id":"e8f543ca0aee94038dbcc16ac96bc10b","payload":{"template":"order-confirmation","to":"customer@example.test"},"metadata":{"partition_key":"cus-20417","tenant_id":"t-acme-de"}}`
+
+// TestRabbitGolden indexes RabbitMQ dead letters of each format from the
+// real broker: MassTransit's _error queue, RabbitMQ's own x-death after a
+// real basic.reject into a dead-letter exchange, and the demo's notify
+// service writing Switchyard headers to its .dlq through the delivery core.
+func TestRabbitGolden(t *testing.T) {
+	t.Parallel()
+	u := testenv.RabbitURL(t)
+	ch := amqpChannel(t, u)
+	id := uniq()
+	store := mustStore(t)
+
+	// MassTransit: the fixture's headers as MassTransit publishes them.
+	mtQueue := "notify.golden-" + id + "_error"
+	declare(t, ch, u, mtQueue, nil)
+	mt, mtWant := loadFixture(t, "masstransit")
+	table := amqp.Table{}
+	for _, h := range mt.Headers {
+		table[h.Key] = string(h.Value)
+	}
+	publish(t, ch, mtQueue, amqp.Publishing{Headers: table, MessageId: mt.MessageID, Timestamp: mt.Timestamp, Body: mt.Body})
+
+	// RabbitMQ x-death: a consumer rejects, the broker dead-letters.
+	work, parked := "golden-"+id+".work", "golden-"+id+".parked"
+	declare(t, ch, u, parked, nil)
+	declare(t, ch, u, work, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parked})
+	publish(t, ch, work, amqp.Publishing{MessageId: "msg-xdeath-" + id, Body: []byte(testEnvelope),
+		Headers: amqp.Table{"tenant_id": "t-acme-de"}})
+	var d amqp.Delivery
+	waitFor(t, "the message in the work queue", func() bool {
+		var ok bool
+		var err error
+		d, ok, err = ch.Get(work, false)
+		return err == nil && ok
+	})
+	if err := d.Reject(false); err != nil {
+		t.Fatal(err)
+	}
+
+	// The demo's notify service: DLQExplicit writes Switchyard headers.
+	notify := "notify.golden-" + id + ".high"
+	if err := rabbitmq.DeclareQueue(ch, notify, rabbitmq.QueueOptions{UseDLX: true}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ch.QueueDelete(notify, false, false, false)
+		ch.QueueDelete(notify+".dlq", false, false, false)
+	}) //nolint:errcheck
+	cons, err := rabbitmq.NewConsumer(rabbitmq.ConsumerOptions{
+		URL: u, Queue: notify, Cluster: "rabbit-eu1", Service: "notify-service", Logger: quiet(),
+		Handler: func(context.Context, *rabbitmq.Delivery) error {
+			return delivery.Permanent(&delivery.Error{Code: "SMTP_REJECTED", Message: "550 5.1.1 mailbox unavailable", Details: map[string]any{"smtp_code": 550}})
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crun := start(t, cons.Run)
+	publish(t, ch, notify, amqp.Publishing{MessageId: "msg-notify-" + id, ContentType: "application/json", Body: []byte(testEnvelope)})
+	waitFor(t, "the notify consumer's dead letter", func() bool { return depth(t, ch, notify+".dlq") == 1 })
+	crun.stop(t)
+
+	x, r := startRabbit(t, RabbitOptions{Cluster: "rabbit-eu1", URL: u, Store: store, Queues: []string{mtQueue, parked, notify + ".dlq"}})
+	waitFor(t, "three dead letters indexed", func() bool {
+		var n int64
+		for _, s := range x.Status() {
+			n += s.Indexed
+		}
+		return n == 3
+	})
+	r.stop(t)
+	one := func(queue string) dlqstore.Entry {
+		t.Helper()
+		es := entries(t, store, dlqstore.Filter{Destination: queue})
+		if len(es) != 1 {
+			t.Fatalf("%s: %d entries, want 1", queue, len(es))
+		}
+		return es[0]
+	}
+
+	t.Run("masstransit", func(t *testing.T) {
+		e := one(mtQueue)
+		if e.MessageID != mt.MessageID || e.DL.DLQ.Queue != mtQueue || e.DL.DLQ.VHost != "/" {
+			t.Errorf("entry id %q at %+v", e.MessageID, e.DL.DLQ)
+		}
+		checkEntry(t, e, mtWant, mt.Body)
+	})
+	t.Run("x-death from a real reject", func(t *testing.T) {
+		e := one(parked)
+		dl := e.DL
+		if dl.Format != delivery.FormatRabbitMQ || dl.Error.Code != "RABBITMQ_REJECTED" || !strings.Contains(dl.Error.Message, work) {
+			t.Errorf("format %s, error %+v", dl.Format, dl.Error)
+		}
+		wantOrigin := delivery.Location{Broker: delivery.BrokerRabbitMQ, Cluster: "rabbit-eu1", VHost: "/", Queue: work, RoutingKey: work, Partition: -1, Offset: -1}
+		if dl.Origin != wantOrigin {
+			t.Errorf("origin = %+v, want %+v", dl.Origin, wantOrigin)
+		}
+		if dl.Attempts != 1 || dl.LastFailureAt.IsZero() || time.Since(dl.LastFailureAt) > time.Hour {
+			t.Errorf("attempts %d, last failure %v", dl.Attempts, dl.LastFailureAt)
+		}
+		if e.Tenant != "t-acme-de" || e.EventType != "notify.email.requested.v1" || e.MessageID != "msg-xdeath-"+id {
+			t.Errorf("tenant %q, event type %q, id %q", e.Tenant, e.EventType, e.MessageID)
+		}
+		if e.Fingerprint != delivery.Fingerprint(dl) {
+			t.Errorf("fingerprint %s, want %s", e.Fingerprint, delivery.Fingerprint(dl))
+		}
+		if _, ok := dl.Headers.Get("x-death"); !ok {
+			t.Error("x-death header not kept")
+		}
+	})
+	t.Run("demo notify service", func(t *testing.T) {
+		e := one(notify + ".dlq")
+		dl := e.DL
+		if dl.Format != delivery.FormatSwitchyard || dl.Error.Code != "SMTP_REJECTED" || dl.Error.Message != "550 5.1.1 mailbox unavailable" {
+			t.Errorf("format %s, error %+v", dl.Format, dl.Error)
+		}
+		if dl.Origin.Queue != notify || dl.Origin.Service != "notify-service" || dl.Origin.Cluster != "rabbit-eu1" || dl.Origin.VHost != "/" {
+			t.Errorf("origin = %+v", dl.Origin)
+		}
+		if dl.Attempts != 1 || dl.FirstFailureAt.IsZero() {
+			t.Errorf("attempts %d, first failure %v", dl.Attempts, dl.FirstFailureAt)
+		}
+		if e.Tenant != "t-acme-de" || e.EventType != "notify.email.requested.v1" || e.MessageID != "msg-notify-"+id {
+			t.Errorf("tenant %q, event type %q, id %q", e.Tenant, e.EventType, e.MessageID)
+		}
+		if string(dl.Payload) != testEnvelope {
+			t.Errorf("payload = %s", dl.Payload)
+		}
+	})
+}
+
+// TestRabbitCrashBetweenCommitAndAck loses the channel after the entry is
+// committed and before the ack: the broker redelivers the message, and
+// the redelivery is a duplicate, not a second entry.
+func TestRabbitCrashBetweenCommitAndAck(t *testing.T) {
+	t.Parallel()
+	u := testenv.RabbitURL(t)
+	ch := amqpChannel(t, u)
+	queue := "custody-" + uniq() + ".dlq"
+	declare(t, ch, u, queue, nil)
+	publish(t, ch, queue, amqp.Publishing{MessageId: "m-1", Body: []byte(testEnvelope),
+		Headers: amqp.Table{delivery.HeaderErrorCode: "BOOM", delivery.HeaderErrorMessage: "boom"}})
+
+	store := mustStore(t)
+	x := newRabbit(t, RabbitOptions{Cluster: "local", URL: u, Store: store, Queues: []string{queue}})
+	var crashed atomic.Bool
+	x.beforeAck = func(ch *amqp.Channel) {
+		if crashed.CompareAndSwap(false, true) {
+			ch.Close()
+		}
+	}
+	r := start(t, x.Run)
+	waitFor(t, "the redelivery seen as a duplicate", func() bool { return statusOf(x.Status(), queue).Duplicates == 1 })
+	r.stop(t)
+	if s := statusOf(x.Status(), queue); s.Indexed != 1 {
+		t.Errorf("indexed %d, want 1", s.Indexed)
+	}
+	if es := entries(t, store, dlqstore.Filter{Destination: queue}); len(es) != 1 {
+		t.Errorf("%d entries, want 1", len(es))
+	}
+	waitFor(t, "the queue empty after the duplicate was acked", func() bool { return depth(t, ch, queue) == 0 })
+}
+
+// TestRabbitStoreFailureKeepsMessages: while the store fails, nothing is
+// acked and the messages stay in the queue; once it works they are indexed.
+func TestRabbitStoreFailureKeepsMessages(t *testing.T) {
+	t.Parallel()
+	u := testenv.RabbitURL(t)
+	ch := amqpChannel(t, u)
+	queue := "storefail-" + uniq() + ".dlq"
+	declare(t, ch, u, queue, nil)
+	for _, id := range []string{"a", "b", "c"} {
+		publish(t, ch, queue, amqp.Publishing{MessageId: id, Body: []byte(testEnvelope)})
+	}
+	store := mustStore(t)
+	broken := &flakyStore{Store: store, fail: 1 << 30}
+	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: u, Store: broken, Queues: []string{queue}, BatchWait: 20 * time.Millisecond})
+	waitFor(t, "two failed writes", func() bool {
+		broken.mu.Lock()
+		defer broken.mu.Unlock()
+		return broken.seen >= 2
+	})
+	if s := statusOf(x.Status(), queue); !strings.Contains(s.LastError, "injected") || s.Indexed != 0 {
+		t.Errorf("status while failing: %+v", s)
+	}
+	r.stop(t)
+	waitFor(t, "all 3 messages back in the queue", func() bool { return depth(t, ch, queue) == 3 })
+	if es := entries(t, store, dlqstore.Filter{Destination: queue}); len(es) != 0 {
+		t.Fatalf("%d entries written by a failing store", len(es))
+	}
+
+	x2, r2 := startRabbit(t, RabbitOptions{Cluster: "local", URL: u, Store: store, Queues: []string{queue}})
+	waitFor(t, "3 indexed", func() bool { return statusOf(x2.Status(), queue).Indexed == 3 })
+	r2.stop(t)
+	waitFor(t, "the queue empty", func() bool { return depth(t, ch, queue) == 0 })
+}
+
+// testVHost creates a vhost of its own through the management API, so that
+// discovery sees only this test's queues and never consumes another
+// test's dead letters; it returns its AMQP URL and a RabbitSource on it.
+func testVHost(t *testing.T) (string, *collector.RabbitSource) {
+	t.Helper()
+	amqpURL := testenv.RabbitURL(t)
+	mgmt := testenv.RabbitManagementURL(t)
+	vh := "switchyard-indexer-" + uniq()
+	put := func(path, body string) {
+		req, _ := http.NewRequest(http.MethodPut, mgmt+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			t.Fatalf("PUT %s: %s", path, resp.Status)
+		}
+	}
+	esc := url.PathEscape(vh)
+	put("/api/vhosts/"+esc, `{}`)
+	t.Cleanup(func() {
+		req, _ := http.NewRequest(http.MethodDelete, mgmt+"/api/vhosts/"+esc, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	})
+	put("/api/permissions/"+esc+"/guest", `{"configure":".*","write":".*","read":".*"}`)
+	uri, err := amqp.ParseURI(amqpURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uri.Vhost = vh
+	src, err := collector.NewRabbitSource("local", mgmt, collector.RabbitOptions{VHosts: []string{vh}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uri.String(), src
+}
+
+// TestRabbitDiscoversNewQueues starts with an empty vhost and declares, while
+// the indexer runs, a queue matching a pattern and a queue that another
+// queue dead-letters into: both are indexed without a restart. Hostile
+// messages (no headers, no id, not UTF-8) are indexed with flags.
+func TestRabbitDiscoversNewQueues(t *testing.T) {
+	t.Parallel()
+	u, src := testVHost(t)
+	store := mustStore(t)
+	// The URL's vhost is "/" so that the test vhost is reached only
+	// through discovery, over a connection of its own.
+	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: testenv.RabbitURL(t), Management: src, Store: store, DiscoveryInterval: 100 * time.Millisecond})
+	time.Sleep(300 * time.Millisecond)
+
+	ch := amqpChannel(t, u)
+	named := "billing-dlq"
+	work, parked := "billing.work", "billing.parked"
+	for _, q := range []struct {
+		name string
+		args amqp.Table
+	}{{named, nil}, {parked, nil}, {work, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parked}}} {
+		if _, err := ch.QueueDeclare(q.name, true, false, false, false, q.args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(t, ch, named, amqp.Publishing{Body: []byte{0xff, 0xfe, 0x00}})
+	publish(t, ch, work, amqp.Publishing{MessageId: "w1", Body: []byte(testEnvelope)})
+	waitFor(t, "the work queue's message", func() bool {
+		d, ok, err := ch.Get(work, false)
+		if err != nil || !ok {
+			return false
+		}
+		return d.Reject(false) == nil
+	})
+	waitFor(t, "both new queues indexed", func() bool {
+		return statusOf(x.Status(), named).Indexed == 1 && statusOf(x.Status(), parked).Indexed == 1
+	})
+	if isSource(x.Status(), work) {
+		t.Error("the work queue itself is indexed as a DLQ")
+	}
+	r.stop(t)
+
+	es := entries(t, store, dlqstore.Filter{Destination: named})
+	if len(es) != 1 {
+		t.Fatalf("%d entries in %s, want 1", len(es), named)
+	}
+	e := es[0]
+	if !sameSet(e.Flags, []string{FlagNotUTF8, FlagUndecodable, FlagNoErrorContext}) {
+		t.Errorf("flags = %v", e.Flags)
+	}
+	if !strings.HasPrefix(e.MessageID, "sha256:") || e.VHost == "/" || e.DL.DLQ.VHost == "/" {
+		t.Errorf("id %q, vhost %q (%q)", e.MessageID, e.VHost, e.DL.DLQ.VHost)
+	}
+	if string(e.DL.Payload) != "\xff\xfe\x00" {
+		t.Errorf("payload = %x", e.DL.Payload)
+	}
+	p := entries(t, store, dlqstore.Filter{Destination: parked})
+	if len(p) != 1 || p[0].DL.Error.Code != "RABBITMQ_REJECTED" || p[0].DL.Origin.Queue != work {
+		t.Errorf("parked entries = %+v", p)
+	}
+}
+
+// TestRabbitMissingQueueIsRetried names a queue that does not exist yet:
+// the indexer keeps looking and indexes it once it is declared.
+func TestRabbitMissingQueueIsRetried(t *testing.T) {
+	t.Parallel()
+	u := testenv.RabbitURL(t)
+	queue := "late-" + uniq() + ".dlq"
+	store := mustStore(t)
+	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: u, Store: store, Queues: []string{queue}, DiscoveryInterval: 100 * time.Millisecond})
+	waitFor(t, "the missing queue reported", func() bool { return statusOf(x.Status(), queue).LastError != "" })
+	ch := amqpChannel(t, u)
+	declare(t, ch, u, queue, nil)
+	publish(t, ch, queue, amqp.Publishing{MessageId: "late", Body: []byte(testEnvelope)})
+	waitFor(t, "the late queue indexed", func() bool { return statusOf(x.Status(), queue).Indexed == 1 })
+	r.stop(t)
+}
+
+func isSource(ss []SourceStatus, dest string) bool {
+	for _, s := range ss {
+		if s.Destination == dest {
+			return true
+		}
+	}
+	return false
+}
