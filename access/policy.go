@@ -344,3 +344,40 @@ func explainOne(p *Principal, a Action, r Resource) Decision {
 	}
 	return d
 }
+
+// Rule is one grant's reach for an action, for filtering lists in a store's
+// query rather than after it: a row is visible when its resource matches one
+// of Resources (MatchResource globs) and its tenant is among Tenants (nil
+// means every tenant, untenanted rows included).
+type Rule struct {
+	Resources []string
+	Tenants   []string
+}
+
+// Rules returns the rules under which p may do a; none for nil p or when no
+// grant has the action. Stores turn them into SQL (GlobSQL) so that counts
+// and aggregates are computed only over what p may see.
+func (Policy) Rules(p *Principal, a Action) []Rule {
+	if p == nil {
+		return nil
+	}
+	var out []Rule
+	for _, g := range p.Grants {
+		if !g.has(a) {
+			continue
+		}
+		r := Rule{Resources: slices.Clone(g.Resources)}
+		if !g.allTenants() {
+			r.Tenants = slices.Clone(g.Tenants)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// GlobSQL turns a resource pattern into an SQLite GLOB pattern with the same
+// meaning: '*' and '?' are shared; '[' would open a character class in GLOB
+// and is matched literally instead.
+func GlobSQL(pattern string) string {
+	return strings.ReplaceAll(pattern, "[", "[[]")
+}

@@ -272,3 +272,25 @@ func TestGroupBindingsViaProxy(t *testing.T) {
 		t.Errorf("PrincipalWith = %+v, %v", pw, err)
 	}
 }
+
+// Rules carry each grant's patterns and tenants for the action, and GlobSQL
+// keeps the pattern's meaning in SQLite.
+func TestRulesAndGlobSQL(t *testing.T) {
+	p := &access.Principal{User: "tess", Grants: []access.Grant{
+		{Role: "operator", Actions: []access.Action{access.ActionView, access.ActionRedrive}, Resources: []string{"kafka:demo/*"}, Tenants: []string{"t1"}},
+		{Role: "viewer", Actions: []access.Action{access.ActionView}, Resources: []string{"rabbitmq:/notify.*"}, Tenants: []string{"*"}},
+	}}
+	rs := (access.Policy{}).Rules(p, access.ActionView)
+	if len(rs) != 2 || rs[0].Resources[0] != "kafka:demo/*" || len(rs[0].Tenants) != 1 || rs[1].Tenants != nil {
+		t.Errorf("view rules = %+v, want the tenant-scoped kafka rule and an all-tenant rabbit rule", rs)
+	}
+	if rs := (access.Policy{}).Rules(p, access.ActionRedrive); len(rs) != 1 {
+		t.Errorf("redrive rules = %+v, want only the operator grant", rs)
+	}
+	if rs := (access.Policy{}).Rules(nil, access.ActionView); rs != nil {
+		t.Errorf("anonymous rules = %+v", rs)
+	}
+	if got := access.GlobSQL("kafka:a[1]/*"); got != "kafka:a[[]1]/*" {
+		t.Errorf("GlobSQL = %q", got)
+	}
+}

@@ -41,10 +41,15 @@ var expected = map[string][5]int{
 	"queues":                {303, 200, 200, 200, 200},
 	"queue.show":            {303, 200, 403, 403, 200}, // rabbitmq:/notify.email.high
 	"otlp.metrics":          {401, 403, 403, 403, 200}, // ingest: admins only
-	"dead-letters":          {303, 200, 200, 200, 200},
-	"traces":                {303, 200, 200, 200, 200},
-	"alerts":                {303, 200, 200, 200, 200},
-	"export":                {303, 403, 200, 200, 200},
+	"dead-letters":          {303, 200, 303, 303, 200}, // resource-restricted users are sent to their entries
+	// A t1 entry of kafka:demo/orders.order.created.v1: otto may not
+	// view it and gets 404, not 403. Triage is redrive on console:dlq.
+	"dlq.entries":      {303, 200, 200, 200, 200},
+	"dlq.entry":        {303, 200, 200, 404, 200},
+	"dlq.group.triage": {303, 403, 403, 403, 303},
+	"traces":           {303, 200, 200, 200, 200},
+	"alerts":           {303, 200, 200, 200, 200},
+	"export":           {303, 403, 200, 200, 200},
 
 	"admin":                 {303, 403, 403, 403, 200},
 	"admin.users":           {303, 403, 403, 403, 200},
@@ -71,6 +76,10 @@ var expected = map[string][5]int{
 	"api.queues":                {401, 200, 200, 200, 200},
 	"api.series":                {401, 200, 200, 200, 200},
 	"api.topic.messages":        {401, 403, 200, 403, 200},
+	"api.dlq.entries":           {401, 200, 200, 200, 200},
+	"api.dlq.entry":             {401, 200, 200, 404, 200},
+	"api.dlq.groups":            {401, 200, 403, 403, 200}, // groups only for views covering every resource
+	"api.dlq.group.triage":      {401, 403, 403, 403, 200},
 	"api.admin.users":           {401, 403, 403, 403, 200},
 	"api.admin.bindings":        {401, 403, 403, 403, 200},
 	"api.admin.bindings.add":    {401, 403, 403, 403, 201},
@@ -85,6 +94,7 @@ const matrixQueue = "notify.email.high"
 // mutations, so that the admin's requests succeed (and nobody else's).
 type matrixFixtures struct {
 	tokenID, bindingPage, bindingAPI int64
+	dlqEntry, dlqGroup               int64
 }
 
 func setupMatrix(t *testing.T, e *env) matrixFixtures {
@@ -107,7 +117,12 @@ func setupMatrix(t *testing.T, e *env) matrixFixtures {
 	if err := e.store.SaveRole(ctx, by, access.Role{Name: "scratch-del", Actions: []access.Action{access.ActionView}}); err != nil {
 		t.Fatal(err)
 	}
-	f := matrixFixtures{tokenID: toks[0].ID}
+	f := matrixFixtures{tokenID: toks[0].ID, dlqEntry: e.dlqIDs["nf1"]}
+	entry, err := e.dlq.Entry(ctx, f.dlqEntry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.dlqGroup = entry.GroupID
 	for _, id := range []*int64{&f.bindingPage, &f.bindingAPI} {
 		if *id, err = e.store.AddBinding(ctx, by, access.Binding{Subject: "user:target", Role: access.RoleViewer, Resources: []string{"kafka:demo/x"}}); err != nil {
 			t.Fatal(err)
@@ -129,6 +144,10 @@ func fillPath(rt Route, f matrixFixtures) string {
 		id = f.bindingPage
 	case "api.admin.bindings.delete":
 		id = f.bindingAPI
+	case "dlq.entry", "api.dlq.entry":
+		id = f.dlqEntry
+	case "dlq.group.triage", "api.dlq.group.triage":
+		id = f.dlqGroup
 	}
 	if rt.Name == "api.series" {
 		p += "?name=switchyard_kafka_up"
@@ -154,6 +173,8 @@ func formFor(name, user string) url.Values {
 		return url.Values{"user": {"target"}, "name": {"matrix " + user}, "ttl": {"24h"}}
 	case "admin.roles.save":
 		return url.Values{"name": {"scratch-" + user}, "actions": {"view", "read_payload"}}
+	case "dlq.group.triage":
+		return url.Values{"state": {"acknowledged"}, "owner": {user}, "note": {"matrix"}}
 	case "admin.bindings.add":
 		return url.Values{"subject": {"user:target"}, "role": {"viewer"}, "resources": {"kafka:demo/orders.*\nkafka:demo/group/x"}, "tenants": {"t1, t2"}}
 	}
@@ -166,6 +187,8 @@ func jsonFor(name string) any {
 		return map[string]any{"subject": "user:target", "role": "viewer", "resources": []string{"kafka:demo/api"}}
 	case "api.admin.tokens.issue":
 		return map[string]any{"user": "target", "name": "api token", "ttl": "1h"}
+	case "api.dlq.group.triage":
+		return map[string]any{"state": "resolved", "note": "matrix"}
 	case "otlp.metrics":
 		return map[string]any{} // an empty OTLP JSON export
 	}

@@ -27,6 +27,7 @@ import (
 	"switchyard/browse"
 	"switchyard/collector"
 	"switchyard/delivery"
+	"switchyard/dlqstore"
 	"switchyard/sqldb"
 	"switchyard/tsdb"
 )
@@ -70,6 +71,9 @@ type env struct {
 	hist   *collector.History
 	svc    *collector.ServiceMetrics
 	logs   *syncBuffer
+	dlq    *dlqstore.Store
+	// dlqIDs are the seeded dead letters by fixture name (see dlqSeed).
+	dlqIDs map[string]int64
 
 	mu       sync.Mutex
 	sessions map[string]*client // logged-in clients by user, for e.admin
@@ -229,6 +233,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 
+	dlq, dlqIDs := seedDLQ(t)
+
 	logs := &syncBuffer{}
 	reg := prometheus.NewRegistry()
 	svc, err := collector.NewServiceMetrics(collector.ServiceMetricsOptions{Registerer: reg})
@@ -256,6 +262,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		Audit:             store.Audit(),
 		Browser:           browser,
 		AuditPayloadReads: true,
+		DLQ:               dlq,
+		Indexers:          dlqSources{},
+		Masker:            masker,
 		Clusters:          clusters,
 		Series:            series,
 		OTLP:              svc,
@@ -266,7 +275,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	return &env{srv: srv, kafka: cl, store: store, audit: store.Audit(), poller: poller, reg: reg, logs: logs,
-		series: series, hist: hist, svc: svc, sessions: map[string]*client{}}
+		series: series, hist: hist, svc: svc, sessions: map[string]*client{}, dlq: dlq, dlqIDs: dlqIDs}
 }
 
 // withRabbit serves the poller's Kafka views with fixed RabbitMQ views.

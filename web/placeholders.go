@@ -14,17 +14,6 @@ func (s *Server) placeholder(c *fiber.Ctx, area, title string, p templates.Place
 	return s.render(c, templates.Page{Title: title, Area: area}, templates.PlaceholderView(p))
 }
 
-func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
-	return s.placeholder(c, templates.AreaDeadLetters, "Dead letters", templates.Placeholder{
-		Summary: "No dead letters indexed yet",
-		Coming: []string{
-			"every dead-lettered message from Kafka DLQ topics and RabbitMQ DLQ queues",
-			"failure groups by error fingerprint, with counts and first/last seen",
-			"search, redrive, quarantine and discard with a per-entry ledger",
-		},
-	})
-}
-
 func (s *Server) handleTraces(c *fiber.Ctx) error {
 	return s.placeholder(c, templates.AreaTraces, "Traces", templates.Placeholder{
 		Summary: "No traces received yet",

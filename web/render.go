@@ -55,6 +55,9 @@ func (s *Server) framePage(c *fiber.Ctx, page *templates.Page) {
 	for _, n := range templates.NavItems() {
 		a, r := areaAccess(n.Area)
 		if s.policy.Can(p, a, r) {
+			if n.Area == templates.AreaDeadLetters {
+				n.Badge = s.dlqBadge(c, p)
+			}
 			page.Nav = append(page.Nav, n)
 		}
 	}

@@ -39,10 +39,12 @@ func Routes() []Route {
 		get    = fiber.MethodGet
 		post   = fiber.MethodPost
 		del    = fiber.MethodDelete
+		patch  = fiber.MethodPatch
 		view   = access.ActionView
 		admin  = access.ActionAdmin
 		adminR = fixed("console:admin")
 		auditR = fixed("console:audit")
+		dlqR   = fixed(dlqResource)
 	)
 	return []Route{
 		// Public: probes and scrapers carry no credentials; static assets
@@ -64,7 +66,15 @@ func Routes() []Route {
 		{Method: get, Path: "/consumers/:cluster/:group", Name: "consumer.show", Action: view, Resource: groupResource, handle: (*Server).handleConsumerShow},
 		{Method: get, Path: "/queues", Name: "queues", Action: view, handle: (*Server).handleQueues},
 		{Method: get, Path: "/queues/:cluster/:vhost/:queue", Name: "queue.show", Action: view, Resource: queueResource, handle: (*Server).handleQueueShow},
+		// Dead letters: lists and the entry page ask for view on "*" and
+		// are filtered by tenant scope and per entry (its origin
+		// destination and tenant; an entry out of reach is a 404). Triage
+		// is redrive on console:dlq: it changes shared state of a cause
+		// that may span tenants and destinations.
 		{Method: get, Path: "/dead-letters", Name: "dead-letters", Action: view, handle: (*Server).handleDeadLetters},
+		{Method: get, Path: "/dead-letters/entries", Name: "dlq.entries", Action: view, handle: (*Server).handleDLQEntries},
+		{Method: get, Path: "/dead-letters/entries/:id", Name: "dlq.entry", Action: view, handle: (*Server).handleDLQEntry},
+		{Method: post, Path: "/dead-letters/groups/:id/triage", Name: "dlq.group.triage", Action: access.ActionRedrive, Resource: dlqR, handle: (*Server).handleDLQTriage},
 		{Method: get, Path: "/traces", Name: "traces", Action: view, handle: (*Server).handleTraces},
 		{Method: get, Path: "/alerts", Name: "alerts", Action: view, handle: (*Server).handleAlerts},
 		{Method: get, Path: "/export", Name: "export", Action: access.ActionExport, handle: (*Server).handleExport},
@@ -100,6 +110,10 @@ func Routes() []Route {
 		{Method: get, Path: "/api/v1/consumer-groups/:cluster/:group", Name: "api.consumer-group", Action: view, Resource: groupResource, handle: (*Server).handleAPIConsumerGroup},
 		{Method: get, Path: "/api/v1/queues", Name: "api.queues", Action: view, handle: (*Server).handleAPIQueues},
 		{Method: get, Path: "/api/v1/series", Name: "api.series", Action: view, handle: (*Server).handleAPISeries},
+		{Method: get, Path: "/api/v1/dlq/entries", Name: "api.dlq.entries", Action: view, handle: (*Server).handleAPIDLQEntries},
+		{Method: get, Path: "/api/v1/dlq/entries/:id", Name: "api.dlq.entry", Action: view, handle: (*Server).handleAPIDLQEntry},
+		{Method: get, Path: "/api/v1/dlq/groups", Name: "api.dlq.groups", Action: view, handle: (*Server).handleAPIDLQGroups},
+		{Method: patch, Path: "/api/v1/dlq/groups/:id", Name: "api.dlq.group.triage", Action: access.ActionRedrive, Resource: dlqR, handle: (*Server).handleAPIDLQTriage},
 		{Method: get, Path: "/api/v1/topics/:cluster/:topic/messages", Name: "api.topic.messages", Action: access.ActionReadPayload, Resource: topicResource, handle: (*Server).handleAPITopicMessages},
 		{Method: get, Path: "/api/v1/admin/users", Name: "api.admin.users", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminUsers},
 		{Method: get, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindings},

@@ -49,6 +49,7 @@ type Authorizer interface {
 	Can(p *access.Principal, a access.Action, r access.Resource) bool
 	Scope(p *access.Principal, a access.Action, resourceName string) access.Scope
 	Explain(p *access.Principal, r access.Resource) []access.Decision
+	Rules(p *access.Principal, a access.Action) []access.Rule
 }
 
 // AdminStore is what the admin pages change. Every mutation takes the
@@ -147,9 +148,18 @@ type Options struct {
 	// PII masking happens inside it (browse.Options.Masker), before the
 	// text search, so that a search cannot probe masked fields.
 	Browser Browser
-	// AuditPayloadReads records every message-browser read as
-	// "payload.read".
+	// AuditPayloadReads records every message-browser read, and every
+	// dead-letter payload shown, as "payload.read".
 	AuditPayloadReads bool
+	// DLQ is the dead-letter index behind /dead-letters and
+	// /api/v1/dlq; nil answers them "not configured". *dlqstore.Store.
+	DLQ DeadLetters
+	// Indexers report the dead-letter sources for the status strip of
+	// the failure groups page; nil hides it.
+	Indexers IndexerStatus
+	// Masker masks PII in dead-letter payloads for principals without
+	// read_pii; nil shows payloads as stored. *access.Masker.
+	Masker PayloadMasker
 	// SecureCookies marks cookies Secure even on plain HTTP requests (the
 	// console behind a TLS-terminating proxy).
 	SecureCookies bool
@@ -181,6 +191,9 @@ type Server struct {
 	store          AdminStore
 	audit          AuditLog
 	browser        Browser
+	dlq            DeadLetters
+	indexers       IndexerStatus
+	masker         PayloadMasker
 	auditReads     bool
 	secureCookies  bool
 	proxyUser      string
@@ -210,6 +223,9 @@ func New(opts Options) (*Server, error) {
 		store:         opts.Store,
 		audit:         opts.Audit,
 		browser:       opts.Browser,
+		dlq:           opts.DLQ,
+		indexers:      opts.Indexers,
+		masker:        opts.Masker,
 		auditReads:    opts.AuditPayloadReads,
 		secureCookies: opts.SecureCookies,
 		proxyUser:     cmp.Or(opts.ProxyUserHeader, "X-Forwarded-User"),

@@ -145,7 +145,7 @@ func TestEmptyStatesAndUnreachable(t *testing.T) {
 		"connection refused",
 	)
 	mustContain(t, "queues without RabbitMQ", e.admin(t, "/queues").body, `data-testid="empty-rabbit"`)
-	for _, p := range []string{"/dead-letters", "/traces", "/alerts", "/export"} {
+	for _, p := range []string{"/traces", "/alerts", "/export"} {
 		r := e.admin(t, p)
 		if r.status != http.StatusOK {
 			t.Errorf("GET %s = %d", p, r.status)

@@ -19,19 +19,21 @@ const (
 // NavItem is one entry of the left navigation.
 type NavItem struct {
 	Area, Label, Href string
+	// Badge is a small count after the label ("12": open dead letters).
+	Badge string
 }
 
 // NavItems returns the navigation in display order.
 func NavItems() []NavItem {
 	return []NavItem{
-		{AreaOverview, "Overview", "/"},
-		{AreaConsumers, "Consumers", "/consumers"},
-		{AreaQueues, "Queues", "/queues"},
-		{AreaDeadLetters, "Dead letters", "/dead-letters"},
-		{AreaTraces, "Traces", "/traces"},
-		{AreaAlerts, "Alerts", "/alerts"},
-		{AreaExport, "Export", "/export"},
-		{AreaAdmin, "Admin", "/admin"},
+		{Area: AreaOverview, Label: "Overview", Href: "/"},
+		{Area: AreaConsumers, Label: "Consumers", Href: "/consumers"},
+		{Area: AreaQueues, Label: "Queues", Href: "/queues"},
+		{Area: AreaDeadLetters, Label: "Dead letters", Href: "/dead-letters"},
+		{Area: AreaTraces, Label: "Traces", Href: "/traces"},
+		{Area: AreaAlerts, Label: "Alerts", Href: "/alerts"},
+		{Area: AreaExport, Label: "Export", Href: "/export"},
+		{Area: AreaAdmin, Label: "Admin", Href: "/admin"},
 	}
 }
 

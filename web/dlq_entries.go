@@ -1,0 +1,105 @@
+package web
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"switchyard/access"
+	"switchyard/dlqstore"
+	"switchyard/web/templates"
+)
+
+// handleDLQEntries is the entries list: filters, full-text search with an
+// inline message for a query the index cannot understand, keyset paging
+// (newest first) and the total.
+func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
+	st, err := s.deadLetters()
+	if err != nil {
+		return s.dlqNotConfigured(c)
+	}
+	vm := templates.DeadLetterEntries{GroupsHref: "/dead-letters"}
+	for _, sv := range []dlqstore.Status{dlqstore.StatusDead, dlqstore.StatusRedriving, dlqstore.StatusRedriven,
+		dlqstore.StatusQuarantined, dlqstore.StatusDiscarded, dlqstore.StatusResolved} {
+		vm.StatusOptions = append(vm.StatusOptions, string(sv))
+	}
+	for _, r := range ranges {
+		vm.RangeOptions = append(vm.RangeOptions, r.key)
+	}
+	page := templates.Page{Title: "Dead letters · entries", Area: templates.AreaDeadLetters}
+	eq, err := s.parseEntryQuery(c)
+	vm.Filter = entryForm(eq)
+	if err == nil && eq.Filter.GroupID != 0 {
+		g, gerr := st.Group(c.UserContext(), eq.Filter.GroupID, s.dlqScope(principal(c)))
+		switch {
+		case gerr == nil:
+			vm.GroupTitle = g.Title
+		case access.ErrorCode(gerr) != access.ENOTFOUND:
+			return s.fail(c, gerr)
+		}
+	}
+	var res dlqstore.Page
+	if err == nil {
+		res, err = s.findEntries(c, eq.Filter)
+	}
+	if err != nil {
+		if access.ErrorCode(err) != access.EINVALID {
+			return s.fail(c, err)
+		}
+		c.Status(fiber.StatusBadRequest)
+		vm.Error = access.ErrorMessage(err)
+		return s.render(c, page, templates.DeadLetterEntriesView(vm))
+	}
+	now := s.now()
+	for _, e := range res.Entries {
+		vm.Rows = append(vm.Rows, templates.DLQEntryRow{
+			ID: e.ID, Href: entryHref(e.ID),
+			Time: templates.Ago(now, e.DL.LastFailureAt), TimeExact: fmtTime(e.DL.LastFailureAt),
+			Destination: e.Destination, Where: whereOf(e),
+			ErrorCode: e.ErrorCode, Message: truncateText(e.DL.Error.Message, 160),
+			EventType: e.EventType, Tenant: e.Tenant, Status: string(e.Status), Attempts: e.DL.Attempts,
+		})
+	}
+	if s.dlqAggregates(principal(c)) {
+		vm.Total = totalText(res.Total, res.TotalCapped)
+	}
+	q := queryOf(c)
+	q.Del("cursor")
+	if res.Next != "" {
+		nq := cloneValues(q)
+		nq.Set("cursor", res.Next)
+		vm.NextHref = "/dead-letters/entries?" + nq.Encode()
+	}
+	if eq.Filter.Cursor != "" {
+		vm.FirstHref = withQuery("/dead-letters/entries", q)
+	}
+	return s.render(c, page, templates.DeadLetterEntriesView(vm))
+}
+
+func withQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
+func entryForm(eq entryQuery) templates.EntryFilterForm {
+	f := eq.Filter
+	return templates.EntryFilterForm{
+		Statuses: eq.Statuses, Broker: f.Broker, Cluster: f.Cluster, Destination: f.Destination,
+		EventType: f.EventType, ErrorCode: f.ErrorCode, Tenant: f.Tenant,
+		From: eq.From, To: eq.To, Range: eq.Range, Group: eq.GroupID, Q: f.Q, Limit: eq.LimitText,
+	}
+}
+
+func entryHref(id int64) string { return "/dead-letters/entries/" + itoa64(id) }
+
+// whereOf names the broker and cluster (and vhost) of an entry's DLQ.
+func whereOf(e dlqstore.Entry) string {
+	parts := []string{e.Broker, e.Cluster}
+	if e.VHost != "" {
+		parts = append(parts, e.VHost)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,152 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+
+	"github.com/gofiber/fiber/v2"
+
+	"switchyard/browse"
+	"switchyard/delivery"
+	"switchyard/dlqstore"
+	"switchyard/web/templates"
+)
+
+func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// handleDLQEntry is one dead letter: 404 unless the principal may view its
+// origin destination in its tenant; the payload, key and headers only with
+// read_payload, PII masked without read_pii.
+func (s *Server) handleDLQEntry(c *fiber.Ctx) error {
+	e, err := s.loadEntry(c)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	pv, err := s.entryPayload(c, e)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	vm := entryViewOf(e, pv)
+	return s.render(c, templates.Page{Title: "Dead letter " + itoa64(e.ID), Area: templates.AreaDeadLetters},
+		templates.DeadLetterEntryView(vm))
+}
+
+func entryViewOf(e dlqstore.Entry, pv payloadView) templates.DeadLetterEntry {
+	dl := e.DL
+	vm := templates.DeadLetterEntry{
+		ID: e.ID, Status: string(e.Status), Format: string(dl.Format),
+		Title:     cmpOr(truncateText(dl.Error.Message, 200), "Dead letter "+itoa64(e.ID)),
+		GroupHref: "/dead-letters/entries?group=" + itoa64(e.GroupID),
+		Error: templates.DLQError{
+			Code: dl.Error.Code, Message: dl.Error.Message, ExceptionType: dl.Error.ExceptionType, Stack: dl.Error.Stack,
+		},
+		Attempts: dl.Attempts, RedriveCount: dl.RedriveCount,
+		FirstFailure: fmtTime(dl.FirstFailureAt), LastFailure: fmtTime(dl.LastFailureAt),
+		CorrelationID: correlationOf(dl), TraceID: traceOf(dl),
+		EnvelopeError: dl.EnvelopeError,
+	}
+	if len(dl.Error.Details) > 0 {
+		if b, err := json.MarshalIndent(dl.Error.Details, "", "  "); err == nil {
+			vm.Error.Details = string(b)
+		}
+	}
+	if env := dl.Envelope; env != nil {
+		vm.Envelope = nonEmpty([]templates.KV{
+			{Key: "id", Value: env.ID}, {Key: "type", Value: env.Type}, {Key: "source", Value: env.Source},
+			{Key: "occurred_at", Value: env.OccurredAt}, {Key: "correlation_id", Value: env.CorrelationID},
+			{Key: "trace_id", Value: env.TraceID}, {Key: "tenant_id", Value: env.Metadata.TenantID},
+			{Key: "partition_key", Value: env.Metadata.PartitionKey},
+		})
+	}
+	vm.Origin, vm.OriginHref, vm.OriginLabel = originOf(e)
+	vm.DLQ, vm.DLQHref = dlqLocationOf(e)
+	vm.Flags = flagsOf(e)
+	if pv.Allowed {
+		vm.PayloadAllowed = true
+		vm.Payload, vm.PayloadKind = browse.Pretty(pv.Body)
+		vm.Masked = pv.Masked
+		vm.Key = printable(dl.Key)
+		for _, h := range dl.Headers {
+			vm.Headers = append(vm.Headers, templates.HeaderRow{Key: h.Key, Value: printable(h.Value)})
+		}
+	}
+	return vm
+}
+
+func nonEmpty(kvs []templates.KV) []templates.KV {
+	return slices.DeleteFunc(kvs, func(kv templates.KV) bool { return kv.Value == "" })
+}
+
+// originOf describes where the message failed, with a link to its topic or
+// queue page.
+func originOf(e dlqstore.Entry) (kvs []templates.KV, href, label string) {
+	o := e.DL.Origin
+	broker := cmpOr(o.Broker, e.Broker)
+	kvs = []templates.KV{{Key: "broker", Value: o.Broker}, {Key: "cluster", Value: o.Cluster}}
+	switch {
+	case o.Topic != "":
+		kvs = append(kvs, templates.KV{Key: "topic", Value: o.Topic})
+		if o.Partition >= 0 {
+			kvs = append(kvs, templates.KV{Key: "partition", Value: itoa32(o.Partition)})
+		}
+		if o.Offset >= 0 {
+			kvs = append(kvs, templates.KV{Key: "offset", Value: itoa64(o.Offset)})
+		}
+		cluster := cmpOr(o.Cluster, e.Cluster)
+		href, label = topicHref(cluster, o.Topic), "kafka "+cluster+" / "+o.Topic
+	case o.Queue != "" || o.Exchange != "":
+		kvs = append(kvs, templates.KV{Key: "vhost", Value: o.VHost}, templates.KV{Key: "exchange", Value: o.Exchange},
+			templates.KV{Key: "routing_key", Value: o.RoutingKey}, templates.KV{Key: "queue", Value: o.Queue})
+		if o.Queue != "" && broker == delivery.BrokerRabbitMQ {
+			cluster, vhost := cmpOr(o.Cluster, e.Cluster), cmpOr(o.VHost, cmpOr(e.VHost, "/"))
+			href, label = queueHref(cluster, vhost, o.Queue), "rabbitmq "+cluster+" "+vhost+" / "+o.Queue
+		}
+	}
+	kvs = append(kvs, templates.KV{Key: "consumer_group", Value: o.ConsumerGroup}, templates.KV{Key: "service", Value: o.Service})
+	return nonEmpty(kvs), href, label
+}
+
+// dlqLocationOf is where the dead-letter record itself is.
+func dlqLocationOf(e dlqstore.Entry) ([]templates.KV, string) {
+	kvs := []templates.KV{{Key: "broker", Value: e.Broker}, {Key: "cluster", Value: e.Cluster}}
+	if e.Broker == delivery.BrokerRabbitMQ {
+		vhost := cmpOr(e.VHost, "/")
+		kvs = append(kvs, templates.KV{Key: "vhost", Value: vhost}, templates.KV{Key: "queue", Value: e.Destination},
+			templates.KV{Key: "message_id", Value: e.MessageID}, templates.KV{Key: "death_count", Value: strconv.Itoa(e.DeathCount)},
+			templates.KV{Key: "indexed_at", Value: fmtTime(e.IndexedAt)})
+		return nonEmpty(kvs), queueHref(e.Cluster, vhost, e.Destination)
+	}
+	kvs = append(kvs, templates.KV{Key: "topic", Value: e.Destination}, templates.KV{Key: "partition", Value: itoa32(e.Partition)},
+		templates.KV{Key: "offset", Value: itoa64(e.Offset)}, templates.KV{Key: "indexed_at", Value: fmtTime(e.IndexedAt)})
+	return nonEmpty(kvs), topicHref(e.Cluster, e.Destination)
+}
+
+// flagsOf explains an entry's flags; a cut payload always says its
+// original size and hash.
+func flagsOf(e dlqstore.Entry) []templates.DLQFlag {
+	var out []templates.DLQFlag
+	size := fmt.Sprintf("original size %s bytes, SHA-256 %s", templates.Exact(int64(e.PayloadSize)), e.PayloadHash)
+	for _, f := range e.Flags {
+		text := ""
+		switch f {
+		case "undecodable":
+			text = "the record could not be decoded as a dead letter; raw bytes are kept"
+		case "not_utf8":
+			text = "the payload is not UTF-8 text; shown as hex"
+		case "invalid_envelope":
+			text = "the payload is not a valid platform envelope"
+		case "too_large":
+			text = fmt.Sprintf("the payload is too large: the first %s bytes are kept; %s",
+				templates.Exact(int64(len(e.DL.Payload))), size)
+		case "no_error_context":
+			text = "the record carries no error context"
+		}
+		out = append(out, templates.DLQFlag{Name: f, Text: text})
+	}
+	if e.Truncated && !slices.Contains(e.Flags, "too_large") {
+		out = append(out, templates.DLQFlag{Name: "truncated", Text: "the payload was cut; " + size})
+	}
+	return out
+}

@@ -1,0 +1,217 @@
+package templates
+
+import (
+	"strconv"
+	"strings"
+)
+
+// DeadLetterGroups is /dead-letters: one row per failure cause.
+type DeadLetterGroups struct {
+	Range   RangePicker
+	Sources []DLQSource
+	// SourcesKnown is set when the console runs indexers (the strip then
+	// shows "no sources yet" rather than nothing).
+	SourcesKnown bool
+	SourceErrors int
+	Filter       GroupFilterForm
+	Rows         []DLQGroupRow
+	NextHref     string // "" on the last page
+	FirstHref    string // "" on the first page
+	CanTriage    bool
+	Error        string // what is wrong with the filter
+	Open         int    // open entries in scope
+	EntriesHref  string
+}
+
+// GroupFilterForm is the groups filter as typed.
+type GroupFilterForm struct {
+	State, Broker, Destination, Q, Sort, Range string
+}
+
+// DLQSource is one indexed dead-letter topic or queue.
+type DLQSource struct {
+	Broker, Where, Destination string
+	Indexed, Duplicates, Lag   int64 // Lag -1: unknown
+	LastError, LastErrorAgo    string
+	LastIndexedAgo             string
+}
+
+// DLQGroupRow is one failure group.
+type DLQGroupRow struct {
+	ID                                  int64
+	Title, ErrorCode, ExceptionType     string
+	EventType                           string
+	Count, Open                         int
+	FirstSeen, LastSeen                 string // "3m ago"
+	FirstSeenExact, LastSeenExact       string
+	Destinations, Tenants               []string
+	State                               string // open, acknowledged, resolved, snoozed
+	StateText                           string // "acknowledged by alice"
+	Owner, Note, SnoozedUntil, UpdateBy string
+	Trend                               Sparkline
+	EntriesHref, TriageAction           string
+}
+
+// Sparkline is a small trend line of counts per bucket.
+type Sparkline struct {
+	Counts []int
+	Label  string // "12 in the last 24h"
+}
+
+// DeadLetterEntries is /dead-letters/entries.
+type DeadLetterEntries struct {
+	Filter        EntryFilterForm
+	StatusOptions []string
+	RangeOptions  []string
+	Error         string // what is wrong with the filter or search
+	Rows          []DLQEntryRow
+	Total         string // "12", "10,000+"
+	NextHref      string
+	FirstHref     string
+	GroupTitle    string
+	GroupsHref    string
+}
+
+// EntryFilterForm is the entries filter as typed.
+type EntryFilterForm struct {
+	Statuses                                   []string
+	Broker, Cluster, Destination               string
+	EventType, ErrorCode, Tenant               string
+	From, To, Range, Group, Q, Limit, Searched string
+}
+
+// HasStatus reports whether st is selected.
+func (f EntryFilterForm) HasStatus(st string) bool {
+	for _, s := range f.Statuses {
+		if s == st {
+			return true
+		}
+	}
+	return false
+}
+
+// DLQEntryRow is one dead letter in the list.
+type DLQEntryRow struct {
+	ID                        int64
+	Href                      string
+	Time, TimeExact           string
+	Destination, Where        string
+	ErrorCode, Message        string
+	EventType, Tenant, Status string
+	Attempts                  int
+}
+
+// DeadLetterEntry is /dead-letters/entries/:id.
+type DeadLetterEntry struct {
+	ID            int64
+	Status        string
+	Title         string
+	GroupHref     string
+	Envelope      []KV
+	EnvelopeError string
+	Format        string
+	// Payload, key and headers are shown only with read_payload.
+	PayloadAllowed bool
+	Payload        string
+	PayloadKind    string // json, text, hex
+	Masked         int
+	Key            string
+	Headers        []HeaderRow
+	Error          DLQError
+	Attempts       int
+	RedriveCount   int
+	FirstFailure   string
+	LastFailure    string
+	Origin         []KV
+	OriginHref     string
+	OriginLabel    string
+	DLQ            []KV
+	DLQHref        string
+	CorrelationID  string
+	TraceID        string
+	Flags          []DLQFlag
+	History        []string
+}
+
+// DLQError is an entry's error context.
+type DLQError struct {
+	Code, Message, ExceptionType, Stack, Details string
+}
+
+// DLQFlag is one flag of an entry, with its explanation.
+type DLQFlag struct{ Name, Text string }
+
+// KV is one labelled value.
+type KV struct{ Key, Value string }
+
+// CorrelationHref links the tracing page's search by correlation id.
+func (e DeadLetterEntry) CorrelationHref() string {
+	return "/traces?correlation_id=" + queryEscape(e.CorrelationID)
+}
+
+// TraceHref links the trace.
+func (e DeadLetterEntry) TraceHref() string { return "/traces/" + pathEscape(e.TraceID) }
+
+// sparkPoints lays counts out in a 100×20 box, highest at the top.
+func sparkPoints(counts []int) string {
+	if len(counts) == 0 {
+		return ""
+	}
+	hi := 1
+	for _, n := range counts {
+		hi = max(hi, n)
+	}
+	var b strings.Builder
+	for i, n := range counts {
+		x := 0.0
+		if len(counts) > 1 {
+			x = 100 * float64(i) / float64(len(counts)-1)
+		}
+		y := 19 - 18*float64(n)/float64(hi)
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.FormatFloat(round1(x), 'f', -1, 64))
+		b.WriteByte(',')
+		b.WriteString(strconv.FormatFloat(round1(y), 'f', -1, 64))
+	}
+	return b.String()
+}
+
+func stateClass(state string) string {
+	switch state {
+	case "open":
+		return "badge bad"
+	case "acknowledged", "snoozed":
+		return "badge warn"
+	case "resolved":
+		return "badge ok"
+	}
+	return "badge"
+}
+
+func statusClassDLQ(status string) string {
+	switch status {
+	case "dead", "quarantined":
+		return "badge bad"
+	case "redriving":
+		return "badge warn"
+	case "redriven", "resolved":
+		return "badge ok"
+	}
+	return "badge"
+}
+
+// TriageStates are the states a group may be set to.
+func TriageStates() []string { return []string{"open", "acknowledged", "resolved", "snoozed"} }
+
+func joinInts(ns []int) string {
+	var b strings.Builder
+	for i, n := range ns {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
