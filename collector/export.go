@@ -78,6 +78,7 @@ var metricHelp = map[string]string{
 	MQueueRedeliverRate:   "Messages redelivered per second on a queue.",
 	MQueueIsDLQ:           "1 when the queue is a dead-letter queue (by name or as another queue's dead-letter target).",
 	MRabbitNodeAlarm:      "1 while a RabbitMQ node raises the alarm (memory, disk, down).",
+	MDLQEntries:           "Indexed dead letters per DLQ destination and status.",
 }
 
 func i32(v int32) string { return strconv.Itoa(int(v)) }

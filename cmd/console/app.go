@@ -32,6 +32,8 @@ import (
 	"switchyard/browse"
 	"switchyard/collector"
 	"switchyard/demo"
+	"switchyard/dlqstore"
+	"switchyard/indexer"
 	"switchyard/sqldb"
 	"switchyard/tsdb"
 	"switchyard/web"
@@ -56,6 +58,8 @@ type Main struct {
 
 	db       *sql.DB
 	tsdb     *tsdb.Store
+	dlq      *dlqstore.Store
+	indexers indexerStatus
 	service  *collector.ServiceMetrics
 	audit    *access.Audit
 	ln       net.Listener
@@ -301,6 +305,10 @@ func (m *Main) Run(ctx context.Context) error {
 		m.goRun(runCtx, "demo", m.platform.Run)
 	}
 
+	if err := m.startDLQ(ctx, runCtx, clusters, rabbitURL, rabbitSources, reg); err != nil {
+		return err
+	}
+
 	pii := c.PII
 	if len(pii) == 0 && m.DemoMode {
 		pii = demo.PIIRules()
@@ -324,6 +332,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
 		Series: store, OTLP: svc, PollInterval: time.Duration(c.PollInterval),
+		DLQ: m.dlq, Indexers: m.indexers, Masker: masker,
 		Ready: ready, Version: version, TracerProvider: m.tracerProvider(),
 	})
 	if err != nil {
@@ -363,6 +372,82 @@ func (m *Main) printBanner(clusters []KafkaCluster, generated string, created bo
 	if m.platform != nil {
 		fmt.Fprintf(w, "  Demo:      embedded Kafka on %s (any Kafka client can join: kcat -b %s -L)\n", m.platform.KafkaBrokers()[0], m.platform.KafkaBrokers()[0])
 	}
+}
+
+// startDLQ opens the dead-letter index and starts one indexer per Kafka
+// cluster and one for RabbitMQ (when an AMQP URL is known), plus hourly
+// retention of resolved and discarded entries.
+func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, rabbitURL string, rabbitSources []*collector.RabbitSource, reg prometheus.Registerer) error {
+	c := m.Config
+	store, err := dlqstore.Open(ctx, filepath.Join(c.DataDir, "dlq.db"), dlqstore.Options{Logger: m.logger.With("component", "dlqstore")})
+	if err != nil {
+		return err
+	}
+	m.dlq = store
+	metrics, err := indexer.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	for _, k := range clusters {
+		ki, err := indexer.NewKafkaIndexer(indexer.KafkaOptions{
+			Cluster: k.Name, Brokers: k.Brokers, Store: store, Patterns: c.DLQ.Patterns, Topics: c.DLQ.Topics,
+			PayloadCap: c.DLQ.KafkaPayloadCap, Metrics: metrics, Logger: m.logger.With("component", "indexer", "cluster", k.Name),
+		})
+		if err != nil {
+			return err
+		}
+		m.indexers = append(m.indexers, ki)
+		m.goRun(runCtx, "indexer "+k.Name, ki.Run)
+	}
+	if rabbitURL != "" && (c.RabbitMQ.URL != "" || len(rabbitSources) > 0) {
+		var mgmt *collector.RabbitSource
+		if len(rabbitSources) > 0 {
+			mgmt = rabbitSources[0]
+		}
+		ri, err := indexer.NewRabbitIndexer(indexer.RabbitOptions{
+			Cluster: "rabbitmq", URL: rabbitURL, Management: mgmt, Queues: c.DLQ.Queues, Patterns: c.DLQ.Patterns,
+			Store: store, PayloadCap: c.DLQ.RabbitPayloadCap, Metrics: metrics, Logger: m.logger.With("component", "indexer", "cluster", "rabbitmq"),
+		})
+		if err != nil {
+			return err
+		}
+		m.indexers = append(m.indexers, ri)
+		m.goRun(runCtx, "indexer rabbitmq", ri.Run)
+	}
+	gauges := collector.NewDLQGauges(store, m.tsdb, 30*time.Second, m.logger.With("component", "dlq-gauges"))
+	if err := reg.Register(gauges); err != nil {
+		return err
+	}
+	m.goRun(runCtx, "dlq gauges", gauges.Run)
+	m.goRun(runCtx, "dlq retention", func(ctx context.Context) error {
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			if n, err := store.Purge(ctx, time.Now().Add(-time.Duration(c.DLQ.Retention))); err != nil && ctx.Err() == nil {
+				m.logger.Warn("dlq retention", "err", err)
+			} else if n > 0 {
+				m.logger.Info("dlq retention purged resolved entries", "entries", n)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+		}
+	})
+	return nil
+}
+
+// indexerStatus joins every indexer's per-source status for the pages.
+type indexerStatus []interface{ Status() []indexer.SourceStatus }
+
+// Status lists the sources of all indexers.
+func (s indexerStatus) Status() []indexer.SourceStatus {
+	var out []indexer.SourceStatus
+	for _, x := range s {
+		out = append(out, x.Status()...)
+	}
+	return out
 }
 
 // rabbitSources returns the RabbitMQ management source: the configured one
@@ -449,6 +534,9 @@ func (m *Main) Close() error {
 	}
 	if m.tsdb != nil {
 		errs = append(errs, m.tsdb.Close())
+	}
+	if m.dlq != nil {
+		errs = append(errs, m.dlq.Close())
 	}
 	if m.db != nil {
 		errs = append(errs, m.db.Close())

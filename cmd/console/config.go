@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"strings"
 	"time"
 
@@ -49,6 +50,8 @@ type Config struct {
 	Lag Lag `json:"lag"`
 	// OTLP configures the services' metrics receiver (POST /v1/metrics).
 	OTLP OTLP `json:"otlp"`
+	// DLQ configures the dead-letter index.
+	DLQ DLQ `json:"dlq"`
 
 	// AdminPassword comes only from CONSOLE_ADMIN_PASSWORD, never a file.
 	AdminPassword string `json:"-"`
@@ -80,6 +83,24 @@ type Lag struct {
 	Window      int      `json:"window"`       // commits per partition window; default 10
 	MinDistance Duration `json:"min_distance"` // a closer commit replaces the previous one
 	AllowedLag  int64    `json:"allowed_lag"`  // lag that still counts as caught up (1 for transactional producers)
+}
+
+// DLQ configures which topics and queues are indexed as dead-letter
+// sources, how much of each payload is kept, and retention.
+type DLQ struct {
+	// Patterns match DLQ topic and queue names (default *.dlq, *.DLT,
+	// dlq.*, *-dlq, *_error); Topics and Queues name more explicitly.
+	Patterns []string `json:"patterns"`
+	Topics   []string `json:"topics"`
+	Queues   []string `json:"queues"`
+	// KafkaPayloadCap bytes of a Kafka dead letter's payload are kept in the
+	// index (the record stays in Kafka); RabbitPayloadCap for RabbitMQ,
+	// whose queue no longer has the message once indexed.
+	KafkaPayloadCap  int `json:"kafka_payload_cap"`  // default 256 KiB
+	RabbitPayloadCap int `json:"rabbit_payload_cap"` // default 8 MiB
+	// Retention purges resolved and discarded entries older than this;
+	// unresolved entries are never purged.
+	Retention Duration `json:"retention"` // default 30 days
 }
 
 // OTLP configures the metrics receiver.
@@ -153,6 +174,7 @@ func defaultConfig() Config {
 		History:        History{RawRetention: Duration(24 * time.Hour), RollupRetention: Duration(14 * 24 * time.Hour), MaxSeries: 100000},
 		Lag:            Lag{Window: 10},
 		OTLP:           OTLP{MaxSeries: 10000},
+		DLQ:            DLQ{KafkaPayloadCap: 256 << 10, RabbitPayloadCap: 8 << 20, Retention: Duration(30 * 24 * time.Hour)},
 		Auth: Auth{
 			SessionIdle: Duration(30 * time.Minute), SessionAbsolute: Duration(12 * time.Hour),
 			AuditPayloadReads: true,
@@ -268,6 +290,14 @@ func (c Config) Validate() error {
 	if c.OTLP.MaxSeries < 1 || c.History.MaxSeries < 1 {
 		errs = append(errs, fmt.Errorf("otlp.max_series and history.max_series must be positive"))
 	}
+	if c.DLQ.KafkaPayloadCap < 1024 || c.DLQ.RabbitPayloadCap < 1024 || c.DLQ.Retention < Duration(time.Hour) {
+		errs = append(errs, fmt.Errorf("dlq: payload caps must be at least 1024 bytes and retention at least 1h"))
+	}
+	for _, pat := range c.DLQ.Patterns {
+		if _, err := path.Match(pat, "x"); err != nil {
+			errs = append(errs, fmt.Errorf("dlq: pattern %q: %v", pat, err))
+		}
+	}
 	if c.StartupTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("startup_timeout must be positive"))
 	}
@@ -301,7 +331,15 @@ func (c Config) Validate() error {
 	if c.Demo.Rate < 0 || c.Demo.Rate > 10000 {
 		errs = append(errs, fmt.Errorf("demo rate %v must be between 0 and 10000 events/s", c.Demo.Rate))
 	}
-	return errors.Join(errs...)
+	if len(errs) == 0 {
+		return nil
+	}
+	// One line, so that a bad start ends with exactly one error line.
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return errors.New(strings.Join(msgs, "; "))
 }
 
 // redactURL hides the password of a URL for logs.

@@ -265,6 +265,27 @@ func TestDemoEndToEnd(t *testing.T) {
 		time.Sleep(500 * time.Millisecond)
 	}
 
+	// The indexer picks the dead letters up from the DLQ topic.
+	var entries struct {
+		Total   int `json:"total"`
+		Entries []struct {
+			Destination string `json:"destination"`
+		} `json:"entries"`
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for entries.Total == 0 {
+		if code := getJSON(t, m.URL+"/api/v1/dlq/entries?broker=kafka", admin, &entries); code != http.StatusOK {
+			t.Fatalf("GET /api/v1/dlq/entries: %d", code)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("after 60s no dead letter is indexed")
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if entries.Entries[0].Destination != "orders.order.created.v1.dlq" {
+		t.Errorf("indexed entry destination = %q", entries.Entries[0].Destination)
+	}
+
 	var ready struct {
 		Status string `json:"status"`
 	}
