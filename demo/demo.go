@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -28,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/delivery"
+	"switchyard/delivery/rabbitmq"
 )
 
 // Topics, groups and queues of the demo platform (all platform-conformant).
@@ -172,7 +172,7 @@ func (p *Platform) Run(ctx context.Context) error {
 		{"analytics", p.runAnalytics},
 	}
 	if p.opts.RabbitURL != "" {
-		if err := probeRabbit(ctx, p.opts.RabbitURL); err != nil {
+		if err := rabbitmq.Ping(ctx, p.opts.RabbitURL, 3*time.Second); err != nil {
 			log.Info("RabbitMQ not reachable; the demo notification service is off", "error", err)
 		} else {
 			p.rabbitOK = true
@@ -211,24 +211,6 @@ func supervise(ctx context.Context, log *slog.Logger, s service) {
 			return
 		case <-time.After(backoff.Ceiling(n)):
 		}
-	}
-}
-
-func probeRabbit(ctx context.Context, url string) error {
-	cfg := amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)}
-	done := make(chan error, 1)
-	go func() {
-		conn, err := amqp.DialConfig(url, cfg)
-		if err == nil {
-			conn.Close()
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -31,6 +30,7 @@ import (
 	"switchyard/access"
 	"switchyard/browse"
 	"switchyard/collector"
+	"switchyard/delivery/rabbitmq"
 	"switchyard/demo"
 	"switchyard/dlqstore"
 	"switchyard/indexer"
@@ -246,12 +246,12 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	if c.RabbitMQ.URL != "" {
 		url := c.RabbitMQ.URL
-		if err := pingRabbit(ctx, url, time.Duration(c.StartupTimeout)); err != nil {
+		if err := rabbitmq.Ping(ctx, url, time.Duration(c.StartupTimeout)); err != nil {
 			return fmt.Errorf("rabbitmq (%s) unreachable: %w", redactURL(url), err)
 		}
-		ready = append(ready, web.ReadyCheck{Name: "rabbitmq", Check: func(ctx context.Context) error { return pingRabbit(ctx, url, 3*time.Second) }})
+		ready = append(ready, web.ReadyCheck{Name: "rabbitmq", Check: func(ctx context.Context) error { return rabbitmq.Ping(ctx, url, 3*time.Second) }})
 	} else if m.DemoMode && m.platform != nil {
-		ready = append(ready, web.ReadyCheck{Name: "rabbitmq", Check: func(ctx context.Context) error { return pingRabbit(ctx, rabbitURL, 3*time.Second) }})
+		ready = append(ready, web.ReadyCheck{Name: "rabbitmq", Check: func(ctx context.Context) error { return rabbitmq.Ping(ctx, rabbitURL, 3*time.Second) }})
 	}
 
 	rabbitSources, rabbitReady, err := m.rabbitSources(ctx)
@@ -597,25 +597,6 @@ func (m *Main) tracerProvider() trace.TracerProvider {
 		return nil
 	}
 	return m.tracer
-}
-
-func pingRabbit(ctx context.Context, url string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(timeout)})
-		if err == nil {
-			conn.Close()
-		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // displayAddr turns a listen address into something a browser can open.
