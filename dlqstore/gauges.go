@@ -13,13 +13,12 @@ type EntryGauge struct {
 }
 
 // EntryGauges counts entries per DLQ destination and status, for
-// switchyard_dlq_entries on /metrics and in the time-series store. It is a
-// GROUP BY over the entries table (~150 bytes a row), run every 30 s by the
-// caller; group_stats could serve it without the scan once it carries
-// broker and cluster.
+// switchyard_dlq_entries on /metrics and in the time-series store, from
+// the group_stats totals kept with every write (a few rows per group and
+// destination), so the caller's 30 s refresh costs no scan of entries.
 func (s *Store) EntryGauges(ctx context.Context) ([]EntryGauge, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT broker, cluster, destination, status, COUNT(*) FROM entries GROUP BY broker, cluster, destination, status`)
+		`SELECT broker, cluster, destination, status, SUM(n) FROM group_stats GROUP BY broker, cluster, destination, status HAVING SUM(n) > 0`)
 	if err != nil {
 		return nil, fmt.Errorf("entry gauges: %w", err)
 	}

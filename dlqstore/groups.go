@@ -27,7 +27,7 @@ type Group struct {
 	Fingerprint, Title                  string // Title = delivery.NormalizeMessage of a representative message
 	ErrorCode, EventType, ExceptionType string
 	// Count, FirstSeen, LastSeen, Destinations and Tenants are computed
-	// over the caller's tenant scope only. Count is every stored entry of
+	// over the caller's scope (tenants and resource rules) only. Count is every stored entry of
 	// the group in scope; Open those still dead or quarantined.
 	Count               int
 	Open                int
@@ -100,7 +100,7 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 
 	var src string
 	var args []any
-	if tenants == nil && f.Broker == "" && f.Destination == "" {
+	if tenants == nil && !f.Tenants.hasRules() && f.Broker == "" && f.Destination == "" {
 		src = "SELECT id AS group_id, count AS cnt, first_seen AS fs, last_seen AS ls FROM groups WHERE count > 0"
 	} else {
 		var cs []string
@@ -117,6 +117,10 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 		if f.Destination != "" {
 			cs = append(cs, "destination = ?")
 			args = append(args, f.Destination)
+		}
+		if c, a := f.Tenants.ruleCond("resource", "tenant"); c != "" {
+			cs = append(cs, c)
+			args = append(args, a...)
 		}
 		src = "SELECT group_id, SUM(n) AS cnt, MIN(first_seen) AS fs, MAX(last_seen) AS ls FROM group_stats WHERE " +
 			strings.Join(cs, " AND ") + " GROUP BY group_id HAVING SUM(n) > 0"
@@ -166,7 +170,7 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 		}
 		next = cursor{t: v, id: last.ID}.String()
 	}
-	if err := s.fillStats(ctx, out, tenants); err != nil {
+	if err := s.fillStats(ctx, out, tenants, f.Tenants); err != nil {
 		return nil, "", err
 	}
 	return out, next, nil
@@ -194,8 +198,8 @@ func scanGroup(r scanner, g *Group, now int64, extra ...any) error {
 }
 
 // fillStats sets Open, Destinations and Tenants of gs from group_stats,
-// over the tenants of the scope only (nil = all).
-func (s *Store) fillStats(ctx context.Context, gs []Group, tenants []string) error {
+// over the tenants (nil = all) and rules of the scope only.
+func (s *Store) fillStats(ctx context.Context, gs []Group, tenants []string, scope *TenantScope) error {
 	if len(gs) == 0 {
 		return nil
 	}
@@ -211,6 +215,10 @@ func (s *Store) fillStats(ctx context.Context, gs []Group, tenants []string) err
 		for _, t := range tenants {
 			args = append(args, t)
 		}
+	}
+	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
+		q += " AND " + c
+		args = append(args, a...)
 	}
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -263,6 +271,10 @@ func (s *Store) Group(ctx context.Context, id int64, scope *TenantScope) (Group,
 			args = append(args, t)
 		}
 	}
+	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
+		cond += " AND " + c
+		args = append(args, a...)
+	}
 	args = append(args, id)
 	var g Group
 	var cnt, fs, ls int64
@@ -277,7 +289,7 @@ func (s *Store) Group(ctx context.Context, id int64, scope *TenantScope) (Group,
 	}
 	g.Count, g.FirstSeen, g.LastSeen = int(cnt), fromNano(fs), fromNano(ls)
 	gs := []Group{g}
-	if err := s.fillStats(ctx, gs, tenants); err != nil {
+	if err := s.fillStats(ctx, gs, tenants, scope); err != nil {
 		return Group{}, err
 	}
 	return gs[0], nil
@@ -352,6 +364,10 @@ func (s *Store) Trend(ctx context.Context, groupID int64, scope *TenantScope, fr
 			args = append(args, t)
 		}
 	}
+	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
+		q += " AND " + c
+		args = append(args, a...)
+	}
 	rows, err := s.db.QueryContext(ctx, q+" GROUP BY 1", args...)
 	if err != nil {
 		return nil, fmt.Errorf("trend of group %d: %w", groupID, err)
@@ -389,13 +405,17 @@ func (s *Store) Counts(ctx context.Context, scope *TenantScope) (Counts, error) 
 	if !visible {
 		return c, nil
 	}
-	q := "SELECT destination, status, SUM(n) FROM group_stats"
+	q := "SELECT destination, status, SUM(n) FROM group_stats WHERE 1"
 	var args []any
 	if tenants != nil {
-		q += " WHERE tenant IN (" + placeholders(len(tenants)) + ")"
+		q += " AND tenant IN (" + placeholders(len(tenants)) + ")"
 		for _, t := range tenants {
 			args = append(args, t)
 		}
+	}
+	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
+		q += " AND " + c
+		args = append(args, a...)
 	}
 	rows, err := s.db.QueryContext(ctx, q+" GROUP BY destination, status", args...)
 	if err != nil {

@@ -39,7 +39,7 @@ func (s *Store) Purge(ctx context.Context, resolvedBefore time.Time) (int64, err
 
 func purgeOnce(ctx context.Context, tx *sql.Tx, before int64) (int, error) {
 	// The condition repeats the partial index's WHERE so that SQLite uses it.
-	rows, err := tx.QueryContext(ctx, `SELECT id, group_id, tenant, broker, destination, event_type, status FROM entries
+	rows, err := tx.QueryContext(ctx, `SELECT id, group_id, tenant, broker, cluster, destination, resource, event_type, status FROM entries
 WHERE status IN ('resolved', 'discarded') AND updated_at < ? LIMIT ?`, before, purgeBatch)
 	if err != nil {
 		return 0, err
@@ -51,7 +51,7 @@ WHERE status IN ('resolved', 'discarded') AND updated_at < ? LIMIT ?`, before, p
 	var vs []victim
 	for rows.Next() {
 		var v victim
-		if err := rows.Scan(&v.id, &v.k.group, &v.k.tenant, &v.k.broker, &v.k.destination, &v.k.eventType, &v.k.status); err != nil {
+		if err := rows.Scan(&v.id, &v.k.group, &v.k.tenant, &v.k.broker, &v.k.cluster, &v.k.destination, &v.k.resource, &v.k.eventType, &v.k.status); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -126,7 +126,7 @@ func (s *Store) SetStatus(ctx context.Context, ids []int64, status Status) (int,
 				args = append(args, id)
 			}
 			in := placeholders(len(chunk))
-			rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, destination, event_type, status, last_failure_at FROM entries
+			rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, last_failure_at FROM entries
 WHERE status != ? AND id IN (`+in+`)`, args...)
 			if err != nil {
 				return err
@@ -145,7 +145,7 @@ WHERE status != ? AND id IN (`+in+`)`, args...)
 			for rows.Next() {
 				var k statKey
 				var t int64
-				if err := rows.Scan(&k.group, &k.tenant, &k.broker, &k.destination, &k.eventType, &k.status, &t); err != nil {
+				if err := rows.Scan(&k.group, &k.tenant, &k.broker, &k.cluster, &k.destination, &k.resource, &k.eventType, &k.status, &t); err != nil {
 					rows.Close()
 					return err
 				}

@@ -36,14 +36,27 @@ type Entry struct {
 	PayloadHash                  string
 	Truncated                    bool
 	IndexedAt, UpdatedAt         time.Time
+	// Resource is what the access policy checks the entry against: the
+	// origin topic or queue (kafka:<cluster>/<topic>,
+	// rabbitmq:<vhost>/<queue>) when the dead letter names it, else the
+	// DLQ itself.
+	Resource string
 }
 
 // TenantScope is the set of tenants a caller may see (access.Scope): All,
 // or only Tenants. As in access.Scope.Allows, entries without a tenant are
 // visible to any non-empty scope.
+//
+// Rules, when not nil, further limit what is visible to the rows that one
+// of them allows (access.Policy.Rules): a principal bound to
+// kafka:prod/orders.* sees entries, groups, counts and totals of those
+// topics only, computed in the query. All/Tenants must then be the union of
+// the rules' tenants, which the list queries split on. An empty non-nil
+// Rules shows nothing.
 type TenantScope struct {
 	All     bool
 	Tenants []string
+	Rules   []access.Rule
 }
 
 // Filter selects entries. Every field is optional and they combine with AND.
@@ -104,7 +117,7 @@ const maxExpand = 32
 
 const entryColumns = `e.id, e.status, e.broker, e.cluster, e.vhost, e.destination, e.kpartition, e.koffset,
 	e.message_id, e.death_count, e.tenant, e.event_type, e.error_code, e.fingerprint, e.group_id,
-	e.indexed_at, e.updated_at, e.flags, e.payload_size, e.payload_hash, e.truncated`
+	e.indexed_at, e.updated_at, e.flags, e.payload_size, e.payload_hash, e.truncated, e.resource`
 
 // FindEntries returns a page of entries matching f, newest last failure
 // first (ties by id), with keyset pagination: a page is stable when new
@@ -262,6 +275,9 @@ func (s *Store) tenantsWithEntries(ctx context.Context, ts []string) ([]string, 
 // scopeTenants returns the tenant values a scope may see (nil = all), and
 // false when it may see nothing.
 func scopeTenants(sc *TenantScope) ([]string, bool) {
+	if sc != nil && sc.Rules != nil && len(sc.Rules) == 0 {
+		return nil, false
+	}
 	if sc == nil || sc.All {
 		return nil, true
 	}
@@ -327,6 +343,10 @@ func (w where) conds(split bool) ([]string, []any) {
 		if w.tenants != nil {
 			in("tenant", w.tenants)
 		}
+	}
+	if c, a := f.Tenants.ruleCond("e.resource", "e.tenant"); c != "" {
+		cs = append(cs, c)
+		args = append(args, a...)
 	}
 	if f.GroupID != 0 {
 		cs = append(cs, "e.group_id = ?")
@@ -433,7 +453,7 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 		}
 	}
 	// The outer sort uses the last column (last_failure_at) and the first (id).
-	return strings.Join(parts, " UNION ALL ") + " ORDER BY 22 DESC, 1 DESC LIMIT " + strconv.Itoa(n), args
+	return strings.Join(parts, " UNION ALL ") + " ORDER BY 23 DESC, 1 DESC LIMIT " + strconv.Itoa(n), args
 }
 
 // countQuery counts up to n entries of the filter. When many entries
@@ -470,7 +490,7 @@ func (w where) countQuery(n int) (q string, args []any, bounded bool) {
 // of the small table instead of a walk of the entries.
 func (w where) statsCountQuery() (string, []any, bool) {
 	f := w.f
-	if w.match != "" || !f.From.IsZero() || !f.To.IsZero() || f.Cluster != "" {
+	if w.match != "" || !f.From.IsZero() || !f.To.IsZero() {
 		return "", nil, false
 	}
 	var cs []string
@@ -488,6 +508,7 @@ func (w where) statsCountQuery() (string, []any, bool) {
 		}
 	}
 	eq("s.broker", f.Broker)
+	eq("s.cluster", f.Cluster)
 	eq("s.destination", f.Destination)
 	eq("s.event_type", f.EventType)
 	eq("s.tenant", f.Tenant)
@@ -497,6 +518,10 @@ func (w where) statsCountQuery() (string, []any, bool) {
 	}
 	if w.tenants != nil {
 		in("s.tenant", w.tenants)
+	}
+	if c, a := f.Tenants.ruleCond("s.resource", "s.tenant"); c != "" {
+		cs = append(cs, c)
+		args = append(args, a...)
 	}
 	if f.GroupID != 0 {
 		cs = append(cs, "s.group_id = ?")
@@ -574,7 +599,7 @@ func scanEntry(r scanner) (Entry, int64, error) {
 	var truncated int
 	if err := r.Scan(&e.ID, &e.Status, &e.Broker, &e.Cluster, &e.VHost, &e.Destination, &part, &off,
 		&mid, &dc, &e.Tenant, &e.EventType, &e.ErrorCode, &e.Fingerprint, &e.GroupID,
-		&indexed, &updated, &flags, &e.PayloadSize, &e.PayloadHash, &truncated, &last); err != nil {
+		&indexed, &updated, &flags, &e.PayloadSize, &e.PayloadHash, &truncated, &e.Resource, &last); err != nil {
 		return Entry{}, 0, err
 	}
 	e.Partition, e.Offset = -1, -1

@@ -140,5 +140,55 @@ CREATE TABLE group_stats (
 ) WITHOUT ROWID;
 CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 `},
+		{Version: 2, Name: "resource of every entry, for access rules in queries", SQL: migrationResource},
 	}
 }
+
+// migrationResource gives every entry the access-policy resource it is
+// checked against (entries.resource: its origin topic or queue when known,
+// else the DLQ itself, as resourceOf computes it for new entries), and
+// rebuilds group_stats with that resource and the cluster in each row, so
+// that a principal bound to kafka:prod/orders.* gets groups, counts and
+// totals computed over exactly what they may see, and the per-destination
+// gauges come from group_stats instead of a scan of entries.
+const migrationResource = `
+ALTER TABLE entries ADD COLUMN resource TEXT NOT NULL DEFAULT '';
+UPDATE entries SET resource = CASE WHEN broker = 'rabbitmq'
+	THEN 'rabbitmq:' || (CASE WHEN vhost = '/' THEN '' ELSE vhost END) || '/' || destination
+	ELSE 'kafka:' || cluster || '/' || destination END;
+UPDATE entries SET resource = (
+	SELECT CASE
+		WHEN o.broker = 'kafka' AND o.topic != '' THEN 'kafka:' || o.cluster || '/' || o.topic
+		WHEN o.broker = 'rabbitmq' AND o.queue != '' THEN 'rabbitmq:' || (CASE WHEN o.vhost = '/' THEN '' ELSE o.vhost END) || '/' || o.queue
+		ELSE entries.resource END
+	FROM (SELECT
+		coalesce(nullif(json_extract(b.record, '$.origin.broker'), ''), entries.broker) AS broker,
+		coalesce(nullif(json_extract(b.record, '$.origin.cluster'), ''), entries.cluster) AS cluster,
+		coalesce(nullif(json_extract(b.record, '$.origin.vhost'), ''), entries.vhost) AS vhost,
+		coalesce(json_extract(b.record, '$.origin.topic'), '') AS topic,
+		coalesce(json_extract(b.record, '$.origin.queue'), '') AS queue
+		FROM entry_bodies b WHERE b.id = entries.id) o)
+WHERE EXISTS (SELECT 1 FROM entry_bodies b WHERE b.id = entries.id AND json_valid(b.record));
+
+CREATE TABLE group_stats_v2 (
+	group_id    INTEGER NOT NULL,
+	tenant      TEXT    NOT NULL,
+	broker      TEXT    NOT NULL,
+	cluster     TEXT    NOT NULL,
+	destination TEXT    NOT NULL,
+	resource    TEXT    NOT NULL,
+	event_type  TEXT    NOT NULL,
+	status      TEXT    NOT NULL,
+	n           INTEGER NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	PRIMARY KEY (group_id, tenant, broker, cluster, destination, resource, event_type, status)
+) WITHOUT ROWID;
+INSERT INTO group_stats_v2
+	SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status,
+		count(*), min(first_failure_at), max(last_failure_at)
+	FROM entries GROUP BY group_id, tenant, broker, cluster, destination, resource, event_type, status;
+DROP TABLE group_stats;
+ALTER TABLE group_stats_v2 RENAME TO group_stats;
+CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
+`

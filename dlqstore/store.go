@@ -305,9 +305,9 @@ type key struct {
 
 // statKey is one row of group_stats.
 type statKey struct {
-	group                                  int64
-	tenant, broker, destination, eventType string
-	status                                 Status
+	group                                                     int64
+	tenant, broker, cluster, destination, resource, eventType string
+	status                                                    Status
 }
 
 type statDelta struct {
@@ -337,8 +337,8 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, now int64, items []Index
 	insEntry, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO entries (
 	status, broker, cluster, vhost, destination, kpartition, koffset, message_id, death_count,
 	tenant, event_type, error_code, fingerprint, group_id, first_failure_at, last_failure_at,
-	indexed_at, updated_at, flags, payload_size, payload_hash, truncated)
-VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	indexed_at, updated_at, flags, payload_size, payload_hash, truncated, resource)
+VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return res, fmt.Errorf("prepare entry insert: %w", err)
 	}
@@ -364,6 +364,7 @@ VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		it := &items[i]
 		k := loc(it)
 		r := rowOf(it, &enc)
+		r.resource = resourceOf(&it.DL, k)
 		gid := groupIDs[it.Fingerprint]
 		var part, off, dc any
 		var mid any
@@ -382,7 +383,7 @@ VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		result, err := insEntry.ExecContext(ctx,
 			k.broker, k.cluster, k.vhost, k.destination, part, off, mid, dc,
 			r.tenant, r.eventType, it.DL.Error.Code, it.Fingerprint, gid, r.first, r.last,
-			now, now, strings.Join(it.Flags, ","), it.PayloadSize, it.PayloadHash, truncated)
+			now, now, strings.Join(it.Flags, ","), it.PayloadSize, it.PayloadHash, truncated, r.resource)
 		if err != nil {
 			return res, fmt.Errorf("insert entry %d: %w", i, err)
 		}
@@ -409,7 +410,8 @@ VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		}
 		g.n++
 		g.first, g.last = min(g.first, r.first), max(g.last, r.last)
-		sk := statKey{group: gid, tenant: r.tenant, broker: k.broker, destination: k.destination, eventType: r.eventType, status: StatusDead}
+		sk := statKey{group: gid, tenant: r.tenant, broker: k.broker, cluster: k.cluster, destination: k.destination,
+			resource: r.resource, eventType: r.eventType, status: StatusDead}
 		st := stats[sk]
 		if st == nil {
 			st = &statDelta{first: r.first, last: r.last}
@@ -438,11 +440,11 @@ func applyStats(ctx context.Context, tx *sql.Tx, stats map[statKey]*statDelta) e
 		if d.n == 0 {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO group_stats (group_id, tenant, broker, destination, event_type, status, n, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (group_id, tenant, broker, destination, event_type, status) DO UPDATE SET
+		if _, err := tx.ExecContext(ctx, `INSERT INTO group_stats (group_id, tenant, broker, cluster, destination, resource, event_type, status, n, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (group_id, tenant, broker, cluster, destination, resource, event_type, status) DO UPDATE SET
 	n = n + excluded.n, first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)`,
-			k.group, k.tenant, k.broker, k.destination, k.eventType, string(k.status), d.n, d.first, d.last); err != nil {
+			k.group, k.tenant, k.broker, k.cluster, k.destination, k.resource, k.eventType, string(k.status), d.n, d.first, d.last); err != nil {
 			return fmt.Errorf("update group stats: %w", err)
 		}
 	}
@@ -585,14 +587,15 @@ func fromNano(n int64) time.Time {
 
 // row is the derived columns of one item.
 type row struct {
-	tenant, eventType string
-	first, last       int64
-	headers, record   []byte
+	tenant, eventType, resource string
+	first, last                 int64
+	headers, record             []byte
 }
 
 func rowOf(it *IndexItem, enc *encoder) row {
 	dl := &it.DL
-	r := row{tenant: tenantOf(*dl), eventType: eventType(*dl), first: unixNano(dl.FirstFailureAt), last: unixNano(dl.LastFailureAt)}
+	r := row{tenant: tenantOf(*dl), eventType: eventType(*dl),
+		first: unixNano(dl.FirstFailureAt), last: unixNano(dl.LastFailureAt)}
 	if r.first == 0 {
 		r.first = r.last
 	}

@@ -49,6 +49,7 @@ type spec struct {
 	at                    time.Time
 	payload               []byte // nil = an envelope
 	envID                 string
+	origin                string // origin topic, default "orders"
 }
 
 func (sp spec) item() IndexItem {
@@ -85,7 +86,7 @@ func (sp spec) item() IndexItem {
 	}
 	dl := delivery.DeadLetter{
 		Format: delivery.FormatSwitchyard, Envelope: env, Payload: payload, DLQ: dlq,
-		Origin:   delivery.Location{Broker: sp.broker, Cluster: sp.cluster, Topic: "orders", Partition: 0, Offset: 7},
+		Origin:   delivery.Location{Broker: sp.broker, Cluster: sp.cluster, Topic: cmpOr(sp.origin, "orders"), Partition: 0, Offset: 7},
 		Error:    delivery.ErrorInfo{Code: sp.code, Message: sp.msg, ExceptionType: sp.exc, Stack: "at com.acme.Orders.handle(Orders.java:42)"},
 		Attempts: 3, FirstFailureAt: sp.at.Add(-time.Minute), LastFailureAt: sp.at,
 		Headers: delivery.Headers{{Key: "tenant_id", Value: []byte(sp.tenant)}, {Key: "bin", Value: []byte{0xff, 0x00}}},

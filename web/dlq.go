@@ -72,36 +72,20 @@ func (s *Server) deadLetters() (DeadLetters, error) {
 	return s.dlq, nil
 }
 
-// dlqAggregates reports whether the store's tenant-scoped aggregates
-// (failure groups, counts, totals) are exact for p: only when every grant
-// that lets p view covers every resource ("*"). The store filters by tenant
-// but not yet by resource pattern, so for a principal bound to, say,
-// kafka:prod/orders.* a group's count could include entries of topics they
-// may not see; such principals get the entries list, filtered row by row,
-// without groups, counts or totals.
-func (s *Server) dlqAggregates(p *access.Principal) bool {
+// dlqScope is what the principal may view of the dead letters: the
+// tenants of their view grants and, when some grant covers only some
+// resources (kafka:prod/orders.*), the grants themselves as rules, so that
+// the store computes entries, groups, counts and totals over exactly that.
+func (s *Server) dlqScope(p *access.Principal) *dlqstore.TenantScope {
+	sc := toTenantScope(s.policy.Scope(p, access.ActionView, "*"))
 	rules := s.policy.Rules(p, access.ActionView)
-	if len(rules) == 0 {
-		return false
-	}
 	for _, r := range rules {
 		if !slices.Contains(r.Resources, "*") {
-			return false
+			sc.Rules = rules
+			break
 		}
 	}
-	return true
-}
-
-// errGroupsRestricted answers a restricted principal's request for failure
-// groups.
-func errGroupsRestricted() error {
-	return access.Errorf(access.EFORBIDDEN, "failure groups and counts are shown to users whose view covers every resource; your dead letters are listed under Entries")
-}
-
-// dlqScope is the tenant scope the principal may view dead letters in.
-func (s *Server) dlqScope(p *access.Principal) *dlqstore.TenantScope {
-	sc := s.policy.Scope(p, access.ActionView, "*")
-	return toTenantScope(sc)
+	return sc
 }
 
 func toTenantScope(sc access.Scope) *dlqstore.TenantScope {
@@ -111,23 +95,12 @@ func toTenantScope(sc access.Scope) *dlqstore.TenantScope {
 	return &dlqstore.TenantScope{Tenants: slices.Clone(sc.Tenants)}
 }
 
-// entryResource is what an entry is checked against: its origin
+// entryResource is what an entry is checked against (the store's
+// Entry.Resource, the same the store's rules filter on): its origin
 // destination when known, else the dead-letter topic or queue itself, with
 // the entry's tenant.
 func entryResource(e dlqstore.Entry) access.Resource {
-	o := e.DL.Origin
-	broker := cmpOr(o.Broker, e.Broker)
-	var r access.Resource
-	switch {
-	case broker == delivery.BrokerKafka && o.Topic != "":
-		r = access.KafkaTopic(cmpOr(o.Cluster, e.Cluster), o.Topic)
-	case broker == delivery.BrokerRabbitMQ && o.Queue != "":
-		r = access.RabbitQueue(cmpOr(o.VHost, e.VHost), o.Queue)
-	case e.Broker == delivery.BrokerRabbitMQ:
-		r = access.RabbitQueue(e.VHost, e.Destination)
-	default:
-		r = access.KafkaTopic(e.Cluster, e.Destination)
-	}
+	r := access.Res(e.Resource)
 	r.Tenant = e.Tenant
 	return r
 }
@@ -448,9 +421,6 @@ func openOf(c dlqstore.Counts) int {
 // principal's scope, from the store's running totals (no scan).
 func (s *Server) dlqBadge(c *fiber.Ctx, p *access.Principal) string {
 	if s.dlq == nil {
-		return ""
-	}
-	if !s.dlqAggregates(p) {
 		return ""
 	}
 	counts, err := s.dlq.Counts(c.UserContext(), s.dlqScope(p))

@@ -61,9 +61,7 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 			EventType: e.EventType, Tenant: e.Tenant, Status: string(e.Status), Attempts: e.DL.Attempts,
 		})
 	}
-	if s.dlqAggregates(principal(c)) {
-		vm.Total = totalText(res.Total, res.TotalCapped)
-	}
+	vm.Total = totalText(res.Total, res.TotalCapped)
 	q := queryOf(c)
 	q.Del("cursor")
 	if res.Next != "" {

@@ -48,9 +48,6 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	p := principal(c)
-	if !s.dlqAggregates(p) {
-		return c.Redirect("/dead-letters/entries", fiber.StatusSeeOther)
-	}
 	scope := s.dlqScope(p)
 	ctx := c.UserContext()
 	q := queryOf(c)

@@ -374,21 +374,30 @@ func TestDeadLetterTenantIsolation(t *testing.T) {
 	tess := e.as(t, "tess")
 	t2Text := []string{"card declined", "upstream timed out", "order 9000", "corr-nf3", fixtureEmail("nf3"), `data-tenant="t2"`}
 
-	// Her view is limited to kafka:demo/*, and the store's aggregates are
-	// scoped by tenant only: she gets no groups, counts or totals at all
-	// (never numbers that could include entries she may not see), and the
-	// groups page sends her to her entries.
+	// Her view is limited to kafka:demo/* in t1: groups, counts and totals
+	// are computed over exactly her four entries — not the t1 entry of a
+	// RabbitMQ queue she may not view, not t2's.
 	r := tess.get(t, "/dead-letters")
-	if r.status != http.StatusSeeOther {
-		t.Errorf("tess /dead-letters = %d, want 303 to her entries", r.status)
+	if r.status != http.StatusOK {
+		t.Fatalf("tess /dead-letters = %d", r.status)
 	}
-	r = tess.get(t, "/dead-letters/entries")
-	mustNotContain(t, "tess entries", r.body, `data-testid="nav-count-dead-letters"`, `data-testid="entries-total"`)
-	if gl := tess.get(t, "/api/v1/dlq/groups"); gl.status != http.StatusForbidden {
-		t.Errorf("tess API groups = %d, want 403", gl.status)
+	mustNotContain(t, "tess groups", r.body, append(t2Text, "mailbox unavailable", "SMTP_REJECTED")...)
+	mustContain(t, "tess groups", r.body, `data-testid="nav-count-dead-letters" title="open entries">4<`)
+	gl := decodeJSON[dlqGroupsResponse](t, tess.get(t, "/api/v1/dlq/groups"))
+	sum := 0
+	for _, g := range gl.Groups {
+		sum += g.Count
+		if !slices.Equal(g.Tenants, []string{"t1"}) || slices.Contains(g.Destinations, mailDLQ) {
+			t.Errorf("tess group %q: tenants %v destinations %v", g.Title, g.Tenants, g.Destinations)
+		}
 	}
-	if l := decodeJSON[dlqEntriesResponse](t, tess.get(t, "/api/v1/dlq/entries")); l.Total != -1 {
-		t.Errorf("tess API total = %d, want -1 (not shown)", l.Total)
+	if sum != 4 {
+		t.Errorf("tess API groups count %d entries, want her 4", sum)
+	}
+	r = tess.get(t, "/dead-letters/entries?limit=2")
+	mustContain(t, "tess entries", r.body, `data-testid="entries-total">4`)
+	if l := decodeJSON[dlqEntriesResponse](t, tess.get(t, "/api/v1/dlq/entries?limit=2")); l.Total != 4 || l.TotalCapped {
+		t.Errorf("tess API total = %d (capped %v), want 4", l.Total, l.TotalCapped)
 	}
 
 	// Entries: t1 rows of kafka:demo only (the t1 RabbitMQ entry is on a

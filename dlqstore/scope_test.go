@@ -1,0 +1,170 @@
+package dlqstore
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"switchyard/access"
+	"switchyard/sqldb"
+)
+
+// A principal bound to some topics sees entries, totals, groups, counts
+// and trends of those topics only, computed by the store.
+func TestResourceRulesLimitEveryAggregate(t *testing.T) {
+	s, _ := mustOpen(t)
+	ctx := context.Background()
+	var specs []spec
+	off := int64(0)
+	add := func(n int, origin, tenant, msg string) {
+		for range n {
+			specs = append(specs, spec{off: off, origin: origin, tenant: tenant, msg: msg, code: "E", at: t0.Add(time.Duration(off) * time.Minute)})
+			off++
+		}
+	}
+	add(3, "orders", "t1", "order 1 not found")   // group A
+	add(4, "payments", "t1", "order 2 not found") // group A, other topic
+	add(2, "payments", "t1", "card declined")     // group B, only payments
+	add(5, "orders", "t2", "order 3 not found")   // group A, other tenant
+	indexKafka(t, s, "mixed.dlq", 0, specs...)
+
+	// kafka:main/orders* in t1 (as an operator bound to it would be).
+	sc := &TenantScope{Tenants: []string{"t1"}, Rules: []access.Rule{{Resources: []string{"kafka:main/orders*"}, Tenants: []string{"t1"}}}}
+	p := find(t, s, Filter{Tenants: sc, Limit: 2})
+	if p.Total != 3 || p.TotalCapped || len(p.Entries) != 2 {
+		t.Fatalf("orders-only page: total %d capped %v, %d entries; want 3 exact", p.Total, p.TotalCapped, len(p.Entries))
+	}
+	for _, e := range p.Entries {
+		if e.Resource != "kafka:main/orders" || e.Tenant != "t1" {
+			t.Errorf("entry %d of %s/%s is outside the rule", e.ID, e.Resource, e.Tenant)
+		}
+	}
+	if p := find(t, s, Filter{Tenants: sc, Q: "declined"}); p.Total != 0 || len(p.Entries) != 0 {
+		t.Errorf("text search finds %d entries of a topic outside the rule", p.Total)
+	}
+	gs, _, err := s.Groups(ctx, GroupFilter{Tenants: sc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gs) != 1 || gs[0].Count != 3 || gs[0].Open != 3 || !slices.Equal(gs[0].Tenants, []string{"t1"}) {
+		t.Fatalf("groups under the rule = %+v, want one group of 3", gs)
+	}
+	all, _, _ := s.Groups(ctx, GroupFilter{})
+	var declined int64
+	for _, g := range all {
+		if g.Title == "card declined" {
+			declined = g.ID
+		}
+	}
+	if _, err := s.Group(ctx, declined, sc); access.ErrorCode(err) != access.ENOTFOUND {
+		t.Errorf("a group with entries only outside the rule is readable: %v", err)
+	}
+	if g, err := s.Group(ctx, gs[0].ID, sc); err != nil || g.Count != 3 {
+		t.Errorf("group under the rule = %+v, %v", g, err)
+	}
+	if tr, err := s.Trend(ctx, gs[0].ID, sc, t0, t0.Add(20*time.Minute), 10*time.Minute); err != nil || !slices.Equal(tr, []int{3, 0}) {
+		t.Errorf("trend under the rule = %v, %v; want [3 0]", tr, err)
+	}
+	c, err := s.Counts(ctx, sc)
+	if err != nil || c.ByStatus[StatusDead] != 3 || c.ByDestination["mixed.dlq"] != 3 {
+		t.Errorf("counts under the rule = %+v, %v", c, err)
+	}
+	// Two rules are a union; a rule with every tenant sees t2 too.
+	sc2 := &TenantScope{All: true, Rules: []access.Rule{
+		{Resources: []string{"kafka:main/payments"}, Tenants: []string{"t1"}},
+		{Resources: []string{"kafka:*/orders"}},
+	}}
+	if p := find(t, s, Filter{Tenants: sc2}); p.Total != 14 {
+		t.Errorf("union of rules: total %d, want 14", p.Total)
+	}
+	if p := find(t, s, Filter{Tenants: &TenantScope{All: true, Rules: []access.Rule{{Resources: []string{"kafka:other/*"}}}}}); p.Total != 0 {
+		t.Errorf("a rule on another cluster sees %d entries", p.Total)
+	}
+	if p := find(t, s, Filter{Tenants: &TenantScope{All: true, Rules: []access.Rule{}}}); p.Total != 0 {
+		t.Errorf("empty rules see %d entries", p.Total)
+	}
+	// '[' in a pattern is literal, as in access.MatchResource.
+	if p := find(t, s, Filter{Tenants: &TenantScope{All: true, Rules: []access.Rule{{Resources: []string{"kafka:main/[o]rders"}}}}}); p.Total != 0 {
+		t.Errorf("'[' acted as a class: %d entries", p.Total)
+	}
+	// Counts and gauges follow status changes per resource.
+	if n, err := s.SetStatus(ctx, ids(p.Entries), StatusResolved); err != nil || n != 2 {
+		t.Fatal(n, err)
+	}
+	if c, _ := s.Counts(ctx, sc); c.ByStatus[StatusDead] != 1 || c.ByStatus[StatusResolved] != 2 {
+		t.Errorf("counts under the rule after resolving 2 = %+v", c.ByStatus)
+	}
+	g, _ := s.EntryGauges(ctx)
+	got := map[Status]int{}
+	for _, x := range g {
+		if x.Cluster != "main" || x.Destination != "mixed.dlq" {
+			t.Errorf("gauge %+v", x)
+		}
+		got[x.Status] += x.Count
+	}
+	if got[StatusDead] != 12 || got[StatusResolved] != 2 {
+		t.Errorf("gauges = %v, want 12 dead and 2 resolved", got)
+	}
+}
+
+// Entries stored before migration 2 get their resource from the origin in
+// their record, and their group stats are rebuilt with it.
+func TestMigrationBackfillsResource(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "dlq.db")
+	db, err := sqldb.OpenWith(ctx, path, Migrations()[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`INSERT INTO groups (id, fingerprint, title, count, first_seen, last_seen) VALUES (1, 'fp', 'boom', 3, 1, 3)`)
+	type old struct {
+		broker, cluster, vhost, dest, tenant, record string
+	}
+	rows := []old{
+		{"kafka", "main", "", "orders.dlq", "t1", `{"origin":{"broker":"kafka","cluster":"east","topic":"orders"}}`},
+		{"rabbitmq", "rmq", "/", "notify.dlq", "t1", `{"origin":{"broker":"rabbitmq","vhost":"/","queue":"notify"}}`},
+		{"kafka", "main", "", "raw.dlq", "t2", `{"origin":{}}`},
+	}
+	for i, r := range rows {
+		var part, off any
+		if r.broker == "kafka" {
+			part, off = 0, i
+		}
+		exec(`INSERT INTO entries (id, broker, cluster, vhost, destination, kpartition, koffset, tenant, fingerprint, group_id,
+	first_failure_at, last_failure_at, indexed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'fp', 1, ?, ?, 1, 1)`,
+			i+1, r.broker, r.cluster, r.vhost, r.dest, part, off, r.tenant, i+1, i+1)
+		exec(`INSERT INTO entry_bodies (id, payload, record) VALUES (?, x'', ?)`, i+1, r.record)
+		exec(`INSERT INTO group_stats VALUES (1, ?, ?, ?, '', 'dead', 1, ?, ?)`, r.tenant, r.broker, r.dest, i+1, i+1)
+	}
+	db.Close()
+
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := []string{"kafka:east/orders", "rabbitmq:/notify", "kafka:main/raw.dlq"}
+	for i, w := range want {
+		e, err := s.Entry(ctx, int64(i+1))
+		if err != nil || e.Resource != w {
+			t.Errorf("entry %d resource = %q, %v; want %q", i+1, e.Resource, err, w)
+		}
+	}
+	sc := &TenantScope{All: true, Rules: []access.Rule{{Resources: []string{"rabbitmq:/*", "kafka:east/*"}}}}
+	c, err := s.Counts(ctx, sc)
+	if err != nil || c.ByStatus[StatusDead] != 2 || c.ByDestination["raw.dlq"] != 0 {
+		t.Errorf("counts after migration = %+v, %v", c, err)
+	}
+	var n int
+	if err := s.db.QueryRow("SELECT count(*) FROM group_stats WHERE cluster != ''").Scan(&n); err != nil || n != 3 {
+		t.Errorf("rebuilt group_stats rows with a cluster = %d, %v", n, err)
+	}
+}
