@@ -169,9 +169,13 @@ const (
 
 // EncodeHeaders writes the dead letter's error context and origin as
 // Switchyard headers, appended to the message's own headers minus any
-// stale dead-letter headers of any format.
+// stale dead-letter headers of any format. A redrive count the message
+// already carries (it was redriven) is kept, or replaced when
+// dl.RedriveCount is set: the key is never written twice.
 func EncodeHeaders(dl DeadLetter) Headers {
-	out := dl.Headers.Without(IsDeadLetterHeader)
+	out := dl.Headers.Without(func(k string) bool {
+		return IsDeadLetterHeader(k) || (dl.RedriveCount > 0 && k == HeaderRedriveCount)
+	})
 	add := func(k, v string) {
 		if v != "" {
 			out = append(out, Header{Key: k, Value: []byte(v)})

@@ -108,9 +108,9 @@ WHERE status IN ('resolved', 'discarded') AND updated_at < ? LIMIT ?`, before, p
 }
 
 // SetStatus sets the status of the given entries and returns how many
-// changed. The redrive and discard actions go through here so that the
-// per-tenant counts stay exact; retention counts from this change.
-// Errors: EINVALID for an unknown status.
+// changed. Status changes go through here (and the job ledger, which uses
+// the same transaction step) so that the per-tenant counts stay exact;
+// retention counts from this change. Errors: EINVALID for an unknown status.
 func (s *Store) SetStatus(ctx context.Context, ids []int64, status Status) (int, error) {
 	if !status.Valid() {
 		return 0, access.Errorf(access.EINVALID, "unknown status %q", status)
@@ -120,53 +120,65 @@ func (s *Store) SetStatus(ctx context.Context, ids []int64, status Status) (int,
 		chunk := ids[:min(len(ids), 500)]
 		ids = ids[len(chunk):]
 		err := s.write(ctx, func(tx *sql.Tx, now int64) error {
-			args := make([]any, 0, len(chunk)+1)
-			args = append(args, string(status))
-			for _, id := range chunk {
-				args = append(args, id)
-			}
-			in := placeholders(len(chunk))
-			rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, last_failure_at FROM entries
-WHERE status != ? AND id IN (`+in+`)`, args...)
-			if err != nil {
-				return err
-			}
-			stats := map[statKey]*statDelta{}
-			add := func(k statKey, n int, t int64) {
-				d := stats[k]
-				if d == nil {
-					d = &statDelta{first: t, last: t}
-					stats[k] = d
-				}
-				d.n += n
-				d.first, d.last = min(d.first, t), max(d.last, t)
-			}
-			n := 0
-			for rows.Next() {
-				var k statKey
-				var t int64
-				if err := rows.Scan(&k.group, &k.tenant, &k.broker, &k.cluster, &k.destination, &k.resource, &k.eventType, &k.status, &t); err != nil {
-					rows.Close()
-					return err
-				}
-				add(k, -1, t)
-				k.status = status
-				add(k, 1, t)
-				n++
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, "UPDATE entries SET status = ?, updated_at = "+fmt.Sprint(now)+" WHERE status != ?1 AND id IN ("+in+")", args...); err != nil {
-				return err
-			}
+			n, err := setStatusTx(ctx, tx, now, chunk, status, "")
 			changed += n
-			return applyStats(ctx, tx, stats)
+			return err
 		})
 		if err != nil {
 			return changed, fmt.Errorf("set status %s: %w", status, err)
 		}
 	}
 	return changed, nil
+}
+
+// setStatusTx moves the entries ids (at most 500) that are not already in
+// status to it, with reason as their status_reason, and updates
+// group_stats, inside tx.
+func setStatusTx(ctx context.Context, tx *sql.Tx, now int64, ids []int64, status Status, reason string) (int, error) {
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, string(status))
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	in := placeholders(len(ids))
+	rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, last_failure_at FROM entries
+WHERE status != ? AND id IN (`+in+`)`, args...)
+	if err != nil {
+		return 0, err
+	}
+	stats := map[statKey]*statDelta{}
+	add := func(k statKey, n int, t int64) {
+		d := stats[k]
+		if d == nil {
+			d = &statDelta{first: t, last: t}
+			stats[k] = d
+		}
+		d.n += n
+		d.first, d.last = min(d.first, t), max(d.last, t)
+	}
+	n := 0
+	for rows.Next() {
+		var k statKey
+		var t int64
+		if err := rows.Scan(&k.group, &k.tenant, &k.broker, &k.cluster, &k.destination, &k.resource, &k.eventType, &k.status, &t); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		add(k, -1, t)
+		k.status = status
+		add(k, 1, t)
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	uargs := append([]any{string(status), reason, now}, args[1:]...)
+	if _, err := tx.ExecContext(ctx, "UPDATE entries SET status = ?1, status_reason = ?2, updated_at = ?3 WHERE status != ?1 AND id IN ("+in+")", uargs...); err != nil {
+		return 0, err
+	}
+	return n, applyStats(ctx, tx, stats)
 }

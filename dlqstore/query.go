@@ -41,6 +41,13 @@ type Entry struct {
 	// rabbitmq:<vhost>/<queue>) when the dead letter names it, else the
 	// DLQ itself.
 	Resource string
+	// RedriveCount is how often the message had been redriven before this
+	// failure, RedriveJob the job that last redrove it (0 = none).
+	RedriveCount int
+	RedriveJob   int64
+	// StatusReason says why the entry has its status when something other
+	// than its failure put it there (a discard reason, loop protection).
+	StatusReason string
 }
 
 // TenantScope is the set of tenants a caller may see (access.Scope): All,
@@ -117,7 +124,8 @@ const maxExpand = 32
 
 const entryColumns = `e.id, e.status, e.broker, e.cluster, e.vhost, e.destination, e.kpartition, e.koffset,
 	e.message_id, e.death_count, e.tenant, e.event_type, e.error_code, e.fingerprint, e.group_id,
-	e.indexed_at, e.updated_at, e.flags, e.payload_size, e.payload_hash, e.truncated, e.resource`
+	e.indexed_at, e.updated_at, e.flags, e.payload_size, e.payload_hash, e.truncated, e.resource,
+	e.redrive_count, e.redrive_job, e.status_reason`
 
 // FindEntries returns a page of entries matching f, newest last failure
 // first (ties by id), with keyset pagination: a page is stable when new
@@ -453,7 +461,7 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 		}
 	}
 	// The outer sort uses the last column (last_failure_at) and the first (id).
-	return strings.Join(parts, " UNION ALL ") + " ORDER BY 23 DESC, 1 DESC LIMIT " + strconv.Itoa(n), args
+	return strings.Join(parts, " UNION ALL ") + " ORDER BY 26 DESC, 1 DESC LIMIT " + strconv.Itoa(n), args
 }
 
 // countQuery counts up to n entries of the filter. When many entries
@@ -556,6 +564,13 @@ func (s *Store) Entry(ctx context.Context, id int64) (Entry, error) {
 
 // fillBodies reads the payload, headers and record of es in one query.
 func (s *Store) fillBodies(ctx context.Context, es []Entry) error {
+	return s.fillBodiesWith(ctx, es, true)
+}
+
+// fillBodiesWith is fillBodies; inner=false skips re-parsing the payload
+// for the envelope's inner payload (DL.Envelope.Payload stays empty), which
+// a redrive — sending DL.Payload as it is — does not need.
+func (s *Store) fillBodiesWith(ctx context.Context, es []Entry, inner bool) error {
 	if len(es) == 0 {
 		return nil
 	}
@@ -577,7 +592,7 @@ func (s *Store) fillBodies(ctx context.Context, es []Entry) error {
 			return err
 		}
 		e := byID[id]
-		dl, err := decodeRecord(record, payload, headers, e.Truncated)
+		dl, err := decodeRecord(record, payload, headers, e.Truncated || !inner)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", id, err)
 		}
@@ -599,7 +614,8 @@ func scanEntry(r scanner) (Entry, int64, error) {
 	var truncated int
 	if err := r.Scan(&e.ID, &e.Status, &e.Broker, &e.Cluster, &e.VHost, &e.Destination, &part, &off,
 		&mid, &dc, &e.Tenant, &e.EventType, &e.ErrorCode, &e.Fingerprint, &e.GroupID,
-		&indexed, &updated, &flags, &e.PayloadSize, &e.PayloadHash, &truncated, &e.Resource, &last); err != nil {
+		&indexed, &updated, &flags, &e.PayloadSize, &e.PayloadHash, &truncated, &e.Resource,
+		&e.RedriveCount, &e.RedriveJob, &e.StatusReason, &last); err != nil {
 		return Entry{}, 0, err
 	}
 	e.Partition, e.Offset = -1, -1

@@ -141,8 +141,62 @@ CREATE TABLE group_stats (
 CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 `},
 		{Version: 2, Name: "resource of every entry, for access rules in queries", SQL: migrationResource},
+		{Version: 3, Name: "redrive jobs, their ledger, and redrive provenance of entries", SQL: migrationJobs},
 	}
 }
+
+// migrationJobs adds the jobs of package redrive and their per-entry
+// ledger, kept here because an item's outcome and its entry's status
+// change commit in one transaction. Entries learn how often their message
+// had been redriven and by which job (from the redrive headers), so that a
+// canary can see a re-failure and loop protection can quarantine; the
+// RabbitMQ redelivery key includes the redrive count, since a redriven
+// message that fails again starts its x-death count afresh.
+const migrationJobs = `
+ALTER TABLE entries ADD COLUMN redrive_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN redrive_job   INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN status_reason TEXT    NOT NULL DEFAULT '';
+DROP INDEX entries_rabbit_key;
+CREATE UNIQUE INDEX entries_rabbit_key ON entries(cluster, vhost, destination, message_id, death_count, redrive_count) WHERE broker = 'rabbitmq';
+CREATE INDEX entries_redrive_job ON entries(redrive_job) WHERE redrive_job != 0;
+
+CREATE TABLE jobs (
+	id           INTEGER PRIMARY KEY,
+	action       TEXT    NOT NULL,
+	state        TEXT    NOT NULL,
+	actor        TEXT    NOT NULL,
+	reason       TEXT    NOT NULL,
+	request      BLOB    NOT NULL, -- JSON of the request: selector, rate, canary, destination, edit
+	destinations TEXT    NOT NULL DEFAULT '', -- JSON array of the frozen set's destinations
+	total        INTEGER NOT NULL DEFAULT 0,
+	done         INTEGER NOT NULL DEFAULT 0,
+	failed       INTEGER NOT NULL DEFAULT 0,
+	cancelled    INTEGER NOT NULL DEFAULT 0,
+	error        TEXT    NOT NULL DEFAULT '',
+	canary_until INTEGER NOT NULL DEFAULT 0,
+	created_at   INTEGER NOT NULL,
+	updated_at   INTEGER NOT NULL,
+	finished_at  INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX jobs_unfinished ON jobs(id) WHERE finished_at = 0;
+
+-- One row per entry of a job, frozen when the job starts; state moves from
+-- pending to sent, failed or cancelled in the transaction that changes the
+-- entry's status.
+CREATE TABLE job_items (
+	job_id      INTEGER NOT NULL,
+	seq         INTEGER NOT NULL,
+	entry_id    INTEGER NOT NULL,
+	destination TEXT    NOT NULL,
+	prev_status TEXT    NOT NULL,
+	state       TEXT    NOT NULL DEFAULT 'pending',
+	error       TEXT    NOT NULL DEFAULT '',
+	done_at     INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX job_items_pending ON job_items(job_id, seq) WHERE state = 'pending';
+CREATE INDEX job_items_entry ON job_items(entry_id);
+`
 
 // migrationResource gives every entry the access-policy resource it is
 // checked against (entries.resource: its origin topic or queue when known,

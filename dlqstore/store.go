@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,14 +73,19 @@ type TopicPartition struct {
 type Options struct {
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger     // default slog.Default()
+	// MaxRedrives is loop protection: a dead letter whose message had
+	// already been redriven this many times is stored quarantined, with the
+	// reason, instead of dead (default delivery.DefaultMaxRedrives).
+	MaxRedrives int
 }
 
 // Store is the dead-letter index. Its methods are safe for concurrent use;
 // writes queue on SQLite's write lock (transactions start IMMEDIATE).
 type Store struct {
-	db     *sql.DB
-	now    func() time.Time
-	logger *slog.Logger
+	db          *sql.DB
+	now         func() time.Time
+	logger      *slog.Logger
+	maxRedrives int
 
 	mu           sync.Mutex
 	sinceAnalyze int // entries inserted since the last ANALYZE
@@ -98,7 +104,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dlqstore: %w", err)
 	}
-	s := &Store{db: db, now: opts.Now, logger: opts.Logger}
+	if opts.MaxRedrives <= 0 {
+		opts.MaxRedrives = delivery.DefaultMaxRedrives
+	}
+	s := &Store{db: db, now: opts.Now, logger: opts.Logger, maxRedrives: opts.MaxRedrives}
 	if err := s.tune(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
@@ -337,8 +346,9 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, now int64, items []Index
 	insEntry, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO entries (
 	status, broker, cluster, vhost, destination, kpartition, koffset, message_id, death_count,
 	tenant, event_type, error_code, fingerprint, group_id, first_failure_at, last_failure_at,
-	indexed_at, updated_at, flags, payload_size, payload_hash, truncated, resource)
-VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	indexed_at, updated_at, flags, payload_size, payload_hash, truncated, resource,
+	redrive_count, redrive_job, status_reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return res, fmt.Errorf("prepare entry insert: %w", err)
 	}
@@ -380,10 +390,17 @@ VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 		if it.Truncated {
 			truncated = 1
 		}
-		result, err := insEntry.ExecContext(ctx,
+		status, reason := StatusDead, ""
+		if it.DL.RedriveCount >= s.maxRedrives {
+			status = StatusQuarantined
+			reason = fmt.Sprintf("quarantined automatically: redriven %d times (limit %d) and still failing", it.DL.RedriveCount, s.maxRedrives)
+		}
+		job, _ := strconv.ParseInt(it.DL.Headers.String(delivery.HeaderRedriveJob), 10, 64)
+		result, err := insEntry.ExecContext(ctx, string(status),
 			k.broker, k.cluster, k.vhost, k.destination, part, off, mid, dc,
 			r.tenant, r.eventType, it.DL.Error.Code, it.Fingerprint, gid, r.first, r.last,
-			now, now, strings.Join(it.Flags, ","), it.PayloadSize, it.PayloadHash, truncated, r.resource)
+			now, now, strings.Join(it.Flags, ","), it.PayloadSize, it.PayloadHash, truncated, r.resource,
+			it.DL.RedriveCount, job, reason)
 		if err != nil {
 			return res, fmt.Errorf("insert entry %d: %w", i, err)
 		}
@@ -411,7 +428,7 @@ VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 		g.n++
 		g.first, g.last = min(g.first, r.first), max(g.last, r.last)
 		sk := statKey{group: gid, tenant: r.tenant, broker: k.broker, cluster: k.cluster, destination: k.destination,
-			resource: r.resource, eventType: r.eventType, status: StatusDead}
+			resource: r.resource, eventType: r.eventType, status: status}
 		st := stats[sk]
 		if st == nil {
 			st = &statDelta{first: r.first, last: r.last}

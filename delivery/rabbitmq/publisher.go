@@ -55,8 +55,8 @@ type PublisherOptions struct {
 
 // Publisher publishes with confirms over one connection and one channel.
 // Publishes are serialized (one message in flight), which is what lets a
-// basic.return be matched to its publish; use several Publishers for more
-// throughput. After the connection drops, the next publish reconnects,
+// basic.return be matched to its publish; use PublishRawBatch (many in
+// flight) or several Publishers for more throughput. After the connection drops, the next publish reconnects,
 // waiting (within its ctx) for the backoff between attempts.
 type Publisher struct {
 	opts PublisherOptions
@@ -190,6 +190,76 @@ func (p *Publisher) PublishRaw(ctx context.Context, exchange, routingKey string,
 		return err
 	}
 	return nil
+}
+
+// RawPublishing is one message of PublishRawBatch.
+type RawPublishing struct {
+	Exchange   string
+	RoutingKey string
+	Msg        amqp.Publishing
+}
+
+// PublishRawBatch publishes msgs as PublishRaw does (as they are,
+// mandatory, with confirms), in order, but with many unconfirmed at once,
+// and returns one error per message, nil once the broker confirmed it:
+// an unroutable or refused message fails alone. Messages after a channel
+// exception are sent on a new channel; those in flight when it happened
+// fail. ConfirmTimeout bounds the wait for each next confirm. Only
+// byte-identical messages to the same route can have their unroutable
+// outcomes swapped, because a basic.return does not name its publish.
+func (p *Publisher) PublishRawBatch(ctx context.Context, msgs []RawPublishing) []error {
+	errs := make([]error, len(msgs))
+	fail := func(from int, err error) []error {
+		for j := from; j < len(errs); j++ {
+			errs[j] = err
+		}
+		return errs
+	}
+	if len(msgs) == 0 {
+		return errs
+	}
+	select {
+	case p.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fail(0, fmt.Errorf("publish batch: %w", ctx.Err()))
+	}
+	defer func() { <-p.sem }()
+	if p.isClosed {
+		return fail(0, ErrClosed)
+	}
+	tracer := p.opts.Telemetry.Tracer()
+	start := func(m *RawPublishing) func(error) {
+		_, span := tracer.Start(ctx, m.RoutingKey+" publish",
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
+				attribute.String(delivery.AttrDest, m.Exchange),
+				attribute.String("messaging.rabbitmq.destination.routing_key", m.RoutingKey),
+				attribute.String("messaging.message.id", m.Msg.MessageId),
+				attribute.String("messaging.operation.type", "send"),
+			))
+		return func(err error) {
+			if err != nil {
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}
+	}
+	for from := 0; from < len(msgs); {
+		cc, err := p.channel(ctx)
+		if err != nil {
+			return fail(from, fmt.Errorf("publish batch: %w", err))
+		}
+		n, werr := cc.publishBatch(ctx, msgs[from:], errs[from:], p.opts.ConfirmTimeout, start)
+		if n == 0 {
+			// Nothing was written: that message fails, so that a channel
+			// that cannot take it does not hold the batch forever.
+			errs[from], n = werr, 1
+		}
+		from += n
+	}
+	return errs
 }
 
 func (p *Publisher) publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {

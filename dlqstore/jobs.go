@@ -1,0 +1,720 @@
+package dlqstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"switchyard/access"
+)
+
+// JobRecord is a stored job of package redrive. The store keeps it beside
+// the entries so that each ledger outcome and the status change of its
+// entry commit together.
+type JobRecord struct {
+	ID                             int64
+	Action, State, Actor, Reason   string
+	Request                        []byte // the caller's JSON
+	Destinations                   []string
+	Total, Done, Failed, Cancelled int
+	Error                          string
+	CanaryUntil                    time.Time
+	CreatedAt, UpdatedAt           time.Time
+	FinishedAt                     time.Time
+}
+
+// JobItem is one ledger row: an entry of a job and its outcome.
+type JobItem struct {
+	JobID       int64
+	Seq         int
+	EntryID     int64
+	Destination string
+	PrevStatus  Status
+	State       string // pending, sent, failed, cancelled
+	Error       string
+	DoneAt      time.Time
+}
+
+// Ledger item states, as package redrive names them.
+const (
+	itemPending   = "pending"
+	itemSent      = "sent"
+	itemFailed    = "failed"
+	itemCancelled = "cancelled"
+)
+
+// Selection is the entries a job acts on: IDs, a Group or a Filter (one of
+// them), within Scope (the rules of the job's action; nil = everything),
+// and only entries whose status is in Eligible.
+type Selection struct {
+	IDs      []int64
+	Group    int64
+	Filter   *Filter
+	Scope    *TenantScope
+	Eligible []Status
+	// Destination, when set, replaces every entry's resource as the
+	// ledger's destination (redrive elsewhere).
+	Destination string
+}
+
+// MaxSelectIDs bounds an explicit id list.
+const MaxSelectIDs = 10000
+
+// selectionSQL is the FROM … WHERE of a selection on alias e, without the
+// eligibility condition.
+func (sel Selection) sql() (string, []any, error) {
+	n := 0
+	if len(sel.IDs) > 0 {
+		n++
+	}
+	if sel.Group != 0 {
+		n++
+	}
+	if sel.Filter != nil {
+		n++
+	}
+	if n != 1 {
+		return "", nil, access.Errorf(access.EINVALID, "a selection needs exactly one of ids, group or filter")
+	}
+	var cs []string
+	var args []any
+	switch {
+	case len(sel.IDs) > 0:
+		if len(sel.IDs) > MaxSelectIDs {
+			return "", nil, access.Errorf(access.EINVALID, "at most %d ids in one selection; select by filter or group instead", MaxSelectIDs)
+		}
+		cs = append(cs, "e.id IN ("+placeholders(len(sel.IDs))+")")
+		for _, id := range sel.IDs {
+			args = append(args, id)
+		}
+	case sel.Group != 0:
+		cs = append(cs, "e.group_id = ?")
+		args = append(args, sel.Group)
+	default:
+		f := *sel.Filter
+		for _, st := range f.Status {
+			if !st.Valid() {
+				return "", nil, access.Errorf(access.EINVALID, "unknown status %q", st)
+			}
+		}
+		var match string
+		if strings.TrimSpace(f.Q) != "" {
+			var err error
+			if match, err = ftsQuery(f.Q); err != nil {
+				return "", nil, err
+			}
+		}
+		f.Tenants = nil // the scope below is the job's
+		w := where{f: f, match: match, mode: ftsMember}
+		c, a := w.conds(false)
+		cs = append(cs, c...)
+		args = append(args, a...)
+	}
+	tenants, visible := scopeTenants(sel.Scope)
+	if !visible {
+		cs = append(cs, "0")
+	}
+	if tenants != nil {
+		cs = append(cs, "e.tenant IN ("+placeholders(len(tenants))+")")
+		for _, t := range tenants {
+			args = append(args, t)
+		}
+	}
+	if c, a := sel.Scope.ruleCond("e.resource", "e.tenant"); c != "" {
+		cs = append(cs, c)
+		args = append(args, a...)
+	}
+	return "entries e WHERE " + strings.Join(cs, " AND "), args, nil
+}
+
+func (sel Selection) eligible() (string, []any) {
+	if len(sel.Eligible) == 0 {
+		return "1", nil
+	}
+	var args []any
+	for _, st := range sel.Eligible {
+		args = append(args, string(st))
+	}
+	return "e.status IN (" + placeholders(len(sel.Eligible)) + ")", args
+}
+
+// SelectionPlan is what a selection holds right now.
+type SelectionPlan struct {
+	Count         int
+	Destinations  map[string]int // by ledger destination
+	Ineligible    int            // selected but in a status the action does not apply to
+	Sample        []Entry        // the first entries (by id), with bodies
+	ByStatus      map[Status]int // eligible entries by status
+	TruncatedBody int            // eligible entries whose stored payload was cut
+}
+
+// PlanSelection counts a selection as CreateJob would freeze it, per
+// destination, with a sample of up to sample entries. Errors: EINVALID.
+func (s *Store) PlanSelection(ctx context.Context, sel Selection, sample int) (SelectionPlan, error) {
+	from, args, err := sel.sql()
+	if err != nil {
+		return SelectionPlan{}, err
+	}
+	elig, eargs := sel.eligible()
+	p := SelectionPlan{Destinations: map[string]int{}, ByStatus: map[Status]int{}}
+	rows, err := s.db.QueryContext(ctx, "SELECT e.resource, e.status, e.truncated, ("+elig+") AS ok, count(*) FROM "+from+" GROUP BY 1, 2, 3, 4",
+		append(slices.Clone(eargs), args...)...)
+	if err != nil {
+		return p, searchError(filterQ(sel), fmt.Errorf("plan: %w", err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var res string
+		var st Status
+		var trunc, ok, n int
+		if err := rows.Scan(&res, &st, &trunc, &ok, &n); err != nil {
+			return p, fmt.Errorf("plan: %w", err)
+		}
+		if ok == 0 {
+			p.Ineligible += n
+			continue
+		}
+		p.Count += n
+		p.ByStatus[st] += n
+		if trunc != 0 {
+			p.TruncatedBody += n
+		}
+		p.Destinations[cmpOr(sel.Destination, res)] += n
+	}
+	if err := rows.Err(); err != nil {
+		return p, fmt.Errorf("plan: %w", err)
+	}
+	rows.Close()
+	if sample > 0 && p.Count > 0 {
+		q := "SELECT " + entryColumns + ", e.last_failure_at FROM " + from + " AND " + elig + " ORDER BY e.id LIMIT ?"
+		srows, err := s.db.QueryContext(ctx, q, append(append(slices.Clone(args), eargs...), sample)...)
+		if err != nil {
+			return p, fmt.Errorf("plan sample: %w", err)
+		}
+		for srows.Next() {
+			e, _, err := scanEntry(srows)
+			if err != nil {
+				srows.Close()
+				return p, fmt.Errorf("plan sample: %w", err)
+			}
+			p.Sample = append(p.Sample, e)
+		}
+		srows.Close()
+		if err := srows.Err(); err != nil {
+			return p, fmt.Errorf("plan sample: %w", err)
+		}
+		if err := s.fillBodies(ctx, p.Sample); err != nil {
+			return p, fmt.Errorf("plan sample: %w", err)
+		}
+	}
+	return p, nil
+}
+
+func filterQ(sel Selection) string {
+	if sel.Filter != nil {
+		return sel.Filter.Q
+	}
+	return ""
+}
+
+// CreateJob stores j (ID, Total, Destinations and times are set) and
+// freezes its selection in the same transaction: one pending ledger item
+// per eligible selected entry, in entry id order (the order the records
+// reached their DLQ), and, when hold is set, those entries move to hold
+// (redriving) so that no other job takes them. Entries that fail later do
+// not join. A selection of nothing is EINVALID.
+func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold Status) (JobRecord, error) {
+	from, args, err := sel.sql()
+	if err != nil {
+		return j, err
+	}
+	elig, eargs := sel.eligible()
+	err = s.write(ctx, func(tx *sql.Tx, now int64) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (action, state, actor, reason, request, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			j.Action, j.State, j.Actor, j.Reason, j.Request, now, now)
+		if err != nil {
+			return err
+		}
+		if j.ID, err = res.LastInsertId(); err != nil {
+			return err
+		}
+		q := `INSERT INTO job_items (job_id, seq, entry_id, destination, prev_status)
+SELECT ?, row_number() OVER (ORDER BY e.id), e.id, ` + destExpr(sel) + `, e.status FROM ` + from + " AND " + elig
+		qargs := []any{j.ID}
+		if sel.Destination != "" {
+			qargs = append(qargs, sel.Destination)
+		}
+		qargs = append(append(qargs, args...), eargs...)
+		res, err = tx.ExecContext(ctx, q, qargs...)
+		if err != nil {
+			return searchError(filterQ(sel), err)
+		}
+		n, _ := res.RowsAffected()
+		if n == 0 {
+			return access.Errorf(access.EINVALID, "the selection holds no entry this action applies to")
+		}
+		j.Total = int(n)
+		dests, err := queryStrings(ctx, tx, "SELECT DISTINCT destination FROM job_items WHERE job_id = ? ORDER BY 1", j.ID)
+		if err != nil {
+			return err
+		}
+		j.Destinations = dests
+		db, _ := json.Marshal(dests)
+		if _, err := tx.ExecContext(ctx, "UPDATE jobs SET total = ?, destinations = ? WHERE id = ?", n, string(db), j.ID); err != nil {
+			return err
+		}
+		if hold != "" {
+			if err := holdItems(ctx, tx, now, j.ID, hold); err != nil {
+				return err
+			}
+		}
+		j.CreatedAt, j.UpdatedAt = fromNano(now), fromNano(now)
+		return nil
+	})
+	if err != nil {
+		return j, fmt.Errorf("create job: %w", err)
+	}
+	return j, nil
+}
+
+func destExpr(sel Selection) string {
+	if sel.Destination != "" {
+		return "?"
+	}
+	return "e.resource"
+}
+
+// holdItems moves every pending entry of a job to status, 500 at a time.
+func holdItems(ctx context.Context, tx *sql.Tx, now, jobID int64, status Status) error {
+	for after := 0; ; {
+		rows, err := tx.QueryContext(ctx, "SELECT seq, entry_id FROM job_items WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT 500", jobID, after)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&after, &id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		if _, err := setStatusTx(ctx, tx, now, ids, status, ""); err != nil {
+			return err
+		}
+	}
+}
+
+func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// PendingItems returns up to limit pending items of a job after seq
+// afterSeq, in order, with their entries (bodies included; the envelope's
+// inner payload is not re-parsed, see fillBodiesWith).
+func (s *Store) PendingItems(ctx context.Context, jobID int64, afterSeq, limit int) ([]JobItem, []Entry, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT i.seq, i.entry_id, i.destination, i.prev_status FROM job_items i
+WHERE i.job_id = ? AND i.state = 'pending' AND i.seq > ? ORDER BY i.seq LIMIT ?`, jobID, afterSeq, limit)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pending items of job %d: %w", jobID, err)
+	}
+	var items []JobItem
+	for rows.Next() {
+		it := JobItem{JobID: jobID, State: itemPending}
+		if err := rows.Scan(&it.Seq, &it.EntryID, &it.Destination, &it.PrevStatus); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		items = append(items, it)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	if len(items) == 0 {
+		return nil, nil, nil
+	}
+	args := make([]any, len(items))
+	for i, it := range items {
+		args[i] = it.EntryID
+	}
+	erows, err := s.db.QueryContext(ctx, "SELECT "+entryColumns+", e.last_failure_at FROM entries e WHERE e.id IN ("+placeholders(len(args))+")", args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	byID := map[int64]Entry{}
+	for erows.Next() {
+		e, _, err := scanEntry(erows)
+		if err != nil {
+			erows.Close()
+			return nil, nil, err
+		}
+		byID[e.ID] = e
+	}
+	erows.Close()
+	if err := erows.Err(); err != nil {
+		return nil, nil, err
+	}
+	entries := make([]Entry, len(items))
+	for i, it := range items {
+		entries[i] = byID[it.EntryID] // ID 0 when the entry was purged meanwhile
+	}
+	if err := s.fillBodiesWith(ctx, entries, false); err != nil {
+		return nil, nil, err
+	}
+	return items, entries, nil
+}
+
+// Outcome is the result of one ledger item.
+type Outcome struct {
+	Seq     int
+	EntryID int64
+	State   string // sent, failed or cancelled
+	Error   string
+}
+
+// CompleteItems records outcomes in one transaction: each item's ledger
+// state, and its entry's status — done (with reason) for sent items, back
+// to the status it had before the job for failed and cancelled ones — and
+// the job's counters.
+func (s *Store) CompleteItems(ctx context.Context, jobID int64, outs []Outcome, done Status, reason string) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+		return completeTx(ctx, tx, now, jobID, outs, done, reason)
+	})
+	if err != nil {
+		return fmt.Errorf("job %d: record outcomes: %w", jobID, err)
+	}
+	return nil
+}
+
+func completeTx(ctx context.Context, tx *sql.Tx, now, jobID int64, outs []Outcome, done Status, reason string) error {
+	var sentSeqs []any
+	var others []Outcome
+	for _, o := range outs {
+		if o.State == itemSent {
+			sentSeqs = append(sentSeqs, o.Seq)
+		} else {
+			others = append(others, o)
+		}
+	}
+	var nDone, nFailed, nCancelled int
+	// Sent items in bulk: the ledger rows that were still pending, then
+	// their entries' status.
+	for len(sentSeqs) > 0 {
+		chunk := sentSeqs[:min(len(sentSeqs), 500)]
+		sentSeqs = sentSeqs[len(chunk):]
+		rows, err := tx.QueryContext(ctx, "UPDATE job_items SET state = 'sent', done_at = ? WHERE job_id = ? AND state = 'pending' AND seq IN ("+
+			placeholders(len(chunk))+") RETURNING entry_id", append([]any{now, jobID}, chunk...)...)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		nDone += len(ids)
+		if _, err := setStatusTx(ctx, tx, now, ids, done, reason); err != nil {
+			return err
+		}
+	}
+	if len(others) > 0 {
+		upd, err := tx.PrepareContext(ctx, "UPDATE job_items SET state = ?, error = ?, done_at = ? WHERE job_id = ? AND seq = ? AND state = 'pending' RETURNING prev_status")
+		if err != nil {
+			return err
+		}
+		defer upd.Close()
+		back := map[Status][]int64{}
+		for _, o := range others {
+			var prev Status
+			err := upd.QueryRowContext(ctx, o.State, o.Error, now, jobID, o.Seq).Scan(&prev)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // recorded already
+			}
+			if err != nil {
+				return err
+			}
+			back[prev] = append(back[prev], o.EntryID)
+			if o.State == itemFailed {
+				nFailed++
+			} else {
+				nCancelled++
+			}
+		}
+		for st, ids := range back {
+			for len(ids) > 0 {
+				chunk := ids[:min(len(ids), 500)]
+				ids = ids[len(chunk):]
+				if _, err := setStatusTx(ctx, tx, now, chunk, st, ""); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	_, err := tx.ExecContext(ctx, "UPDATE jobs SET done = done + ?, failed = failed + ?, cancelled = cancelled + ?, updated_at = ? WHERE id = ?",
+		nDone, nFailed, nCancelled, now, jobID)
+	return err
+}
+
+// CancelPending ends every pending item of a job as cancelled (its entry
+// back in its previous status), in transactions of 500.
+func (s *Store) CancelPending(ctx context.Context, jobID int64, why string) error {
+	for {
+		items, _, err := s.pendingSeqs(ctx, jobID, 500)
+		if err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		outs := make([]Outcome, len(items))
+		for i, it := range items {
+			outs[i] = Outcome{Seq: it.Seq, EntryID: it.EntryID, State: itemCancelled, Error: why}
+		}
+		if err := s.CompleteItems(ctx, jobID, outs, "", ""); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *Store) pendingSeqs(ctx context.Context, jobID int64, limit int) ([]JobItem, int, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT seq, entry_id FROM job_items WHERE job_id = ? AND state = 'pending' ORDER BY seq LIMIT ?", jobID, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []JobItem
+	for rows.Next() {
+		var it JobItem
+		if err := rows.Scan(&it.Seq, &it.EntryID); err != nil {
+			return nil, 0, err
+		}
+		out = append(out, it)
+	}
+	return out, len(out), rows.Err()
+}
+
+// SetJobState sets a job's state and error; finished stamps finished_at.
+func (s *Store) SetJobState(ctx context.Context, id int64, state, errText string, finished bool) error {
+	now := unixNano(s.now())
+	fin := int64(0)
+	if finished {
+		fin = now
+	}
+	_, err := s.db.ExecContext(ctx, "UPDATE jobs SET state = ?, error = ?, updated_at = ?, finished_at = CASE WHEN ? != 0 THEN ? ELSE finished_at END WHERE id = ?",
+		state, errText, now, fin, fin, id)
+	if err != nil {
+		return fmt.Errorf("job %d: set state: %w", id, err)
+	}
+	return nil
+}
+
+// SetCanaryUntil records when a job's canary window ends.
+func (s *Store) SetCanaryUntil(ctx context.Context, id int64, until time.Time) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE jobs SET canary_until = ?, updated_at = ? WHERE id = ?", unixNano(until), unixNano(s.now()), id)
+	return err
+}
+
+const jobColumns = `id, action, state, actor, reason, request, destinations, total, done, failed, cancelled, error, canary_until, created_at, updated_at, finished_at`
+
+func scanJob(r scanner) (JobRecord, error) {
+	var j JobRecord
+	var dests string
+	var cu, ca, ua, fa int64
+	if err := r.Scan(&j.ID, &j.Action, &j.State, &j.Actor, &j.Reason, &j.Request, &dests, &j.Total, &j.Done, &j.Failed, &j.Cancelled,
+		&j.Error, &cu, &ca, &ua, &fa); err != nil {
+		return j, err
+	}
+	if dests != "" {
+		_ = json.Unmarshal([]byte(dests), &j.Destinations)
+	}
+	j.CanaryUntil, j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromNano(cu), fromNano(ca), fromNano(ua), fromNano(fa)
+	return j, nil
+}
+
+// Job returns one job. Errors: ENOTFOUND.
+func (s *Store) Job(ctx context.Context, id int64) (JobRecord, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, access.Errorf(access.ENOTFOUND, "job %d not found", id)
+	}
+	if err != nil {
+		return j, fmt.Errorf("job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// Jobs lists jobs newest first: unfinished only when running is set; ids
+// below before when it is not 0. It returns the next before (0 = last).
+func (s *Store) Jobs(ctx context.Context, running bool, before int64, limit int) ([]JobRecord, int64, error) {
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	q := "SELECT " + jobColumns + " FROM jobs WHERE 1"
+	var args []any
+	if running {
+		q += " AND finished_at = 0"
+	}
+	if before > 0 {
+		q += " AND id < ?"
+		args = append(args, before)
+	}
+	q += " ORDER BY id DESC LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []JobRecord
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("jobs: %w", err)
+	}
+	var next int64
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].ID
+	}
+	return out, next, nil
+}
+
+// JobItems returns a page of a job's ledger after seq afterSeq, and the
+// seq to continue after (0 = end).
+func (s *Store) JobItems(ctx context.Context, jobID int64, afterSeq, limit int) ([]JobItem, int, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, entry_id, destination, prev_status, state, error, done_at FROM job_items
+WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`, jobID, afterSeq, limit+1)
+	if err != nil {
+		return nil, 0, fmt.Errorf("ledger of job %d: %w", jobID, err)
+	}
+	defer rows.Close()
+	var out []JobItem
+	for rows.Next() {
+		it := JobItem{JobID: jobID}
+		var at int64
+		if err := rows.Scan(&it.Seq, &it.EntryID, &it.Destination, &it.PrevStatus, &it.State, &it.Error, &at); err != nil {
+			return nil, 0, err
+		}
+		it.DoneAt = fromNano(at)
+		out = append(out, it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	next := 0
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].Seq
+	}
+	return out, next, nil
+}
+
+// EntryJob is a ledger row of one entry with its job.
+type EntryJob struct {
+	Job  JobRecord
+	Item JobItem
+}
+
+// EntryHistory returns the jobs that acted on an entry, oldest first.
+func (s *Store) EntryHistory(ctx context.Context, entryID int64) ([]EntryJob, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT i.seq, i.destination, i.prev_status, i.state, i.error, i.done_at, j.`+strings.ReplaceAll(jobColumns, ", ", ", j.")+`
+FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE i.entry_id = ? ORDER BY j.id`, entryID)
+	if err != nil {
+		return nil, fmt.Errorf("history of entry %d: %w", entryID, err)
+	}
+	defer rows.Close()
+	var out []EntryJob
+	for rows.Next() {
+		var h EntryJob
+		var at, cu, ca, ua, fa int64
+		var dests string
+		j := &h.Job
+		if err := rows.Scan(&h.Item.Seq, &h.Item.Destination, &h.Item.PrevStatus, &h.Item.State, &h.Item.Error, &at,
+			&j.ID, &j.Action, &j.State, &j.Actor, &j.Reason, &j.Request, &dests, &j.Total, &j.Done, &j.Failed, &j.Cancelled,
+			&j.Error, &cu, &ca, &ua, &fa); err != nil {
+			return nil, err
+		}
+		h.Item.JobID, h.Item.EntryID, h.Item.DoneAt = j.ID, entryID, fromNano(at)
+		j.CanaryUntil, j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromNano(cu), fromNano(ca), fromNano(ua), fromNano(fa)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// UnfinishedDestinations returns the destinations of unfinished jobs other
+// than except, each with the job holding it.
+func (s *Store) UnfinishedDestinations(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id, destinations FROM jobs WHERE finished_at = 0")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id int64
+		var d string
+		if err := rows.Scan(&id, &d); err != nil {
+			return nil, err
+		}
+		var ds []string
+		_ = json.Unmarshal([]byte(d), &ds)
+		for _, x := range ds {
+			out[x] = id
+		}
+	}
+	return out, rows.Err()
+}
+
+// Refailed counts the entries indexed since a job redrove their message:
+// re-failures, for the canary.
+func (s *Store) Refailed(ctx context.Context, jobID int64) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM entries WHERE redrive_job = ?", jobID).Scan(&n)
+	return n, err
+}
