@@ -129,6 +129,9 @@ func (sel Selection) sql() (string, []any, error) {
 		cs = append(cs, c)
 		args = append(args, a...)
 	}
+	if len(cs) == 0 {
+		cs = append(cs, "1") // a filter without conditions, for a caller who sees everything
+	}
 	return "entries e WHERE " + strings.Join(cs, " AND "), args, nil
 }
 

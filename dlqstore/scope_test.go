@@ -168,3 +168,14 @@ func TestMigrationBackfillsResource(t *testing.T) {
 		t.Errorf("rebuilt group_stats rows with a cluster = %d, %v", n, err)
 	}
 }
+
+// A job over a filter without conditions, by someone who sees everything,
+// selects every eligible entry.
+func TestSelectionWithoutConditions(t *testing.T) {
+	s, _ := mustOpen(t)
+	indexKafka(t, s, "a.dlq", 0, spec{off: 0, msg: "x"}, spec{off: 1, msg: "y"})
+	p, err := s.PlanSelection(context.Background(), Selection{Filter: &Filter{}, Eligible: []Status{StatusDead}}, 1)
+	if err != nil || p.Count != 2 || len(p.Sample) != 1 {
+		t.Fatalf("plan of an empty filter = %+v, %v", p, err)
+	}
+}

@@ -1,0 +1,615 @@
+package redrive
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"switchyard/access"
+	"switchyard/delivery"
+	"switchyard/dlqstore"
+)
+
+// AuditLog records job events. *access.Audit implements it.
+type AuditLog interface {
+	Append(ctx context.Context, e access.AuditEvent) error
+}
+
+// Options configures an Engine.
+type Options struct {
+	Store  *dlqstore.Store
+	Policy access.Policy
+	Audit  AuditLog // nil = not recorded
+	// Sender returns the sender of a broker cluster (delivery.BrokerKafka
+	// and a cluster name, or delivery.BrokerRabbitMQ and the RabbitMQ
+	// connection's name); an error when the console has none.
+	Sender func(broker, cluster string) (Sender, error)
+	// MaxRate caps Request.Rate (default 1000 messages/s).
+	MaxRate float64
+	// Unlimited turns the rate limit off (benchmarks).
+	Unlimited   bool
+	EditEnabled bool // allow edit_redrive (config dlq.edit_redrive)
+	// Poll is how often Run looks for jobs to resume and a canary for
+	// re-failures (default 1 s).
+	Poll   time.Duration
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Engine plans, starts, runs, resumes and cancels jobs. Its methods are
+// safe for concurrent use.
+type Engine struct {
+	opts  Options
+	store *dlqstore.Store
+	log   *slog.Logger
+	now   func() time.Time
+	wake  chan struct{}
+
+	mu      sync.Mutex
+	running map[int64]*runState // jobs with a goroutine in this process
+}
+
+// runState is what a running job keeps in memory: its recent throughput
+// and its cancel signal.
+type runState struct {
+	cancel  chan struct{}
+	once    sync.Once
+	mu      sync.Mutex
+	samples []rateSample
+}
+
+type rateSample struct {
+	at time.Time
+	n  int
+}
+
+// New returns an engine; Run resumes unfinished jobs and runs new ones.
+func New(opts Options) (*Engine, error) {
+	if opts.Store == nil {
+		return nil, fmt.Errorf("redrive: a store is required")
+	}
+	if opts.MaxRate <= 0 {
+		opts.MaxRate = 1000
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Sender == nil {
+		opts.Sender = func(broker, cluster string) (Sender, error) {
+			return nil, fmt.Errorf("no %s connection %q to send with", broker, cluster)
+		}
+	}
+	return &Engine{opts: opts, store: opts.Store, log: opts.Logger, now: opts.Now,
+		wake: make(chan struct{}, 1), running: map[int64]*runState{}}, nil
+}
+
+// EditEnabled reports whether edit-and-redrive is enabled.
+func (e *Engine) EditEnabled() bool { return e.opts.EditEnabled }
+
+// MaxRate is the highest rate a request may ask for.
+func (e *Engine) MaxRate() float64 { return e.opts.MaxRate }
+
+// spec is a validated request with what the store needs.
+type spec struct {
+	req      Request
+	access   access.Action
+	eligible []dlqstore.Status
+	hold     dlqstore.Status // status while in the job ("" = unchanged)
+	done     dlqstore.Status // status once sent or applied
+	sends    bool            // publishes to a broker
+}
+
+// maxReason bounds a reason.
+const maxReason = 2000
+
+func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error) {
+	bad := func(format string, args ...any) (spec, error) {
+		return spec{}, access.Errorf(access.EINVALID, format, args...)
+	}
+	sp := spec{req: req}
+	switch req.Action {
+	case ActionRedrive:
+		sp.access, sp.eligible, sp.hold, sp.done, sp.sends = access.ActionRedrive,
+			[]dlqstore.Status{dlqstore.StatusDead, dlqstore.StatusQuarantined}, dlqstore.StatusRedriving, dlqstore.StatusRedriven, true
+	case ActionEditRedrive:
+		if !editAllowed {
+			return bad("edit and redrive is turned off (set dlq.edit_redrive in the console's config)")
+		}
+		if len(req.Selector.IDs) != 1 || req.Selector.Group != 0 || req.Selector.Filter != nil {
+			return bad("edit and redrive works on exactly one entry")
+		}
+		if req.Edit == nil || len(req.Edit.Payload) == 0 {
+			return bad("edit and redrive needs the edited envelope")
+		}
+		sp.access, sp.eligible, sp.hold, sp.done, sp.sends = access.ActionEdit,
+			[]dlqstore.Status{dlqstore.StatusDead, dlqstore.StatusQuarantined}, dlqstore.StatusRedriving, dlqstore.StatusRedriven, true
+	case ActionQuarantine:
+		sp.access, sp.eligible, sp.done = access.ActionQuarantine, []dlqstore.Status{dlqstore.StatusDead}, dlqstore.StatusQuarantined
+		sp.sends = req.PublishQuarantine
+		if sp.sends {
+			sp.hold = dlqstore.StatusRedriving
+		}
+	case ActionDiscard:
+		sp.access, sp.eligible, sp.done = access.ActionDiscard, []dlqstore.Status{dlqstore.StatusDead, dlqstore.StatusQuarantined}, dlqstore.StatusDiscarded
+	case ActionRestore:
+		sp.access, sp.eligible, sp.done = access.ActionDiscard, []dlqstore.Status{dlqstore.StatusQuarantined, dlqstore.StatusDiscarded}, dlqstore.StatusDead
+	default:
+		return bad("unknown action %q (want redrive, quarantine, discard, restore or edit_redrive)", req.Action)
+	}
+	if req.Action != ActionEditRedrive && req.Edit != nil {
+		return bad("an edit is only for edit_redrive")
+	}
+	s := req.Selector
+	n := 0
+	if len(s.IDs) > 0 {
+		n++
+	}
+	if s.Group != 0 {
+		n++
+	}
+	if s.Filter != nil {
+		n++
+	}
+	if n != 1 {
+		return bad("the selector needs exactly one of ids, group or filter")
+	}
+	if len(s.IDs) > dlqstore.MaxSelectIDs {
+		return bad("at most %d ids; select by group or filter instead", dlqstore.MaxSelectIDs)
+	}
+	if req.Rate == 0 {
+		sp.req.Rate = DefaultRate
+	}
+	if sp.req.Rate < 0 || sp.req.Rate > e.opts.MaxRate {
+		return bad("rate must be between 0 and %g messages per second", e.opts.MaxRate)
+	}
+	if req.Canary < 0 {
+		return bad("canary must not be negative")
+	}
+	if req.Canary > 0 && !sp.sends {
+		return bad("a canary is only for jobs that publish (redrive)")
+	}
+	if req.CanaryWindow < 0 || req.CanaryWindow > 24*time.Hour {
+		return bad("the canary window must be between 0 and 24h")
+	}
+	if req.Canary > 0 && req.CanaryWindow == 0 {
+		sp.req.CanaryWindow = DefaultCanaryWindow
+	}
+	if req.Destination != "" {
+		if req.Action != ActionRedrive && req.Action != ActionEditRedrive {
+			return bad("a destination is only for redrive")
+		}
+		if _, err := parseDestination(req.Destination, ""); err != nil {
+			return spec{}, err
+		}
+	}
+	if req.PublishQuarantine && req.Action != ActionQuarantine {
+		return bad("publish_quarantine is only for quarantine")
+	}
+	sp.req.Reason = strings.TrimSpace(req.Reason)
+	if starting && sp.req.Reason == "" {
+		return bad("say why: a job needs a reason, which the audit log keeps")
+	}
+	if len(sp.req.Reason) > maxReason {
+		return bad("the reason is too long (at most %d characters)", maxReason)
+	}
+	if req.Edit != nil {
+		if _, err := editedEnvelope(req.Edit.Payload, "orig"); err != nil {
+			return spec{}, err
+		}
+	}
+	return sp, nil
+}
+
+// parseDestination reads a resource name as a Target; cluster is the
+// RabbitMQ connection to use.
+func parseDestination(res, rabbitCluster string) (Target, error) {
+	bad := access.Errorf(access.EINVALID, "destination %q: want kafka:<cluster>/<topic> or rabbitmq:<vhost>/<queue>", res)
+	switch {
+	case strings.HasPrefix(res, "kafka:"):
+		c, t, ok := strings.Cut(strings.TrimPrefix(res, "kafka:"), "/")
+		if !ok || c == "" || t == "" || strings.Contains(t, "/") {
+			return Target{}, bad
+		}
+		return Target{Broker: delivery.BrokerKafka, Cluster: c, Topic: t}, nil
+	case strings.HasPrefix(res, "rabbitmq:"):
+		rest := strings.TrimPrefix(res, "rabbitmq:")
+		i := strings.LastIndexByte(rest, '/')
+		if i < 0 || i == len(rest)-1 {
+			return Target{}, bad
+		}
+		vhost := rest[:i]
+		if vhost == "" {
+			vhost = "/"
+		}
+		return Target{Broker: delivery.BrokerRabbitMQ, Cluster: rabbitCluster, VHost: vhost, RoutingKey: rest[i+1:]}, nil
+	}
+	return Target{}, bad
+}
+
+// selection is the store selection of a validated request for a principal.
+func (e *Engine) selection(a Actor, sp spec) (dlqstore.Selection, error) {
+	pol := e.opts.Policy
+	rules := pol.Rules(a.P, sp.access)
+	if len(rules) == 0 {
+		return dlqstore.Selection{}, access.Errorf(access.EFORBIDDEN, "you may not %s dead letters (no binding grants %s)", verb(sp.req.Action), sp.access)
+	}
+	if sp.req.Action == ActionEditRedrive {
+		if len(pol.Rules(a.P, access.ActionRedrive)) == 0 {
+			return dlqstore.Selection{}, access.Errorf(access.EFORBIDDEN, "you may not redrive dead letters")
+		}
+	}
+	if d := sp.req.Destination; d != "" {
+		if err := pol.Authorize(a.P, access.ActionRedriveElsewhere, access.Res(d)); err != nil {
+			return dlqstore.Selection{}, access.Errorf(access.EFORBIDDEN, "you may not redrive to %s (needs %s on it)", d, access.ActionRedriveElsewhere)
+		}
+	}
+	sc := pol.Scope(a.P, sp.access, "*")
+	scope := &dlqstore.TenantScope{All: sc.All, Tenants: slices.Clone(sc.Tenants), Rules: rules}
+	sel := dlqstore.Selection{Scope: scope, Eligible: sp.eligible, Destination: sp.req.Destination}
+	s := sp.req.Selector
+	switch {
+	case len(s.IDs) > 0:
+		sel.IDs = slices.Compact(slices.Sorted(slices.Values(s.IDs)))
+	case s.Group != 0:
+		sel.Group = s.Group
+	default:
+		f, err := s.Filter.storeFilter()
+		if err != nil {
+			return sel, err
+		}
+		sel.Filter = &f
+	}
+	return sel, nil
+}
+
+func (f *FilterSpec) storeFilter() (dlqstore.Filter, error) {
+	out := dlqstore.Filter{Broker: f.Broker, Cluster: f.Cluster, Destination: f.Destination, EventType: f.EventType,
+		ErrorCode: f.ErrorCode, Tenant: f.Tenant, From: f.From, To: f.To, GroupID: f.Group, Q: f.Q}
+	for _, st := range f.Status {
+		s := dlqstore.Status(st)
+		if !s.Valid() {
+			return out, access.Errorf(access.EINVALID, "unknown status %q", st)
+		}
+		out.Status = append(out.Status, s)
+	}
+	return out, nil
+}
+
+func verb(a Action) string {
+	if a == ActionEditRedrive {
+		return "edit and redrive"
+	}
+	return string(a)
+}
+
+// Plan is a dry run: what Start would freeze now, for this principal.
+// Errors: EINVALID, EFORBIDDEN.
+func (e *Engine) Plan(ctx context.Context, a Actor, req Request) (Plan, error) {
+	sp, err := e.validate(req, false, e.opts.EditEnabled)
+	if err != nil {
+		return Plan{}, err
+	}
+	sel, err := e.selection(a, sp)
+	if err != nil {
+		return Plan{}, err
+	}
+	return e.plan(ctx, sp, sel)
+}
+
+func (e *Engine) plan(ctx context.Context, sp spec, sel dlqstore.Selection) (Plan, error) {
+	sp2, err := e.store.PlanSelection(ctx, sel, MaxSample)
+	if err != nil {
+		return Plan{}, err
+	}
+	p := Plan{Action: sp.req.Action, Count: sp2.Count, Rate: sp.req.Rate, Canary: sp.req.Canary, Destinations: []DestinationCount{}, Sample: []SampleItem{}}
+	for d, n := range sp2.Destinations {
+		p.Destinations = append(p.Destinations, DestinationCount{Destination: d, Count: n})
+	}
+	slices.SortFunc(p.Destinations, func(x, y DestinationCount) int {
+		if x.Count != y.Count {
+			return y.Count - x.Count
+		}
+		return strings.Compare(x.Destination, y.Destination)
+	})
+	for _, en := range sp2.Sample {
+		si := SampleItem{EntryID: en.ID, Destination: cmpOr(sp.req.Destination, en.Resource), ErrorMessage: firstLine(en.DL.Error.Message)}
+		if sp.sends && sp.req.Action != ActionQuarantine {
+			_, si.HeadersAdded, si.HeadersRemoved = delivery.RedriveHeaders(en.DL, 0)
+		}
+		p.Sample = append(p.Sample, si)
+	}
+	if sp.sends && p.Rate > 0 && !e.opts.Unlimited {
+		p.EstimatedTime = time.Duration(float64(p.Count) / p.Rate * float64(time.Second)).Round(time.Second)
+	}
+	if sp2.Ineligible > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%d selected entries are left out: their status (%s) is not one %s applies to",
+			sp2.Ineligible, "e.g. redriving, redriven or resolved", verb(sp.req.Action)))
+	}
+	if n := len(sel.IDs); n > 0 && n > sp2.Count+sp2.Ineligible {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%d of the %d ids are not found or not yours to %s", n-sp2.Count-sp2.Ineligible, n, verb(sp.req.Action)))
+	}
+	if sp.sends && sp2.TruncatedBody > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%d entries had their payload cut when indexed and will fail: raise dlq.kafka_payload_cap / dlq.rabbit_payload_cap, or replay them from the topic", sp2.TruncatedBody))
+	}
+	if p.Count == 0 {
+		p.Warnings = append(p.Warnings, "nothing to do: the selection holds no entry this action applies to")
+	}
+	return p, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Start validates, authorizes and freezes a job, records it in the audit
+// log and lets Run send it. Errors: EINVALID, EFORBIDDEN, ECONFLICT (a job
+// runs on one of its destinations and Force is not set).
+func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
+	if req.DryRun {
+		return Job{}, access.Errorf(access.EINVALID, "a dry run has a plan, not a job: call Plan")
+	}
+	sp, err := e.validate(req, true, e.opts.EditEnabled)
+	if err != nil {
+		return Job{}, err
+	}
+	sel, err := e.selection(a, sp)
+	if err != nil {
+		return Job{}, err
+	}
+	if sp.sends && !sp.req.Force {
+		pl, err := e.store.PlanSelection(ctx, sel, 0)
+		if err != nil {
+			return Job{}, err
+		}
+		busy, err := e.store.UnfinishedDestinations(ctx)
+		if err != nil {
+			return Job{}, err
+		}
+		for d := range pl.Destinations {
+			if id, ok := busy[d]; ok {
+				return Job{}, access.Errorf(access.ECONFLICT, "job %d is still running on %s: wait for it, cancel it, or start anyway with force", id, d)
+			}
+		}
+	}
+	body, _ := json.Marshal(sp.req)
+	rec := dlqstore.JobRecord{Action: string(sp.req.Action), State: StateRunning, Actor: actorName(a), Reason: sp.req.Reason, Request: body}
+	rec, err = e.store.CreateJob(ctx, rec, sel, sp.hold)
+	if err != nil {
+		e.audit(ctx, a, "dlq.job.start", 0, sp.req, access.OutcomeFailure, map[string]any{"error": access.ErrorMessage(err)})
+		return Job{}, err
+	}
+	details := map[string]any{"total": rec.Total, "destinations": rec.Destinations, "rate": sp.req.Rate, "canary": sp.req.Canary}
+	if sp.req.Edit != nil {
+		if d, err := e.editDiff(ctx, sp.req); err == nil {
+			details["edit_diff"] = d
+		}
+	}
+	e.audit(ctx, a, "dlq.job.start", rec.ID, sp.req, access.OutcomeSuccess, details)
+	e.kick()
+	return e.jobOf(rec), nil
+}
+
+func actorName(a Actor) string {
+	if a.P == nil {
+		return ""
+	}
+	return a.P.User
+}
+
+func (e *Engine) audit(ctx context.Context, a Actor, action string, jobID int64, req Request, outcome string, details map[string]any) {
+	if e.opts.Audit == nil {
+		return
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	details["job_action"] = string(req.Action)
+	details["selector"] = req.Selector
+	if req.Destination != "" {
+		details["destination"] = req.Destination
+	}
+	ev := access.AuditEvent{Time: e.now(), Actor: actorName(a), SourceIP: a.SourceIP, UserAgent: a.UserAgent,
+		Action: action, Resource: "console:dlq", Reason: req.Reason, Outcome: outcome, Details: details}
+	if a.P != nil {
+		ev.Method = a.P.Method
+	}
+	if jobID != 0 {
+		ev.AffectedIDs = []string{fmt.Sprintf("job:%d", jobID)}
+	}
+	if err := e.opts.Audit.Append(context.WithoutCancel(ctx), ev); err != nil {
+		e.log.Error("redrive: audit record lost", "action", action, "job", jobID, "err", err)
+	}
+}
+
+// Job returns a job with its progress. Errors: ENOTFOUND.
+func (e *Engine) Job(ctx context.Context, id int64) (Job, error) {
+	rec, err := e.store.Job(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	return e.jobOf(rec), nil
+}
+
+// Jobs lists jobs, newest first, and the Before of the next page.
+func (e *Engine) Jobs(ctx context.Context, f JobFilter) ([]Job, int64, error) {
+	recs, next, err := e.store.Jobs(ctx, f.Running, f.Before, f.Limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]Job, len(recs))
+	for i, r := range recs {
+		out[i] = e.jobOf(r)
+	}
+	return out, next, nil
+}
+
+// Ledger pages a job's per-entry outcomes after seq afterSeq; the int is
+// the afterSeq of the next page (0 = end).
+func (e *Engine) Ledger(ctx context.Context, id int64, afterSeq, limit int) ([]LedgerItem, int, error) {
+	if _, err := e.store.Job(ctx, id); err != nil {
+		return nil, 0, err
+	}
+	items, next, err := e.store.JobItems(ctx, id, afterSeq, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]LedgerItem, len(items))
+	for i, it := range items {
+		out[i] = LedgerItem{Seq: it.Seq, EntryID: it.EntryID, Destination: it.Destination, State: it.State, Error: it.Error, At: it.DoneAt}
+	}
+	return out, next, nil
+}
+
+// History lists the jobs that acted on an entry, oldest first.
+func (e *Engine) History(ctx context.Context, entryID int64) ([]HistoryItem, error) {
+	hs, err := e.store.EntryHistory(ctx, entryID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]HistoryItem, len(hs))
+	for i, h := range hs {
+		at := h.Item.DoneAt
+		if at.IsZero() {
+			at = h.Job.CreatedAt
+		}
+		out[i] = HistoryItem{JobID: h.Job.ID, Action: Action(h.Job.Action), Actor: h.Job.Actor, Reason: h.Job.Reason,
+			State: h.Item.State, Destination: h.Item.Destination, Error: h.Item.Error, At: at}
+	}
+	return out, nil
+}
+
+// Cancel asks a job to stop: nothing more is sent after the batch in
+// flight, nothing sent is reverted, and the entries not sent go back to
+// their previous status. Errors: ENOTFOUND, EFORBIDDEN (the caller may not
+// do the job's action at all), EINVALID (the job has finished).
+func (e *Engine) Cancel(ctx context.Context, a Actor, id int64) (Job, error) {
+	rec, err := e.store.Job(ctx, id)
+	if err != nil {
+		return Job{}, err
+	}
+	var req Request
+	_ = json.Unmarshal(rec.Request, &req)
+	sp, err := e.validateStored(req)
+	if err != nil {
+		return Job{}, err
+	}
+	if len(e.opts.Policy.Rules(a.P, sp.access)) == 0 {
+		return Job{}, access.Errorf(access.EFORBIDDEN, "you may not cancel a %s job", verb(req.Action))
+	}
+	if !rec.FinishedAt.IsZero() {
+		return Job{}, access.Errorf(access.EINVALID, "job %d has already ended (%s)", id, rec.State)
+	}
+	if err := e.store.SetJobState(ctx, id, StateCancelling, "cancelled by "+actorName(a), false); err != nil {
+		return Job{}, err
+	}
+	e.mu.Lock()
+	if rs := e.running[id]; rs != nil {
+		rs.once.Do(func() { close(rs.cancel) })
+	}
+	e.mu.Unlock()
+	e.audit(ctx, a, "dlq.job.cancel", id, req, access.OutcomeSuccess, map[string]any{"done_before_cancel": rec.Done})
+	e.kick()
+	return e.Job(ctx, id)
+}
+
+// validateStored re-reads a stored request (validated at start; a job
+// started while edits were enabled still runs).
+func (e *Engine) validateStored(req Request) (spec, error) {
+	return e.validate(req, false, true)
+}
+
+func (e *Engine) jobOf(r dlqstore.JobRecord) Job {
+	var req Request
+	_ = json.Unmarshal(r.Request, &req)
+	j := Job{ID: r.ID, Action: Action(r.Action), State: r.State, Actor: r.Actor, Reason: r.Reason, Selector: req.Selector,
+		Destination: req.Destination, Rate: req.Rate, Canary: req.Canary, CanaryWindow: req.CanaryWindow, Force: req.Force,
+		PublishQuarantine: req.PublishQuarantine, Total: r.Total, Done: r.Done, Failed: r.Failed, Cancelled: r.Cancelled,
+		Destinations: r.Destinations, Error: r.Error, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, FinishedAt: r.FinishedAt}
+	if j.Destinations == nil {
+		j.Destinations = []string{}
+	}
+	j.Remaining = max(0, j.Total-j.Done-j.Failed-j.Cancelled)
+	if j.Finished() {
+		return j
+	}
+	e.mu.Lock()
+	rs := e.running[r.ID]
+	e.mu.Unlock()
+	if rs != nil {
+		j.CurrentRate = rs.rate(e.now())
+	}
+	if rate := cmpRate(j.CurrentRate, j.Rate, e.opts.Unlimited); rate > 0 && j.Remaining > 0 {
+		j.ETA = time.Duration(float64(j.Remaining) / rate * float64(time.Second)).Round(time.Second)
+	}
+	return j
+}
+
+// cmpRate is the rate an ETA is computed from: the observed one, else the
+// configured limit.
+func cmpRate(observed, limit float64, unlimited bool) float64 {
+	if observed > 0 {
+		return observed
+	}
+	if unlimited {
+		return 0
+	}
+	return limit
+}
+
+// rate is the messages per second over the last 10 seconds.
+func (rs *runState) rate(now time.Time) float64 {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	const window = 10 * time.Second
+	n, oldest := 0, now
+	for _, s := range rs.samples {
+		if now.Sub(s.at) <= window {
+			n += s.n
+			if s.at.Before(oldest) {
+				oldest = s.at
+			}
+		}
+	}
+	el := now.Sub(oldest)
+	if n == 0 || el <= 0 {
+		return 0
+	}
+	return float64(n) / max(el.Seconds(), 1)
+}
+
+func (rs *runState) add(at time.Time, n int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.samples = append(rs.samples, rateSample{at: at, n: n})
+	if len(rs.samples) > 200 {
+		rs.samples = slices.Delete(rs.samples, 0, len(rs.samples)-200)
+	}
+}
+
+func (e *Engine) kick() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}

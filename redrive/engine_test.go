@@ -1,0 +1,498 @@
+package redrive
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/access"
+	"switchyard/delivery"
+	"switchyard/delivery/kafka"
+	"switchyard/dlqstore"
+)
+
+const testCluster = "main"
+
+// rig is a store with dead letters of one kfake topic, an engine sending
+// to that cluster, and a recording audit log.
+type rig struct {
+	store   *dlqstore.Store
+	engine  *Engine
+	brokers []string
+	audit   *memAudit
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+type memAudit struct {
+	mu  sync.Mutex
+	evs []access.AuditEvent
+}
+
+func (m *memAudit) Append(_ context.Context, e access.AuditEvent) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.evs = append(m.evs, e)
+	return nil
+}
+
+func (m *memAudit) actions() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, e := range m.evs {
+		out = append(out, e.Action)
+	}
+	return out
+}
+
+func newRig(t testing.TB, opts Options, topics ...string) *rig {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	st, err := dlqstore.Open(context.Background(), filepath.Join(t.TempDir(), "dlq.db"), dlqstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	pub, err := kafka.NewPublisher(kafka.PublisherOptions{Brokers: c.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	sender := NewKafkaSender(pub)
+	r := &rig{store: st, brokers: c.ListenAddrs(), audit: &memAudit{}}
+	opts.Store, opts.Audit = st, r.audit
+	opts.Sender = func(broker, cluster string) (Sender, error) {
+		if broker == delivery.BrokerKafka && cluster == testCluster {
+			return sender, nil
+		}
+		return nil, fmt.Errorf("no %s connection %q", broker, cluster)
+	}
+	if opts.Poll == 0 {
+		opts.Poll = 50 * time.Millisecond
+	}
+	if r.engine, err = New(opts); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t)
+	return r
+}
+
+func (r *rig) start(t testing.TB) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.done = cancel, make(chan struct{})
+	go func() { defer close(r.done); r.engine.Run(ctx) }()
+	t.Cleanup(r.stop)
+}
+
+func (r *rig) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// deadLetters indexes n dead letters that failed on topic (keys k0…k{n%keys})
+// for tenant, as if read from <topic>.dlq partition 0, and returns their ids.
+func (r *rig) deadLetters(t testing.TB, topic, tenant string, n, keys int, redriveCount int) []int64 {
+	t.Helper()
+	var items []dlqstore.IndexItem
+	base, _ := r.store.KafkaOffsets(context.Background(), testCluster)
+	off := base[dlqstore.TopicPartition{Topic: topic + ".dlq", Partition: 0}]
+	for i := range n {
+		env, err := delivery.NewEnvelope("order.created", "orders", map[string]any{"n": i}, delivery.Metadata{TenantID: tenant, PartitionKey: "k" + strconv.Itoa(i%keys)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(env)
+		dl := delivery.DeadLetter{Format: delivery.FormatSwitchyard, Envelope: &env, Payload: body, Key: []byte("k" + strconv.Itoa(i%keys)),
+			Origin:   delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: topic, Partition: 0, Offset: int64(i)},
+			DLQ:      delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: topic + ".dlq", Partition: 0, Offset: off + int64(i)},
+			Error:    delivery.ErrorInfo{Code: "ORDER_NOT_FOUND", Message: "order not found"},
+			Attempts: 3, RedriveCount: redriveCount, LastFailureAt: time.Now(),
+			Headers: delivery.Headers{{Key: "tenant_id", Value: []byte(tenant)}, {Key: delivery.HeaderErrorCode, Value: []byte("ORDER_NOT_FOUND")},
+				{Key: "kafka_dlt-exception-message", Value: []byte("stale")}},
+		}
+		items = append(items, dlqstore.IndexItem{DL: dl, PayloadSize: len(body)})
+	}
+	if _, err := r.store.IndexKafka(context.Background(), testCluster, topic+".dlq", 0, items, off+int64(n)); err != nil {
+		t.Fatal(err)
+	}
+	page, err := r.store.FindEntries(context.Background(), dlqstore.Filter{Destination: topic + ".dlq", Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, e := range page.Entries {
+		if e.DL.DLQ.Offset >= off {
+			ids = append(ids, e.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+var (
+	admin = Actor{P: &access.Principal{User: "ada", Method: access.MethodSession, Grants: []access.Grant{
+		{Role: "admin", Actions: access.Actions(), Resources: []string{"*"}, Tenants: []string{"*"}}}}}
+	operatorT1 = Actor{P: &access.Principal{User: "tess", Method: access.MethodSession, Grants: []access.Grant{
+		{Role: "operator", Actions: []access.Action{access.ActionView, access.ActionRedrive, access.ActionDiscard}, Resources: []string{"kafka:main/orders"}, Tenants: []string{"t1"}}}}}
+	viewer = Actor{P: &access.Principal{User: "vera", Method: access.MethodSession, Grants: []access.Grant{
+		{Role: "viewer", Actions: []access.Action{access.ActionView}, Resources: []string{"*"}, Tenants: []string{"*"}}}}}
+)
+
+func waitJob(t testing.TB, e *Engine, id int64, states ...string) Job {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		j, err := e.Job(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(states, j.State) {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d still %s (%d/%d done), want %v", id, j.State, j.Done, j.Total, states)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func consume(t testing.TB, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records from %s", len(out), n, topic)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
+	return out
+}
+
+// A redrive of a failure group publishes every entry to its origin topic
+// with its key, stripped of stale error headers and carrying provenance,
+// marks each entry redriven, keeps a ledger and audits start and end.
+func TestRedriveGroupToOrigin(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 20, 4, 0)
+	en, _ := r.store.Entry(context.Background(), ids[0])
+	ctx := context.Background()
+
+	plan, err := r.engine.Plan(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{Group: en.GroupID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Count != 20 || len(plan.Destinations) != 1 || plan.Destinations[0] != (DestinationCount{"kafka:main/orders", 20}) || len(plan.Sample) != MaxSample {
+		t.Fatalf("plan = %+v", plan)
+	}
+	if !slices.Contains(plan.Sample[0].HeadersRemoved, "kafka_dlt-exception-message") || !slices.ContainsFunc(plan.Sample[0].HeadersAdded, func(h delivery.Header) bool { return h.Key == delivery.HeaderRedriveCount }) {
+		t.Errorf("sample headers: added %v removed %v", plan.Sample[0].HeadersAdded, plan.Sample[0].HeadersRemoved)
+	}
+	if _, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{Group: en.GroupID}}); access.ErrorCode(err) != access.EINVALID {
+		t.Errorf("start without a reason: %v, want EINVALID", err)
+	}
+	job, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{Group: en.GroupID}, Rate: 1000, Reason: "fixed the lookup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entries that fail later do not join the frozen set.
+	r.deadLetters(t, "orders", "t1", 3, 1, 0)
+	job = waitJob(t, r.engine, job.ID, StateCompleted)
+	if job.Total != 20 || job.Done != 20 || job.Failed != 0 || job.Remaining != 0 {
+		t.Fatalf("job = %+v", job)
+	}
+	recs := consume(t, r.brokers, "orders", 20)
+	byKey := map[string][]int{}
+	for _, rec := range recs {
+		var env delivery.Envelope
+		if err := json.Unmarshal(rec.Value, &env); err != nil {
+			t.Fatal(err)
+		}
+		var n struct{ N int }
+		_ = json.Unmarshal(env.Payload, &n)
+		byKey[string(rec.Key)] = append(byKey[string(rec.Key)], n.N)
+		h := delivery.Headers{}
+		for _, x := range rec.Headers {
+			h = append(h, delivery.Header{Key: x.Key, Value: x.Value})
+		}
+		if h.String(delivery.HeaderRedriveJob) != strconv.FormatInt(job.ID, 10) || h.String(delivery.HeaderRedriveCount) != "1" ||
+			h.String(delivery.HeaderErrorCode) != "" || h.String("kafka_dlt-exception-message") != "" || h.String("tenant_id") != "t1" {
+			t.Errorf("record headers = %v", h)
+		}
+	}
+	for k, ns := range byKey { // per-key order kept
+		if !slices.IsSorted(ns) {
+			t.Errorf("key %s out of order: %v", k, ns)
+		}
+	}
+	for _, id := range ids {
+		e, _ := r.store.Entry(ctx, id)
+		if e.Status != dlqstore.StatusRedriven {
+			t.Errorf("entry %d is %s, want redriven", id, e.Status)
+		}
+	}
+	ledger, next, err := r.engine.Ledger(ctx, job.ID, 0, 50)
+	if err != nil || len(ledger) != 20 || next != 0 || ledger[0].State != ItemSent || ledger[0].EntryID != ids[0] {
+		t.Errorf("ledger = %+v %d %v", ledger, next, err)
+	}
+	hist, _ := r.engine.History(ctx, ids[3])
+	if len(hist) != 1 || hist[0].JobID != job.ID || hist[0].Actor != "ada" || hist[0].State != ItemSent {
+		t.Errorf("history = %+v", hist)
+	}
+	if a := r.audit.actions(); !slices.Equal(a, []string{"dlq.job.start", "dlq.job.finish"}) {
+		t.Errorf("audit = %v", a)
+	}
+}
+
+// Permissions: a viewer may not redrive; an operator's plan holds only
+// the entries of their topics and tenants.
+func TestRedriveAuthorization(t *testing.T) {
+	r := newRig(t, Options{}, "orders", "payments")
+	r.deadLetters(t, "orders", "t1", 4, 1, 0)
+	r.deadLetters(t, "orders", "t2", 3, 1, 0)
+	r.deadLetters(t, "payments", "t1", 2, 1, 0)
+	ctx := context.Background()
+	all := Selector{Filter: &FilterSpec{Status: []string{"dead"}}}
+	if _, err := r.engine.Plan(ctx, viewer, Request{Action: ActionRedrive, Selector: all}); access.ErrorCode(err) != access.EFORBIDDEN {
+		t.Errorf("viewer plan: %v, want EFORBIDDEN", err)
+	}
+	p, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionRedrive, Selector: all})
+	if err != nil || p.Count != 4 {
+		t.Errorf("operator plan = %d, %v; want her 4", p.Count, err)
+	}
+	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionQuarantine, Selector: all}); access.ErrorCode(err) != access.EFORBIDDEN {
+		t.Errorf("operator without quarantine: %v", err)
+	}
+	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionRedrive, Selector: all, Destination: "kafka:main/payments"}); access.ErrorCode(err) != access.EFORBIDDEN {
+		t.Errorf("operator redrive elsewhere: %v", err)
+	}
+}
+
+// Discard keeps the reason; restore brings entries back to dead.
+func TestDiscardAndRestore(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 5, 1, 0)
+	ctx := context.Background()
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionDiscard, Selector: Selector{IDs: ids[:3]}, Reason: "test orders <b>from staging</b>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, r.engine, j.ID, StateCompleted)
+	e, _ := r.store.Entry(ctx, ids[0])
+	if e.Status != dlqstore.StatusDiscarded || e.StatusReason != "test orders <b>from staging</b>" {
+		t.Errorf("discarded entry = %s %q", e.Status, e.StatusReason)
+	}
+	j, err = r.engine.Start(ctx, admin, Request{Action: ActionRestore, Selector: Selector{IDs: ids}, Reason: "wrong set"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = waitJob(t, r.engine, j.ID, StateCompleted); j.Total != 3 {
+		t.Errorf("restore froze %d entries, want the 3 discarded", j.Total)
+	}
+	c, _ := r.store.Counts(ctx, nil)
+	if c.ByStatus[dlqstore.StatusDead] != 5 {
+		t.Errorf("after restore: %v", c.ByStatus)
+	}
+}
+
+// The rate limit holds: a job never runs faster than asked (a ceiling
+// only; a loaded machine may run it slower).
+func TestRateLimitHeld(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 60, 3, 0)
+	start := time.Now()
+	j, err := r.engine.Start(context.Background(), admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids}, Rate: 40, Reason: "rate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, r.engine, j.ID, StateCompleted)
+	rate := float64(len(ids)) / time.Since(start).Seconds()
+	if rate > 40*1.1 {
+		t.Errorf("ran at %.1f msgs/s, limit 40", rate)
+	}
+}
+
+// Cancel stops the job; what was sent stays sent, the rest goes back to
+// dead.
+func TestCancel(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 200, 3, 0)
+	ctx := context.Background()
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids}, Rate: 50, Reason: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cur, _ := r.engine.Job(ctx, j.ID)
+		if cur.Done >= 10 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := r.engine.Cancel(ctx, viewer, j.ID); access.ErrorCode(err) != access.EFORBIDDEN {
+		t.Errorf("viewer cancel: %v", err)
+	}
+	if _, err := r.engine.Cancel(ctx, admin, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	end := waitJob(t, r.engine, j.ID, StateCancelled)
+	if end.Done+end.Cancelled != 200 || end.Cancelled == 0 || end.Remaining != 0 {
+		t.Fatalf("cancelled job = %+v", end)
+	}
+	c, _ := r.store.Counts(ctx, nil)
+	if c.ByStatus[dlqstore.StatusRedriven] != end.Done || c.ByStatus[dlqstore.StatusDead] != end.Cancelled || c.ByStatus[dlqstore.StatusRedriving] != 0 {
+		t.Errorf("counts after cancel = %v, job %+v", c.ByStatus, end)
+	}
+	if recs := consume(t, r.brokers, "orders", end.Done); len(recs) != end.Done {
+		t.Errorf("topic has %d records, job says %d sent", len(recs), end.Done)
+	}
+	if _, err := r.engine.Cancel(ctx, admin, j.ID); access.ErrorCode(err) != access.EINVALID {
+		t.Errorf("cancel of an ended job: %v", err)
+	}
+}
+
+// One running job per destination unless forced.
+func TestOneJobPerDestination(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 100, 3, 0)
+	ctx := context.Background()
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids[:50]}, Rate: 10, Reason: "first"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids[50:]}, Reason: "second"})
+	if access.ErrorCode(err) != access.ECONFLICT {
+		t.Fatalf("second job on the same topic: %v, want ECONFLICT", err)
+	}
+	j2, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids[50:]}, Reason: "second", Force: true, Rate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, r.engine, j2.ID, StateCompleted)
+	r.engine.Cancel(ctx, admin, j.ID)
+}
+
+// Canary: the first N are sent, and when one of them dead-letters again
+// within the window the job stops with the rest unsent.
+func TestCanaryStopsOnRefailure(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 30, 3, 0)
+	ctx := context.Background()
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids}, Canary: 5, CanaryWindow: 10 * time.Second, Rate: 1000, Reason: "canary"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJob(t, r.engine, j.ID, StateCanaryWait)
+	// The consumer still fails: one canary message comes back as a new
+	// dead letter carrying the job's provenance.
+	recs := consume(t, r.brokers, "orders", 5)
+	h := delivery.Headers{}
+	for _, x := range recs[0].Headers {
+		h = append(h, delivery.Header{Key: x.Key, Value: x.Value})
+	}
+	var env delivery.Envelope
+	_ = json.Unmarshal(recs[0].Value, &env)
+	dl := delivery.DeadLetter{Format: delivery.FormatSwitchyard, Envelope: &env, Payload: recs[0].Value, Headers: h, RedriveCount: 1,
+		Origin: delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: "orders"},
+		DLQ:    delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: "orders.dlq", Partition: 1, Offset: 0},
+		Error:  delivery.ErrorInfo{Code: "ORDER_NOT_FOUND", Message: "order not found"}, LastFailureAt: time.Now()}
+	if _, err := r.store.IndexKafka(ctx, testCluster, "orders.dlq", 1, []dlqstore.IndexItem{{DL: dl}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	end := waitJob(t, r.engine, j.ID, StateCanaryFailed)
+	if end.Done != 5 || end.Cancelled != 25 || end.Error == "" {
+		t.Errorf("canary-failed job = %+v", end)
+	}
+	c, _ := r.store.Counts(ctx, nil)
+	if c.ByStatus[dlqstore.StatusDead] != 26 { // 25 unsent + the re-failure
+		t.Errorf("counts = %v", c.ByStatus)
+	}
+}
+
+// A canary that stays quiet lets the job go on.
+func TestCanaryPasses(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 12, 3, 0)
+	j, err := r.engine.Start(context.Background(), admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids}, Canary: 2, CanaryWindow: 300 * time.Millisecond, Rate: 1000, Reason: "canary"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := waitJob(t, r.engine, j.ID, StateCompleted); end.Done != 12 {
+		t.Errorf("job = %+v", end)
+	}
+}
+
+// Loop protection: a message redriven MaxRedrives times that fails again
+// is indexed quarantined, with the reason.
+func TestLoopProtection(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 1, 1, delivery.DefaultMaxRedrives)
+	e, _ := r.store.Entry(context.Background(), ids[0])
+	if e.Status != dlqstore.StatusQuarantined || e.StatusReason == "" {
+		t.Errorf("entry after %d redrives = %s %q", delivery.DefaultMaxRedrives, e.Status, e.StatusReason)
+	}
+}
+
+// Jobs resume after a restart from their ledger.
+func TestResumeAfterRestart(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 120, 3, 0)
+	ctx := context.Background()
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids}, Rate: 100, Reason: "resume"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		cur, _ := r.engine.Job(ctx, j.ID)
+		if cur.Done >= 20 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.stop()
+	mid, _ := r.engine.Job(ctx, j.ID)
+	if mid.Finished() {
+		t.Fatalf("job finished before the restart: %+v", mid)
+	}
+	e2, err := New(r.engine.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.engine = e2
+	r.start(t)
+	end := waitJob(t, r.engine, j.ID, StateCompleted)
+	if end.Done != 120 {
+		t.Errorf("resumed job = %+v", end)
+	}
+	recs := consume(t, r.brokers, "orders", 120)
+	seen := map[string]int{}
+	for _, rec := range recs {
+		var env delivery.Envelope
+		_ = json.Unmarshal(rec.Value, &env)
+		seen[env.ID]++
+	}
+	if len(seen) != 120 {
+		t.Errorf("%d distinct envelopes reached the topic, want 120", len(seen))
+	}
+}

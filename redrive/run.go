@@ -1,0 +1,509 @@
+package redrive
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"switchyard/access"
+	"switchyard/delivery"
+	"switchyard/dlqstore"
+)
+
+// Run resumes the jobs a previous run left unfinished and runs new ones
+// until ctx ends. A job's pending items are resent from the ledger: an item
+// sent but not yet recorded when the process stopped is sent once more,
+// with the same envelope id, so idempotent consumers drop the copy.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	t := time.NewTicker(e.opts.Poll)
+	defer t.Stop()
+	for {
+		recs, _, err := e.store.Jobs(ctx, true, 0, 500)
+		if err != nil && ctx.Err() == nil {
+			e.log.Warn("redrive: listing unfinished jobs failed", "err", err)
+		}
+		for _, r := range recs {
+			e.mu.Lock()
+			if e.running[r.ID] == nil {
+				rs := &runState{cancel: make(chan struct{})}
+				if r.State == StateCancelling {
+					rs.once.Do(func() { close(rs.cancel) })
+				}
+				e.running[r.ID] = rs
+				wg.Add(1)
+				go func(id int64) {
+					defer wg.Done()
+					e.runJob(ctx, id, rs)
+					e.mu.Lock()
+					delete(e.running, id)
+					e.mu.Unlock()
+				}(r.ID)
+			}
+			e.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case <-e.wake:
+		}
+	}
+}
+
+func (rs *runState) cancelled() bool {
+	select {
+	case <-rs.cancel:
+		return true
+	default:
+		return false
+	}
+}
+
+// runJob sends a job's pending items batch by batch until none is left,
+// it is cancelled, its canary fails, or ctx ends (it then resumes on the
+// next Run).
+func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
+	rec, err := e.store.Job(ctx, id)
+	if err != nil || !rec.FinishedAt.IsZero() {
+		return
+	}
+	var req Request
+	if err := json.Unmarshal(rec.Request, &req); err != nil {
+		e.finish(ctx, rec, StateFailed, "stored request unreadable: "+err.Error())
+		return
+	}
+	sp, err := e.validateStored(req)
+	if err != nil {
+		e.finish(ctx, rec, StateFailed, access.ErrorMessage(err))
+		return
+	}
+	pace := newPacer(sp.req.Rate, e.opts.Unlimited || !sp.sends, e.now)
+	// The next batch is read while the current one is sent and recorded;
+	// reads and the write transaction use different connections (WAL).
+	var ahead *prefetch
+	defer func() {
+		if ahead != nil {
+			<-ahead.done
+		}
+	}()
+	after := 0 // the last seq taken
+	for ctx.Err() == nil {
+		rec, err = e.store.Job(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("redrive: reading job failed; retrying", "job", id, "err", err)
+			}
+			return
+		}
+		if rs.cancelled() || rec.State == StateCancelling {
+			e.finish(ctx, rec, StateCancelled, cmpOr(rec.Error, "cancelled"))
+			return
+		}
+		limit := pace.batch()
+		if c := sp.req.Canary; c > 0 && rec.Total > c {
+			processed := rec.Done + rec.Failed
+			switch {
+			case rec.CanaryUntil.IsZero() && processed < c:
+				limit = min(limit, c-processed)
+			case rec.CanaryUntil.IsZero():
+				until := e.now().Add(sp.req.CanaryWindow)
+				if err := e.store.SetCanaryUntil(ctx, id, until); err != nil {
+					return
+				}
+				if err := e.store.SetJobState(ctx, id, StateCanaryWait, "", false); err != nil {
+					return
+				}
+				continue
+			case rec.State == StateCanaryWait:
+				n, err := e.store.Refailed(ctx, id)
+				if err != nil {
+					return
+				}
+				if n > 0 {
+					e.finish(ctx, rec, StateCanaryFailed, fmt.Sprintf("%d of the %d canary messages dead-lettered again within %s; the other %d were not sent",
+						n, processed, sp.req.CanaryWindow, rec.Total-processed))
+					return
+				}
+				if wait := rec.CanaryUntil.Sub(e.now()); wait > 0 {
+					e.sleep(ctx, rs, min(wait, e.opts.Poll))
+					continue
+				}
+				if err := e.store.SetJobState(ctx, id, StateRunning, "", false); err != nil {
+					return
+				}
+				continue
+			}
+		}
+		var items []dlqstore.JobItem
+		var entries []dlqstore.Entry
+		if ahead != nil && ahead.after == after && ahead.limit == limit {
+			<-ahead.done
+			items, entries, err = ahead.items, ahead.entries, ahead.err
+		} else {
+			if ahead != nil {
+				<-ahead.done
+			}
+			items, entries, err = e.store.PendingItems(ctx, id, after, limit)
+		}
+		ahead = nil
+		if err != nil {
+			if ctx.Err() == nil {
+				e.log.Warn("redrive: reading pending items failed", "job", id, "err", err)
+			}
+			return
+		}
+		if len(items) == 0 {
+			e.finish(ctx, rec, StateCompleted, "")
+			return
+		}
+		if !pace.wait(ctx, rs.cancel, len(items)) {
+			continue // cancelled or stopping: the loop head decides
+		}
+		after = items[len(items)-1].Seq
+		if len(items) == limit {
+			ahead = e.prefetch(ctx, id, after, limit)
+		}
+		outs := e.apply(ctx, id, sp, items, entries)
+		if ctx.Err() != nil {
+			// Stopping: keep only what the broker acknowledged; the rest
+			// stays pending and is sent again on resume.
+			kept := outs[:0]
+			for _, o := range outs {
+				if o.State == ItemSent {
+					kept = append(kept, o)
+				}
+			}
+			outs = kept
+		}
+		reason := ""
+		if sp.req.Action == ActionDiscard || sp.req.Action == ActionQuarantine {
+			reason = sp.req.Reason
+		}
+		if err := e.store.CompleteItems(context.WithoutCancel(ctx), id, outs, sp.done, reason); err != nil {
+			e.log.Error("redrive: recording outcomes failed; they will be sent again", "job", id, "err", err)
+			return
+		}
+		if len(outs) < len(items) {
+			after = 0 // stopping with items left pending: read from the start again
+		}
+		sent := 0
+		for _, o := range outs {
+			if o.State == ItemSent {
+				sent++
+			}
+		}
+		rs.add(e.now(), sent)
+	}
+}
+
+// prefetch is a batch being read ahead.
+type prefetch struct {
+	after, limit int
+	done         chan struct{}
+	items        []dlqstore.JobItem
+	entries      []dlqstore.Entry
+	err          error
+}
+
+func (e *Engine) prefetch(ctx context.Context, id int64, after, limit int) *prefetch {
+	p := &prefetch{after: after, limit: limit, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.items, p.entries, p.err = e.store.PendingItems(ctx, id, after, limit)
+	}()
+	return p
+}
+
+// sleep waits d, or less when the job is cancelled or ctx ends.
+func (e *Engine) sleep(ctx context.Context, rs *runState, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-rs.cancel:
+	case <-t.C:
+	}
+}
+
+// finish ends a job: items still pending are cancelled (their entries back
+// in their previous status) unless it completed, and the end is audited.
+func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state, why string) {
+	ctx = context.WithoutCancel(ctx)
+	if state != StateCompleted {
+		itemWhy := "not sent: the job was " + strings.ReplaceAll(state, "_", " ")
+		if err := e.store.CancelPending(ctx, rec.ID, itemWhy); err != nil {
+			e.log.Error("redrive: cancelling pending items failed", "job", rec.ID, "err", err)
+			return
+		}
+	}
+	if err := e.store.SetJobState(ctx, rec.ID, state, why, true); err != nil {
+		e.log.Error("redrive: ending job failed", "job", rec.ID, "err", err)
+		return
+	}
+	end, err := e.store.Job(ctx, rec.ID)
+	if err != nil {
+		return
+	}
+	var req Request
+	_ = json.Unmarshal(end.Request, &req)
+	outcome := access.OutcomeSuccess
+	if state != StateCompleted || end.Failed > 0 {
+		outcome = access.OutcomeFailure
+	}
+	e.audit(ctx, Actor{P: &access.Principal{User: end.Actor, Method: "job"}}, "dlq.job.finish", end.ID, req, outcome, map[string]any{
+		"state": state, "total": end.Total, "done": end.Done, "failed": end.Failed, "cancelled": end.Cancelled, "error": why})
+	e.log.Info("redrive: job ended", "job", end.ID, "action", end.Action, "state", state, "done", end.Done, "failed", end.Failed, "cancelled", end.Cancelled)
+}
+
+// apply does the job's action to one batch and returns each item's outcome.
+func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqstore.JobItem, entries []dlqstore.Entry) []dlqstore.Outcome {
+	outs := make([]dlqstore.Outcome, len(items))
+	for i, it := range items {
+		outs[i] = dlqstore.Outcome{Seq: it.Seq, EntryID: it.EntryID, State: ItemSent}
+		if entries[i].ID == 0 {
+			outs[i].State, outs[i].Error = ItemFailed, "the entry was purged before the job reached it"
+		}
+	}
+	if !sp.sends {
+		return outs
+	}
+	type batch struct {
+		sender Sender
+		idx    []int
+		msgs   []Message
+	}
+	var order []string
+	batches := map[string]*batch{}
+	for i, it := range items {
+		if outs[i].State != ItemSent {
+			continue
+		}
+		m, err := e.message(jobID, sp, it, entries[i])
+		if err == nil {
+			key := m.Target.Broker + "\x00" + m.Target.Cluster
+			b := batches[key]
+			if b == nil {
+				s, serr := e.opts.Sender(m.Target.Broker, m.Target.Cluster)
+				if serr != nil {
+					err = serr
+				} else {
+					b = &batch{sender: s}
+					batches[key] = b
+					order = append(order, key)
+				}
+			}
+			if b != nil {
+				b.idx = append(b.idx, i)
+				b.msgs = append(b.msgs, m)
+				continue
+			}
+		}
+		outs[i].State, outs[i].Error = ItemFailed, access.ErrorMessage(err)
+	}
+	for _, key := range order {
+		b := batches[key]
+		errs := b.sender.Send(ctx, b.msgs)
+		for k, i := range b.idx {
+			var err error
+			if k < len(errs) {
+				err = errs[k]
+			} else {
+				err = fmt.Errorf("the sender reported no outcome")
+			}
+			if err != nil {
+				outs[i].State, outs[i].Error = ItemFailed, err.Error()
+			}
+		}
+	}
+	return outs
+}
+
+// RabbitCluster is the cluster name of the console's RabbitMQ connection,
+// for destinations given as rabbitmq:<vhost>/<queue> of a Kafka entry.
+const RabbitCluster = "rabbitmq"
+
+// message is what a redrive (or a quarantine publish) sends for an entry.
+func (e *Engine) message(jobID int64, sp spec, it dlqstore.JobItem, en dlqstore.Entry) (Message, error) {
+	if en.Truncated {
+		return Message{}, fmt.Errorf("the payload was cut to %d of %d bytes when indexed and cannot be sent whole", len(en.DL.Payload), en.PayloadSize)
+	}
+	rc := RabbitCluster
+	if en.Broker == delivery.BrokerRabbitMQ {
+		rc = en.Cluster
+	}
+	dest := it.Destination
+	if sp.req.Action == ActionQuarantine {
+		t, err := parseDestination(dest, rc)
+		if err != nil {
+			return Message{}, err
+		}
+		if t.Broker == delivery.BrokerKafka {
+			t.Topic = delivery.QuarantineName(t.Topic)
+		} else {
+			t.RoutingKey = delivery.QuarantineName(t.RoutingKey)
+		}
+		dest = t.Resource()
+	}
+	t, err := parseDestination(dest, rc)
+	if err != nil {
+		return Message{}, err
+	}
+	dl := en.DL
+	headers, _, _ := delivery.RedriveHeaders(dl, jobID)
+	m := Message{EntryID: en.ID, Target: t, Key: dl.Key, Headers: headers, Body: dl.Payload, MessageID: en.MessageID}
+	if env := dl.Envelope; env != nil {
+		m.MessageID, m.CorrelationID, m.Type, m.ContentType = env.ID, env.CorrelationID, env.Type, "application/json"
+	}
+	if sp.req.Action == ActionEditRedrive {
+		orig := cmpOr(m.MessageID, fmt.Sprintf("entry-%d", en.ID))
+		env, err := editedEnvelope(sp.req.Edit.Payload, orig)
+		if err != nil {
+			return Message{}, err
+		}
+		body, err := json.Marshal(env)
+		if err != nil {
+			return Message{}, err
+		}
+		m.Body, m.MessageID, m.CorrelationID, m.Type, m.ContentType = body, env.ID, env.CorrelationID, env.Type, "application/json"
+		m.Headers = setHeader(m.Headers, delivery.HeaderEventID, env.ID)
+		m.Headers = setHeader(m.Headers, delivery.HeaderCorrelationID, env.CorrelationID)
+		m.Headers = setHeader(m.Headers, delivery.HeaderEventType, env.Type)
+		for k, v := range sp.req.Edit.Headers {
+			if v == nil {
+				m.Headers = m.Headers.Without(func(key string) bool { return key == k })
+			} else {
+				m.Headers = setHeader(m.Headers, k, *v)
+			}
+		}
+	}
+	return m, nil
+}
+
+func setHeader(h delivery.Headers, k, v string) delivery.Headers {
+	out := h.Without(func(key string) bool { return key == k })
+	return append(out, delivery.Header{Key: k, Value: []byte(v)})
+}
+
+// editedEnvelope validates an edited envelope and gives it a new id with
+// the original id as its correlation id. Errors: EINVALID.
+func editedEnvelope(payload []byte, origID string) (delivery.Envelope, error) {
+	env, err := delivery.ParseEnvelope(payload)
+	if err != nil {
+		return env, access.Errorf(access.EINVALID, "the edited payload is not an envelope: %v", err)
+	}
+	env.ID = uuid.NewString()
+	env.CorrelationID = origID
+	if err := env.Validate(); err != nil {
+		return env, access.Errorf(access.EINVALID, "the edited envelope is invalid: %v", err)
+	}
+	return env, nil
+}
+
+// editDiff is the change an edit makes to the entry's envelope, for the
+// audit log: each changed top-level and nested field with before and after.
+func (e *Engine) editDiff(ctx context.Context, req Request) (map[string]any, error) {
+	en, err := e.store.Entry(ctx, req.Selector.IDs[0])
+	if err != nil {
+		return nil, err
+	}
+	var before, after any
+	_ = json.Unmarshal(en.DL.Payload, &before)
+	if err := json.Unmarshal(req.Edit.Payload, &after); err != nil {
+		return nil, err
+	}
+	changes := map[string]any{}
+	diffJSON("", before, after, changes)
+	delete(changes, "id")
+	delete(changes, "correlation_id")
+	out := map[string]any{"payload": changes}
+	if len(req.Edit.Headers) > 0 {
+		out["headers"] = req.Edit.Headers
+	}
+	return out, nil
+}
+
+func diffJSON(path string, a, b any, out map[string]any) {
+	am, aok := a.(map[string]any)
+	bm, bok := b.(map[string]any)
+	if aok && bok {
+		for k, av := range am {
+			diffJSON(join(path, k), av, bm[k], out)
+		}
+		for k, bv := range bm {
+			if _, ok := am[k]; !ok {
+				out[join(path, k)] = map[string]any{"before": nil, "after": bv}
+			}
+		}
+		return
+	}
+	ab, _ := json.Marshal(a)
+	bb, _ := json.Marshal(b)
+	if string(ab) != string(bb) {
+		out[path] = map[string]any{"before": a, "after": b}
+	}
+}
+
+func join(path, k string) string {
+	if path == "" {
+		return k
+	}
+	return path + "." + k
+}
+
+// pacer holds a job to its rate: batch n is released no earlier than the
+// time the messages before it take at the rate, counted from the job's
+// (re)start, so the average never exceeds the limit and bursts stay a tenth
+// of a second's worth.
+type pacer struct {
+	rate      float64
+	unlimited bool
+	now       func() time.Time
+	start     time.Time
+	sent      int
+}
+
+func newPacer(rate float64, unlimited bool, now func() time.Time) *pacer {
+	return &pacer{rate: rate, unlimited: unlimited || rate <= 0, now: now}
+}
+
+// batch is how many items to take next.
+func (p *pacer) batch() int {
+	if p.unlimited {
+		return 500
+	}
+	return max(1, min(500, int(p.rate/10)))
+}
+
+// wait blocks until n more messages fit the rate; false when cancel closed
+// or ctx ended first.
+func (p *pacer) wait(ctx context.Context, cancel <-chan struct{}, n int) bool {
+	if p.unlimited {
+		return ctx.Err() == nil
+	}
+	if p.start.IsZero() {
+		p.start = p.now()
+	}
+	due := p.start.Add(time.Duration(float64(p.sent) / p.rate * float64(time.Second)))
+	p.sent += n
+	if d := due.Sub(p.now()); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			p.sent -= n
+			return false
+		case <-cancel:
+			p.sent -= n
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
