@@ -21,6 +21,8 @@ import (
 type apiDLQEntry struct {
 	ID             int64             `json:"id"`
 	Status         string            `json:"status"`
+	StatusReason   string            `json:"status_reason,omitempty"` // why an action or loop protection set the status
+	RedriveJob     int64             `json:"redrive_job,omitempty"`   // the job that redrove the message before this failure
 	Broker         string            `json:"broker"`
 	Cluster        string            `json:"cluster"`
 	VHost          string            `json:"vhost,omitempty"`
@@ -52,7 +54,7 @@ type apiDLQEntry struct {
 
 func apiDLQEntryOf(e dlqstore.Entry) apiDLQEntry {
 	out := apiDLQEntry{
-		ID: e.ID, Status: string(e.Status), Broker: e.Broker, Cluster: e.Cluster, VHost: e.VHost, Destination: e.Destination,
+		ID: e.ID, Status: string(e.Status), StatusReason: e.StatusReason, RedriveJob: e.RedriveJob, Broker: e.Broker, Cluster: e.Cluster, VHost: e.VHost, Destination: e.Destination,
 		MessageID: e.MessageID, Tenant: e.Tenant, EventType: e.EventType, ErrorCode: e.ErrorCode,
 		ErrorMessage: e.DL.Error.Message, ExceptionType: e.DL.Error.ExceptionType, Fingerprint: e.Fingerprint,
 		GroupID: e.GroupID, Format: string(e.DL.Format), Origin: e.DL.Origin, Attempts: e.DL.Attempts,

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"net/http"
 	"net/url"
@@ -14,6 +15,7 @@ import (
 
 	"switchyard/access"
 	"switchyard/collector"
+	"switchyard/redrive"
 )
 
 // matrixUsers are the columns of the expected table, in order.
@@ -47,9 +49,20 @@ var expected = map[string][5]int{
 	"dlq.entries":      {303, 200, 200, 200, 200},
 	"dlq.entry":        {303, 200, 200, 404, 200},
 	"dlq.group.triage": {303, 403, 403, 403, 303},
-	"traces":           {303, 200, 200, 200, 200},
-	"alerts":           {303, 200, 200, 200, 200},
-	"export":           {303, 403, 200, 200, 200},
+	// Dead-letter jobs ask for view; the engine authorizes the entries by
+	// the job's action: vera (viewer) may not act at all (403), otto's
+	// rules reach none of the demo entries: his plan counts 0 (200) and
+	// his job has nothing to do (400). A job on kafka:demo is not otto's
+	// to see (404). Cancelling redirects back to the job, with a flash
+	// message when it had already ended.
+	"dlq.jobs":       {303, 200, 200, 200, 200},
+	"dlq.job.plan":   {303, 403, 200, 200, 200},
+	"dlq.job.start":  {303, 403, 303, 400, 303},
+	"dlq.job":        {303, 200, 200, 404, 200},
+	"dlq.job.cancel": {303, 403, 303, 404, 303},
+	"traces":         {303, 200, 200, 200, 200},
+	"alerts":         {303, 200, 200, 200, 200},
+	"export":         {303, 403, 200, 200, 200},
 
 	"admin":                 {303, 403, 403, 403, 200},
 	"admin.users":           {303, 403, 403, 403, 200},
@@ -80,6 +93,10 @@ var expected = map[string][5]int{
 	"api.dlq.entry":             {401, 200, 200, 404, 200},
 	"api.dlq.groups":            {401, 200, 200, 200, 200},
 	"api.dlq.group.triage":      {401, 403, 403, 403, 200},
+	"api.dlq.jobs":              {401, 200, 200, 200, 200},
+	"api.dlq.jobs.create":       {401, 403, 201, 400, 201},
+	"api.dlq.job":               {401, 200, 200, 404, 200},
+	"api.dlq.job.cancel":        {401, 403, 200, 404, 200},
 	"api.admin.users":           {401, 403, 403, 403, 200},
 	"api.admin.bindings":        {401, 403, 403, 403, 200},
 	"api.admin.bindings.add":    {401, 403, 403, 403, 201},
@@ -95,6 +112,14 @@ const matrixQueue = "notify.email.high"
 type matrixFixtures struct {
 	tokenID, bindingPage, bindingAPI int64
 	dlqEntry, dlqGroup               int64
+	// dlqJob is a job that waits on its canary (redrive of two extra
+	// demo entries by admin); apiCancel are more such jobs, one for each
+	// user who may cancel through the API, so that each cancels a running
+	// job. start and create are the entries each user's new job
+	// quarantines.
+	dlqJob        int64
+	apiCancel     map[string]int64
+	start, create map[string]int64
 }
 
 func setupMatrix(t *testing.T, e *env) matrixFixtures {
@@ -128,11 +153,28 @@ func setupMatrix(t *testing.T, e *env) matrixFixtures {
 			t.Fatal(err)
 		}
 	}
+
+	jobs := e.withJobs(t)
+	more := seedMoreDLQ(t, e.dlq, "t1", 0, "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "m9", "m10")
+	canary := func(a, b string) int64 {
+		j, err := jobs.engine.Start(ctx, redrive.Actor{P: by}, redrive.Request{
+			Action: redrive.ActionRedrive, Selector: redrive.Selector{IDs: []int64{more[a], more[b]}},
+			Canary: 1, CanaryWindow: time.Hour, Reason: "matrix", Force: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	}
+	f.dlqJob = canary("m1", "m2")
+	f.apiCancel = map[string]int64{"tess": canary("m3", "m4"), "admin": canary("m5", "m6")}
+	f.start = map[string]int64{"tess": more["m7"], "admin": more["m8"]}
+	f.create = map[string]int64{"tess": more["m9"], "admin": more["m10"]}
 	return f
 }
 
 // fillPath puts real names into a route's parameters.
-func fillPath(rt Route, f matrixFixtures) string {
+func fillPath(rt Route, f matrixFixtures, user string) string {
 	p := rt.Path
 	name := "target"
 	if rt.Name == "admin.roles.delete" {
@@ -148,6 +190,10 @@ func fillPath(rt Route, f matrixFixtures) string {
 		id = f.dlqEntry
 	case "dlq.group.triage", "api.dlq.group.triage":
 		id = f.dlqGroup
+	case "dlq.job", "dlq.job.cancel", "api.dlq.job":
+		id = f.dlqJob
+	case "api.dlq.job.cancel":
+		id = cmp.Or(f.apiCancel[user], f.dlqJob)
 	}
 	if rt.Name == "api.series" {
 		p += "?name=switchyard_kafka_up"
@@ -161,7 +207,7 @@ func fillPath(rt Route, f matrixFixtures) string {
 
 // formFor is a valid body for each mutation, so that the matrix tests
 // authorization and not validation.
-func formFor(name, user string) url.Values {
+func formFor(name, user string, f matrixFixtures) url.Values {
 	switch name {
 	case "login":
 		return url.Values{"username": {"nobody-" + user}, "password": {"not the right password"}}
@@ -175,14 +221,21 @@ func formFor(name, user string) url.Values {
 		return url.Values{"name": {"scratch-" + user}, "actions": {"view", "read_payload"}}
 	case "dlq.group.triage":
 		return url.Values{"state": {"acknowledged"}, "owner": {user}, "note": {"matrix"}}
+	case "dlq.job.plan":
+		return url.Values{"action": {"redrive"}, "ids": {strconv.FormatInt(f.dlqEntry, 10)}}
+	case "dlq.job.start":
+		return url.Values{"action": {"quarantine"}, "ids": {strconv.FormatInt(cmp.Or(f.start[user], f.start["tess"]), 10)}, "reason": {"matrix"}}
 	case "admin.bindings.add":
 		return url.Values{"subject": {"user:target"}, "role": {"viewer"}, "resources": {"kafka:demo/orders.*\nkafka:demo/group/x"}, "tenants": {"t1, t2"}}
 	}
 	return url.Values{}
 }
 
-func jsonFor(name string) any {
+func jsonFor(name, user string, f matrixFixtures) any {
 	switch name {
+	case "api.dlq.jobs.create":
+		return redrive.Request{Action: redrive.ActionQuarantine, Reason: "matrix",
+			Selector: redrive.Selector{IDs: []int64{cmp.Or(f.create[user], f.create["tess"])}}}
 	case "api.admin.bindings.add":
 		return map[string]any{"subject": "user:target", "role": "viewer", "resources": []string{"kafka:demo/api"}}
 	case "api.admin.tokens.issue":
@@ -229,7 +282,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			if !ok {
 				continue
 			}
-			path := fillPath(rt, f)
+			path := fillPath(rt, f, user)
 			var r response
 			switch {
 			case rt.Method == fiber.MethodGet:
@@ -240,13 +293,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 				if m == nil {
 					t.Fatalf("no login CSRF for %s", user)
 				}
-				body := formFor(rt.Name, user)
+				body := formFor(rt.Name, user, f)
 				body.Set("_csrf", m[1])
 				r = c.send(t, rt.Method, path, body)
 			case strings.HasPrefix(rt.Path, "/api/") || strings.HasPrefix(rt.Path, "/v1/"):
-				r = c.api(t, rt.Method, path, jsonFor(rt.Name))
+				r = c.api(t, rt.Method, path, jsonFor(rt.Name, user, f))
 			default:
-				r = c.post(t, path, formFor(rt.Name, user))
+				r = c.post(t, path, formFor(rt.Name, user, f))
 			}
 			if r.status != want[i] {
 				t.Errorf("%s %s as %s = %d, want %d\n%.300s", rt.Method, path, user, r.status, want[i], r.body)

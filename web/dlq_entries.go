@@ -1,6 +1,7 @@
 package web
 
 import (
+	"encoding/json"
 	"net/url"
 	"strings"
 
@@ -8,6 +9,7 @@ import (
 
 	"switchyard/access"
 	"switchyard/dlqstore"
+	"switchyard/redrive"
 	"switchyard/web/templates"
 )
 
@@ -28,6 +30,7 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 		vm.RangeOptions = append(vm.RangeOptions, r.key)
 	}
 	page := templates.Page{Title: "Dead letters · entries", Area: templates.AreaDeadLetters}
+	jobs := templates.EntriesJobs{DLQActions: s.jobActions(principal(c), access.Res("*"))}
 	eq, err := s.parseEntryQuery(c)
 	vm.Filter = entryForm(eq)
 	if err == nil && eq.Filter.GroupID != 0 {
@@ -49,7 +52,7 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 		}
 		c.Status(fiber.StatusBadRequest)
 		vm.Error = access.ErrorMessage(err)
-		return s.render(c, page, templates.DeadLetterEntriesView(vm))
+		return s.render(c, page, templates.DeadLetterEntriesView(vm, jobs))
 	}
 	now := s.now()
 	for _, e := range res.Entries {
@@ -62,6 +65,14 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 		})
 	}
 	vm.Total = totalText(res.Total, res.TotalCapped)
+	if len(vm.Rows) > 0 {
+		// "Redrive all N matching": the filter as typed, without the
+		// page's cursor; the engine freezes the set when the job starts.
+		spec := filterSpecOf(eq.Filter)
+		if b, err := json.Marshal(redrive.Selector{Filter: &spec}); err == nil {
+			jobs.FilterSelector, jobs.Total = string(b), vm.Total
+		}
+	}
 	q := queryOf(c)
 	q.Del("cursor")
 	if res.Next != "" {
@@ -72,7 +83,7 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 	if eq.Filter.Cursor != "" {
 		vm.FirstHref = withQuery("/dead-letters/entries", q)
 	}
-	return s.render(c, page, templates.DeadLetterEntriesView(vm))
+	return s.render(c, page, templates.DeadLetterEntriesView(vm, jobs))
 }
 
 func withQuery(path string, q url.Values) string {

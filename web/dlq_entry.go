@@ -29,14 +29,18 @@ func (s *Server) handleDLQEntry(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	vm := entryViewOf(e, pv)
+	jv, err := s.entryJobs(c, e, pv)
+	if err != nil {
+		return s.fail(c, err)
+	}
 	return s.render(c, templates.Page{Title: "Dead letter " + itoa64(e.ID), Area: templates.AreaDeadLetters},
-		templates.DeadLetterEntryView(vm))
+		templates.DeadLetterEntryView(vm, jv))
 }
 
 func entryViewOf(e dlqstore.Entry, pv payloadView) templates.DeadLetterEntry {
 	dl := e.DL
 	vm := templates.DeadLetterEntry{
-		ID: e.ID, Status: string(e.Status), Format: string(dl.Format),
+		ID: e.ID, Status: string(e.Status), Format: string(dl.Format), StatusReason: e.StatusReason,
 		Title:     cmpOr(truncateText(dl.Error.Message, 200), "Dead letter "+itoa64(e.ID)),
 		GroupHref: "/dead-letters/entries?group=" + itoa64(e.GroupID),
 		Error: templates.DLQError{

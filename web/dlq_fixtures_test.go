@@ -11,9 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/delivery/kafka"
 	"switchyard/dlqstore"
 	"switchyard/indexer"
+	"switchyard/redrive"
 )
 
 // Dead-letter fixtures, indexed through the real store's IndexKafka and
@@ -158,4 +164,94 @@ func (dlqSources) Status() []indexer.SourceStatus {
 			LastError: "fetch: NOT_LEADER_FOR_PARTITION", LastErrorAt: now.Add(-time.Minute), LastIndexedAt: now},
 		{Broker: delivery.BrokerRabbitMQ, Cluster: dlqRabbit, VHost: "/", Destination: mailDLQ, Indexed: 1, Lag: -1, LastIndexedAt: now},
 	}
+}
+
+// jobsEnv is a real dead-letter job engine on an env: over the seeded
+// store and the env's audit log, sending to a kfake cluster that holds the
+// seeded Kafka origin topics (cluster testCluster; RabbitMQ has no sender).
+type jobsEnv struct {
+	engine *redrive.Engine
+	// kafka reads what the engine sent to the origin cluster.
+	kafka *kgo.Client
+}
+
+// withJobs gives the env's server a job engine, run until the test ends.
+// Edit-and-redrive is enabled.
+func (e *env) withJobs(t *testing.T) *jobsEnv {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, testTopic), kfake.SeedTopics(1, otherTopic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	pub, err := kafka.NewPublisher(kafka.PublisherOptions{Brokers: c.ListenAddrs(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	sender := redrive.NewKafkaSender(pub)
+	eng, err := redrive.New(redrive.Options{
+		Store: e.dlq, Policy: access.Policy{}, Audit: e.audit, EditEnabled: true,
+		Sender: func(broker, cluster string) (redrive.Sender, error) {
+			if broker == delivery.BrokerKafka && cluster == testCluster {
+				return sender, nil
+			}
+			return nil, fmt.Errorf("no %s connection %q in the test", broker, cluster)
+		},
+		Poll:   20 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := eng.Run(ctx); err != nil {
+			t.Errorf("job engine: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	read, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics(testTopic, otherTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(read.Close)
+	e.srv.jobs = eng // before any request of the test
+	return &jobsEnv{engine: eng, kafka: read}
+}
+
+// seedMoreDLQ indexes extra dead letters of tenant on testDLQ (origin
+// testTopic), partition 2 from offset base, and returns their ids by name.
+func seedMoreDLQ(t *testing.T, st *dlqstore.Store, tenant string, base int64, names ...string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	var items []dlqstore.IndexItem
+	for i, n := range names {
+		f := dlqFixture{name: n, tenant: tenant, code: "EXTRA_FIXTURE", msg: "extra fixture " + n, age: time.Minute}
+		o := delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: testTopic, Partition: 2, Offset: base + int64(i), ConsumerGroup: testGroup}
+		d := delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: testDLQ, Partition: 2, Offset: base + int64(i)}
+		items = append(items, deadLetterOf(t, f, o, d, now))
+	}
+	res, err := st.IndexKafka(ctx, testCluster, testDLQ, 2, items, base+int64(len(items)))
+	if err != nil || res.Inserted != len(items) {
+		t.Fatalf("index extra: %+v %v", res, err)
+	}
+	page, err := st.FindEntries(ctx, dlqstore.Filter{ErrorCode: "EXTRA_FIXTURE", Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int64{}
+	for _, e := range page.Entries {
+		ids[fmt.Sprint(e.DL.Error.Details["fixture"])] = e.ID
+	}
+	for _, n := range names {
+		if ids[n] == 0 {
+			t.Fatalf("extra fixture %s not indexed: %v", n, ids)
+		}
+	}
+	return ids
 }

@@ -107,7 +107,7 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 		}
 	}
 	return s.render(c, templates.Page{Title: "Dead letters", Area: templates.AreaDeadLetters, RangeQuery: tr.query()},
-		templates.DeadLetterGroupsView(vm))
+		templates.DeadLetterGroupsView(vm, s.jobActions(p, access.Res("*"))))
 }
 
 func cloneValues(v url.Values) url.Values {

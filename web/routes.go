@@ -75,6 +75,16 @@ func Routes() []Route {
 		{Method: get, Path: "/dead-letters/entries", Name: "dlq.entries", Action: view, handle: (*Server).handleDLQEntries},
 		{Method: get, Path: "/dead-letters/entries/:id", Name: "dlq.entry", Action: view, handle: (*Server).handleDLQEntry},
 		{Method: post, Path: "/dead-letters/groups/:id/triage", Name: "dlq.group.triage", Action: access.ActionRedrive, Resource: dlqR, handle: (*Server).handleDLQTriage},
+		// Dead-letter jobs ask only for view here: the engine authorizes
+		// every entry of a job by the principal's rules for the job's
+		// action (redrive, quarantine, discard, edit, redrive_elsewhere)
+		// and answers EFORBIDDEN. The pages hide jobs the principal has no
+		// part in (mayViewJob) as a 404.
+		{Method: get, Path: "/dead-letters/jobs", Name: "dlq.jobs", Action: view, handle: (*Server).handleDLQJobs},
+		{Method: post, Path: "/dead-letters/jobs/plan", Name: "dlq.job.plan", Action: view, handle: (*Server).handleDLQJobPlan},
+		{Method: post, Path: "/dead-letters/jobs", Name: "dlq.job.start", Action: view, handle: (*Server).handleDLQJobStart},
+		{Method: get, Path: "/dead-letters/jobs/:id", Name: "dlq.job", Action: view, handle: (*Server).handleDLQJob},
+		{Method: post, Path: "/dead-letters/jobs/:id/cancel", Name: "dlq.job.cancel", Action: view, handle: (*Server).handleDLQJobCancel},
 		{Method: get, Path: "/traces", Name: "traces", Action: view, handle: (*Server).handleTraces},
 		{Method: get, Path: "/alerts", Name: "alerts", Action: view, handle: (*Server).handleAlerts},
 		{Method: get, Path: "/export", Name: "export", Action: access.ActionExport, handle: (*Server).handleExport},
@@ -114,6 +124,10 @@ func Routes() []Route {
 		{Method: get, Path: "/api/v1/dlq/entries/:id", Name: "api.dlq.entry", Action: view, handle: (*Server).handleAPIDLQEntry},
 		{Method: get, Path: "/api/v1/dlq/groups", Name: "api.dlq.groups", Action: view, handle: (*Server).handleAPIDLQGroups},
 		{Method: patch, Path: "/api/v1/dlq/groups/:id", Name: "api.dlq.group.triage", Action: access.ActionRedrive, Resource: dlqR, handle: (*Server).handleAPIDLQTriage},
+		{Method: get, Path: "/api/v1/dlq/jobs", Name: "api.dlq.jobs", Action: view, handle: (*Server).handleAPIDLQJobs},
+		{Method: post, Path: "/api/v1/dlq/jobs", Name: "api.dlq.jobs.create", Action: view, handle: (*Server).handleAPIDLQJobCreate},
+		{Method: get, Path: "/api/v1/dlq/jobs/:id", Name: "api.dlq.job", Action: view, handle: (*Server).handleAPIDLQJob},
+		{Method: post, Path: "/api/v1/dlq/jobs/:id/cancel", Name: "api.dlq.job.cancel", Action: view, handle: (*Server).handleAPIDLQJobCancel},
 		{Method: get, Path: "/api/v1/topics/:cluster/:topic/messages", Name: "api.topic.messages", Action: access.ActionReadPayload, Resource: topicResource, handle: (*Server).handleAPITopicMessages},
 		{Method: get, Path: "/api/v1/admin/users", Name: "api.admin.users", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminUsers},
 		{Method: get, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindings},

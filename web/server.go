@@ -160,6 +160,11 @@ type Options struct {
 	// Masker masks PII in dead-letter payloads for principals without
 	// read_pii; nil shows payloads as stored. *access.Masker.
 	Masker PayloadMasker
+	// Jobs runs dead-letter jobs (redrive, quarantine, discard, restore,
+	// edit and redrive) behind /dead-letters/jobs and /api/v1/dlq/jobs;
+	// nil answers those routes "not configured" and hides the buttons.
+	// *redrive.Engine.
+	Jobs DLQJobs
 	// SecureCookies marks cookies Secure even on plain HTTP requests (the
 	// console behind a TLS-terminating proxy).
 	SecureCookies bool
@@ -194,6 +199,7 @@ type Server struct {
 	dlq            DeadLetters
 	indexers       IndexerStatus
 	masker         PayloadMasker
+	jobs           DLQJobs
 	auditReads     bool
 	secureCookies  bool
 	proxyUser      string
@@ -226,6 +232,7 @@ func New(opts Options) (*Server, error) {
 		dlq:           opts.DLQ,
 		indexers:      opts.Indexers,
 		masker:        opts.Masker,
+		jobs:          opts.Jobs,
 		auditReads:    opts.AuditPayloadReads,
 		secureCookies: opts.SecureCookies,
 		proxyUser:     cmp.Or(opts.ProxyUserHeader, "X-Forwarded-User"),

@@ -34,6 +34,7 @@ import (
 	"switchyard/demo"
 	"switchyard/dlqstore"
 	"switchyard/indexer"
+	"switchyard/redrive"
 	"switchyard/sqldb"
 	"switchyard/tsdb"
 	"switchyard/web"
@@ -59,6 +60,8 @@ type Main struct {
 	db       *sql.DB
 	tsdb     *tsdb.Store
 	dlq      *dlqstore.Store
+	jobs     *redrive.Engine
+	senders  *senders
 	indexers indexerStatus
 	service  *collector.ServiceMetrics
 	audit    *access.Audit
@@ -332,7 +335,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
 		Series: store, OTLP: svc, PollInterval: time.Duration(c.PollInterval),
-		DLQ: m.dlq, Indexers: m.indexers, Masker: masker,
+		DLQ: m.dlq, Indexers: m.indexers, Masker: masker, Jobs: m.jobs,
 		Ready: ready, Version: version, TracerProvider: m.tracerProvider(),
 	})
 	if err != nil {
@@ -379,11 +382,21 @@ func (m *Main) printBanner(clusters []KafkaCluster, generated string, created bo
 // retention of resolved and discarded entries.
 func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, rabbitURL string, rabbitSources []*collector.RabbitSource, reg prometheus.Registerer) error {
 	c := m.Config
-	store, err := dlqstore.Open(ctx, filepath.Join(c.DataDir, "dlq.db"), dlqstore.Options{Logger: m.logger.With("component", "dlqstore")})
+	store, err := dlqstore.Open(ctx, filepath.Join(c.DataDir, "dlq.db"), dlqstore.Options{Logger: m.logger.With("component", "dlqstore"), MaxRedrives: c.DLQ.MaxRedrives})
 	if err != nil {
 		return err
 	}
 	m.dlq = store
+	m.senders = newSenders(clusters, rabbitURL, m.logger.With("component", "redrive"))
+	jobs, err := redrive.New(redrive.Options{
+		Store: store, Policy: access.Policy{}, Audit: m.audit, Sender: m.senders.sender,
+		MaxRate: c.DLQ.MaxRate, EditEnabled: c.DLQ.EditRedrive, Logger: m.logger.With("component", "redrive"),
+	})
+	if err != nil {
+		return err
+	}
+	m.jobs = jobs
+	m.goRun(runCtx, "redrive jobs", jobs.Run)
 	metrics, err := indexer.NewMetrics(reg)
 	if err != nil {
 		return err
@@ -534,6 +547,9 @@ func (m *Main) Close() error {
 	}
 	if m.tsdb != nil {
 		errs = append(errs, m.tsdb.Close())
+	}
+	if m.senders != nil {
+		m.senders.close()
 	}
 	if m.dlq != nil {
 		errs = append(errs, m.dlq.Close())

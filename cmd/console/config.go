@@ -101,6 +101,16 @@ type DLQ struct {
 	// Retention purges resolved and discarded entries older than this;
 	// unresolved entries are never purged.
 	Retention Duration `json:"retention"` // default 30 days
+	// MaxRedrives is loop protection: a message that comes back to a DLQ
+	// after this many redrives is quarantined automatically (default 3).
+	MaxRedrives int `json:"max_redrives"`
+	// MaxRate caps the rate (messages/s) an operator may give a redrive
+	// job (default 1000; a job's default is 50).
+	MaxRate float64 `json:"max_rate"`
+	// EditRedrive allows edit-and-redrive: an operator with the edit
+	// permission changes one entry's envelope and sends it as a new
+	// message (off by default).
+	EditRedrive bool `json:"edit_redrive"`
 }
 
 // OTLP configures the metrics receiver.
@@ -174,7 +184,7 @@ func defaultConfig() Config {
 		History:        History{RawRetention: Duration(24 * time.Hour), RollupRetention: Duration(14 * 24 * time.Hour), MaxSeries: 100000},
 		Lag:            Lag{Window: 10},
 		OTLP:           OTLP{MaxSeries: 10000},
-		DLQ:            DLQ{KafkaPayloadCap: 256 << 10, RabbitPayloadCap: 8 << 20, Retention: Duration(30 * 24 * time.Hour)},
+		DLQ:            DLQ{KafkaPayloadCap: 256 << 10, RabbitPayloadCap: 8 << 20, Retention: Duration(30 * 24 * time.Hour), MaxRedrives: 3, MaxRate: 1000},
 		Auth: Auth{
 			SessionIdle: Duration(30 * time.Minute), SessionAbsolute: Duration(12 * time.Hour),
 			AuditPayloadReads: true,
@@ -292,6 +302,9 @@ func (c Config) Validate() error {
 	}
 	if c.DLQ.KafkaPayloadCap < 1024 || c.DLQ.RabbitPayloadCap < 1024 || c.DLQ.Retention < Duration(time.Hour) {
 		errs = append(errs, fmt.Errorf("dlq: payload caps must be at least 1024 bytes and retention at least 1h"))
+	}
+	if c.DLQ.MaxRedrives < 1 || c.DLQ.MaxRate < 1 {
+		errs = append(errs, fmt.Errorf("dlq: max_redrives and max_rate must be at least 1"))
 	}
 	for _, pat := range c.DLQ.Patterns {
 		if _, err := path.Match(pat, "x"); err != nil {

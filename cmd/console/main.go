@@ -52,6 +52,9 @@ commands:
   token create --user NAME
                         print a new API token for NAME on stdout
   audit verify          check the audit log's hash chain (exit 1 when broken)
+  dlq redrive|quarantine|discard|restore|jobs|job|cancel
+                        dead-letter jobs through the console's API with a token
+                        ('console dlq help' for the flags)
   healthcheck           exit 0 when the console at CONSOLE_ADDR answers /healthz
   version               print the version
 
@@ -91,6 +94,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return usageError{"usage: console audit verify [--data-dir DIR]"}
 		}
 		return runAuditVerify(ctx, args[2:], stdout, getenv)
+	case "dlq":
+		return runDLQ(ctx, args[1:], stdout, getenv)
 	case "healthcheck":
 		return runHealthcheck(ctx, getenv)
 	case "version", "-v", "--version":

@@ -50,6 +50,8 @@
     }).then(function (html) {
       panel.innerHTML = html;
       panel.removeAttribute("data-refresh-failed");
+      // A page whose subject has settled (a finished job) says so.
+      if (panel.querySelector("[data-refresh-stop]")) window.clearInterval(timer);
     }).catch(function () {
       // Keep the last content; the marker dims it so nobody trusts stale data.
       panel.setAttribute("data-refresh-failed", "true");
@@ -57,5 +59,5 @@
       busy = false;
     });
   }
-  window.setInterval(refresh, every);
+  var timer = window.setInterval(refresh, every);
 })();

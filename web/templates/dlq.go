@@ -130,7 +130,9 @@ type DeadLetterEntry struct {
 	CorrelationID  string
 	TraceID        string
 	Flags          []DLQFlag
-	History        []string
+	// StatusReason says why the entry has its status when an action or
+	// loop protection put it there.
+	StatusReason string
 }
 
 // DLQError is an entry's error context.

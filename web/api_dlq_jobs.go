@@ -1,0 +1,152 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"switchyard/access"
+	"switchyard/redrive"
+)
+
+// The dead-letter jobs API: the same engine and rules as the pages,
+// errors in the platform contract.
+
+// apiJobPlan is the answer of a dry run.
+type apiJobPlan struct {
+	Plan redrive.Plan `json:"plan"`
+}
+
+type apiJobs struct {
+	Jobs       []redrive.Job `json:"jobs"`
+	NextBefore int64         `json:"next_before,omitempty"` // ?before= of the next page
+}
+
+// apiJobDetail is a job with a page of its ledger.
+type apiJobDetail struct {
+	redrive.Job
+	Ledger  []redrive.LedgerItem `json:"ledger"`
+	NextSeq int                  `json:"next_seq,omitempty"` // ?after_seq= of the next ledger page
+}
+
+// handleAPIDLQJobCreate takes a redrive.Request: with dry_run it answers
+// {"plan": …}, else it starts the job and answers 201 with it.
+func (s *Server) handleAPIDLQJobCreate(c *fiber.Ctx) error {
+	jobs, err := s.dlqJobs()
+	if err != nil {
+		return s.fail(c, err)
+	}
+	var req redrive.Request
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return s.fail(c, access.Errorf(access.EINVALID, "body must be a job request {action, selector, reason, …}: %s", jsonProblem(err)))
+	}
+	if req, err = s.guardRequest(principal(c), req); err != nil {
+		return s.fail(c, err)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	if req.DryRun {
+		plan, err := jobs.Plan(c.UserContext(), actorOf(c), req)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		return c.JSON(apiJobPlan{Plan: plan})
+	}
+	j, err := jobs.Start(c.UserContext(), actorOf(c), req)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	c.Location("/api/v1/dlq/jobs/" + itoa64(j.ID))
+	return c.Status(fiber.StatusCreated).JSON(j)
+}
+
+// handleAPIDLQJobs lists the jobs the caller may see, newest first:
+// ?running=1, limit (1–500, default 50), before (keyset cursor).
+func (s *Server) handleAPIDLQJobs(c *fiber.Ctx) error {
+	jobs, err := s.dlqJobs()
+	if err != nil {
+		return s.fail(c, err)
+	}
+	f := redrive.JobFilter{Limit: jobsPerPage}
+	switch v := strings.TrimSpace(c.Query("running")); v {
+	case "", "0", "false":
+	case "1", "true":
+		f.Running = true
+	default:
+		return s.fail(c, access.Errorf(access.EINVALID, "running must be 1 or 0"))
+	}
+	if v := c.Query("limit"); v != "" {
+		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 500 {
+			return s.fail(c, access.Errorf(access.EINVALID, "limit must be 1 to 500"))
+		}
+	}
+	if f.Before, err = int64Query(c, "before"); err != nil {
+		return s.fail(c, err)
+	}
+	list, next, err := jobs.Jobs(c.UserContext(), f)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	out := apiJobs{Jobs: []redrive.Job{}, NextBefore: next}
+	p := principal(c)
+	for _, j := range list {
+		if s.mayViewJob(p, j) {
+			out.Jobs = append(out.Jobs, j)
+		}
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(out)
+}
+
+// handleAPIDLQJob is a job with a page of its ledger: ?after_seq=,
+// limit (1–1000, default 100).
+func (s *Server) handleAPIDLQJob(c *fiber.Ctx) error {
+	jobs, err := s.dlqJobs()
+	if err != nil {
+		return s.fail(c, err)
+	}
+	j, err := s.loadJob(c, jobs)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	after, err := int64Query(c, "after_seq")
+	if err != nil || after > 1<<31-1 {
+		return s.fail(c, access.Errorf(access.EINVALID, "after_seq must be a ledger sequence number"))
+	}
+	limit := ledgerPerPage
+	if v := c.Query("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
+			return s.fail(c, access.Errorf(access.EINVALID, "limit must be 1 to 1000"))
+		}
+	}
+	items, next, err := jobs.Ledger(c.UserContext(), j.ID, int(after), limit)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if items == nil {
+		items = []redrive.LedgerItem{}
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(apiJobDetail{Job: j, Ledger: items, NextSeq: next})
+}
+
+// handleAPIDLQJobCancel asks a running job to stop and returns it.
+func (s *Server) handleAPIDLQJobCancel(c *fiber.Ctx) error {
+	jobs, err := s.dlqJobs()
+	if err != nil {
+		return s.fail(c, err)
+	}
+	j, err := s.loadJob(c, jobs)
+	if err != nil {
+		return s.fail(c, err)
+	}
+	if j, err = jobs.Cancel(c.UserContext(), actorOf(c), j.ID); err != nil {
+		return s.fail(c, err)
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(j)
+}
