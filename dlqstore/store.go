@@ -10,6 +10,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -145,7 +146,11 @@ func (s *Store) tune(ctx context.Context) error {
 			return err
 		}
 		conns = append(conns, c)
-		if _, err := c.ExecContext(ctx, "PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -32768"); err != nil {
+		// wal_autocheckpoint: an insert batch writes a few thousand pages
+		// (bodies, ~13 index leaves per entry, full-text segments), so at
+		// the default 1000 pages every commit checkpointed, with two
+		// fsyncs, and copied pages that the next batch dirtied again.
+		if _, err := c.ExecContext(ctx, "PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000"); err != nil {
 			return err
 		}
 	}
@@ -437,11 +442,18 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 		st.n++
 		st.first, st.last = min(st.first, r.first), max(st.last, r.last)
 	}
-	for gid, d := range groups {
-		if _, err := tx.ExecContext(ctx, `UPDATE groups SET count = count + ?,
+	if len(groups) > 0 {
+		updGroup, err := tx.PrepareContext(ctx, `UPDATE groups SET count = count + ?,
 	first_seen = CASE WHEN first_seen = 0 OR ? < first_seen THEN ? ELSE first_seen END,
-	last_seen = max(last_seen, ?) WHERE id = ?`, d.n, d.first, d.first, d.last, gid); err != nil {
-			return res, fmt.Errorf("update group %d: %w", gid, err)
+	last_seen = max(last_seen, ?) WHERE id = ?`)
+		if err != nil {
+			return res, fmt.Errorf("prepare group update: %w", err)
+		}
+		defer updGroup.Close()
+		for gid, d := range groups {
+			if _, err := updGroup.ExecContext(ctx, d.n, d.first, d.first, d.last, gid); err != nil {
+				return res, fmt.Errorf("update group %d: %w", gid, err)
+			}
 		}
 	}
 	if err := applyStats(ctx, tx, stats); err != nil {
@@ -452,21 +464,37 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 
 // applyStats adds deltas (possibly negative) to group_stats and drops rows
 // that reach zero.
+//
+// The statement is prepared once per call: an insert batch has up to one
+// row per entry, and re-preparing the upsert for each cost more than running
+// it. Only a negative delta can bring a row to zero, so the sweep of
+// group_stats (a scan of the whole table) runs only then.
 func applyStats(ctx context.Context, tx *sql.Tx, stats map[statKey]*statDelta) error {
+	if len(stats) == 0 {
+		return nil
+	}
+	up, err := tx.PrepareContext(ctx, `INSERT INTO group_stats (group_id, tenant, broker, cluster, destination, resource, event_type, status, n, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (group_id, tenant, broker, cluster, destination, resource, event_type, status) DO UPDATE SET
+	n = n + excluded.n, first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)`)
+	if err != nil {
+		return fmt.Errorf("update group stats: %w", err)
+	}
+	defer up.Close()
+	negative := false
 	for k, d := range stats {
 		if d.n == 0 {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO group_stats (group_id, tenant, broker, cluster, destination, resource, event_type, status, n, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (group_id, tenant, broker, cluster, destination, resource, event_type, status) DO UPDATE SET
-	n = n + excluded.n, first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)`,
-			k.group, k.tenant, k.broker, k.cluster, k.destination, k.resource, k.eventType, string(k.status), d.n, d.first, d.last); err != nil {
+		negative = negative || d.n < 0
+		if _, err := up.ExecContext(ctx, k.group, k.tenant, k.broker, k.cluster, k.destination, k.resource, k.eventType, string(k.status), d.n, d.first, d.last); err != nil {
 			return fmt.Errorf("update group stats: %w", err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM group_stats WHERE n <= 0"); err != nil {
-		return fmt.Errorf("update group stats: %w", err)
+	if negative {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM group_stats WHERE n <= 0"); err != nil {
+			return fmt.Errorf("update group stats: %w", err)
+		}
 	}
 	return nil
 }
@@ -476,6 +504,14 @@ ON CONFLICT (group_id, tenant, broker, cluster, destination, resource, event_typ
 // that a batch of duplicates changes nothing but possibly an empty group.
 func (s *Store) ensureGroups(ctx context.Context, tx *sql.Tx, now int64, items []IndexItem) (map[string]int64, error) {
 	ids := map[string]int64{}
+	// Most groups exist already: look them up, and insert only the new
+	// ones (the upsert rewrote the row of every existing group).
+	get, err := tx.PrepareContext(ctx, "SELECT id FROM groups WHERE fingerprint = ?")
+	if err != nil {
+		return nil, fmt.Errorf("prepare group lookup: %w", err)
+	}
+	defer get.Close()
+	var add *sql.Stmt
 	for i := range items {
 		it := &items[i]
 		if it.Fingerprint == "" {
@@ -485,10 +521,17 @@ func (s *Store) ensureGroups(ctx context.Context, tx *sql.Tx, now int64, items [
 			continue
 		}
 		var id int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO groups (fingerprint, title, error_code, event_type, exception_type, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (fingerprint) DO UPDATE SET fingerprint = excluded.fingerprint
-RETURNING id`, it.Fingerprint, groupTitle(it.DL), it.DL.Error.Code, eventType(it.DL), it.DL.Error.ExceptionType, now).Scan(&id)
+		err := get.QueryRowContext(ctx, it.Fingerprint).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			if add == nil {
+				if add, err = tx.PrepareContext(ctx, `INSERT INTO groups (fingerprint, title, error_code, event_type, exception_type, updated_at)
+VALUES (?, ?, ?, ?, ?, ?) RETURNING id`); err != nil {
+					return nil, fmt.Errorf("prepare group insert: %w", err)
+				}
+				defer add.Close()
+			}
+			err = add.QueryRowContext(ctx, it.Fingerprint, groupTitle(it.DL), it.DL.Error.Code, eventType(it.DL), it.DL.Error.ExceptionType, now).Scan(&id)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("group %s: %w", it.Fingerprint, err)
 		}

@@ -116,6 +116,7 @@ func runEngine(b *testing.B, sender Sender, msgs []Message) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		started := time.Since(start)
 		for !j.Finished() {
 			time.Sleep(2 * time.Millisecond)
 			if j, err = eng.Job(ctx, j.ID); err != nil {
@@ -123,6 +124,7 @@ func runEngine(b *testing.B, sender Sender, msgs []Message) {
 			}
 		}
 		busy += time.Since(start)
+		b.Logf("start (freeze %d entries) took %s of %s", len(msgs), started, time.Since(start))
 		if j.State != StateCompleted || j.Done != len(msgs) {
 			b.Fatalf("job ended %s with %d of %d sent: %s", j.State, j.Done, len(msgs), j.Error)
 		}
