@@ -326,6 +326,11 @@ func (e *Engine) plan(ctx context.Context, sp spec, sel dlqstore.Selection) (Pla
 		si := SampleItem{EntryID: en.ID, Destination: cmpOr(sp.req.Destination, en.Resource), ErrorMessage: firstLine(en.DL.Error.Message)}
 		if sp.sends && sp.req.Action != ActionQuarantine {
 			_, si.HeadersAdded, si.HeadersRemoved = delivery.RedriveHeaders(en.DL, 0)
+			for i := range si.HeadersAdded {
+				if si.HeadersAdded[i].Key == delivery.HeaderRedriveJob {
+					si.HeadersAdded[i].Value = []byte("(the job's id)")
+				}
+			}
 		}
 		p.Sample = append(p.Sample, si)
 	}
