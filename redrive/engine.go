@@ -29,6 +29,9 @@ type Options struct {
 	// and a cluster name, or delivery.BrokerRabbitMQ and the RabbitMQ
 	// connection's name); an error when the console has none.
 	Sender func(broker, cluster string) (Sender, error)
+	// Fetch reads a Kafka dead letter's record back when the index holds
+	// only the first bytes of its payload (nil: such entries fail).
+	Fetch Fetcher
 	// MaxRate caps Request.Rate (default 1000 messages/s).
 	MaxRate float64
 	// Unlimited turns the rate limit off (benchmarks).
@@ -345,7 +348,7 @@ func (e *Engine) plan(ctx context.Context, sp spec, sel dlqstore.Selection) (Pla
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%d of the %d ids are not found or not yours to %s", n-sp2.Count-sp2.Ineligible, n, verb(sp.req.Action)))
 	}
 	if sp.sends && sp2.TruncatedBody > 0 {
-		p.Warnings = append(p.Warnings, fmt.Sprintf("%d entries had their payload cut when indexed and will fail: raise dlq.kafka_payload_cap / dlq.rabbit_payload_cap, or replay them from the topic", sp2.TruncatedBody))
+		p.Warnings = append(p.Warnings, fmt.Sprintf("%d entries had their payload cut when indexed: Kafka ones are read back whole from their dead-letter topic; RabbitMQ ones cannot be sent (raise dlq.rabbit_payload_cap)", sp2.TruncatedBody))
 	}
 	if p.Count == 0 {
 		p.Warnings = append(p.Warnings, "nothing to do: the selection holds no entry this action applies to")

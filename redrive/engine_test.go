@@ -2,6 +2,8 @@ package redrive
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -494,5 +496,56 @@ func TestResumeAfterRestart(t *testing.T) {
 	}
 	if len(seen) != 120 {
 		t.Errorf("%d distinct envelopes reached the topic, want 120", len(seen))
+	}
+}
+
+// An entry whose payload the index cut is redriven whole: the record is
+// read back from its dead-letter topic, and checked against the hash.
+func TestRedriveOfCutPayloadReadsTheRecordBack(t *testing.T) {
+	r := newRig(t, Options{}, "orders", "orders.dlq")
+	big := make([]byte, 300<<10)
+	for i := range big {
+		big[i] = byte('a' + i%26)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := context.Background()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "orders.dlq", Partition: 0, Value: big}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(big)
+	dl := delivery.DeadLetter{Payload: big[:1024], Key: []byte("k"), LastFailureAt: time.Now(),
+		Origin: delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: "orders"},
+		DLQ:    delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: "orders.dlq", Partition: 0, Offset: 0},
+		Error:  delivery.ErrorInfo{Message: "too big to keep"}}
+	item := dlqstore.IndexItem{DL: dl, PayloadSize: len(big), PayloadHash: hex.EncodeToString(sum[:]), Truncated: true}
+	if _, err := r.store.IndexKafka(ctx, testCluster, "orders.dlq", 0, []dlqstore.IndexItem{item}, 1); err != nil {
+		t.Fatal(err)
+	}
+	r.stop()
+	opts := r.engine.opts
+	opts.Fetch = KafkaFetcher(map[string][]string{testCluster: r.brokers})
+	if r.engine, err = New(opts); err != nil {
+		t.Fatal(err)
+	}
+	r.start(t)
+	p, err := r.engine.Plan(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: []int64{1}}})
+	if err != nil || len(p.Warnings) == 0 {
+		t.Errorf("plan of a cut payload: %+v %v (want a warning)", p, err)
+	}
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: []int64{1}}, Reason: "big"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := waitJob(t, r.engine, j.ID, StateCompleted); end.Done != 1 {
+		l, _, _ := r.engine.Ledger(ctx, j.ID, 0, 10)
+		t.Fatalf("job = %+v, ledger %+v", end, l)
+	}
+	recs := consume(t, r.brokers, "orders", 1)
+	if len(recs[0].Value) != len(big) || string(recs[0].Value) != string(big) {
+		t.Errorf("redriven value is %d bytes, want the whole %d", len(recs[0].Value), len(big))
 	}
 }

@@ -2,6 +2,7 @@ package redrive
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -285,6 +286,12 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 		if outs[i].State != ItemSent {
 			continue
 		}
+		if entries[i].Truncated {
+			if err := e.refetch(ctx, &entries[i]); err != nil {
+				outs[i].State, outs[i].Error = ItemFailed, err.Error()
+				continue
+			}
+		}
 		m, err := e.message(jobID, sp, it, entries[i])
 		if err == nil {
 			key := m.Target.Broker + "\x00" + m.Target.Cluster
@@ -323,6 +330,23 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 		}
 	}
 	return outs
+}
+
+// refetch replaces a cut payload with the whole record's value, read back
+// from the Kafka DLQ; a RabbitMQ entry has no copy to read back.
+func (e *Engine) refetch(ctx context.Context, en *dlqstore.Entry) error {
+	if en.Broker != delivery.BrokerKafka || e.opts.Fetch == nil {
+		return fmt.Errorf("the payload was cut to %d of %d bytes when indexed and the queue no longer has the message", len(en.DL.Payload), en.PayloadSize)
+	}
+	r, err := e.opts.Fetch(ctx, en.Cluster, en.Destination, en.Partition, en.Offset)
+	if err != nil {
+		return err
+	}
+	if en.PayloadHash != "" && fmt.Sprintf("%x", sha256.Sum256(r.Value)) != en.PayloadHash {
+		return fmt.Errorf("the record at %s/%d@%d is not the one indexed (its hash differs)", en.Destination, en.Partition, en.Offset)
+	}
+	en.DL.Payload, en.Truncated = r.Value, false
+	return nil
 }
 
 // RabbitCluster is the cluster name of the console's RabbitMQ connection,

@@ -389,7 +389,7 @@ func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, ra
 	m.dlq = store
 	m.senders = newSenders(clusters, rabbitURL, m.logger.With("component", "redrive"))
 	jobs, err := redrive.New(redrive.Options{
-		Store: store, Policy: access.Policy{}, Audit: m.audit, Sender: m.senders.sender,
+		Store: store, Policy: access.Policy{}, Audit: m.audit, Sender: m.senders.sender, Fetch: redrive.KafkaFetcher(m.senders.clusters),
 		MaxRate: c.DLQ.MaxRate, EditEnabled: c.DLQ.EditRedrive, Logger: m.logger.With("component", "redrive"),
 	})
 	if err != nil {
