@@ -64,7 +64,12 @@ func benchMessage(i int) (delivery.Message, string) {
 		msg = fmt.Sprintf(e.msg, r.IntN(1_000_000))
 	}
 	id := fmt.Sprintf("%08x-%04x-4%03x-a%03x-%012x", r.Uint32(), r.IntN(1<<16), r.IntN(1<<12), r.IntN(1<<12), r.Int64N(1<<48))
-	at := time.Unix(benchEpoch, 0).Add(-time.Duration(r.Int64N(int64(30 * 24 * time.Hour)))).UTC()
+	// Records reach a DLQ topic in the order they failed: record i failed
+	// about i × 2.6 s after the first (1,000,000 records span 30 days),
+	// give or take five minutes (consumers fail at slightly different
+	// times, and retries delay some).
+	at := time.Unix(benchEpoch, 0).Add(-30*24*time.Hour + time.Duration(i)*2592*time.Millisecond +
+		time.Duration(r.Int64N(int64(10*time.Minute))) - 5*time.Minute).UTC()
 	order := fmt.Sprintf("ord-%07d", r.IntN(10_000_000))
 	payload := map[string]any{
 		"order_id": order, "customer_id": fmt.Sprintf("cus-%06d", r.IntN(1_000_000)),
