@@ -110,7 +110,7 @@ func (sel Selection) sql() (string, []any, error) {
 			}
 		}
 		f.Tenants = nil // the scope below is the job's
-		w := where{f: f, match: match, mode: ftsMember}
+		w := where{f: f, match: match, mode: ftsSet}
 		c, a := w.conds(false)
 		cs = append(cs, c...)
 		args = append(args, a...)

@@ -97,16 +97,38 @@ const TotalCap = 10000
 // matches (counted up to ftsMemberMax, which costs a few milliseconds):
 //   - up to ftsDriveMax: start from the full-text matches, look each entry
 //     up and sort by time;
-//   - up to ftsMemberMax: walk the time-ordered filter index and test each
-//     entry's id against the set of matches, which SQLite builds once per
-//     query (the unary + in "+e.id IN" keeps it from driving the query by
-//     that list instead);
+//   - up to ftsMemberMax: put the matches in a temporary table of the
+//     connection once, then walk the time-ordered filter index and test
+//     each entry's id against it by key, for the page and for the count;
 //   - more: walk the filter index and probe the full-text index per entry
 //     (about 0.1 ms a probe, but with so many matches the page fills fast).
-const (
+var (
 	ftsDriveMax  = 20000
 	ftsMemberMax = 300000
-)
+	// exactCountMax: a text search with a filter counts exactly when the
+	// filter alone selects at most this many entries.
+	exactCountMax = 30000
+) // variables so that a test can run every mode over a small index
+
+// querier is a *sql.DB or a *sql.Conn.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// loadHits fills the connection's temporary table of full-text matches and
+// returns how many there are.
+func loadHits(ctx context.Context, conn *sql.Conn, match string) (int, error) {
+	if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE IF NOT EXISTS fts_hits (id INTEGER PRIMARY KEY); DELETE FROM temp.fts_hits"); err != nil {
+		return 0, err
+	}
+	res, err := conn.ExecContext(ctx, "INSERT INTO temp.fts_hits SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?", match)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
 
 // ftsMode is how a search uses the full-text index, see ftsDriveMax.
 type ftsMode int
@@ -116,6 +138,9 @@ const (
 	ftsDrive
 	ftsMember
 	ftsProbe
+	// ftsSet tests membership in the match set SQLite builds for the
+	// statement: for a job's selection, which runs once.
+	ftsSet
 )
 
 // maxExpand bounds how many (status, tenant) combinations a list query is
@@ -179,8 +204,8 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	// Where the search starts: a rare full-text match is cheapest from the
 	// full-text index, everything else from the time-ordered indexes.
 	mode := ftsNone
+	n := 0 // text matches, counted up to ftsMemberMax+1
 	if match != "" {
-		var n int
 		err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? LIMIT ?)", match, ftsMemberMax+1).Scan(&n)
 		if err != nil {
 			return Page{}, searchError(f.Q, err)
@@ -197,10 +222,25 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 		}
 	}
 	w := where{f: f, tenants: tenants, match: match, ftsDrive: mode == ftsDrive, mode: mode}
+	var db querier = s.db
+	if mode == ftsMember {
+		// The matches go into a temporary table of this connection once;
+		// the page and the count then test membership by its key instead
+		// of each building the match set again.
+		conn, err := s.db.Conn(ctx)
+		if err != nil {
+			return Page{}, fmt.Errorf("find entries: %w", err)
+		}
+		defer conn.Close()
+		if _, err = loadHits(ctx, conn, match); err != nil {
+			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
+		}
+		db = conn
+	}
 
 	// The page.
 	query, args := w.pageQuery(cur, limit+1)
-	rows, err := s.db.QueryContext(ctx, query, args...)
+	rows, err := db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
 	}
@@ -239,15 +279,28 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 		}
 		return page, nil
 	}
-	if plain := (where{f: w.f, tenants: w.tenants}); w.match != "" && !w.ftsDrive {
+	plain := where{f: w.f, tenants: w.tenants}
+	if w.match != "" && !w.ftsDrive {
 		if cs, _ := plain.conds(false); len(cs) == 0 {
-			// Text alone, matching more than ftsDriveMax entries.
-			page.Total, page.TotalCapped = TotalCap, true
+			// Text alone: the match count is the total (a lower bound
+			// when probing: the count stopped past ftsMemberMax).
+			page.Total, page.TotalCapped = min(n, TotalCap), n > TotalCap || mode == ftsProbe
 			return page, nil
 		}
 	}
-	query, args, bounded := w.countQuery(TotalCap + 1)
-	if err := s.db.QueryRowContext(ctx, query, args...).Scan(&page.Total); err != nil {
+	exact := false
+	if mode == ftsMember {
+		// Counting over the filter's own entries is exact and cheap when
+		// the filter alone selects few of them (group_stats says how many).
+		if q, a, ok := plain.statsCountQuery(); ok {
+			var n int
+			if err := s.db.QueryRowContext(ctx, q, a...).Scan(&n); err == nil && n <= exactCountMax {
+				exact = true
+			}
+		}
+	}
+	query, args, bounded := w.countQuery(TotalCap+1, exact)
+	if err := db.QueryRowContext(ctx, query, args...).Scan(&page.Total); err != nil {
 		return Page{}, searchError(f.Q, fmt.Errorf("count entries: %w", err))
 	}
 	page.TotalCapped = bounded
@@ -371,6 +424,8 @@ func (w where) conds(split bool) ([]string, []any) {
 	switch {
 	case w.match == "" || w.ftsDrive:
 	case w.mode == ftsMember:
+		cs = append(cs, "EXISTS (SELECT 1 FROM temp.fts_hits h WHERE h.id = e.id)")
+	case w.mode == ftsSet:
 		cs = append(cs, "+e.id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?)")
 		args = append(args, w.match)
 	default:
@@ -467,18 +522,26 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 // countQuery counts up to n entries of the filter. When many entries
 // match the text (the page walks the time index and probes the full-text
 // index), probing for the count could take seconds; it counts among the
-// newest ftsDriveMax text matches instead, a lower bound (bounded is true).
-func (w where) countQuery(n int) (q string, args []any, bounded bool) {
-	if w.match != "" && !w.ftsDrive {
+// newest ftsDriveMax text matches instead, a lower bound (bounded is true),
+// unless exact: the filter alone selects few entries, and the matches are
+// in the connection's temporary table (ftsMember).
+func (w where) countQuery(n int, exact bool) (q string, args []any, bounded bool) {
+	if w.match != "" && !w.ftsDrive && !exact {
 		x := w
 		x.match = ""
 		cs, a := x.conds(false)
-		q = "SELECT 1 FROM (SELECT rowid AS id FROM entries_fts WHERE entries_fts MATCH ? ORDER BY rowid DESC LIMIT " +
-			strconv.Itoa(ftsDriveMax) + ") m CROSS JOIN entries e ON e.id = m.id"
+		newest := "SELECT rowid AS id FROM entries_fts WHERE entries_fts MATCH ? ORDER BY rowid DESC"
+		var margs []any
+		if w.mode == ftsMember {
+			newest = "SELECT id FROM temp.fts_hits ORDER BY id DESC"
+		} else {
+			margs = []any{w.match}
+		}
+		q = "SELECT 1 FROM (" + newest + " LIMIT " + strconv.Itoa(ftsDriveMax) + ") m CROSS JOIN entries e ON e.id = m.id"
 		if len(cs) > 0 {
 			q += " WHERE " + strings.Join(cs, " AND ")
 		}
-		return "SELECT count(*) FROM (" + q + " LIMIT " + strconv.Itoa(n) + ")", append([]any{w.match}, a...), true
+		return "SELECT count(*) FROM (" + q + " LIMIT " + strconv.Itoa(n) + ")", append(margs, a...), true
 	}
 	from, _ := w.from()
 	cs, args := w.conds(false)

@@ -178,4 +178,75 @@ func TestSelectionWithoutConditions(t *testing.T) {
 	if err != nil || p.Count != 2 || len(p.Sample) != 1 {
 		t.Fatalf("plan of an empty filter = %+v, %v", p, err)
 	}
+	// Full text in a job's filter.
+	p, err = s.PlanSelection(context.Background(), Selection{Filter: &Filter{Q: "y"}, Eligible: []Status{StatusDead}}, 5)
+	if err != nil || p.Count != 1 || len(p.Sample) != 1 || p.Sample[0].DL.Error.Message != "y" {
+		t.Fatalf("plan of q=y = %+v, %v", p, err)
+	}
+	j, err := s.CreateJob(context.Background(), JobRecord{Action: "discard", State: "running", Request: []byte("{}")},
+		Selection{Filter: &Filter{Q: "x OR y"}, Eligible: []Status{StatusDead}}, "")
+	if err != nil || j.Total != 2 {
+		t.Fatalf("job of q='x OR y' = %+v, %v", j, err)
+	}
+}
+
+// Every way a text search can run (driven by the full-text index, the
+// matches in a temporary table, or probing per entry) gives the same
+// pages, cursors and totals as the others.
+func TestFullTextModesAgree(t *testing.T) {
+	s, _ := mustOpen(t)
+	var specs []spec
+	words := []string{"timed out", "deadlock found", "order missing", "timed out again"}
+	for i := range 120 {
+		specs = append(specs, spec{off: int64(i), tenant: []string{"t1", "t2", "t3"}[i%3], typ: []string{"a.b", "c.d"}[i%2],
+			msg: words[i%len(words)], code: "E", at: t0.Add(time.Duration(i%40) * time.Minute)})
+	}
+	indexKafka(t, s, "m.dlq", 0, specs...)
+	if _, err := s.SetStatus(context.Background(), []int64{3, 4, 5, 30, 31}, StatusResolved); err != nil {
+		t.Fatal(err)
+	}
+	filters := []Filter{
+		{Q: "timed"},
+		{Q: `"timed out"`, Limit: 7},
+		{Q: "deadlock OR missing", Tenants: &TenantScope{Tenants: []string{"t1", "t2"}}, Limit: 5},
+		{Q: "timed", Status: []Status{StatusDead}, EventType: "a.b", Limit: 4},
+		{Q: "timed", Tenants: &TenantScope{Tenants: []string{"t3"}}, Status: []Status{StatusDead, StatusResolved}, Limit: 3},
+		{Q: "out", From: t0.Add(10 * time.Minute), To: t0.Add(30 * time.Minute), Limit: 6},
+		{Q: "timed", Tenants: &TenantScope{All: true, Rules: []access.Rule{{Resources: []string{"kafka:main/orders"}, Tenants: []string{"t2"}}}}, Limit: 4},
+	}
+	// Walk every page of f, returning the ids in order and the first total.
+	walk := func(f Filter) ([]int64, int, bool) {
+		var all []int64
+		p := find(t, s, f)
+		total, capped := p.Total, p.TotalCapped
+		for {
+			all = append(all, ids(p.Entries)...)
+			if p.Next == "" {
+				return all, total, capped
+			}
+			f.Cursor = p.Next
+			p = find(t, s, f)
+		}
+	}
+	defer func(d, m int) { ftsDriveMax, ftsMemberMax = d, m }(ftsDriveMax, ftsMemberMax)
+	for i, f := range filters {
+		ftsDriveMax, ftsMemberMax = 20000, 150000 // drive: few matches
+		want, wantTotal, _ := walk(f)
+		if len(want) == 0 {
+			t.Fatalf("filter %d finds nothing", i)
+		}
+		for _, m := range []struct {
+			name        string
+			drive, memb int
+		}{{"member", 1, 150000}, {"probe", 1, 2}} {
+			ftsDriveMax, ftsMemberMax = m.drive, m.memb
+			got, total, capped := walk(f)
+			if !slices.Equal(got, want) {
+				t.Errorf("filter %d in %s mode: %v, want %v", i, m.name, got, want)
+			}
+			if total > wantTotal || (!capped && total != wantTotal) || total < min(wantTotal, len(want)) && !capped {
+				t.Errorf("filter %d in %s mode: total %d (capped %v), want %d", i, m.name, total, capped, wantTotal)
+			}
+		}
+	}
 }

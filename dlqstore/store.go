@@ -150,7 +150,7 @@ func (s *Store) tune(ctx context.Context) error {
 		// (bodies, ~13 index leaves per entry, full-text segments), so at
 		// the default 1000 pages every commit checkpointed, with two
 		// fsyncs, and copied pages that the next batch dirtied again.
-		if _, err := c.ExecContext(ctx, "PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000"); err != nil {
+		if _, err := c.ExecContext(ctx, "PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY"); err != nil {
 			return err
 		}
 	}
