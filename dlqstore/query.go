@@ -107,7 +107,7 @@ var (
 	ftsMemberMax = 300000
 	// exactCountMax: a text search with a filter counts exactly when the
 	// filter alone selects at most this many entries.
-	exactCountMax = 30000
+	exactCountMax = 10000
 ) // variables so that a test can run every mode over a small index
 
 // querier is a *sql.DB or a *sql.Conn.
