@@ -31,7 +31,7 @@ import (
 // DLQJobs runs dead-letter jobs. *redrive.Engine implements it.
 type DLQJobs interface {
 	// Plan is the dry run of req: the exact count, per destination, and a
-	// sample. Errors: EINVALID, EFORBIDDEN, ECONFLICT.
+	// sample. Errors: EINVALID, EFORBIDDEN.
 	Plan(ctx context.Context, a redrive.Actor, req redrive.Request) (redrive.Plan, error)
 	// Start freezes the set, audits and runs the job in the background.
 	// Errors: EINVALID, EFORBIDDEN, ECONFLICT (another job runs on a
@@ -45,9 +45,9 @@ type DLQJobs interface {
 	// Ledger pages a job's entries after afterSeq; the int is the next
 	// afterSeq (0 at the end). Errors: ENOTFOUND, EINVALID.
 	Ledger(ctx context.Context, id int64, afterSeq, limit int) ([]redrive.LedgerItem, int, error)
-	// Cancel errors: ENOTFOUND, EFORBIDDEN, ECONFLICT (already finished).
+	// Cancel errors: ENOTFOUND, EFORBIDDEN, EINVALID (already ended).
 	Cancel(ctx context.Context, a redrive.Actor, id int64) (redrive.Job, error)
-	// History is every action on an entry, newest first.
+	// History is every job that acted on an entry, oldest first.
 	History(ctx context.Context, entryID int64) ([]redrive.HistoryItem, error)
 	EditEnabled() bool
 	MaxRate() float64
