@@ -21,6 +21,7 @@ type JobRecord struct {
 	Action, State, Actor, Reason   string
 	Request                        []byte // the caller's JSON
 	Destinations                   []string
+	PerDestination                 map[string]int // frozen entries per destination; set by CreateJob only
 	Total, Done, Failed, Cancelled int
 	Error                          string
 	CanaryUntil                    time.Time
@@ -262,8 +263,24 @@ SELECT ?, row_number() OVER (ORDER BY e.id), e.id, ` + destExpr(sel) + `, e.stat
 			return access.Errorf(access.EINVALID, "the selection holds no entry this action applies to")
 		}
 		j.Total = int(n)
-		dests, err := queryStrings(ctx, tx, "SELECT DISTINCT destination FROM job_items WHERE job_id = ? ORDER BY 1", j.ID)
+		rows, err := tx.QueryContext(ctx, "SELECT destination, count(*) FROM job_items WHERE job_id = ? GROUP BY 1 ORDER BY 1", j.ID)
 		if err != nil {
+			return err
+		}
+		var dests []string
+		j.PerDestination = map[string]int{}
+		for rows.Next() {
+			var d string
+			var n int
+			if err := rows.Scan(&d, &n); err != nil {
+				rows.Close()
+				return err
+			}
+			dests = append(dests, d)
+			j.PerDestination[d] = n
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
 		j.Destinations = dests
@@ -319,23 +336,6 @@ func holdItems(ctx context.Context, tx *sql.Tx, now, jobID int64, status Status)
 			return err
 		}
 	}
-}
-
-func queryStrings(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []string{}
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }
 
 // PendingItems returns up to limit pending items of a job after seq

@@ -407,7 +407,7 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 		e.audit(ctx, a, "dlq.job.start", 0, sp.req, access.OutcomeFailure, map[string]any{"error": access.ErrorMessage(err)})
 		return Job{}, err
 	}
-	details := map[string]any{"total": rec.Total, "destinations": rec.Destinations, "rate": sp.req.Rate, "canary": sp.req.Canary}
+	details := map[string]any{"total": rec.Total, "destinations": rec.PerDestination, "rate": sp.req.Rate, "canary": sp.req.Canary}
 	if sp.req.Edit != nil {
 		if d, err := e.editDiff(ctx, sp.req); err == nil {
 			details["edit_diff"] = d

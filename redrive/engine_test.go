@@ -265,6 +265,13 @@ func TestRedriveGroupToOrigin(t *testing.T) {
 	if a := r.audit.actions(); !slices.Equal(a, []string{"dlq.job.start", "dlq.job.finish"}) {
 		t.Errorf("audit = %v", a)
 	}
+	r.audit.mu.Lock()
+	startEv, endEv := r.audit.evs[0], r.audit.evs[1]
+	r.audit.mu.Unlock()
+	if startEv.Actor != "ada" || startEv.Reason != "fixed the lookup" || fmt.Sprint(startEv.Details["destinations"]) != "map[kafka:main/orders:20]" ||
+		startEv.Details["selector"] == nil || endEv.Outcome != access.OutcomeSuccess || endEv.Details["done"] != 20 {
+		t.Errorf("audit records: start %+v, end %+v", startEv, endEv)
+	}
 }
 
 // Permissions: a viewer may not redrive; an operator's plan holds only
