@@ -9,10 +9,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -554,5 +556,44 @@ func TestRedriveOfCutPayloadReadsTheRecordBack(t *testing.T) {
 	recs := consume(t, r.brokers, "orders", 1)
 	if len(recs[0].Value) != len(big) || string(recs[0].Value) != string(big) {
 		t.Errorf("redriven value is %d bytes, want the whole %d", len(recs[0].Value), len(big))
+	}
+}
+
+// A broker outage pauses a job instead of failing its entries: here the
+// origin topic does not exist yet (a retriable error for every message);
+// the job says why and goes on once the topic is there.
+func TestOutagePausesTheJob(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "late", "t1", 5, 1, 0)
+	ctx := context.Background()
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids}, Rate: 1000, Reason: "outage"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cur, _ := r.engine.Job(ctx, j.ID)
+		if strings.Contains(cur.Error, "sending paused") && strings.Contains(cur.Error, "UNKNOWN_TOPIC_OR_PARTITION") {
+			if cur.Failed != 0 || cur.Done != 0 || cur.Finished() {
+				t.Fatalf("paused job = %+v", cur)
+			}
+			break
+		}
+		if time.Now().After(deadline) || cur.Finished() {
+			t.Fatalf("job never paused: %+v", cur)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	adm, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 1, 1, nil, "late"); err != nil {
+		t.Fatal(err)
+	}
+	end := waitJob(t, r.engine, j.ID, StateCompleted)
+	if end.Done != 5 || end.Failed != 0 || end.Error != "" {
+		t.Errorf("job after the outage = %+v", end)
 	}
 }

@@ -4,15 +4,21 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/delivery/rabbitmq"
 	"switchyard/dlqstore"
 )
 
@@ -94,7 +100,8 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			<-ahead.done
 		}
 	}()
-	after := 0 // the last seq taken
+	after := 0                // the last seq taken
+	var backoff time.Duration // while a broker outage pauses the job
 	for ctx.Err() == nil {
 		rec, err = e.store.Job(ctx, id)
 		if err != nil {
@@ -171,7 +178,33 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 		if len(items) == limit {
 			ahead = e.prefetch(ctx, id, after, limit)
 		}
-		outs := e.apply(ctx, id, sp, items, entries)
+		outs, outage := e.apply(ctx, id, sp, items, entries)
+		if outage != nil && ctx.Err() == nil {
+			// The broker is unreachable (or the topic not there yet):
+			// nothing of the batch is recorded, the job says why and tries
+			// the same batch again after a backoff, until it goes through
+			// or an operator cancels.
+			backoff = min(max(2*backoff, time.Second), 30*time.Second)
+			msg := fmt.Sprintf("sending paused: %v; retrying every %s", outage, backoff)
+			if err := e.store.SetJobState(ctx, id, rec.State, msg, false); err != nil {
+				return
+			}
+			e.log.Warn("redrive: job paused by a broker outage", "job", id, "err", outage, "retry_in", backoff)
+			if ahead != nil {
+				<-ahead.done
+				ahead = nil
+			}
+			after = items[0].Seq - 1
+			pace = newPacer(sp.req.Rate, e.opts.Unlimited || !sp.sends, e.now)
+			e.sleep(ctx, rs, backoff)
+			continue
+		}
+		if backoff > 0 {
+			backoff = 0
+			if err := e.store.SetJobState(ctx, id, rec.State, "", false); err != nil {
+				return
+			}
+		}
 		if ctx.Err() != nil {
 			// Stopping: keep only what the broker acknowledged; the rest
 			// stays pending and is sent again on resume.
@@ -263,8 +296,10 @@ func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state, why 
 	e.log.Info("redrive: job ended", "job", end.ID, "action", end.Action, "state", state, "done", end.Done, "failed", end.Failed, "cancelled", end.Cancelled)
 }
 
-// apply does the job's action to one batch and returns each item's outcome.
-func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqstore.JobItem, entries []dlqstore.Entry) []dlqstore.Outcome {
+// apply does the job's action to one batch and returns each item's
+// outcome, and an outage error when every message sent failed for a reason
+// that says nothing about the messages (see transient).
+func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqstore.JobItem, entries []dlqstore.Entry) ([]dlqstore.Outcome, error) {
 	outs := make([]dlqstore.Outcome, len(items))
 	for i, it := range items {
 		outs[i] = dlqstore.Outcome{Seq: it.Seq, EntryID: it.EntryID, State: ItemSent}
@@ -273,7 +308,7 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 		}
 	}
 	if !sp.sends {
-		return outs
+		return outs, nil
 	}
 	type batch struct {
 		sender Sender
@@ -314,6 +349,8 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 		}
 		outs[i].State, outs[i].Error = ItemFailed, access.ErrorMessage(err)
 	}
+	sent, down := 0, 0
+	var outage error
 	for _, key := range order {
 		b := batches[key]
 		errs := b.sender.Send(ctx, b.msgs)
@@ -324,12 +361,38 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 			} else {
 				err = fmt.Errorf("the sender reported no outcome")
 			}
+			sent++
 			if err != nil {
 				outs[i].State, outs[i].Error = ItemFailed, err.Error()
+				if transient(err) {
+					down++
+					outage = err
+				}
 			}
 		}
 	}
-	return outs
+	if sent == 0 || down < sent {
+		outage = nil
+	}
+	return outs, outage
+}
+
+// transient reports whether a send error is an outage to wait out (broker
+// unreachable, connection closed, a retriable Kafka error such as an
+// unknown topic or a leader election, a timeout) rather than a verdict on
+// the message (too large, unroutable, nacked).
+func transient(err error) bool {
+	var ke *kerr.Error
+	if errors.As(err, &ke) {
+		return ke.Retriable
+	}
+	if errors.Is(err, rabbitmq.ErrUnroutable) || errors.Is(err, rabbitmq.ErrNacked) {
+		return false
+	}
+	var ne net.Error
+	var ae *amqp.Error
+	return errors.As(err, &ne) || errors.As(err, &ae) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, kgo.ErrRecordTimeout) || errors.Is(err, kgo.ErrRecordRetries)
 }
 
 // refetch replaces a cut payload with the whole record's value, read back
