@@ -655,6 +655,9 @@ func jobSentence(j redrive.Job) string {
 	switch j.State {
 	case redrive.StateRunning:
 		s = fmt.Sprintf("Running: %s of %s %s so far, %s failed, %s to go.", n(j.Done), n(j.Total), verb, n(j.Failed), n(j.Remaining))
+		if j.Error != "" {
+			s += " " + strings.ToUpper(j.Error[:1]) + j.Error[1:] + "." // a broker outage pauses the job
+		}
 	case redrive.StateCanaryWait:
 		s = fmt.Sprintf("The canary (%s) was sent; watching for %s whether it dead-letters again before sending the other %s.",
 			entries(j.Canary), durationText(j.CanaryWindow), n(j.Remaining))

@@ -873,3 +873,13 @@ func TestBrowserDeadLetterJob(t *testing.T) {
 		t.Errorf("%d jobs, want 1", n)
 	}
 }
+
+// A job paused by a broker outage says so on its page.
+func TestJobSentenceSaysWhyAJobIsPaused(t *testing.T) {
+	j := redrive.Job{Action: redrive.ActionRedrive, State: redrive.StateRunning, Total: 10, Done: 4, Remaining: 6,
+		Error: "sending paused: dial tcp 127.0.0.1:5672: connection refused; retrying every 4s"}
+	got := jobSentence(j)
+	if !strings.Contains(got, "4 of 10") || !strings.Contains(got, "Sending paused: dial tcp 127.0.0.1:5672: connection refused; retrying every 4s.") {
+		t.Errorf("sentence = %q", got)
+	}
+}
