@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/dlqstore"
@@ -37,6 +39,10 @@ type Options struct {
 	// Unlimited turns the rate limit off (benchmarks).
 	Unlimited   bool
 	EditEnabled bool // allow edit_redrive (config dlq.edit_redrive)
+	// Registerer, when set, gets the engine's metrics
+	// (switchyard_dlq_job_items_total, switchyard_dlq_jobs_finished_total,
+	// switchyard_dlq_jobs_paused).
+	Registerer prometheus.Registerer
 	// Poll is how often Run looks for jobs to resume and a canary for
 	// re-failures (default 1 s).
 	Poll   time.Duration
@@ -53,8 +59,11 @@ type Engine struct {
 	now   func() time.Time
 	wake  chan struct{}
 
+	metrics *metrics
+
 	mu      sync.Mutex
 	running map[int64]*runState // jobs with a goroutine in this process
+	paused  map[int64]bool      // jobs a broker outage holds up
 }
 
 // runState is what a running job keeps in memory: its recent throughput
@@ -93,8 +102,28 @@ func New(opts Options) (*Engine, error) {
 			return nil, fmt.Errorf("no %s connection %q to send with", broker, cluster)
 		}
 	}
-	return &Engine{opts: opts, store: opts.Store, log: opts.Logger, now: opts.Now,
-		wake: make(chan struct{}, 1), running: map[int64]*runState{}}, nil
+	e := &Engine{opts: opts, store: opts.Store, log: opts.Logger, now: opts.Now,
+		wake: make(chan struct{}, 1), running: map[int64]*runState{}, paused: map[int64]bool{}}
+	m, err := newMetrics(opts.Registerer, func() float64 {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return float64(len(e.paused))
+	})
+	if err != nil {
+		return nil, err
+	}
+	e.metrics = m
+	return e, nil
+}
+
+func (e *Engine) setPaused(id int64, on bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if on {
+		e.paused[id] = true
+	} else {
+		delete(e.paused, id)
+	}
 }
 
 // EditEnabled reports whether edit-and-redrive is enabled.

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -563,7 +565,8 @@ func TestRedriveOfCutPayloadReadsTheRecordBack(t *testing.T) {
 // origin topic does not exist yet (a retriable error for every message);
 // the job says why and goes on once the topic is there.
 func TestOutagePausesTheJob(t *testing.T) {
-	r := newRig(t, Options{}, "orders")
+	reg := prometheus.NewRegistry()
+	r := newRig(t, Options{Registerer: reg}, "orders")
 	ids := r.deadLetters(t, "late", "t1", 5, 1, 0)
 	ctx := context.Background()
 	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids}, Rate: 1000, Reason: "outage"})
@@ -576,6 +579,9 @@ func TestOutagePausesTheJob(t *testing.T) {
 		if strings.Contains(cur.Error, "sending paused") && strings.Contains(cur.Error, "UNKNOWN_TOPIC_OR_PARTITION") {
 			if cur.Failed != 0 || cur.Done != 0 || cur.Finished() {
 				t.Fatalf("paused job = %+v", cur)
+			}
+			if n := gaugeValue(t, reg, "switchyard_dlq_jobs_paused"); n != 1 {
+				t.Errorf("switchyard_dlq_jobs_paused = %v during the outage, want 1", n)
 			}
 			break
 		}
@@ -596,4 +602,34 @@ func TestOutagePausesTheJob(t *testing.T) {
 	if end.Done != 5 || end.Failed != 0 || end.Error != "" {
 		t.Errorf("job after the outage = %+v", end)
 	}
+	want := `
+# HELP switchyard_dlq_job_items_total Dead-letter entries a job has finished with, by action and outcome (sent, failed, cancelled).
+# TYPE switchyard_dlq_job_items_total counter
+switchyard_dlq_job_items_total{action="redrive",outcome="sent"} 5
+# HELP switchyard_dlq_jobs_finished_total Dead-letter jobs that ended, by action and final state (completed, cancelled, canary_failed, failed).
+# TYPE switchyard_dlq_jobs_finished_total counter
+switchyard_dlq_jobs_finished_total{action="redrive",state="completed"} 1
+# HELP switchyard_dlq_jobs_paused Dead-letter jobs a broker outage holds up right now (they retry their batch with backoff).
+# TYPE switchyard_dlq_jobs_paused gauge
+switchyard_dlq_jobs_paused 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+}
+
+// gaugeValue reads a gauge without labels from reg.
+func gaugeValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return 0
 }

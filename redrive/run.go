@@ -77,6 +77,7 @@ func (rs *runState) cancelled() bool {
 // it is cancelled, its canary fails, or ctx ends (it then resumes on the
 // next Run).
 func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
+	defer e.setPaused(id, false)
 	rec, err := e.store.Job(ctx, id)
 	if err != nil || !rec.FinishedAt.IsZero() {
 		return
@@ -190,6 +191,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 				return
 			}
 			e.log.Warn("redrive: job paused by a broker outage", "job", id, "err", outage, "retry_in", backoff)
+			e.setPaused(id, true)
 			if ahead != nil {
 				<-ahead.done
 				ahead = nil
@@ -201,6 +203,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 		}
 		if backoff > 0 {
 			backoff = 0
+			e.setPaused(id, false)
 			if err := e.store.SetJobState(ctx, id, rec.State, "", false); err != nil {
 				return
 			}
@@ -227,13 +230,14 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 		if len(outs) < len(items) {
 			after = 0 // stopping with items left pending: read from the start again
 		}
-		sent := 0
+		byState := map[string]int{}
 		for _, o := range outs {
-			if o.State == ItemSent {
-				sent++
-			}
+			byState[o.State]++
 		}
-		rs.add(e.now(), sent)
+		for st, n := range byState {
+			e.metrics.item(sp.req.Action, st, n)
+		}
+		rs.add(e.now(), byState[ItemSent])
 	}
 }
 
@@ -270,6 +274,8 @@ func (e *Engine) sleep(ctx context.Context, rs *runState, d time.Duration) {
 // in their previous status) unless it completed, and the end is audited.
 func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state, why string) {
 	ctx = context.WithoutCancel(ctx)
+	e.setPaused(rec.ID, false)
+	pending := rec.Total - rec.Done - rec.Failed - rec.Cancelled
 	if state != StateCompleted {
 		itemWhy := "not sent: the job was " + strings.ReplaceAll(state, "_", " ")
 		if err := e.store.CancelPending(ctx, rec.ID, itemWhy); err != nil {
@@ -280,6 +286,10 @@ func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state, why 
 	if err := e.store.SetJobState(ctx, rec.ID, state, why, true); err != nil {
 		e.log.Error("redrive: ending job failed", "job", rec.ID, "err", err)
 		return
+	}
+	e.metrics.ended(Action(rec.Action), state)
+	if state != StateCompleted {
+		e.metrics.item(Action(rec.Action), ItemCancelled, pending)
 	}
 	end, err := e.store.Job(ctx, rec.ID)
 	if err != nil {

@@ -390,7 +390,7 @@ func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, ra
 	m.senders = newSenders(clusters, rabbitURL, m.logger.With("component", "redrive"))
 	jobs, err := redrive.New(redrive.Options{
 		Store: store, Policy: access.Policy{}, Audit: m.audit, Sender: m.senders.sender, Fetch: redrive.KafkaFetcher(m.senders.clusters),
-		MaxRate: c.DLQ.MaxRate, EditEnabled: c.DLQ.EditRedrive, Logger: m.logger.With("component", "redrive"),
+		MaxRate: c.DLQ.MaxRate, EditEnabled: c.DLQ.EditRedrive, Registerer: reg, Logger: m.logger.With("component", "redrive"),
 	})
 	if err != nil {
 		return err
