@@ -223,10 +223,12 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	}
 	w := where{f: f, tenants: tenants, match: match, ftsDrive: mode == ftsDrive, mode: mode}
 	var db querier = s.db
-	if mode == ftsMember {
-		// The matches go into a temporary table of this connection once;
-		// the page and the count then test membership by its key instead
-		// of each building the match set again.
+	plainConds, _ := where{f: f, tenants: tenants}.conds(false)
+	textOnly := len(plainConds) == 0
+	if mode == ftsMember && !textOnly {
+		// With a filter, the matches go into a temporary table of this
+		// connection once; the page walks the filter's index testing
+		// membership by key, and so does an exact count.
 		conn, err := s.db.Conn(ctx)
 		if err != nil {
 			return Page{}, fmt.Errorf("find entries: %w", err)
@@ -239,25 +241,32 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	}
 
 	// The page.
-	query, args := w.pageQuery(cur, limit+1)
-	rows, err := db.QueryContext(ctx, query, args...)
-	if err != nil {
-		return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
-	}
 	var page Page
 	var lasts []int64
-	for rows.Next() {
-		e, last, err := scanEntry(rows)
-		if err != nil {
-			rows.Close()
-			return Page{}, fmt.Errorf("find entries: %w", err)
+	if (mode == ftsMember || mode == ftsProbe) && textOnly {
+		var err error
+		if page.Entries, lasts, err = s.chunkedPage(ctx, w, cur, limit+1); err != nil {
+			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
 		}
-		page.Entries = append(page.Entries, e)
-		lasts = append(lasts, last)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
+	} else {
+		query, args := w.pageQuery(cur, limit+1)
+		rows, err := db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
+		}
+		for rows.Next() {
+			e, last, err := scanEntry(rows)
+			if err != nil {
+				rows.Close()
+				return Page{}, fmt.Errorf("find entries: %w", err)
+			}
+			page.Entries = append(page.Entries, e)
+			lasts = append(lasts, last)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
+		}
 	}
 	if len(page.Entries) > limit {
 		page.Entries = page.Entries[:limit]
@@ -370,6 +379,7 @@ type where struct {
 	match    string   // FTS5 query, "" = none
 	ftsDrive bool
 	mode     ftsMode
+	narrow   bool // pageQuery selects only e.id and e.last_failure_at
 }
 
 // conds returns the conditions and arguments on alias e, without the
@@ -480,7 +490,11 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 	}
 	branch := func(extra []string, extraArgs []any) (string, []any) {
 		cs := append(append([]string{}, base...), extra...)
-		q := "SELECT " + entryColumns + ", e.last_failure_at FROM " + from
+		cols := entryColumns
+		if w.narrow {
+			cols = "e.id"
+		}
+		q := "SELECT " + cols + ", e.last_failure_at FROM " + from
 		if len(cs) > 0 {
 			q += " WHERE " + strings.Join(cs, " AND ")
 		}
@@ -516,7 +530,11 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 		}
 	}
 	// The outer sort uses the last column (last_failure_at) and the first (id).
-	return strings.Join(parts, " UNION ALL ") + " ORDER BY 26 DESC, 1 DESC LIMIT " + strconv.Itoa(n), args
+	last := "26"
+	if w.narrow {
+		last = "2"
+	}
+	return strings.Join(parts, " UNION ALL ") + " ORDER BY " + last + " DESC, 1 DESC LIMIT " + strconv.Itoa(n), args
 }
 
 // countQuery counts up to n entries of the filter. When many entries
@@ -720,4 +738,131 @@ func parseCursor(s string) (cursor, error) {
 		return cursor{}, bad
 	}
 	return cursor{t: t, id: id}, nil
+}
+
+// chunkedPage is the page of a text search that matches many entries: it
+// walks the filter's time-ordered index in chunks, newest first, and asks
+// the full-text index which ids of each chunk's id range match — one
+// range query per chunk, which FTS5 answers from its rowid-ordered lists —
+// keeping chunk entries in index order until n are found. The order and
+// the keyset cursor are exactly those of the plain page query. A text that
+// matches only old entries makes the walk long; past chunkScanMax entries
+// the rest of the page comes from membership in the match set instead.
+func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([]Entry, []int64, error) {
+	base := where{f: w.f, tenants: w.tenants, narrow: true}
+	type hit struct{ id, last int64 }
+	var kept []hit
+	scanned, size := 0, chunkFirst
+	c := cur
+	for len(kept) < n {
+		if scanned >= chunkScanMax {
+			// Finish with the statement's own match set.
+			rest := where{f: w.f, tenants: w.tenants, match: w.match, mode: ftsSet, narrow: true}
+			q, args := rest.pageQuery(c, n-len(kept))
+			ids, lasts, err := s.idsAndLasts(ctx, q, args)
+			if err != nil {
+				return nil, nil, err
+			}
+			for i := range ids {
+				kept = append(kept, hit{ids[i], lasts[i]})
+			}
+			break
+		}
+		q, args := base.pageQuery(c, size)
+		ids, lasts, err := s.idsAndLasts(ctx, q, args)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		lo, hi := ids[0], ids[0]
+		for _, id := range ids {
+			lo, hi = min(lo, id), max(hi, id)
+		}
+		rows, err := s.db.QueryContext(ctx, "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? AND rowid >= ? AND rowid <= ?", w.match, lo, hi)
+		if err != nil {
+			return nil, nil, err
+		}
+		match := map[int64]bool{}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			match[id] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+		for i, id := range ids {
+			if match[id] && len(kept) < n {
+				kept = append(kept, hit{id, lasts[i]})
+			}
+		}
+		scanned += len(ids)
+		if len(ids) < size {
+			break
+		}
+		c = &cursor{t: lasts[len(lasts)-1], id: ids[len(ids)-1]}
+		size = min(size*2, 8192)
+	}
+	if len(kept) == 0 {
+		return nil, nil, nil
+	}
+	args := make([]any, len(kept))
+	for i, h := range kept {
+		args[i] = h.id
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT "+entryColumns+", e.last_failure_at FROM entries e WHERE e.id IN ("+placeholders(len(kept))+")", args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	byID := make(map[int64]Entry, len(kept))
+	for rows.Next() {
+		e, _, err := scanEntry(rows)
+		if err != nil {
+			return nil, nil, err
+		}
+		byID[e.ID] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	es := make([]Entry, 0, len(kept))
+	lasts := make([]int64, 0, len(kept))
+	for _, h := range kept {
+		if e, ok := byID[h.id]; ok {
+			es = append(es, e)
+			lasts = append(lasts, h.last)
+		}
+	}
+	return es, lasts, nil
+}
+
+// chunkFirst is chunkedPage's first chunk (it doubles up to 8192), and
+// chunkScanMax bounds the entries it walks before it falls back to the
+// match set.
+var chunkFirst, chunkScanMax = 512, 50000
+
+// idsAndLasts runs a narrow page query.
+func (s *Store) idsAndLasts(ctx context.Context, q string, args []any) ([]int64, []int64, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var ids, lasts []int64
+	for rows.Next() {
+		var id, last int64
+		if err := rows.Scan(&id, &last); err != nil {
+			return nil, nil, err
+		}
+		ids = append(ids, id)
+		lasts = append(lasts, last)
+	}
+	return ids, lasts, rows.Err()
 }

@@ -228,18 +228,21 @@ func TestFullTextModesAgree(t *testing.T) {
 			p = find(t, s, f)
 		}
 	}
-	defer func(d, m int) { ftsDriveMax, ftsMemberMax = d, m }(ftsDriveMax, ftsMemberMax)
+	defer func(d, m, c, f int) { ftsDriveMax, ftsMemberMax, chunkScanMax, chunkFirst = d, m, c, f }(ftsDriveMax, ftsMemberMax, chunkScanMax, chunkFirst)
 	for i, f := range filters {
-		ftsDriveMax, ftsMemberMax = 20000, 150000 // drive: few matches
+		ftsDriveMax, ftsMemberMax, chunkScanMax, chunkFirst = 20000, 300000, 50000, 512 // drive: few matches
 		want, wantTotal, _ := walk(f)
 		if len(want) == 0 {
 			t.Fatalf("filter %d finds nothing", i)
 		}
 		for _, m := range []struct {
-			name        string
-			drive, memb int
-		}{{"member", 1, 150000}, {"probe", 1, 2}} {
-			ftsDriveMax, ftsMemberMax = m.drive, m.memb
+			name                     string
+			drive, memb, scan, first int
+		}{
+			{"member", 1, 150000, 50000, 512}, {"probe", 1, 2, 50000, 512},
+			{"small chunks", 1, 150000, 50000, 3}, {"chunks then match set", 1, 150000, 5, 2},
+		} {
+			ftsDriveMax, ftsMemberMax, chunkScanMax, chunkFirst = m.drive, m.memb, m.scan, m.first
 			got, total, capped := walk(f)
 			if !slices.Equal(got, want) {
 				t.Errorf("filter %d in %s mode: %v, want %v", i, m.name, got, want)
