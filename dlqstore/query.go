@@ -223,9 +223,26 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	}
 	w := where{f: f, tenants: tenants, match: match, ftsDrive: mode == ftsDrive, mode: mode}
 	var db querier = s.db
-	plainConds, _ := where{f: f, tenants: tenants}.conds(false)
+	plain := where{f: f, tenants: tenants}
+	plainConds, _ := plain.conds(false)
 	textOnly := len(plainConds) == 0
-	if mode == ftsMember && !textOnly {
+	// filterN is how many entries the filter alone selects, from
+	// group_stats (-1 when it cannot say: a time range, for one).
+	filterN := -1
+	if mode == ftsMember || mode == ftsProbe {
+		if q, a, ok := plain.statsCountQuery(); ok && !textOnly {
+			if err := s.db.QueryRowContext(ctx, q, a...).Scan(&filterN); err != nil {
+				return Page{}, fmt.Errorf("find entries: %w", err)
+			}
+		}
+	}
+	// Walking the filter's index in chunks pays when each chunk's id range
+	// holds few text matches (about chunkFirst × matches / filterN rowids
+	// to read); otherwise building the match set once is cheaper
+	// (measured over 1,000,000 entries).
+	chunks := (mode == ftsMember || mode == ftsProbe) &&
+		(textOnly || filterN > 0 && float64(chunkFirst)*float64(n)/float64(filterN) <= chunkRangeMax)
+	if mode == ftsMember && !chunks {
 		// With a filter, the matches go into a temporary table of this
 		// connection once; the page walks the filter's index testing
 		// membership by key, and so does an exact count.
@@ -243,7 +260,7 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	// The page.
 	var page Page
 	var lasts []int64
-	if (mode == ftsMember || mode == ftsProbe) && textOnly {
+	if chunks {
 		var err error
 		if page.Entries, lasts, err = s.chunkedPage(ctx, w, cur, limit+1); err != nil {
 			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
@@ -288,7 +305,6 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 		}
 		return page, nil
 	}
-	plain := where{f: w.f, tenants: w.tenants}
 	if w.match != "" && !w.ftsDrive {
 		if cs, _ := plain.conds(false); len(cs) == 0 {
 			// Text alone: the match count is the total (a lower bound
@@ -297,16 +313,12 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 			return page, nil
 		}
 	}
-	exact := false
-	if mode == ftsMember {
-		// Counting over the filter's own entries is exact and cheap when
-		// the filter alone selects few of them (group_stats says how many).
-		if q, a, ok := plain.statsCountQuery(); ok {
-			var n int
-			if err := s.db.QueryRowContext(ctx, q, a...).Scan(&n); err == nil && n <= exactCountMax {
-				exact = true
-			}
-		}
+	// Counting over the filter's own entries is exact and cheap when the
+	// filter alone selects few of them and the matches are in the
+	// connection's temporary table.
+	exact := mode == ftsMember && !chunks && filterN >= 0 && filterN <= exactCountMax
+	if mode == ftsMember && chunks {
+		w.mode = ftsSet // no temporary table: the bounded count reads the newest matches itself
 	}
 	query, args, bounded := w.countQuery(TotalCap+1, exact)
 	if err := db.QueryRowContext(ctx, query, args...).Scan(&page.Total); err != nil {
@@ -315,6 +327,11 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	page.TotalCapped = bounded
 	if page.Total > TotalCap {
 		page.Total, page.TotalCapped = TotalCap, true
+	}
+	if bounded && page.Next != "" && page.Total <= limit {
+		// Counted among the newest matches only, and fewer than this page
+		// shows there are: at least one page and one more.
+		page.Total = limit + 1
 	}
 	return page, nil
 }
@@ -555,7 +572,7 @@ func (w where) countQuery(n int, exact bool) (q string, args []any, bounded bool
 		} else {
 			margs = []any{w.match}
 		}
-		q = "SELECT 1 FROM (" + newest + " LIMIT " + strconv.Itoa(ftsDriveMax) + ") m CROSS JOIN entries e ON e.id = m.id"
+		q = "SELECT 1 FROM (" + newest + " LIMIT " + strconv.Itoa(countScanMax) + ") m CROSS JOIN entries e ON e.id = m.id"
 		if len(cs) > 0 {
 			q += " WHERE " + strings.Join(cs, " AND ")
 		}
@@ -847,6 +864,11 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 // chunkScanMax bounds the entries it walks before it falls back to the
 // match set.
 var chunkFirst, chunkScanMax = 512, 50000
+
+// chunkRangeMax is the most full-text rowids chunkedPage should expect to
+// read per chunk, and countScanMax how many of the newest matches a bounded
+// count looks at.
+var chunkRangeMax, countScanMax = 3000.0, 5000
 
 // idsAndLasts runs a narrow page query.
 func (s *Store) idsAndLasts(ctx context.Context, q string, args []any) ([]int64, []int64, error) {
