@@ -84,8 +84,10 @@ type Page struct {
 	Next    string // cursor of the next page, "" on the last one
 	// Total counts every entry of the filter (not just this page). It is
 	// exact unless TotalCapped, which makes it a lower bound ("10,000+"):
-	// counting stops at TotalCap, and a text matching more than 20,000
-	// entries is counted among its newest 20,000 matches only.
+	// counting stops at TotalCap, and a text with a filter that matches
+	// more than ftsDriveMax entries is counted among its newest
+	// countScanMax matches only (unless the filter is small enough to
+	// count exactly).
 	Total       int
 	TotalCapped bool
 }
@@ -97,11 +99,15 @@ const TotalCap = 10000
 // matches (counted up to ftsMemberMax, which costs a few milliseconds):
 //   - up to ftsDriveMax: start from the full-text matches, look each entry
 //     up and sort by time;
-//   - up to ftsMemberMax: put the matches in a temporary table of the
-//     connection once, then walk the time-ordered filter index and test
-//     each entry's id against it by key, for the page and for the count;
-//   - more: walk the filter index and probe the full-text index per entry
-//     (about 0.1 ms a probe, but with so many matches the page fills fast).
+//   - more, with no filter or a broad one: walk the time-ordered filter
+//     index in chunks and ask the full-text index which ids of each
+//     chunk's id range match (chunkedPage);
+//   - up to ftsMemberMax with a narrow filter: put the matches in a
+//     temporary table of the connection once, then walk the filter index
+//     and test each entry's id against it by key, for the page and for the
+//     count;
+//   - more with a narrow filter: walk the filter index and probe the
+//     full-text index per entry.
 var (
 	ftsDriveMax  = 20000
 	ftsMemberMax = 300000
@@ -557,7 +563,7 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 // countQuery counts up to n entries of the filter. When many entries
 // match the text (the page walks the time index and probes the full-text
 // index), probing for the count could take seconds; it counts among the
-// newest ftsDriveMax text matches instead, a lower bound (bounded is true),
+// newest countScanMax text matches instead, a lower bound (bounded is true),
 // unless exact: the filter alone selects few entries, and the matches are
 // in the connection's temporary table (ftsMember).
 func (w where) countQuery(n int, exact bool) (q string, args []any, bounded bool) {
