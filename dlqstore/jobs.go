@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -226,80 +227,184 @@ func filterQ(sel Selection) string {
 	return ""
 }
 
+// JobFreezing is the state of a job whose set is being frozen in several
+// transactions (a selection of more than freezeOneTx entries); a job found
+// in it after a restart was interrupted and is ended by its runner.
+const JobFreezing = "freezing"
+
+// freezeOneTx is the largest selection frozen in one transaction, and
+// freezeChunk how many entries each transaction of a bigger one takes, so
+// that the indexers never wait long on the write lock.
+var freezeOneTx, freezeChunk = 20000, 10000
+
 // CreateJob stores j (ID, Total, Destinations and times are set) and
-// freezes its selection in the same transaction: one pending ledger item
-// per eligible selected entry, in entry id order (the order the records
-// reached their DLQ), and, when hold is set, those entries move to hold
-// (redriving) so that no other job takes them. Entries that fail later do
-// not join. A selection of nothing is EINVALID.
+// freezes its selection: one pending ledger item per eligible selected
+// entry, in entry id order (the order the records reached their DLQ), and,
+// when hold is set, those entries move to hold (redriving) so that no other
+// job takes them. Entries that fail later do not join: the set is bounded
+// by the highest entry id when it starts. Up to freezeOneTx entries this is
+// one transaction; a bigger set is frozen freezeChunk entries at a time
+// while the job is JobFreezing, and gets j.State at the end. A selection of
+// nothing is EINVALID.
 func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold Status) (JobRecord, error) {
 	from, args, err := sel.sql()
 	if err != nil {
 		return j, err
 	}
 	elig, eargs := sel.eligible()
-	err = s.write(ctx, func(tx *sql.Tx, now int64) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (action, state, actor, reason, request, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			j.Action, j.State, j.Actor, j.Reason, j.Request, now, now)
-		if err != nil {
-			return err
-		}
-		if j.ID, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		q := `INSERT INTO job_items (job_id, seq, entry_id, destination, prev_status)
-SELECT ?, row_number() OVER (ORDER BY e.id), e.id, ` + destExpr(sel) + `, e.status FROM ` + from + " AND " + elig
-		qargs := []any{j.ID}
-		if sel.Destination != "" {
-			qargs = append(qargs, sel.Destination)
-		}
-		qargs = append(append(qargs, args...), eargs...)
-		res, err = tx.ExecContext(ctx, q, qargs...)
-		if err != nil {
-			return searchError(filterQ(sel), err)
-		}
-		n, _ := res.RowsAffected()
-		if n == 0 {
-			return access.Errorf(access.EINVALID, "the selection holds no entry this action applies to")
-		}
-		j.Total = int(n)
-		rows, err := tx.QueryContext(ctx, "SELECT destination, count(*) FROM job_items WHERE job_id = ? GROUP BY 1 ORDER BY 1", j.ID)
-		if err != nil {
-			return err
-		}
-		var dests []string
-		j.PerDestination = map[string]int{}
-		for rows.Next() {
-			var d string
-			var n int
-			if err := rows.Scan(&d, &n); err != nil {
-				rows.Close()
-				return err
-			}
-			dests = append(dests, d)
-			j.PerDestination[d] = n
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		j.Destinations = dests
-		db, _ := json.Marshal(dests)
-		if _, err := tx.ExecContext(ctx, "UPDATE jobs SET total = ?, destinations = ? WHERE id = ?", n, string(db), j.ID); err != nil {
-			return err
-		}
-		if hold != "" {
-			if err := holdItems(ctx, tx, now, j.ID, hold); err != nil {
-				return err
-			}
-		}
-		j.CreatedAt, j.UpdatedAt = fromNano(now), fromNano(now)
-		return nil
-	})
-	if err != nil {
+	var count int
+	var maxID int64
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+from+" AND "+elig+" LIMIT ?)",
+		append(append(slices.Clone(args), eargs...), freezeOneTx+1)...).Scan(&count); err != nil {
+		return j, fmt.Errorf("create job: %w", searchError(filterQ(sel), err))
+	}
+	if count == 0 {
+		return j, access.Errorf(access.EINVALID, "the selection holds no entry this action applies to")
+	}
+	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM entries").Scan(&maxID); err != nil {
 		return j, fmt.Errorf("create job: %w", err)
 	}
+	chunked := count > freezeOneTx
+	final := j.State
+	limit := ""
+	if chunked {
+		// Walk the entries by id (no index: the set is big, and its
+		// order is the id's), a chunk per transaction.
+		from = strings.Replace(from, "entries e WHERE", "entries e NOT INDEXED WHERE", 1)
+		limit = " LIMIT " + strconv.Itoa(freezeChunk)
+	}
+	seq, after, done := 0, int64(0), false
+	for !done {
+		err = s.write(ctx, func(tx *sql.Tx, now int64) error {
+			if j.ID == 0 {
+				state := final
+				if chunked {
+					state = JobFreezing
+				}
+				res, err := tx.ExecContext(ctx, `INSERT INTO jobs (action, state, actor, reason, request, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+					j.Action, state, j.Actor, j.Reason, j.Request, now, now)
+				if err != nil {
+					return err
+				}
+				if j.ID, err = res.LastInsertId(); err != nil {
+					return err
+				}
+				j.CreatedAt = fromNano(now)
+			}
+			q := `INSERT INTO job_items (job_id, seq, entry_id, destination, prev_status)
+SELECT ?, ? + row_number() OVER (ORDER BY id), id, dest, status FROM (
+	SELECT e.id AS id, ` + destExpr(sel) + ` AS dest, e.status AS status FROM ` + from + " AND " + elig + ` AND e.id > ? AND e.id <= ?
+	ORDER BY e.id` + limit + `)`
+			qargs := []any{j.ID, seq}
+			if sel.Destination != "" {
+				qargs = append(qargs, sel.Destination)
+			}
+			qargs = append(append(append(qargs, args...), eargs...), after, maxID)
+			res, err := tx.ExecContext(ctx, q, qargs...)
+			if err != nil {
+				return searchError(filterQ(sel), err)
+			}
+			n64, _ := res.RowsAffected()
+			n := int(n64)
+			if n > 0 {
+				if err := tx.QueryRowContext(ctx, "SELECT entry_id FROM job_items WHERE job_id = ? AND seq = ?", j.ID, seq+n).Scan(&after); err != nil {
+					return err
+				}
+				if hold != "" {
+					if err := holdItems(ctx, tx, now, j.ID, seq, hold); err != nil {
+						return err
+					}
+				}
+			}
+			seq += n
+			done = !chunked || n < freezeChunk
+			if !done {
+				return nil
+			}
+			if seq == 0 {
+				return access.Errorf(access.EINVALID, "the selection holds no entry this action applies to")
+			}
+			j.Total = seq
+			return finishFreeze(ctx, tx, now, &j, final)
+		})
+		if err != nil {
+			if j.ID != 0 && chunked {
+				// Frozen in part: end it, returning what it held.
+				s.abandonJob(context.WithoutCancel(ctx), j.ID, "freezing failed: "+err.Error())
+			}
+			return j, fmt.Errorf("create job: %w", err)
+		}
+	}
 	return j, nil
+}
+
+// finishFreeze records a frozen job's total and destinations and gives it
+// its state.
+func finishFreeze(ctx context.Context, tx *sql.Tx, now int64, j *JobRecord, state string) error {
+	rows, err := tx.QueryContext(ctx, "SELECT destination, count(*) FROM job_items WHERE job_id = ? GROUP BY 1 ORDER BY 1", j.ID)
+	if err != nil {
+		return err
+	}
+	var dests []string
+	j.PerDestination = map[string]int{}
+	for rows.Next() {
+		var d string
+		var n int
+		if err := rows.Scan(&d, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		dests = append(dests, d)
+		j.PerDestination[d] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	j.Destinations = dests
+	db, _ := json.Marshal(dests)
+	j.State, j.UpdatedAt = state, fromNano(now)
+	_, err = tx.ExecContext(ctx, "UPDATE jobs SET total = ?, destinations = ?, state = ?, updated_at = ? WHERE id = ?", j.Total, string(db), state, now, j.ID)
+	return err
+}
+
+// abandonJob ends a job whose freezing did not finish: its items are
+// cancelled (entries back in their previous status) and it is failed.
+func (s *Store) abandonJob(ctx context.Context, id int64, why string) {
+	if err := s.CancelPending(ctx, id, why); err != nil {
+		s.logger.Error("dlqstore: abandoning a half-frozen job failed", "job", id, "err", err)
+		return
+	}
+	if _, err := s.db.ExecContext(ctx, "UPDATE jobs SET total = (SELECT count(*) FROM job_items WHERE job_id = ?1), state = 'failed', error = ?2, updated_at = ?3, finished_at = ?3 WHERE id = ?1",
+		id, why, unixNano(s.now())); err != nil {
+		s.logger.Error("dlqstore: abandoning a half-frozen job failed", "job", id, "err", err)
+	}
+}
+
+// AbandonFreezing ends every job left JobFreezing (the process stopped while
+// freezing it) and returns their ids.
+func (s *Store) AbandonFreezing(ctx context.Context) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id FROM jobs WHERE finished_at = 0 AND state = ?", JobFreezing)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		s.abandonJob(ctx, id, "the console stopped while freezing this job's entries; nothing was sent: start it again")
+	}
+	return ids, nil
 }
 
 func destExpr(sel Selection) string {
@@ -309,9 +414,10 @@ func destExpr(sel Selection) string {
 	return "e.resource"
 }
 
-// holdItems moves every pending entry of a job to status, 500 at a time.
-func holdItems(ctx context.Context, tx *sql.Tx, now, jobID int64, status Status) error {
-	for after := 0; ; {
+// holdItems moves the pending entries of a job after seq from to status,
+// 500 at a time.
+func holdItems(ctx context.Context, tx *sql.Tx, now, jobID int64, from int, status Status) error {
+	for after := from; ; {
 		rows, err := tx.QueryContext(ctx, "SELECT seq, entry_id FROM job_items WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT 500", jobID, after)
 		if err != nil {
 			return err

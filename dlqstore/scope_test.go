@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,5 +252,69 @@ func TestFullTextModesAgree(t *testing.T) {
 				t.Errorf("filter %d in %s mode: total %d (capped %v), want %d", i, m.name, total, capped, wantTotal)
 			}
 		}
+	}
+}
+
+// A big selection freezes a chunk per transaction, in entry order, and a
+// job the process left half-frozen is ended with its entries given back.
+func TestFreezeInChunks(t *testing.T) {
+	defer func(o, c int) { freezeOneTx, freezeChunk = o, c }(freezeOneTx, freezeChunk)
+	freezeOneTx, freezeChunk = 3, 2
+	s, _ := mustOpen(t)
+	ctx := context.Background()
+	var specs []spec
+	for i := range 7 {
+		specs = append(specs, spec{off: int64(i), msg: "boom", tenant: "t1"})
+	}
+	indexKafka(t, s, "f.dlq", 0, specs...)
+	if _, err := s.SetStatus(ctx, []int64{4}, StatusResolved); err != nil { // not eligible
+		t.Fatal(err)
+	}
+	sel := Selection{Filter: &Filter{Destination: "f.dlq"}, Eligible: []Status{StatusDead}}
+	j, err := s.CreateJob(ctx, JobRecord{Action: "redrive", State: "running", Actor: "ada", Request: []byte("{}")}, sel, StatusRedriving)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Total != 6 || j.State != "running" || j.PerDestination["kafka:main/orders"] != 6 {
+		t.Fatalf("job = %+v", j)
+	}
+	items, _, err := s.JobItems(ctx, j.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for i, it := range items {
+		if it.Seq != i+1 || it.PrevStatus != StatusDead {
+			t.Errorf("item %d = %+v", i, it)
+		}
+		got = append(got, it.EntryID)
+	}
+	if !slices.Equal(got, []int64{1, 2, 3, 5, 6, 7}) {
+		t.Errorf("frozen entries = %v", got)
+	}
+	c, _ := s.Counts(ctx, nil)
+	if c.ByStatus[StatusRedriving] != 6 || c.ByStatus[StatusResolved] != 1 {
+		t.Errorf("counts = %v", c.ByStatus)
+	}
+	rec, _ := s.Job(ctx, j.ID)
+	if rec.Total != 6 || rec.State != "running" {
+		t.Errorf("stored job = %+v", rec)
+	}
+
+	// Left freezing by a stopped process: ended, entries back to dead.
+	if _, err := s.db.Exec("UPDATE jobs SET state = ? WHERE id = ?", JobFreezing, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := s.AbandonFreezing(ctx)
+	if err != nil || !slices.Equal(ids, []int64{j.ID}) {
+		t.Fatalf("abandoned %v, %v", ids, err)
+	}
+	rec, _ = s.Job(ctx, j.ID)
+	if rec.State != "failed" || rec.FinishedAt.IsZero() || rec.Cancelled != 6 || !strings.Contains(rec.Error, "start it again") {
+		t.Errorf("abandoned job = %+v", rec)
+	}
+	c, _ = s.Counts(ctx, nil)
+	if c.ByStatus[StatusDead] != 6 || c.ByStatus[StatusRedriving] != 0 {
+		t.Errorf("counts after abandoning = %v", c.ByStatus)
 	}
 }

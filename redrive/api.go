@@ -15,6 +15,7 @@ import (
 
 	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/dlqstore"
 )
 
 // Action is what a job does to its entries.
@@ -32,6 +33,7 @@ const (
 // Job states. A job is created running; it ends completed, cancelled,
 // canary_failed or failed.
 const (
+	StateFreezing     = dlqstore.JobFreezing // a big set is being frozen, a chunk per transaction
 	StateRunning      = "running"
 	StateCanaryWait   = "canary_wait"   // the canary was sent; watching for re-failures
 	StateCancelling   = "cancelling"    // cancel asked; stops after the batch in flight

@@ -31,12 +31,22 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer wg.Wait()
 	t := time.NewTicker(e.opts.Poll)
 	defer t.Stop()
+	// A job still freezing was being started when the process stopped:
+	// nothing of it was sent; end it and give its entries back.
+	if ids, err := e.store.AbandonFreezing(ctx); err != nil && ctx.Err() == nil {
+		e.log.Warn("redrive: ending half-frozen jobs failed", "err", err)
+	} else if len(ids) > 0 {
+		e.log.Warn("redrive: ended jobs the last run stopped while freezing", "jobs", ids)
+	}
 	for {
 		recs, _, err := e.store.Jobs(ctx, true, 0, 500)
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("redrive: listing unfinished jobs failed", "err", err)
 		}
 		for _, r := range recs {
+			if r.State == StateFreezing {
+				continue // Start is still freezing it
+			}
 			e.mu.Lock()
 			if e.running[r.ID] == nil {
 				rs := &runState{cancel: make(chan struct{})}

@@ -684,6 +684,8 @@ func jobSentence(j redrive.Job) string {
 			entries(j.Canary), durationText(j.CanaryWindow), n(j.Cancelled+j.Remaining))
 	case redrive.StateFailed:
 		s = fmt.Sprintf("The job failed after %s of %s were %s; nothing %s was reverted.", n(j.Done), n(j.Total), verb, verb)
+	case redrive.StateFreezing:
+		s = "Freezing its set of entries; nothing is sent until that is done."
 	default:
 		s = "State " + j.State + "."
 	}
