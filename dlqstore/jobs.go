@@ -640,15 +640,24 @@ func (s *Store) pendingSeqs(ctx context.Context, jobID int64, limit int) ([]JobI
 	return out, len(out), rows.Err()
 }
 
-// SetJobState sets a job's state and error; finished stamps finished_at.
+// SetJobState sets a job's state and error; finished stamps finished_at. A
+// job being cancelled keeps that state until it is finished.
 func (s *Store) SetJobState(ctx context.Context, id int64, state, errText string, finished bool) error {
 	now := unixNano(s.now())
 	fin := int64(0)
 	if finished {
 		fin = now
 	}
-	_, err := s.db.ExecContext(ctx, "UPDATE jobs SET state = ?, error = ?, updated_at = ?, finished_at = CASE WHEN ? != 0 THEN ? ELSE finished_at END WHERE id = ?",
-		state, errText, now, fin, fin, id)
+	// A cancel is not undone by the runner's own updates (a canary or
+	// an outage pause ending): only the end of the job replaces it.
+	q := "UPDATE jobs SET state = ?, error = ?, updated_at = ?, finished_at = CASE WHEN ? != 0 THEN ? ELSE finished_at END WHERE id = ?"
+	if !finished {
+		q += " AND finished_at = 0" // an ended job stays ended
+		if state != "cancelling" {
+			q += " AND state != 'cancelling'"
+		}
+	}
+	_, err := s.db.ExecContext(ctx, q, state, errText, now, fin, fin, id)
 	if err != nil {
 		return fmt.Errorf("job %d: set state: %w", id, err)
 	}

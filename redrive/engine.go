@@ -560,6 +560,9 @@ func (e *Engine) Cancel(ctx context.Context, a Actor, id int64) (Job, error) {
 	if err := e.store.SetJobState(ctx, id, StateCancelling, "cancelled by "+actorName(a), false); err != nil {
 		return Job{}, err
 	}
+	if now, err := e.store.Job(ctx, id); err == nil && !now.FinishedAt.IsZero() {
+		return Job{}, access.Errorf(access.EINVALID, "job %d has already ended (%s)", id, now.State)
+	}
 	e.mu.Lock()
 	if rs := e.running[id]; rs != nil {
 		rs.once.Do(func() { close(rs.cancel) })

@@ -122,6 +122,10 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			return
 		}
 		if rs.cancelled() || rec.State == StateCancelling {
+			// Cancel stored who asked before it signalled: read it again.
+			if fresh, err := e.store.Job(ctx, id); err == nil {
+				rec = fresh
+			}
 			e.finish(ctx, rec, StateCancelled, cmpOr(rec.Error, "cancelled"))
 			return
 		}
