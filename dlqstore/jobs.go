@@ -469,25 +469,12 @@ WHERE i.job_id = ? AND i.state = 'pending' AND i.seq > ? ORDER BY i.seq LIMIT ?`
 	if len(items) == 0 {
 		return nil, nil, nil
 	}
-	args := make([]any, len(items))
+	ids := make([]int64, len(items))
 	for i, it := range items {
-		args[i] = it.EntryID
+		ids[i] = it.EntryID
 	}
-	erows, err := s.db.QueryContext(ctx, "SELECT "+entryColumns+", e.last_failure_at FROM entries e WHERE e.id IN ("+placeholders(len(args))+")", args...)
+	byID, err := s.entriesByID(ctx, ids)
 	if err != nil {
-		return nil, nil, err
-	}
-	byID := map[int64]Entry{}
-	for erows.Next() {
-		e, _, err := scanEntry(erows)
-		if err != nil {
-			erows.Close()
-			return nil, nil, err
-		}
-		byID[e.ID] = e
-	}
-	erows.Close()
-	if err := erows.Err(); err != nil {
 		return nil, nil, err
 	}
 	entries := make([]Entry, len(items))

@@ -666,6 +666,29 @@ func (s *Store) Entry(ctx context.Context, id int64) (Entry, error) {
 	return es[0], nil
 }
 
+// entriesByID reads the entries of ids (without bodies) in one query; an
+// id without an entry is absent from the map.
+func (s *Store) entriesByID(ctx context.Context, ids []int64) (map[int64]Entry, error) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT "+entryColumns+", e.last_failure_at FROM entries e WHERE e.id IN ("+placeholders(len(ids))+")", args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	byID := make(map[int64]Entry, len(ids))
+	for rows.Next() {
+		e, _, err := scanEntry(rows)
+		if err != nil {
+			return nil, err
+		}
+		byID[e.ID] = e
+	}
+	return byID, rows.Err()
+}
+
 // fillBodies reads the payload, headers and record of es in one query.
 func (s *Store) fillBodies(ctx context.Context, es []Entry) error {
 	return s.fillBodiesWith(ctx, es, true)
@@ -835,24 +858,12 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 	if len(kept) == 0 {
 		return nil, nil, nil
 	}
-	args := make([]any, len(kept))
+	ids := make([]int64, len(kept))
 	for i, h := range kept {
-		args[i] = h.id
+		ids[i] = h.id
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT "+entryColumns+", e.last_failure_at FROM entries e WHERE e.id IN ("+placeholders(len(kept))+")", args...)
+	byID, err := s.entriesByID(ctx, ids)
 	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	byID := make(map[int64]Entry, len(kept))
-	for rows.Next() {
-		e, _, err := scanEntry(rows)
-		if err != nil {
-			return nil, nil, err
-		}
-		byID[e.ID] = e
-	}
-	if err := rows.Err(); err != nil {
 		return nil, nil, err
 	}
 	es := make([]Entry, 0, len(kept))

@@ -113,17 +113,13 @@ func (s *Server) handleAPIDLQJob(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	after, err := int64Query(c, "after_seq")
-	if err != nil || after > 1<<31-1 {
-		return s.fail(c, access.Errorf(access.EINVALID, "after_seq must be a ledger sequence number"))
-	}
 	limit := ledgerPerPage
 	if v := c.Query("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
 			return s.fail(c, access.Errorf(access.EINVALID, "limit must be 1 to 1000"))
 		}
 	}
-	items, next, err := jobs.Ledger(c.UserContext(), j.ID, int(after), limit)
+	items, next, err := jobLedger(c, jobs, j, limit)
 	if err != nil {
 		return s.fail(c, err)
 	}

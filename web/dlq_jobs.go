@@ -545,6 +545,16 @@ func (s *Server) loadJob(c *fiber.Ctx, jobs DLQJobs) (redrive.Job, error) {
 	return j, nil
 }
 
+// jobLedger reads the page of j's ledger that ?after_seq= asks for.
+// Errors: EINVALID for a bad after_seq, and Ledger's.
+func jobLedger(c *fiber.Ctx, jobs DLQJobs, j redrive.Job, limit int) ([]redrive.LedgerItem, int, error) {
+	after, err := int64Query(c, "after_seq")
+	if err != nil || after > math.MaxInt32 {
+		return nil, 0, access.Errorf(access.EINVALID, "after_seq must be a ledger sequence number")
+	}
+	return jobs.Ledger(c.UserContext(), j.ID, int(after), limit)
+}
+
 // mayViewJob: its actor, a viewer of console:dlq, or whoever may view one
 // of the job's destinations. Its entries keep their own rules: the
 // ledger links to entry pages that answer 404 to those who may not see
@@ -714,11 +724,7 @@ func (s *Server) handleDLQJob(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	after, err := int64Query(c, "after_seq")
-	if err != nil || after > math.MaxInt32 {
-		return s.fail(c, access.Errorf(access.EINVALID, "after_seq must be a ledger sequence number"))
-	}
-	items, next, err := jobs.Ledger(c.UserContext(), j.ID, int(after), ledgerPerPage)
+	items, next, err := jobLedger(c, jobs, j, ledgerPerPage)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -752,7 +758,7 @@ func (s *Server) handleDLQJob(c *fiber.Ctx) error {
 	if next > 0 {
 		vm.LedgerNext = jobHref(j.ID) + "?after_seq=" + strconv.Itoa(next)
 	}
-	if after > 0 {
+	if after, _ := strconv.Atoi(c.Query("after_seq")); after > 0 {
 		vm.LedgerFirst = jobHref(j.ID)
 	}
 	return s.render(c, templates.Page{Title: "Job #" + itoa64(j.ID), Area: templates.AreaDeadLetters, Refresh: vm.Live},
