@@ -99,10 +99,8 @@ func (sel Selection) sql() (string, []any, error) {
 		args = append(args, sel.Group)
 	default:
 		f := *sel.Filter
-		for _, st := range f.Status {
-			if !st.Valid() {
-				return "", nil, access.Errorf(access.EINVALID, "unknown status %q", st)
-			}
+		if err := f.Validate(); err != nil {
+			return "", nil, err
 		}
 		var match string
 		if strings.TrimSpace(f.Q) != "" {

@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mattn/go-sqlite3"
 
 	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/sqldb"
 )
 
 // Entry is one stored dead letter.
@@ -76,6 +78,76 @@ type Filter struct {
 	Q                                                          string // full-text query, see ftsQuery
 	Limit                                                      int    // default 50, max 500
 	Cursor                                                     string // Page.Next of the previous page
+}
+
+// MaxQueryLen bounds a full-text query (bytes).
+const MaxQueryLen = 500
+
+// Validate checks f the way every reader of a filter needs it checked:
+// known statuses, times the store can hold (a year-9999 bound would wrap
+// around in Unix nanoseconds and match everything), a To after From,
+// text without control characters (SQLite would cut a string at NUL), a
+// bounded query and a well-formed cursor. Errors: EINVALID naming the
+// field.
+func (f Filter) Validate() error {
+	for _, st := range f.Status {
+		if !st.Valid() {
+			return access.Errorf(access.EINVALID, "status %q: want dead, redriving, redriven, quarantined, discarded or resolved", truncate(string(st), 40))
+		}
+	}
+	for _, t := range []struct {
+		name string
+		v    time.Time
+	}{{"from", f.From}, {"to", f.To}} {
+		if !t.v.IsZero() && !sqldb.TimeInRange(t.v) {
+			return access.Errorf(access.EINVALID, "%s must be a time %s", t.name, sqldb.TimeRangeText)
+		}
+	}
+	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
+		return access.Errorf(access.EINVALID, "to must be after from")
+	}
+	for _, t := range []struct{ name, v string }{
+		{"broker", f.Broker}, {"cluster", f.Cluster}, {"destination", f.Destination}, {"event_type", f.EventType},
+		{"error_code", f.ErrorCode}, {"tenant", f.Tenant}, {"q", f.Q}, {"cursor", f.Cursor},
+	} {
+		if err := checkText(t.name, t.v); err != nil {
+			return err
+		}
+	}
+	if len(f.Q) > MaxQueryLen {
+		return access.Errorf(access.EINVALID, "the search is too long (%d characters at most)", MaxQueryLen)
+	}
+	if f.GroupID < 0 {
+		return access.Errorf(access.EINVALID, "group must be a failure group id")
+	}
+	if f.Limit < 0 || f.Limit > 500 {
+		return access.Errorf(access.EINVALID, "limit must be between 1 and 500")
+	}
+	if f.Cursor != "" {
+		if _, err := parseCursor(f.Cursor); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkText refuses what no name, id or search holds (sqldb.ValidText).
+func checkText(name, v string) error {
+	if !sqldb.ValidText(v) {
+		return access.Errorf(access.EINVALID, "%s must be UTF-8 text without control characters", name)
+	}
+	return nil
+}
+
+// truncate shortens s for an error message.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // Page is one page of entries, newest failure first.
@@ -163,17 +235,12 @@ const entryColumns = `e.id, e.status, e.broker, e.cluster, e.vhost, e.destinatio
 // entries arrive meanwhile. Errors: EINVALID for a bad cursor, limit or
 // full-text query (the message says what is wrong with the query).
 func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
-	limit := f.Limit
-	switch {
-	case limit == 0:
-		limit = 50
-	case limit < 0 || limit > 500:
-		return Page{}, access.Errorf(access.EINVALID, "limit must be between 1 and 500")
+	if err := f.Validate(); err != nil {
+		return Page{}, err
 	}
-	for _, st := range f.Status {
-		if !st.Valid() {
-			return Page{}, access.Errorf(access.EINVALID, "unknown status %q", st)
-		}
+	limit := f.Limit
+	if limit == 0 {
+		limit = 50
 	}
 	f.Status = slices.Compact(slices.Sorted(slices.Values(f.Status)))
 	var match string
@@ -769,7 +836,10 @@ func (c cursor) String() string {
 }
 
 func parseCursor(s string) (cursor, error) {
-	bad := access.Errorf(access.EINVALID, "invalid cursor %q", s)
+	bad := access.Errorf(access.EINVALID, "invalid cursor %q: use the next cursor of the previous page", truncate(s, 40))
+	if len(s) > 64 {
+		return cursor{}, bad
+	}
 	b, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil {
 		return cursor{}, bad

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"switchyard/sqldb"
 )
 
 // Agg says how the points of one step bucket become one point.
@@ -139,6 +141,8 @@ func (s *Store) checkQuery(q Q) ([]matcher, error) {
 	switch {
 	case q.Name == "":
 		return nil, invalidf("query needs a metric name")
+	case !sqldb.TimeInRange(q.From) || !sqldb.TimeInRange(q.To):
+		return nil, invalidf("query range: from and to must be times %s", sqldb.TimeRangeText)
 	case q.To.Before(q.From):
 		return nil, invalidf("query range: from %s is after to %s", q.From.UTC().Format(time.RFC3339), q.To.UTC().Format(time.RFC3339))
 	case q.Step < time.Millisecond:

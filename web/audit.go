@@ -27,7 +27,7 @@ func parseAuditTime(name, v string) (time.Time, error) {
 	}
 	for _, l := range auditTimeLayouts {
 		if t, err := time.ParseInLocation(l, v, time.UTC); err == nil {
-			return t, nil
+			return inRange(name, t)
 		}
 	}
 	return time.Time{}, access.Errorf(access.EINVALID, "%s must be a date and time like 2026-01-31T14:00", name)

@@ -215,7 +215,9 @@ func (s *Server) parseEntryQuery(c *fiber.Ctx) (entryQuery, error) {
 			return eq, access.Errorf(access.EINVALID, "limit must be 1 to 500")
 		}
 	}
-	return eq, nil
+	// The store's own checks (control characters, cursor, lengths) before
+	// anything is shown back in the form.
+	return eq, f.Validate()
 }
 
 // parseFormTime accepts what parseTime does plus the browser's
@@ -223,7 +225,7 @@ func (s *Server) parseEntryQuery(c *fiber.Ctx) (entryQuery, error) {
 func parseFormTime(name, v string) (time.Time, error) {
 	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, v); err == nil {
-			return t.UTC(), nil
+			return inRange(name, t.UTC())
 		}
 	}
 	return parseTime(name, v)

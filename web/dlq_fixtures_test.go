@@ -60,7 +60,7 @@ func fixtureEmail(name string) string { return name + ".customer@example.com" }
 
 var binaryPayload = []byte{0xff, 0xfe, 0x00, 0x01, 0x80, 0x81, 'h', 'i'}
 
-func deadLetterOf(t *testing.T, f dlqFixture, origin, dlqLoc delivery.Location, now time.Time) dlqstore.IndexItem {
+func deadLetterOf(t testing.TB, f dlqFixture, origin, dlqLoc delivery.Location, now time.Time) dlqstore.IndexItem {
 	t.Helper()
 	last := now.Add(-f.age)
 	dl := delivery.DeadLetter{
@@ -105,7 +105,7 @@ func deadLetterOf(t *testing.T, f dlqFixture, origin, dlqLoc delivery.Location, 
 
 // seedDLQ opens a real dead-letter store in a temp dir and indexes the
 // fixtures; it returns the entry id of each fixture by name.
-func seedDLQ(t *testing.T) (*dlqstore.Store, map[string]int64) {
+func seedDLQ(t testing.TB) (*dlqstore.Store, map[string]int64) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := dlqstore.Open(ctx, filepath.Join(t.TempDir(), "dlq.db"), dlqstore.Options{Logger: slog.New(slog.DiscardHandler)})

@@ -112,7 +112,7 @@ func emailOf(i int) string { return fmt.Sprintf("customer%d.%s@example.com", i, 
 //
 // Lag, exactly: 3 partitions × 10 messages; the group committed 4, 10 and
 // 0 → lag 6 + 0 + 10 = 16.
-func newEnv(t *testing.T, o envOptions) *env {
+func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, testTopic, testDLQ), kfake.SeedTopics(1, envTopic, otherTopic))

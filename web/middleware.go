@@ -36,13 +36,17 @@ func (s *Server) requestID(c *fiber.Ctx) error {
 	if requestIDRE.MatchString(id) {
 		id = strings.Clone(id)
 	} else {
-		b := make([]byte, 8)
-		rand.Read(b) //nolint:errcheck // crypto/rand.Read does not fail
-		id = hex.EncodeToString(b)
+		id = newRequestID()
 	}
 	c.Locals(requestIDKey{}, id)
 	c.Set(fiber.HeaderXRequestID, id)
 	return c.Next()
+}
+
+func newRequestID() string {
+	b := make([]byte, 8)
+	rand.Read(b) //nolint:errcheck // crypto/rand.Read does not fail
+	return hex.EncodeToString(b)
 }
 
 func requestIDOf(c *fiber.Ctx) string {

@@ -15,9 +15,6 @@ import (
 	"switchyard/delivery"
 )
 
-// eTooLarge is the error code of a body over the receiver's limit (413).
-const eTooLarge = "ETOOLARGE"
-
 // handleOTLPMetrics is the OTLP/HTTP metrics receiver: services export
 // event.processed, event.failed and event.processing.duration here, as
 // protobuf or JSON. The answer is an ExportMetricsServiceResponse in the
@@ -34,11 +31,9 @@ func (s *Server) handleOTLPMetrics(c *fiber.Ctx) error {
 			Message: "Content-Type must be application/x-protobuf or application/json",
 			Details: map[string]any{"content_type": strings.Clone(c.Get(fiber.HeaderContentType))}})
 	}
+	// limitBody has decoded any Content-Encoding and held the body to
+	// MaxOTLPBody.
 	body := c.Body()
-	if len(body) > s.maxOTLPBody {
-		return s.fail(c, &delivery.Error{Code: eTooLarge, Message: "the export is larger than the receiver accepts",
-			Details: map[string]any{"limit_bytes": s.maxOTLPBody}})
-	}
 	res, err := s.otlp.Ingest(body, isJSON)
 	if err != nil {
 		if errors.Is(err, collector.ErrBadOTLP) {

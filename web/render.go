@@ -106,9 +106,27 @@ func statusOf(code string) int {
 		return fiber.StatusTooManyRequests
 	case eTooLarge:
 		return fiber.StatusRequestEntityTooLarge
+	case eUnsupported:
+		return fiber.StatusUnsupportedMediaType
 	}
 	return fiber.StatusInternalServerError
 }
+
+// handleError is fiber's error handler: errors of handlers, and requests
+// fasthttp refused before any route saw them (a header block over the
+// read buffer, a body over BodyLimit, a malformed request line). For
+// those the path is unknown, so they answer in the JSON error contract,
+// as the API does, rather than with a page for a request we never read.
+func (s *Server) handleError(c *fiber.Ctx, err error) error {
+	if requestIDOf(c) == "" {
+		c.Locals(requestIDKey{}, newRequestID())
+		c.Locals(unreadRequestKey{}, true)
+	}
+	return s.fail(c, err)
+}
+
+// unreadRequestKey marks a request fasthttp refused before routing.
+type unreadRequestKey struct{}
 
 // codeOf maps fiber's own errors (bad requests fasthttp rejects, 404s of
 // the static handler) onto the console's codes.
@@ -144,6 +162,10 @@ func codeOf(err error) (code, message string) {
 func (s *Server) fail(c *fiber.Ctx, err error) error {
 	code, msg := codeOf(err)
 	status := statusOf(code)
+	var fe *fiber.Error
+	if errors.As(err, &fe) && fe.Code >= 400 && fe.Code < 500 {
+		status = fe.Code // 405, 408, 431…: more precise than 400
+	}
 	rid := requestIDOf(c)
 	if code == access.EINTERNAL {
 		var logged errLogged
@@ -157,7 +179,7 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="Switchyard"`)
 	}
 	c.Status(status)
-	if isAPI(c) {
+	if unread, _ := c.Locals(unreadRequestKey{}).(bool); unread || isAPI(c) {
 		body := delivery.ErrorResponse{Error: delivery.ErrorBody{Code: code, Message: msg, Details: map[string]any{"request_id": rid}}}
 		var de *delivery.Error
 		if code != access.EINTERNAL && errors.As(err, &de) {
@@ -211,6 +233,10 @@ func titleOf(status int) string {
 		return "Too many attempts"
 	case fiber.StatusRequestEntityTooLarge:
 		return "Too large"
+	case fiber.StatusUnsupportedMediaType:
+		return "Unsupported encoding"
+	case fiber.StatusRequestHeaderFieldsTooLarge:
+		return "Request too large"
 	}
 	return "Something went wrong"
 }

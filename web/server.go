@@ -136,9 +136,12 @@ type Options struct {
 	// PollInterval is the collectors' interval; data older than three of
 	// them is marked stale. Default 10s.
 	PollInterval time.Duration
-	// MaxOTLPBody caps an OTLP request body; default 8 MiB. Larger bodies
-	// get 413.
+	// MaxOTLPBody caps an OTLP request body after decompression; default
+	// 8 MiB. Larger bodies get 413.
 	MaxOTLPBody int
+	// MaxBody caps every other request body (forms, JSON) after
+	// decompression; default 4 MiB.
+	MaxBody int
 	// Store backs the admin pages; nil answers them with an error.
 	Store AdminStore
 	// Audit backs the audit page and records token mutations and payload
@@ -193,6 +196,7 @@ type Server struct {
 	otlp           MetricsReceiver
 	pollInterval   time.Duration
 	maxOTLPBody    int
+	maxBody        int
 	store          AdminStore
 	audit          AuditLog
 	browser        Browser
@@ -226,6 +230,7 @@ func New(opts Options) (*Server, error) {
 		otlp:          opts.OTLP,
 		pollInterval:  opts.PollInterval,
 		maxOTLPBody:   opts.MaxOTLPBody,
+		maxBody:       opts.MaxBody,
 		store:         opts.Store,
 		audit:         opts.Audit,
 		browser:       opts.Browser,
@@ -265,6 +270,9 @@ func New(opts Options) (*Server, error) {
 	if s.maxOTLPBody <= 0 {
 		s.maxOTLPBody = 8 << 20
 	}
+	if s.maxBody <= 0 {
+		s.maxBody = defaultMaxBody
+	}
 	if s.readyTimeout <= 0 {
 		s.readyTimeout = 3 * time.Second
 	}
@@ -303,18 +311,23 @@ func New(opts Options) (*Server, error) {
 	s.app = fiber.New(fiber.Config{
 		AppName:               "switchyard",
 		DisableStartupMessage: true,
-		ErrorHandler:          func(c *fiber.Ctx, err error) error { return s.fail(c, err) },
-		// Room for the largest OTLP export plus one byte, so that the
-		// receiver itself answers 413 in the error contract; forms and
-		// JSON stay far below.
-		BodyLimit: max(s.maxOTLPBody+1, 4<<20),
+		ErrorHandler:          s.handleError,
+		// Room for the largest body any route takes plus one byte, so that
+		// limitBody answers 413 in the error contract with the route's own
+		// limit; fasthttp's refusal of anything larger goes through
+		// handleError too.
+		BodyLimit: max(s.maxOTLPBody, s.maxBody) + 1,
+		// Request line and headers: room for long filters and cursors
+		// (fasthttp's default is 4 KiB); beyond it, a 431 in the error
+		// contract.
+		ReadBufferSize: 16 << 10,
 		// Timeouts so that idle keep-alive connections do not hold up a
 		// graceful shutdown forever.
 		ReadTimeout:  30 * time.Second,
 		WriteTimeout: 60 * time.Second,
 		IdleTimeout:  2 * time.Minute,
 	})
-	s.app.Use(s.requestID, s.traceRequest, s.observe, s.securityHeaders, s.recoverPanic)
+	s.app.Use(s.requestID, s.traceRequest, s.observe, s.securityHeaders, s.recoverPanic, s.checkQuery, s.limitBody)
 	if err := s.register(); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/sqldb"
 	"switchyard/web/templates"
 )
 
@@ -111,13 +112,29 @@ func (tr timeRange) picker(path string, query url.Values) templates.RangePicker 
 // allowed). Errors are EINVALID.
 func parseTime(name, v string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
+		return inRange(name, t)
 	}
-	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+	// Seconds beyond ±1e11 are outside any range the stores accept, and
+	// would overflow on the way to a time.
+	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && math.Abs(f) < 1e11 {
 		sec, frac := math.Modf(f)
-		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+		return inRange(name, time.Unix(int64(sec), int64(frac*1e9)).UTC())
+	} else if err == nil {
+		return time.Time{}, outOfRange(name)
 	}
-	return time.Time{}, access.Errorf(access.EINVALID, "%s %q: want RFC 3339 (2026-01-02T15:04:05Z) or Unix seconds", name, v)
+	return time.Time{}, access.Errorf(access.EINVALID, "%s %q: want RFC 3339 (2026-01-02T15:04:05Z) or Unix seconds", name, truncateText(v, 40))
+}
+
+// inRange refuses a time the stores cannot hold, naming the parameter.
+func inRange(name string, t time.Time) (time.Time, error) {
+	if !sqldb.TimeInRange(t) {
+		return time.Time{}, outOfRange(name)
+	}
+	return t, nil
+}
+
+func outOfRange(name string) error {
+	return access.Errorf(access.EINVALID, "%s must be a time %s", name, sqldb.TimeRangeText)
 }
 
 // parseStep reads an API step: a Go duration (90s, 1m30s), a Prometheus

@@ -17,6 +17,7 @@ import (
 
 	"switchyard/delivery"
 	"switchyard/redrive"
+	"switchyard/sqldb"
 )
 
 const dlqUsage = `usage: console dlq <command> [flags]
@@ -324,6 +325,9 @@ func parseSelector(ids string, group int64, filter string) (redrive.Selector, er
 				t, err := time.Parse(time.RFC3339, v)
 				if err != nil {
 					return sel, fmt.Errorf("--filter %s: want RFC 3339 (2026-11-26T10:00:00Z), got %q", name, v)
+				}
+				if !sqldb.TimeInRange(t) {
+					return sel, fmt.Errorf("--filter %s: %s is not a time %s", name, v, sqldb.TimeRangeText)
 				}
 				*dst = t
 			}

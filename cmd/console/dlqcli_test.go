@@ -93,3 +93,24 @@ func TestDLQCommandDrivesJobsThroughTheAPI(t *testing.T) {
 		t.Errorf("without a token: %v", err)
 	}
 }
+
+// --filter times out of the stores' range are refused by the CLI itself,
+// naming the field, before any request: "from 9999" once planned every
+// entry of the index.
+func TestDLQFilterTimesOutOfRange(t *testing.T) {
+	for _, tc := range []struct{ filter, field string }{
+		{"from=9999-01-01T00:00:00Z", "from"},
+		{"to=1000-01-01T00:00:00Z", "to"},
+		{"status=dead&from=2262-05-01T00:00:00Z", "from"},
+		{"from=tomorrow", "from"},
+	} {
+		_, err := parseSelector("", 0, tc.filter)
+		if err == nil || !strings.Contains(err.Error(), "--filter "+tc.field) {
+			t.Errorf("--filter %s: err = %v, want one naming %s", tc.filter, err, tc.field)
+		}
+	}
+	sel, err := parseSelector("", 0, "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z")
+	if err != nil || sel.Filter == nil || sel.Filter.From.IsZero() || sel.Filter.To.IsZero() {
+		t.Errorf("times in range: %+v, %v", sel.Filter, err)
+	}
+}
