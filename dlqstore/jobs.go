@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,7 +21,8 @@ import (
 type JobRecord struct {
 	ID                             int64
 	Action, State, Actor, Reason   string
-	Request                        []byte // the caller's JSON
+	Access                         access.Action // what each entry is checked for (discard for a restore); required, see JobViewer
+	Request                        []byte        // the caller's JSON
 	Destinations                   []string
 	PerDestination                 map[string]int // frozen entries per destination; set by CreateJob only
 	Total, Done, Failed, Cancelled int
@@ -245,6 +247,9 @@ var freezeOneTx, freezeChunk = 20000, 10000
 // while the job is JobFreezing, and gets j.State at the end. A selection of
 // nothing is EINVALID.
 func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold Status) (JobRecord, error) {
+	if j.Access == "" {
+		return j, fmt.Errorf("create job: the access action its entries are checked against is missing")
+	}
 	from, args, err := sel.sql()
 	if err != nil {
 		return j, err
@@ -279,8 +284,8 @@ func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold 
 				if chunked {
 					state = JobFreezing
 				}
-				res, err := tx.ExecContext(ctx, `INSERT INTO jobs (action, state, actor, reason, request, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-					j.Action, state, j.Actor, j.Reason, j.Request, now, now)
+				res, err := tx.ExecContext(ctx, `INSERT INTO jobs (action, state, actor, reason, request, access, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+					j.Action, state, j.Actor, j.Reason, j.Request, string(j.Access), now, now)
 				if err != nil {
 					return err
 				}
@@ -288,6 +293,12 @@ func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold 
 					return err
 				}
 				j.CreatedAt = fromNano(now)
+				if sel.Destination != "" {
+					if _, err := tx.ExecContext(ctx, "INSERT INTO job_scopes (job_id, action, resource, tenant) VALUES (?, ?, ?, '')",
+						j.ID, string(access.ActionRedriveElsewhere), sel.Destination); err != nil {
+						return err
+					}
+				}
 			}
 			q := `INSERT INTO job_items (job_id, seq, entry_id, destination, prev_status)
 SELECT ?, ? + row_number() OVER (ORDER BY id), id, dest, status FROM (
@@ -306,6 +317,14 @@ SELECT ?, ? + row_number() OVER (ORDER BY id), id, dest, status FROM (
 			n := int(n64)
 			if n > 0 {
 				if err := tx.QueryRowContext(ctx, "SELECT entry_id FROM job_items WHERE job_id = ? AND seq = ?", j.ID, seq+n).Scan(&after); err != nil {
+					return err
+				}
+				// Who may see the job: the chunk's (resource, tenant)
+				// pairs, in the transaction that freezes it, so that
+				// job_scopes always covers the ledger.
+				if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO job_scopes (job_id, action, resource, tenant)
+SELECT DISTINCT i.job_id, ?, e.resource, e.tenant FROM job_items i JOIN entries e ON e.id = i.entry_id WHERE i.job_id = ? AND i.seq > ?`,
+					string(j.Access), j.ID, seq); err != nil {
 					return err
 				}
 				if hold != "" {
@@ -362,7 +381,7 @@ func finishFreeze(ctx context.Context, tx *sql.Tx, now int64, j *JobRecord, stat
 	j.Destinations = dests
 	db, _ := json.Marshal(dests)
 	j.State, j.UpdatedAt = state, fromNano(now)
-	_, err = tx.ExecContext(ctx, "UPDATE jobs SET total = ?, destinations = ?, state = ?, updated_at = ? WHERE id = ?", j.Total, string(db), state, now, j.ID)
+	_, err = tx.ExecContext(ctx, "UPDATE jobs SET total = ?, destinations = ?, state = ?, scoped = 1, updated_at = ? WHERE id = ?", j.Total, string(db), state, now, j.ID)
 	return err
 }
 
@@ -373,7 +392,13 @@ func (s *Store) abandonJob(ctx context.Context, id int64, why string) {
 		s.logger.Error("dlqstore: abandoning a half-frozen job failed", "job", id, "err", err)
 		return
 	}
-	if _, err := s.db.ExecContext(ctx, "UPDATE jobs SET total = (SELECT count(*) FROM job_items WHERE job_id = ?1), state = 'failed', error = ?2, updated_at = ?3, finished_at = ?3 WHERE id = ?1",
+	// Its job_scopes cover the chunks it froze (each written with its
+	// chunk), so it is judged like any job from now on; one left freezing
+	// by a version before migration 5 only if every entry is still there to
+	// say its tenant (as the migration decides).
+	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET total = (SELECT count(*) FROM job_items WHERE job_id = ?1), state = 'failed', error = ?2, updated_at = ?3, finished_at = ?3,
+	scoped = NOT EXISTS (SELECT 1 FROM job_items i WHERE i.job_id = ?1 AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = i.entry_id))
+WHERE id = ?1`,
 		id, why, unixNano(s.now())); err != nil {
 		s.logger.Error("dlqstore: abandoning a half-frozen job failed", "job", id, "err", err)
 	}
@@ -655,13 +680,13 @@ func (s *Store) SetCanaryUntil(ctx context.Context, id int64, until time.Time) e
 	return err
 }
 
-const jobColumns = `id, action, state, actor, reason, request, destinations, total, done, failed, cancelled, error, canary_until, created_at, updated_at, finished_at`
+const jobColumns = `id, action, state, actor, reason, request, access, destinations, total, done, failed, cancelled, error, canary_until, created_at, updated_at, finished_at`
 
 func scanJob(r scanner) (JobRecord, error) {
 	var j JobRecord
 	var dests string
 	var cu, ca, ua, fa int64
-	if err := r.Scan(&j.ID, &j.Action, &j.State, &j.Actor, &j.Reason, &j.Request, &dests, &j.Total, &j.Done, &j.Failed, &j.Cancelled,
+	if err := r.Scan(&j.ID, &j.Action, &j.State, &j.Actor, &j.Reason, &j.Request, &j.Access, &dests, &j.Total, &j.Done, &j.Failed, &j.Cancelled,
 		&j.Error, &cu, &ca, &ua, &fa); err != nil {
 		return j, err
 	}
@@ -672,7 +697,65 @@ func scanJob(r scanner) (JobRecord, error) {
 	return j, nil
 }
 
-// Job returns one job. Errors: ENOTFOUND.
+// JobViewer is a principal asking about jobs, as the rules under which
+// they may do each access action a job can need (access.Policy.Rules):
+// the job's Access on each of its entries, and redrive_elsewhere on the
+// destination of a redrive elsewhere.
+//
+// A job is visible to a viewer — listed, read, its ledger paged, cancelled,
+// shown in an entry's history — only when their rules allow every
+// (action, resource, tenant) the job needs (its job_scopes: the distinct
+// resources and tenants of its entries, recorded when the set is frozen),
+// or when their rules for the job's Access are unrestricted (every
+// resource, every tenant: an admin). This is what the engine demanded of
+// whoever started the job, so a job is visible to those who could have
+// started it. Being its actor counts for nothing: an operator whose
+// bindings shrank later no longer sees their old jobs of other tenants
+// (an admin still does). A job whose big set is still being frozen has
+// an incomplete scope, so only an admin sees it until it is frozen.
+type JobViewer struct {
+	Rules map[access.Action][]access.Rule
+}
+
+// cond is the SQL condition on jobs alias j that keeps the jobs v may
+// see: a NOT EXISTS over the job's few job_scopes rows, so that a list
+// pages in the query (never a short page) without reading any ledger.
+func (v JobViewer) cond() (string, []any) {
+	var allowed []string  // per action: a job_scopes row s this viewer's rules allow
+	var aargs, free []any // free: actions whose rules are unrestricted
+	for _, a := range slices.Sorted(maps.Keys(v.Rules)) {
+		if len(v.Rules[a]) == 0 {
+			continue
+		}
+		c, args := (&TenantScope{All: true, Rules: v.Rules[a]}).ruleCond("s.resource", "s.tenant")
+		switch c {
+		case "0":
+			continue
+		case "":
+			free = append(free, string(a))
+			allowed = append(allowed, "s.action = ?")
+			aargs = append(aargs, string(a))
+		default:
+			allowed = append(allowed, "(s.action = ? AND "+c+")")
+			aargs = append(append(aargs, string(a)), args...)
+		}
+	}
+	if len(allowed) == 0 {
+		return "0", nil
+	}
+	admin := "0"
+	if len(free) > 0 {
+		admin = "j.access IN (" + placeholders(len(free)) + ")"
+	}
+	// A scoped job has rows for its own action (CreateJob refuses an
+	// empty set); the EXISTS keeps a job without them to admins anyway.
+	return "((j.scoped = 1 AND EXISTS (SELECT 1 FROM job_scopes s WHERE s.job_id = j.id AND s.action = j.access)) OR " + admin + ")" +
+			" AND NOT EXISTS (SELECT 1 FROM job_scopes s WHERE s.job_id = j.id AND NOT (" + strings.Join(allowed, " OR ") + "))",
+		append(free, aargs...)
+}
+
+// Job returns one job, whoever may see it: for the engine's runner. Pages,
+// API and CLI read jobs through ViewJob. Errors: ENOTFOUND.
 func (s *Store) Job(ctx context.Context, id int64) (JobRecord, error) {
 	j, err := scanJob(s.db.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -684,22 +767,60 @@ func (s *Store) Job(ctx context.Context, id int64) (JobRecord, error) {
 	return j, nil
 }
 
-// Jobs lists jobs newest first: unfinished only when running is set; ids
-// below before when it is not 0. It returns the next before (0 = last).
-func (s *Store) Jobs(ctx context.Context, running bool, before int64, limit int) ([]JobRecord, int64, error) {
+// ViewJob returns one job if v may see it (JobViewer). Errors: ENOTFOUND,
+// for a job that does not exist and for one v may not see alike, so that
+// the answer does not confirm that the job exists.
+func (s *Store) ViewJob(ctx context.Context, id int64, v JobViewer) (JobRecord, error) {
+	c, args := v.cond()
+	j, err := scanJob(s.db.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs j WHERE j.id = ? AND "+c, append([]any{id}, args...)...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return j, access.Errorf(access.ENOTFOUND, "job %d not found", id)
+	}
+	if err != nil {
+		return j, fmt.Errorf("job %d: %w", id, err)
+	}
+	return j, nil
+}
+
+// JobQuery selects jobs for Jobs.
+type JobQuery struct {
+	Running  bool  // only jobs not finished
+	Finished bool  // only finished jobs
+	Before   int64 // keyset: ids below (0 = from the newest)
+	Limit    int   // default 50, at most 500
+	// Viewer, when set, keeps only the jobs it may see, in the query;
+	// nil is every job (the engine's runner).
+	Viewer *JobViewer
+}
+
+// Jobs lists jobs newest first and returns the next Before (0 = last
+// page). A page is short only when it is the last. Errors: EINVALID.
+func (s *Store) Jobs(ctx context.Context, f JobQuery) ([]JobRecord, int64, error) {
+	limit := f.Limit
 	if limit <= 0 || limit > 500 {
 		limit = 50
 	}
-	q := "SELECT " + jobColumns + " FROM jobs WHERE 1"
+	if f.Running && f.Finished {
+		return nil, 0, access.Errorf(access.EINVALID, "a job is either running or finished: ask for one of them")
+	}
+	q := "SELECT " + jobColumns + " FROM jobs j WHERE 1"
 	var args []any
-	if running {
-		q += " AND finished_at = 0"
+	switch {
+	case f.Running:
+		q += " AND j.finished_at = 0"
+	case f.Finished:
+		q += " AND j.finished_at != 0"
 	}
-	if before > 0 {
-		q += " AND id < ?"
-		args = append(args, before)
+	if f.Before > 0 {
+		q += " AND j.id < ?"
+		args = append(args, f.Before)
 	}
-	q += " ORDER BY id DESC LIMIT ?"
+	if f.Viewer != nil {
+		c, a := f.Viewer.cond()
+		q += " AND " + c
+		args = append(args, a...)
+	}
+	q += " ORDER BY j.id DESC LIMIT ?"
 	args = append(args, limit+1)
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -764,10 +885,20 @@ type EntryJob struct {
 	Item JobItem
 }
 
-// EntryHistory returns the jobs that acted on an entry, oldest first.
-func (s *Store) EntryHistory(ctx context.Context, entryID int64) ([]EntryJob, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT i.seq, i.destination, i.prev_status, i.state, i.error, i.done_at, j.`+strings.ReplaceAll(jobColumns, ", ", ", j.")+`
-FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE i.entry_id = ? ORDER BY j.id`, entryID)
+// EntryHistory returns the jobs that acted on an entry, oldest first:
+// those v may see (JobViewer), every one when v is nil. A job's reason and
+// actor are the job's, which may concern other tenants' entries too, so
+// the entry's page shows only the jobs its reader could open.
+func (s *Store) EntryHistory(ctx context.Context, entryID int64, v *JobViewer) ([]EntryJob, error) {
+	q := `SELECT i.seq, i.destination, i.prev_status, i.state, i.error, i.done_at, j.` + strings.ReplaceAll(jobColumns, ", ", ", j.") + `
+FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE i.entry_id = ?`
+	args := []any{entryID}
+	if v != nil {
+		c, a := v.cond()
+		q += " AND " + c
+		args = append(args, a...)
+	}
+	rows, err := s.db.QueryContext(ctx, q+" ORDER BY j.id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("history of entry %d: %w", entryID, err)
 	}
@@ -779,9 +910,12 @@ FROM job_items i JOIN jobs j ON j.id = i.job_id WHERE i.entry_id = ? ORDER BY j.
 		var dests string
 		j := &h.Job
 		if err := rows.Scan(&h.Item.Seq, &h.Item.Destination, &h.Item.PrevStatus, &h.Item.State, &h.Item.Error, &at,
-			&j.ID, &j.Action, &j.State, &j.Actor, &j.Reason, &j.Request, &dests, &j.Total, &j.Done, &j.Failed, &j.Cancelled,
+			&j.ID, &j.Action, &j.State, &j.Actor, &j.Reason, &j.Request, &j.Access, &dests, &j.Total, &j.Done, &j.Failed, &j.Cancelled,
 			&j.Error, &cu, &ca, &ua, &fa); err != nil {
 			return nil, err
+		}
+		if dests != "" {
+			_ = json.Unmarshal([]byte(dests), &j.Destinations)
 		}
 		h.Item.JobID, h.Item.EntryID, h.Item.DoneAt = j.ID, entryID, fromNano(at)
 		j.CanaryUntil, j.CreatedAt, j.UpdatedAt, j.FinishedAt = fromNano(cu), fromNano(ca), fromNano(ua), fromNano(fa)

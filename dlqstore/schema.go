@@ -143,8 +143,48 @@ CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 		{Version: 2, Name: "resource of every entry, for access rules in queries", SQL: migrationResource},
 		{Version: 3, Name: "redrive jobs, their ledger, and redrive provenance of entries", SQL: migrationJobs},
 		{Version: 4, Name: "tenant at the end of the filter indexes", SQL: migrationFilterTenant},
+		{Version: 5, Name: "who may see a job: the resources and tenants of its entries", SQL: migrationJobScopes},
 	}
 }
+
+// migrationJobScopes records, per job, what acting on it needs: its
+// access action (jobs.access: the policy action the engine checks on each
+// entry, discard for a restore, edit for an edit-and-redrive) on every
+// distinct (resource, tenant) of its entries, and redrive_elsewhere on the
+// destination of a redrive elsewhere (job_scopes). A job is visible and
+// cancellable only by someone whose rules allow all of it (JobViewer),
+// which the jobs list checks in its query with a NOT EXISTS over these few
+// rows rather than over a ledger of 100,000 entries. jobs.scoped is 1 once
+// job_scopes holds the whole frozen set; until then (a big set being
+// frozen) only an admin sees the job.
+//
+// Existing jobs are backfilled from their ledger joined to the entries,
+// once. A job whose ledger names an entry retention has purged cannot be
+// judged (its tenant is gone with it), so it stays unscoped: admins only.
+// jobs.request is text JSON stored as a BLOB, hence the CAST.
+const migrationJobScopes = `
+ALTER TABLE jobs ADD COLUMN access TEXT    NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN scoped INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE job_scopes (
+	job_id   INTEGER NOT NULL,
+	action   TEXT    NOT NULL, -- access action needed on resource for tenant
+	resource TEXT    NOT NULL,
+	tenant   TEXT    NOT NULL,
+	PRIMARY KEY (job_id, action, resource, tenant)
+) WITHOUT ROWID;
+
+UPDATE jobs SET access = CASE action WHEN 'edit_redrive' THEN 'edit' WHEN 'restore' THEN 'discard' ELSE action END;
+INSERT INTO job_scopes (job_id, action, resource, tenant)
+	SELECT DISTINCT i.job_id, j.access, e.resource, e.tenant
+	FROM job_items i JOIN jobs j ON j.id = i.job_id JOIN entries e ON e.id = i.entry_id;
+INSERT OR IGNORE INTO job_scopes (job_id, action, resource, tenant)
+	SELECT id, 'redrive_elsewhere', json_extract(CAST(request AS TEXT), '$.destination'), '' FROM jobs
+	WHERE json_valid(CAST(request AS TEXT)) AND coalesce(json_extract(CAST(request AS TEXT), '$.destination'), '') != '';
+UPDATE jobs SET scoped = 1 WHERE state != 'freezing'
+	AND EXISTS (SELECT 1 FROM job_items i WHERE i.job_id = jobs.id)
+	AND NOT EXISTS (SELECT 1 FROM job_items i WHERE i.job_id = jobs.id
+		AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = i.entry_id));
+`
 
 // migrationFilterTenant ends the event type, destination and error code
 // indexes with the tenant, as entries_group already is: every user limited

@@ -184,7 +184,7 @@ func TestSelectionWithoutConditions(t *testing.T) {
 	if err != nil || p.Count != 1 || len(p.Sample) != 1 || p.Sample[0].DL.Error.Message != "y" {
 		t.Fatalf("plan of q=y = %+v, %v", p, err)
 	}
-	j, err := s.CreateJob(context.Background(), JobRecord{Action: "discard", State: "running", Request: []byte("{}")},
+	j, err := s.CreateJob(context.Background(), JobRecord{Action: "discard", Access: access.ActionDiscard, State: "running", Request: []byte("{}")},
 		Selection{Filter: &Filter{Q: "x OR y"}, Eligible: []Status{StatusDead}}, "")
 	if err != nil || j.Total != 2 {
 		t.Fatalf("job of q='x OR y' = %+v, %v", j, err)
@@ -271,7 +271,7 @@ func TestFreezeInChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	sel := Selection{Filter: &Filter{Destination: "f.dlq"}, Eligible: []Status{StatusDead}}
-	j, err := s.CreateJob(ctx, JobRecord{Action: "redrive", State: "running", Actor: "ada", Request: []byte("{}")}, sel, StatusRedriving)
+	j, err := s.CreateJob(ctx, JobRecord{Action: "redrive", Access: access.ActionRedrive, State: "running", Actor: "ada", Request: []byte("{}")}, sel, StatusRedriving)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -209,9 +209,11 @@ type HistoryItem struct {
 	At          time.Time `json:"at"`
 }
 
-// JobFilter selects jobs for the Jobs page.
+// JobFilter selects jobs for the Jobs page and API; Engine.Jobs keeps
+// only those its caller may see.
 type JobFilter struct {
-	Running bool  // only jobs not finished
-	Before  int64 // keyset: ids below
-	Limit   int   // default 50
+	Running  bool  // only jobs not finished
+	Finished bool  // only finished jobs
+	Before   int64 // keyset: ids below
+	Limit    int   // default 50
 }

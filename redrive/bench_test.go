@@ -119,7 +119,7 @@ func runEngine(b *testing.B, sender Sender, msgs []Message) {
 		started := time.Since(start)
 		for !j.Finished() {
 			time.Sleep(2 * time.Millisecond)
-			if j, err = eng.Job(ctx, j.ID); err != nil {
+			if j, err = eng.Job(ctx, actor, j.ID); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -184,7 +184,7 @@ func e2eRedrive(t *testing.T, e *Engine, st *dlqstore.Store, dlq string, want []
 	if end.State != StateCompleted || end.Done != len(want) || end.Failed != 0 || end.Cancelled != 0 {
 		t.Fatalf("job ended %+v, want completed with %d done", end, len(want))
 	}
-	ledger, next, err := e.Ledger(ctx, job.ID, 0, 100)
+	ledger, next, err := e.Ledger(ctx, admin, job.ID, 0, 100)
 	if err != nil || next != 0 {
 		t.Fatalf("ledger: next %d, %v", next, err)
 	}

@@ -425,12 +425,16 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 		}
 		for d := range pl.Destinations {
 			if id, ok := busy[d]; ok {
+				// Name the job only to whoever may see it (see viewer).
+				if _, err := e.store.ViewJob(ctx, id, e.viewer(a)); err != nil {
+					return Job{}, access.Errorf(access.ECONFLICT, "another job is still running on %s: wait for it, or start anyway with force", d)
+				}
 				return Job{}, access.Errorf(access.ECONFLICT, "job %d is still running on %s: wait for it, cancel it, or start anyway with force", id, d)
 			}
 		}
 	}
 	body, _ := json.Marshal(sp.req)
-	rec := dlqstore.JobRecord{Action: string(sp.req.Action), State: StateRunning, Actor: actorName(a), Reason: sp.req.Reason, Request: body}
+	rec := dlqstore.JobRecord{Action: string(sp.req.Action), State: StateRunning, Actor: actorName(a), Reason: sp.req.Reason, Request: body, Access: sp.access}
 	rec, err = e.store.CreateJob(ctx, rec, sel, sp.hold)
 	if err != nil {
 		e.audit(ctx, a, "dlq.job.start", 0, sp.req, access.OutcomeFailure, map[string]any{"error": access.ErrorMessage(err)})
@@ -479,18 +483,39 @@ func (e *Engine) audit(ctx context.Context, a Actor, action string, jobID int64,
 	}
 }
 
-// Job returns a job with its progress. Errors: ENOTFOUND.
-func (e *Engine) Job(ctx context.Context, id int64) (Job, error) {
-	rec, err := e.store.Job(ctx, id)
+// viewer is what the store needs to judge which jobs a principal may see
+// and cancel (dlqstore.JobViewer): their rules for every action a job can
+// need. A job is theirs to see when those rules allow every entry of it,
+// as Start demanded of whoever started it, or are unrestricted (an admin).
+// A nil principal has no rules and sees no job.
+func (e *Engine) viewer(a Actor) dlqstore.JobViewer {
+	// The actions a job can need: its entries' (validate's sp.access)
+	// and redrive_elsewhere on a destination.
+	acts := []access.Action{access.ActionRedrive, access.ActionEdit, access.ActionQuarantine, access.ActionDiscard, access.ActionRedriveElsewhere}
+	v := dlqstore.JobViewer{Rules: make(map[access.Action][]access.Rule, len(acts))}
+	for _, act := range acts {
+		v.Rules[act] = e.opts.Policy.Rules(a.P, act)
+	}
+	return v
+}
+
+// Job returns a job with its progress if a may see it (see viewer).
+// Errors: ENOTFOUND, for a job a may not see as for one that does not
+// exist.
+func (e *Engine) Job(ctx context.Context, a Actor, id int64) (Job, error) {
+	rec, err := e.store.ViewJob(ctx, id, e.viewer(a))
 	if err != nil {
 		return Job{}, err
 	}
 	return e.jobOf(rec), nil
 }
 
-// Jobs lists jobs, newest first, and the Before of the next page.
-func (e *Engine) Jobs(ctx context.Context, f JobFilter) ([]Job, int64, error) {
-	recs, next, err := e.store.Jobs(ctx, f.Running, f.Before, f.Limit)
+// Jobs lists the jobs a may see, newest first, and the Before of the next
+// page (0 on the last). The store filters them in its query, so a page is
+// full unless it is the last. Errors: EINVALID (Running and Finished).
+func (e *Engine) Jobs(ctx context.Context, a Actor, f JobFilter) ([]Job, int64, error) {
+	v := e.viewer(a)
+	recs, next, err := e.store.Jobs(ctx, dlqstore.JobQuery{Running: f.Running, Finished: f.Finished, Before: f.Before, Limit: f.Limit, Viewer: &v})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -501,10 +526,11 @@ func (e *Engine) Jobs(ctx context.Context, f JobFilter) ([]Job, int64, error) {
 	return out, next, nil
 }
 
-// Ledger pages a job's per-entry outcomes after seq afterSeq; the int is
-// the afterSeq of the next page (0 = end).
-func (e *Engine) Ledger(ctx context.Context, id int64, afterSeq, limit int) ([]LedgerItem, int, error) {
-	if _, err := e.store.Job(ctx, id); err != nil {
+// Ledger pages the per-entry outcomes of a job a may see after seq
+// afterSeq; the int is the afterSeq of the next page (0 = end). Errors:
+// ENOTFOUND (as Job).
+func (e *Engine) Ledger(ctx context.Context, a Actor, id int64, afterSeq, limit int) ([]LedgerItem, int, error) {
+	if _, err := e.store.ViewJob(ctx, id, e.viewer(a)); err != nil {
 		return nil, 0, err
 	}
 	items, next, err := e.store.JobItems(ctx, id, afterSeq, limit)
@@ -518,9 +544,12 @@ func (e *Engine) Ledger(ctx context.Context, id int64, afterSeq, limit int) ([]L
 	return out, next, nil
 }
 
-// History lists the jobs that acted on an entry, oldest first.
-func (e *Engine) History(ctx context.Context, entryID int64) ([]HistoryItem, error) {
-	hs, err := e.store.EntryHistory(ctx, entryID)
+// History lists the jobs that acted on an entry, oldest first: only those
+// a may see, since a job's actor and reason are about all of its entries,
+// other tenants' included.
+func (e *Engine) History(ctx context.Context, a Actor, entryID int64) ([]HistoryItem, error) {
+	v := e.viewer(a)
+	hs, err := e.store.EntryHistory(ctx, entryID, &v)
 	if err != nil {
 		return nil, err
 	}
@@ -538,22 +567,17 @@ func (e *Engine) History(ctx context.Context, entryID int64) ([]HistoryItem, err
 
 // Cancel asks a job to stop: nothing more is sent after the batch in
 // flight, nothing sent is reverted, and the entries not sent go back to
-// their previous status. Errors: ENOTFOUND, EFORBIDDEN (the caller may not
-// do the job's action at all), EINVALID (the job has finished).
+// their previous status. Only someone who may see the job may cancel it
+// (see viewer): whoever may act on every entry of it, or an admin.
+// Errors: ENOTFOUND (no such job, or not one a may see), EINVALID (the
+// job has finished).
 func (e *Engine) Cancel(ctx context.Context, a Actor, id int64) (Job, error) {
-	rec, err := e.store.Job(ctx, id)
+	rec, err := e.store.ViewJob(ctx, id, e.viewer(a))
 	if err != nil {
 		return Job{}, err
 	}
 	var req Request
 	_ = json.Unmarshal(rec.Request, &req)
-	sp, err := e.validateStored(req)
-	if err != nil {
-		return Job{}, err
-	}
-	if len(e.opts.Policy.Rules(a.P, sp.access)) == 0 {
-		return Job{}, access.Errorf(access.EFORBIDDEN, "you may not cancel a %s job", verb(req.Action))
-	}
 	if !rec.FinishedAt.IsZero() {
 		return Job{}, access.Errorf(access.EINVALID, "job %d has already ended (%s)", id, rec.State)
 	}
@@ -570,7 +594,7 @@ func (e *Engine) Cancel(ctx context.Context, a Actor, id int64) (Job, error) {
 	e.mu.Unlock()
 	e.audit(ctx, a, "dlq.job.cancel", id, req, access.OutcomeSuccess, map[string]any{"done_before_cancel": rec.Done})
 	e.kick()
-	return e.Job(ctx, id)
+	return e.Job(ctx, a, id)
 }
 
 // validateStored re-reads a stored request (validated at start; a job

@@ -162,7 +162,7 @@ func waitJob(t testing.TB, e *Engine, id int64, states ...string) Job {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		j, err := e.Job(context.Background(), id)
+		j, err := e.Job(context.Background(), admin, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -258,11 +258,11 @@ func TestRedriveGroupToOrigin(t *testing.T) {
 			t.Errorf("entry %d is %s, want redriven", id, e.Status)
 		}
 	}
-	ledger, next, err := r.engine.Ledger(ctx, job.ID, 0, 50)
+	ledger, next, err := r.engine.Ledger(ctx, admin, job.ID, 0, 50)
 	if err != nil || len(ledger) != 20 || next != 0 || ledger[0].State != ItemSent || ledger[0].EntryID != ids[0] {
 		t.Errorf("ledger = %+v %d %v", ledger, next, err)
 	}
-	hist, _ := r.engine.History(ctx, ids[3])
+	hist, _ := r.engine.History(ctx, admin, ids[3])
 	if len(hist) != 1 || hist[0].JobID != job.ID || hist[0].Actor != "ada" || hist[0].State != ItemSent {
 		t.Errorf("history = %+v", hist)
 	}
@@ -357,14 +357,14 @@ func TestCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		cur, _ := r.engine.Job(ctx, j.ID)
+		cur, _ := r.engine.Job(ctx, admin, j.ID)
 		if cur.Done >= 10 {
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := r.engine.Cancel(ctx, viewer, j.ID); access.ErrorCode(err) != access.EFORBIDDEN {
-		t.Errorf("viewer cancel: %v", err)
+	if _, err := r.engine.Cancel(ctx, viewer, j.ID); access.ErrorCode(err) != access.ENOTFOUND {
+		t.Errorf("viewer cancel: %v, want ENOTFOUND (not a job the viewer may see)", err)
 	}
 	if _, err := r.engine.Cancel(ctx, admin, j.ID); err != nil {
 		t.Fatal(err)
@@ -383,6 +383,108 @@ func TestCancel(t *testing.T) {
 	if _, err := r.engine.Cancel(ctx, admin, j.ID); access.ErrorCode(err) != access.EINVALID {
 		t.Errorf("cancel of an ended job: %v", err)
 	}
+}
+
+// A job is the business of whoever may act on every entry of it, or of
+// an admin: a t1 operator neither lists, reads, pages nor cancels an
+// admin's job that holds t2 entries, nor sees its reason in an entry's
+// history; the job's own actor gets no exception once their bindings
+// shrink.
+func TestJobsVisibleOnlyToWhoMayActOnEveryEntry(t *testing.T) {
+	r := newRig(t, Options{}, "orders", "payments")
+	t1 := r.deadLetters(t, "orders", "t1", 6, 1, 0)
+	t2 := r.deadLetters(t, "orders", "t2", 4, 1, 0)
+	ctx := context.Background()
+	start := func(a Actor, reason string, ids ...int64) Job {
+		t.Helper()
+		j, err := r.engine.Start(ctx, a, Request{Action: ActionRedrive, Selector: Selector{IDs: ids}, Reason: reason,
+			Canary: 1, CanaryWindow: time.Hour, Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return waitJob(t, r.engine, j.ID, StateCanaryWait)
+	}
+	ours := start(admin, "t1 only", t1[0], t1[1])
+	theirs := start(admin, "t2 secret reason", t2[0], t2[1])
+	mixed := start(admin, "mixed secret reason", t1[2], t2[2])
+	// tess once had t2 too; her binding shrank to t1 since.
+	tessWide := Actor{P: &access.Principal{User: "tess", Grants: []access.Grant{{Role: "operator",
+		Actions: []access.Action{access.ActionRedrive}, Resources: []string{"kafka:main/orders"}, Tenants: []string{"t1", "t2"}}}}}
+	hers := start(tessWide, "tess's mixed job", t1[4], t2[3])
+
+	ids := func(js []Job) []int64 {
+		var out []int64
+		for _, j := range js {
+			out = append(out, j.ID)
+		}
+		return out
+	}
+	list, next, err := r.engine.Jobs(ctx, operatorT1, JobFilter{})
+	if err != nil || next != 0 || !slices.Equal(ids(list), []int64{ours.ID}) {
+		t.Errorf("t1 operator's jobs = %v (next %d, %v), want only %d", ids(list), next, err, ours.ID)
+	}
+	for _, j := range []Job{theirs, mixed, hers} {
+		if _, err := r.engine.Job(ctx, operatorT1, j.ID); access.ErrorCode(err) != access.ENOTFOUND {
+			t.Errorf("t1 operator reads job %d (%s): %v, want ENOTFOUND", j.ID, j.Reason, err)
+		}
+		if _, _, err := r.engine.Ledger(ctx, operatorT1, j.ID, 0, 10); access.ErrorCode(err) != access.ENOTFOUND {
+			t.Errorf("t1 operator pages the ledger of job %d: %v, want ENOTFOUND", j.ID, err)
+		}
+		if _, err := r.engine.Cancel(ctx, operatorT1, j.ID); access.ErrorCode(err) != access.ENOTFOUND {
+			t.Errorf("t1 operator cancels job %d: %v, want ENOTFOUND", j.ID, err)
+		}
+		if cur, _ := r.engine.Job(ctx, admin, j.ID); cur.State != StateCanaryWait {
+			t.Errorf("job %d is %s after a refused cancel, want it still waiting on its canary", j.ID, cur.State)
+		}
+	}
+	// The entry of the mixed job is tess's to see; the job's reason is not.
+	hist, err := r.engine.History(ctx, operatorT1, t1[2])
+	if err != nil || len(hist) != 0 {
+		t.Errorf("t1 operator's history of entry %d = %+v, %v; want none", t1[2], hist, err)
+	}
+	if hist, _ := r.engine.History(ctx, admin, t1[2]); len(hist) != 1 || hist[0].Reason != "mixed secret reason" {
+		t.Errorf("admin's history of entry %d = %+v", t1[2], hist)
+	}
+	// Nobody, and a viewer, see no job at all.
+	for _, a := range []Actor{{}, viewer} {
+		if list, _, err := r.engine.Jobs(ctx, a, JobFilter{}); err != nil || len(list) != 0 {
+			t.Errorf("jobs of %+v = %v, %v; want none", a.P, ids(list), err)
+		}
+	}
+	// Whoever may act on every entry sees and cancels; the admin too.
+	if list, _, _ := r.engine.Jobs(ctx, tessWide, JobFilter{Running: true}); !slices.Equal(ids(list), []int64{hers.ID, mixed.ID, theirs.ID, ours.ID}) {
+		t.Errorf("t1+t2 operator's running jobs = %v", ids(list))
+	}
+	if _, err := r.engine.Cancel(ctx, tessWide, mixed.ID); err != nil {
+		t.Errorf("t1+t2 operator cancels the mixed job: %v", err)
+	}
+	if _, err := r.engine.Cancel(ctx, operatorT1, ours.ID); err != nil {
+		t.Errorf("t1 operator cancels the t1 job: %v", err)
+	}
+	if _, err := r.engine.Cancel(ctx, admin, theirs.ID); err != nil {
+		t.Errorf("admin cancels the t2 job: %v", err)
+	}
+	for _, j := range []Job{ours, theirs, mixed} {
+		waitJob(t, r.engine, j.ID, StateCancelled)
+	}
+	if list, _, _ := r.engine.Jobs(ctx, operatorT1, JobFilter{Finished: true}); !slices.Equal(ids(list), []int64{ours.ID}) {
+		t.Errorf("t1 operator's finished jobs = %v, want only %d", ids(list), ours.ID)
+	}
+	// A conflict names the running job only to whoever may see it.
+	req := Request{Action: ActionRedrive, Selector: Selector{IDs: []int64{t1[5]}}, Reason: "conflict"}
+	_, err = r.engine.Start(ctx, operatorT1, req)
+	if msg := access.ErrorMessage(err); access.ErrorCode(err) != access.ECONFLICT || strings.Contains(msg, strconv.FormatInt(hers.ID, 10)) ||
+		!strings.Contains(msg, "another job is still running on kafka:main/orders") {
+		t.Errorf("t1 operator's conflicting start: %v, want ECONFLICT not naming job %d", err, hers.ID)
+	}
+	_, err = r.engine.Plan(ctx, tessWide, req) // the plan itself is no conflict
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err = r.engine.Start(ctx, tessWide, req); !strings.Contains(access.ErrorMessage(err), fmt.Sprintf("job %d is still running", hers.ID)) {
+		t.Errorf("t1+t2 operator's conflicting start: %v, want it to name job %d", err, hers.ID)
+	}
+	r.engine.Cancel(ctx, admin, hers.ID)
 }
 
 // One running job per destination unless forced.
@@ -477,14 +579,14 @@ func TestResumeAfterRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		cur, _ := r.engine.Job(ctx, j.ID)
+		cur, _ := r.engine.Job(ctx, admin, j.ID)
 		if cur.Done >= 20 {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	r.stop()
-	mid, _ := r.engine.Job(ctx, j.ID)
+	mid, _ := r.engine.Job(ctx, admin, j.ID)
 	if mid.Finished() {
 		t.Fatalf("job finished before the restart: %+v", mid)
 	}
@@ -552,7 +654,7 @@ func TestRedriveOfCutPayloadReadsTheRecordBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	if end := waitJob(t, r.engine, j.ID, StateCompleted); end.Done != 1 {
-		l, _, _ := r.engine.Ledger(ctx, j.ID, 0, 10)
+		l, _, _ := r.engine.Ledger(ctx, admin, j.ID, 0, 10)
 		t.Fatalf("job = %+v, ledger %+v", end, l)
 	}
 	recs := consume(t, r.brokers, "orders", 1)
@@ -575,7 +677,7 @@ func TestOutagePausesTheJob(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		cur, _ := r.engine.Job(ctx, j.ID)
+		cur, _ := r.engine.Job(ctx, admin, j.ID)
 		if strings.Contains(cur.Error, "sending paused") && strings.Contains(cur.Error, "UNKNOWN_TOPIC_OR_PARTITION") {
 			if cur.Failed != 0 || cur.Done != 0 || cur.Finished() {
 				t.Fatalf("paused job = %+v", cur)

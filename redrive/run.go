@@ -39,7 +39,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.log.Warn("redrive: ended jobs the last run stopped while freezing", "jobs", ids)
 	}
 	for {
-		recs, _, err := e.store.Jobs(ctx, true, 0, 500)
+		recs, _, err := e.store.Jobs(ctx, dlqstore.JobQuery{Running: true, Limit: 500}) // every job: the runner is no principal
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("redrive: listing unfinished jobs failed", "err", err)
 		}
@@ -201,11 +201,13 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			// or an operator cancels.
 			backoff = min(max(2*backoff, time.Second), 30*time.Second)
 			msg := fmt.Sprintf("sending paused: %v; retrying every %s", outage, backoff)
+			// The gauge first: whoever reads the job paused finds it
+			// counted (the deferred setPaused clears it on return).
+			e.setPaused(id, true)
 			if err := e.store.SetJobState(ctx, id, rec.State, msg, false); err != nil {
 				return
 			}
 			e.log.Warn("redrive: job paused by a broker outage", "job", id, "err", outage, "retry_in", backoff)
-			e.setPaused(id, true)
 			if ahead != nil {
 				<-ahead.done
 				ahead = nil

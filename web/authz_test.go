@@ -52,14 +52,18 @@ var expected = map[string][5]int{
 	// Dead-letter jobs ask for view; the engine authorizes the entries by
 	// the job's action: vera (viewer) may not act at all (403), otto's
 	// rules reach none of the demo entries: his plan counts 0 (200) and
-	// his job has nothing to do (400). A job on kafka:demo is not otto's
-	// to see (404). Cancelling redirects back to the job, with a flash
-	// message when it had already ended.
+	// his job has nothing to do (400). A job is seen and cancelled only by
+	// whoever may do its action on every entry of it (or an admin): the
+	// admin's redrive of t1 entries of kafka:demo is tess's business, not
+	// vera's nor otto's (404, as for a job that does not exist; the list
+	// is 200 and leaves it out). Cancelling redirects back to the job,
+	// with a flash message when it had already ended. Jobs tess may not
+	// act on in full: expectedForeignJob.
 	"dlq.jobs":       {303, 200, 200, 200, 200},
 	"dlq.job.plan":   {303, 403, 200, 200, 200},
 	"dlq.job.start":  {303, 403, 303, 400, 303},
-	"dlq.job":        {303, 200, 200, 404, 200},
-	"dlq.job.cancel": {303, 403, 303, 404, 303},
+	"dlq.job":        {303, 404, 200, 404, 200},
+	"dlq.job.cancel": {303, 404, 303, 404, 303},
 	"traces":         {303, 200, 200, 200, 200},
 	"alerts":         {303, 200, 200, 200, 200},
 	"export":         {303, 403, 200, 200, 200},
@@ -95,13 +99,25 @@ var expected = map[string][5]int{
 	"api.dlq.group.triage":      {401, 403, 403, 403, 200},
 	"api.dlq.jobs":              {401, 200, 200, 200, 200},
 	"api.dlq.jobs.create":       {401, 403, 201, 400, 201},
-	"api.dlq.job":               {401, 200, 200, 404, 200},
-	"api.dlq.job.cancel":        {401, 403, 200, 404, 200},
+	"api.dlq.job":               {401, 404, 200, 404, 200},
+	"api.dlq.job.cancel":        {401, 404, 200, 404, 200},
 	"api.admin.users":           {401, 403, 403, 403, 200},
 	"api.admin.bindings":        {401, 403, 403, 403, 200},
 	"api.admin.bindings.add":    {401, 403, 403, 403, 201},
 	"api.admin.bindings.delete": {401, 403, 403, 403, 204},
 	"api.admin.tokens.issue":    {401, 403, 403, 403, 201},
+}
+
+// expectedForeignJob is the status of the job routes on redrives admin
+// started that tess may not do in full: one of t2 entries and one of t1
+// and t2 entries of kafka:demo, each waiting on its canary. Only admin
+// sees and cancels them; everyone else gets 404, as for a job that does
+// not exist, and the job keeps running.
+var expectedForeignJob = map[string][5]int{
+	"dlq.job":            {303, 404, 404, 404, 200},
+	"dlq.job.cancel":     {303, 404, 404, 404, 303},
+	"api.dlq.job":        {401, 404, 404, 404, 200},
+	"api.dlq.job.cancel": {401, 404, 404, 404, 200},
 }
 
 // matrixQueue is the RabbitMQ queue of queue.show in the matrix.
@@ -120,6 +136,9 @@ type matrixFixtures struct {
 	dlqJob        int64
 	apiCancel     map[string]int64
 	start, create map[string]int64
+	// foreignJobs are admin's jobs of expectedForeignJob by kind ("t2",
+	// "t1+t2"): the one of the page routes and the one the API cancels.
+	foreignJobs map[string][2]int64
 }
 
 func setupMatrix(t *testing.T, e *env) matrixFixtures {
@@ -170,6 +189,22 @@ func setupMatrix(t *testing.T, e *env) matrixFixtures {
 	f.apiCancel = map[string]int64{"tess": canary("m3", "m4"), "admin": canary("m5", "m6")}
 	f.start = map[string]int64{"tess": more["m7"], "admin": more["m8"]}
 	f.create = map[string]int64{"tess": more["m9"], "admin": more["m10"]}
+	t2 := seedMoreDLQ(t, e.dlq, "t2", 100, "f1", "f2", "f3", "f4", "f5", "f6")
+	t1 := seedMoreDLQ(t, e.dlq, "t1", 200, "f7", "f8")
+	job := func(a, b int64) int64 {
+		j, err := jobs.engine.Start(ctx, redrive.Actor{P: by}, redrive.Request{
+			Action: redrive.ActionRedrive, Selector: redrive.Selector{IDs: []int64{a, b}},
+			Canary: 1, CanaryWindow: time.Hour, Reason: "foreign", Force: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return j.ID
+	}
+	f.foreignJobs = map[string][2]int64{
+		"t2":    {job(t2["f1"], t2["f2"]), job(t2["f3"], t2["f4"])},
+		"t1+t2": {job(t1["f7"], t2["f5"]), job(t1["f8"], t2["f6"])},
+	}
 	return f
 }
 
@@ -272,10 +307,41 @@ func TestAuthorizationMatrix(t *testing.T) {
 			t.Errorf("route %s %s (%s) has no expected statuses: classify it in the matrix", rt.Method, rt.Path, rt.Name)
 		}
 	}
+	for name := range expectedForeignJob {
+		if !slices.ContainsFunc(routes, func(rt Route) bool { return rt.Name == name }) {
+			t.Errorf("expectedForeignJob names route %s, which does not exist", name)
+		}
+	}
 	for i, user := range matrixUsers {
 		c := e.anon()
 		if user != "anonymous" {
 			c = e.login(t, user, passwords[user])
+		}
+		// Jobs tess may not act on in full, before logout ends the session.
+		for _, rt := range routes {
+			want, ok := expectedForeignJob[rt.Name]
+			if !ok {
+				continue
+			}
+			for _, kind := range []string{"t2", "t1+t2"} {
+				id := f.foreignJobs[kind][0]
+				if rt.Name == "api.dlq.job.cancel" {
+					id = f.foreignJobs[kind][1]
+				}
+				path := strings.Replace(rt.Path, ":id", strconv.FormatInt(id, 10), 1)
+				var r response
+				switch {
+				case rt.Method == fiber.MethodGet:
+					r = c.get(t, path)
+				case strings.HasPrefix(rt.Path, "/api/"):
+					r = c.api(t, rt.Method, path, nil)
+				default:
+					r = c.post(t, path, nil)
+				}
+				if r.status != want[i] {
+					t.Errorf("%s %s (admin's %s job) as %s = %d, want %d\n%.300s", rt.Method, path, kind, user, r.status, want[i], r.body)
+				}
+			}
 		}
 		for _, rt := range routes {
 			want, ok := expected[rt.Name]

@@ -25,8 +25,11 @@ import (
 // starting a job, the jobs list, a job's page with its ledger, and
 // cancelling. The routes ask only for view: the engine authorizes every
 // entry of a job by the principal's rules for the job's action, and its
-// EFORBIDDEN, EINVALID and ECONFLICT answers are shown on the page. The
-// buttons on the dead-letter pages are offered by Can, as a convenience.
+// EFORBIDDEN, EINVALID and ECONFLICT answers are shown on the page. Which
+// jobs a principal sees and may cancel is the engine's rule too (those
+// whose every entry they may act on, or all for an admin); a job they may
+// not see is ENOTFOUND, a 404 like a job that does not exist. The buttons
+// on the dead-letter pages are offered by Can, as a convenience.
 
 // DLQJobs runs dead-letter jobs. *redrive.Engine implements it.
 type DLQJobs interface {
@@ -37,18 +40,21 @@ type DLQJobs interface {
 	// Errors: EINVALID, EFORBIDDEN, ECONFLICT (another job runs on a
 	// destination; retry with Force).
 	Start(ctx context.Context, a redrive.Actor, req redrive.Request) (redrive.Job, error)
-	// Job errors: ENOTFOUND.
-	Job(ctx context.Context, id int64) (redrive.Job, error)
-	// Jobs lists newest first; the int64 is the next Before cursor (0 on
-	// the last page). Errors: EINVALID.
-	Jobs(ctx context.Context, f redrive.JobFilter) ([]redrive.Job, int64, error)
-	// Ledger pages a job's entries after afterSeq; the int is the next
-	// afterSeq (0 at the end). Errors: ENOTFOUND, EINVALID.
-	Ledger(ctx context.Context, id int64, afterSeq, limit int) ([]redrive.LedgerItem, int, error)
-	// Cancel errors: ENOTFOUND, EFORBIDDEN, EINVALID (already ended).
+	// Job is a job a may see. Errors: ENOTFOUND (also for a job a may
+	// not see).
+	Job(ctx context.Context, a redrive.Actor, id int64) (redrive.Job, error)
+	// Jobs lists the jobs a may see, newest first, filtered in the
+	// store's query; the int64 is the next Before cursor (0 on the last
+	// page). Errors: EINVALID.
+	Jobs(ctx context.Context, a redrive.Actor, f redrive.JobFilter) ([]redrive.Job, int64, error)
+	// Ledger pages the entries of a job a may see after afterSeq; the int
+	// is the next afterSeq (0 at the end). Errors: ENOTFOUND, EINVALID.
+	Ledger(ctx context.Context, a redrive.Actor, id int64, afterSeq, limit int) ([]redrive.LedgerItem, int, error)
+	// Cancel stops a job a may see. Errors: ENOTFOUND (also for a job a
+	// may not see), EINVALID (already ended).
 	Cancel(ctx context.Context, a redrive.Actor, id int64) (redrive.Job, error)
-	// History is every job that acted on an entry, oldest first.
-	History(ctx context.Context, entryID int64) ([]redrive.HistoryItem, error)
+	// History is every job a may see that acted on an entry, oldest first.
+	History(ctx context.Context, a redrive.Actor, entryID int64) ([]redrive.HistoryItem, error)
 	EditEnabled() bool
 	MaxRate() float64
 }
@@ -523,8 +529,8 @@ func durationText(d time.Duration) string {
 
 func rateText(r float64) string { return templates.PerSec(templates.Rate{PerSec: r, Known: true}) }
 
-// loadJob reads the job of the :id parameter if the principal may see it;
-// anything else is the same 404.
+// loadJob reads the job of the :id parameter if the principal may see it
+// (the engine decides); anything else is the same 404.
 func (s *Server) loadJob(c *fiber.Ctx, jobs DLQJobs) (redrive.Job, error) {
 	raw := param(c, "id")
 	notFound := access.Errorf(access.ENOTFOUND, "job %s not found", truncateText(raw, 40))
@@ -532,15 +538,12 @@ func (s *Server) loadJob(c *fiber.Ctx, jobs DLQJobs) (redrive.Job, error) {
 	if err != nil || id <= 0 {
 		return redrive.Job{}, notFound
 	}
-	j, err := jobs.Job(c.UserContext(), id)
+	j, err := jobs.Job(c.UserContext(), actorOf(c), id)
 	if err != nil {
 		if access.ErrorCode(err) == access.ENOTFOUND {
 			return redrive.Job{}, notFound
 		}
 		return redrive.Job{}, err
-	}
-	if !s.mayViewJob(principal(c), j) {
-		return redrive.Job{}, notFound
 	}
 	return j, nil
 }
@@ -552,30 +555,12 @@ func jobLedger(c *fiber.Ctx, jobs DLQJobs, j redrive.Job, limit int) ([]redrive.
 	if err != nil || after > math.MaxInt32 {
 		return nil, 0, access.Errorf(access.EINVALID, "after_seq must be a ledger sequence number")
 	}
-	return jobs.Ledger(c.UserContext(), j.ID, int(after), limit)
+	return jobs.Ledger(c.UserContext(), actorOf(c), j.ID, int(after), limit)
 }
 
-// mayViewJob: its actor, a viewer of console:dlq, or whoever may view one
-// of the job's destinations. Its entries keep their own rules: the
-// ledger links to entry pages that answer 404 to those who may not see
-// them.
-func (s *Server) mayViewJob(p *access.Principal, j redrive.Job) bool {
-	if p == nil {
-		return false
-	}
-	if p.User == j.Actor || s.policy.Can(p, access.ActionView, access.Res(dlqResource)) {
-		return true
-	}
-	for _, d := range j.Destinations {
-		if s.policy.Can(p, access.ActionView, access.Res(d)) {
-			return true
-		}
-	}
-	return j.Destination != "" && s.policy.Can(p, access.ActionView, access.Res(j.Destination))
-}
-
-// handleDLQJobs lists jobs: on the first page the running ones, then the
-// finished ones newest first with keyset paging (?before=).
+// handleDLQJobs lists the jobs the principal may see: on the first page
+// the running ones, then the finished ones newest first with keyset paging
+// (?before=), both filtered by the engine in its query.
 func (s *Server) handleDLQJobs(c *fiber.Ctx) error {
 	jobs, err := s.dlqJobs()
 	if err != nil {
@@ -585,31 +570,27 @@ func (s *Server) handleDLQJobs(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	p := principal(c)
+	a := actorOf(c)
 	ctx := c.UserContext()
 	now := s.now()
 	var vm templates.JobsList
 	if before == 0 {
-		running, _, err := jobs.Jobs(ctx, redrive.JobFilter{Running: true, Limit: runningJobsMax})
+		running, _, err := jobs.Jobs(ctx, a, redrive.JobFilter{Running: true, Limit: runningJobsMax})
 		if err != nil {
 			return s.fail(c, err)
 		}
 		for _, j := range running {
-			if s.mayViewJob(p, j) {
-				vm.Running = append(vm.Running, jobRowOf(j, now))
-			}
+			vm.Running = append(vm.Running, jobRowOf(j, now))
 		}
 	} else {
 		vm.FirstHref = "/dead-letters/jobs"
 	}
-	list, next, err := jobs.Jobs(ctx, redrive.JobFilter{Before: before, Limit: jobsPerPage})
+	list, next, err := jobs.Jobs(ctx, a, redrive.JobFilter{Finished: true, Before: before, Limit: jobsPerPage})
 	if err != nil {
 		return s.fail(c, err)
 	}
 	for _, j := range list {
-		if j.Finished() && s.mayViewJob(p, j) {
-			vm.Finished = append(vm.Finished, jobRowOf(j, now))
-		}
+		vm.Finished = append(vm.Finished, jobRowOf(j, now))
 	}
 	if next > 0 {
 		vm.NextHref = "/dead-letters/jobs?before=" + itoa64(next)
@@ -821,7 +802,7 @@ func (s *Server) entryJobs(c *fiber.Ctx, e dlqstore.Entry, pv payloadView) (temp
 			j.Edit, j.EditPayload = true, text
 		}
 	}
-	hist, err := s.jobs.History(c.UserContext(), e.ID)
+	hist, err := s.jobs.History(c.UserContext(), actorOf(c), e.ID)
 	if err != nil {
 		return j, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -105,13 +106,20 @@ func startJob(t *testing.T, c *client, plan response, reason string, extra ...st
 	return id
 }
 
+// overseer is an actor with an admin's grants, who sees every job: for
+// tests that watch a job's state rather than test who may see it.
+func overseer() redrive.Actor {
+	return redrive.Actor{P: &access.Principal{User: "overseer", Grants: []access.Grant{
+		{Role: access.RoleAdmin, Actions: access.Actions(), Resources: []string{"*"}, Tenants: []string{"*"}}}}}
+}
+
 // waitJob polls the engine until the job's state is one of states; the
 // deadline only bounds a hung engine.
 func waitJob(t *testing.T, je *jobsEnv, id int64, states ...string) redrive.Job {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		j, err := je.engine.Job(context.Background(), id)
+		j, err := je.engine.Job(context.Background(), overseer(), id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +292,7 @@ func TestDeadLetterJobPlanPage(t *testing.T) {
 
 func (e *env) mustJobs(t *testing.T) []redrive.Job {
 	t.Helper()
-	jobs, _, err := e.srv.jobs.Jobs(context.Background(), redrive.JobFilter{Limit: 500})
+	jobs, _, err := e.srv.jobs.Jobs(context.Background(), overseer(), redrive.JobFilter{Limit: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -649,7 +657,7 @@ func TestDeadLetterJobFormsNeedCSRF(t *testing.T) {
 	if r := tess.send(t, http.MethodPost, jobHref(id)+"/cancel", url.Values{}); r.status != http.StatusForbidden {
 		t.Errorf("cancel without CSRF = %d, want 403", r.status)
 	}
-	if j, _ := je.engine.Job(context.Background(), id); j.State != redrive.StateCanaryWait {
+	if j, _ := je.engine.Job(context.Background(), overseer(), id); j.State != redrive.StateCanaryWait {
 		t.Errorf("job is %s after a forged cancel", j.State)
 	}
 }
@@ -881,5 +889,300 @@ func TestJobSentenceSaysWhyAJobIsPaused(t *testing.T) {
 	got := jobSentence(j)
 	if !strings.Contains(got, "4 of 10") || !strings.Contains(got, "Sending paused: dial tcp 127.0.0.1:5672: connection refused; retrying every 4s.") {
 		t.Errorf("sentence = %q", got)
+	}
+}
+
+// jobRowIDs are the ids of the job rows in the table with testid.
+func jobRowIDs(body, testid string) []int64 {
+	var out []int64
+	for _, m := range jobRowRE.FindAllStringSubmatch(section(body, `data-testid="`+testid+`"`, "</table>"), -1) {
+		id, _ := strconv.ParseInt(m[1], 10, 64)
+		out = append(out, id)
+	}
+	return out
+}
+
+var jobRowRE = regexp.MustCompile(`data-testid="job-row" data-job-id="(\d+)"`)
+
+type apiJobList struct {
+	Jobs       []redrive.Job `json:"jobs"`
+	NextBefore int64         `json:"next_before"`
+}
+
+// A t1-only operator neither lists, reads, pages nor cancels an admin's
+// redrive of t2 entries, or of t1 and t2 entries — on the pages or the API
+// — and does not see its reason in an entry's history; every answer is
+// the 404 of a job that does not exist, and the jobs keep running. The
+// admin, and an operator allowed on every entry of a job, see and cancel
+// it.
+func TestDeadLetterJobsOfOtherTenantsAreHidden(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	je := e.withJobs(t)
+	ctx := context.Background()
+	admin, tess := e.as(t, "admin"), e.as(t, "tess")
+	x := seedMoreDLQ(t, e.dlq, "t2", 0, "x1")
+	start := func(reason string, ids ...int64) int64 {
+		t.Helper()
+		r := admin.api(t, http.MethodPost, "/api/v1/dlq/jobs", redrive.Request{Action: redrive.ActionRedrive, Reason: reason,
+			Selector: redrive.Selector{IDs: ids}, Canary: 1, CanaryWindow: time.Hour, Force: true})
+		j := decodeJSON[redrive.Job](t, r)
+		if r.status != http.StatusCreated {
+			t.Fatalf("admin starts %q = %d %s", reason, r.status, r.body)
+		}
+		waitJob(t, je, j.ID, redrive.StateCanaryWait)
+		return j.ID
+	}
+	theirs := start("t2 refund SECRET-T2", e.dlqIDs["nf3"], e.dlqIDs["declined"])
+	mixed := start("mixed batch SECRET-MIXED", e.dlqIDs["nf1"], x["x1"])
+	ours := start("t1 only", e.dlqIDs["nf2"], e.dlqIDs["script"])
+	secrets := []string{"SECRET-T2", "SECRET-MIXED"}
+
+	// The lists: the page (running section) and the API.
+	page := tess.get(t, "/dead-letters/jobs")
+	if got := jobRowIDs(page.body, "jobs-running"); page.status != http.StatusOK || !slices.Equal(got, []int64{ours}) {
+		t.Errorf("tess's jobs page = %d, running %v, want only %d", page.status, got, ours)
+	}
+	mustNotContain(t, "tess's jobs page", page.body, secrets...)
+	for _, q := range []string{"", "?running=1"} {
+		r := tess.get(t, "/api/v1/dlq/jobs"+q)
+		var got []int64
+		for _, j := range decodeJSON[apiJobList](t, r).Jobs {
+			got = append(got, j.ID)
+		}
+		if r.status != http.StatusOK || !slices.Equal(got, []int64{ours}) {
+			t.Errorf("tess's API jobs%s = %d %v, want only %d", q, r.status, got, ours)
+		}
+		mustNotContain(t, "tess's API jobs", r.body, secrets...)
+	}
+	// One job, its ledger, cancelling: 404 everywhere, and it runs on.
+	for _, id := range []int64{theirs, mixed} {
+		base, api := jobHref(id), "/api/v1/dlq/jobs/"+strconv.FormatInt(id, 10)
+		for _, path := range []string{base, base + "?after_seq=1", api, api + "?after_seq=1"} {
+			r := tess.get(t, path)
+			if r.status != http.StatusNotFound {
+				t.Errorf("tess GET %s = %d, want 404", path, r.status)
+			}
+			mustNotContain(t, "tess GET "+path, r.body, secrets...)
+			if strings.HasPrefix(path, "/api/") {
+				if got := decodeJSON[delivery.ErrorResponse](t, r); got.Error.Code != access.ENOTFOUND {
+					t.Errorf("tess GET %s: code %q, want %s", path, got.Error.Code, access.ENOTFOUND)
+				}
+			}
+		}
+		if r := tess.post(t, base+"/cancel", nil); r.status != http.StatusNotFound {
+			t.Errorf("tess cancels job %d with the page form = %d, want 404", id, r.status)
+		}
+		r := tess.api(t, http.MethodPost, api+"/cancel", nil)
+		if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusNotFound || got.Error.Code != access.ENOTFOUND {
+			t.Errorf("tess cancels job %d through the API = %d %+v, want 404 ENOTFOUND", id, r.status, got)
+		}
+		if j, _ := je.engine.Job(ctx, overseer(), id); j.State != redrive.StateCanaryWait || j.Error != "" {
+			t.Errorf("job %d after tess's cancels: %s %q, want still waiting on its canary", id, j.State, j.Error)
+		}
+	}
+	// nf1 is tess's to see; the mixed job that redrove it, and its reason,
+	// are not. The admin sees it in the history.
+	entry := tess.get(t, entryHref(e.dlqIDs["nf1"]))
+	if entry.status != http.StatusOK {
+		t.Fatalf("tess's entry page = %d", entry.status)
+	}
+	if rows := historyRE.FindAllStringSubmatch(entry.body, -1); len(rows) != 0 {
+		t.Errorf("tess's history of nf1 = %v, want none", rows)
+	}
+	mustNotContain(t, "tess's entry page", entry.body, secrets...)
+	entry = admin.get(t, entryHref(e.dlqIDs["nf1"]))
+	if rows := historyRE.FindAllStringSubmatch(entry.body, -1); len(rows) != 1 || rows[0][1] != strconv.FormatInt(mixed, 10) {
+		t.Errorf("admin's history of nf1 = %v, want job %d", rows, mixed)
+	}
+	mustContain(t, "admin's entry page", entry.body, "SECRET-MIXED")
+
+	// An operator of kafka:demo for t1 and t2 may act on every entry of
+	// the mixed job: she sees it and cancels it with the page form.
+	by, err := e.store.PrincipalFor(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateUser(ctx, by, "tina", operatorPassword); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.AddBinding(ctx, by, access.Binding{Subject: "user:tina", Role: access.RoleOperator,
+		Resources: []string{"kafka:demo/*"}, Tenants: []string{"t1", "t2"}}); err != nil {
+		t.Fatal(err)
+	}
+	tina := e.login(t, "tina", operatorPassword)
+	if got := jobRowIDs(tina.get(t, "/dead-letters/jobs").body, "jobs-running"); !slices.Equal(got, []int64{ours, mixed, theirs}) {
+		t.Errorf("tina's running jobs = %v, want %v", got, []int64{ours, mixed, theirs})
+	}
+	if r := tina.get(t, jobHref(mixed)); r.status != http.StatusOK {
+		t.Errorf("tina's page of the mixed job = %d", r.status)
+	}
+	if r := tina.post(t, jobHref(mixed)+"/cancel", nil); r.status != http.StatusSeeOther {
+		t.Errorf("tina cancels the mixed job = %d, want 303", r.status)
+	}
+	if j := waitJob(t, je, mixed, redrive.StateCancelled); j.Error != "cancelled by tina" {
+		t.Errorf("mixed job ended %q, want cancelled by tina", j.Error)
+	}
+	// The admin sees and cancels the t2 job; tess cancels her own kind.
+	if r := admin.get(t, "/api/v1/dlq/jobs/"+strconv.FormatInt(theirs, 10)); r.status != http.StatusOK {
+		t.Errorf("admin GET t2 job = %d", r.status)
+	}
+	if r := admin.api(t, http.MethodPost, "/api/v1/dlq/jobs/"+strconv.FormatInt(theirs, 10)+"/cancel", nil); r.status != http.StatusOK {
+		t.Errorf("admin cancels the t2 job = %d %s", r.status, r.body)
+	}
+	if r := tess.api(t, http.MethodPost, "/api/v1/dlq/jobs/"+strconv.FormatInt(ours, 10)+"/cancel", nil); r.status != http.StatusOK {
+		t.Errorf("tess cancels the t1 job = %d %s", r.status, r.body)
+	}
+	waitJob(t, je, theirs, redrive.StateCancelled)
+	waitJob(t, je, ours, redrive.StateCancelled)
+}
+
+// seedPaymentsDLQ indexes dead letters of tenant that failed on
+// otherTopic (read from payDLQ, partition 0 from offset base) and returns
+// their ids by name.
+func seedPaymentsDLQ(t *testing.T, st *dlqstore.Store, tenant string, base int64, names ...string) map[string]int64 {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now()
+	var items []dlqstore.IndexItem
+	for i, n := range names {
+		f := dlqFixture{name: n, tenant: tenant, code: "EXTRA_PAYMENT", msg: "extra payment " + n, age: time.Minute}
+		o := delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: otherTopic, Partition: 0, Offset: base + int64(i)}
+		d := delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: payDLQ, Partition: 0, Offset: base + int64(i)}
+		items = append(items, deadLetterOf(t, f, o, d, now))
+	}
+	if res, err := st.IndexKafka(ctx, testCluster, payDLQ, 0, items, base+int64(len(items))); err != nil || res.Inserted != len(items) {
+		t.Fatalf("index payments: %+v %v", res, err)
+	}
+	page, err := st.FindEntries(ctx, dlqstore.Filter{ErrorCode: "EXTRA_PAYMENT", Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int64{}
+	for _, e := range page.Entries {
+		name, _ := e.DL.Error.Details["fixture"].(string)
+		ids[name] = e.ID
+	}
+	return ids
+}
+
+// The jobs list is filtered in the query: with more jobs a t1 operator may
+// not see than a page between the ones she may (t2 redrives of her topics,
+// and above them a page of other topics' jobs), every page up to the last
+// is full while it has a next cursor, and each of her jobs is listed
+// exactly once, on the API and on the page.
+func TestDeadLetterJobsListPagingSkipsHiddenJobs(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	je := e.withJobs(t)
+	ctx := context.Background()
+	by, err := e.store.PrincipalFor(ctx, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// olga: operator of the orders topics for t1 (tess has all of
+	// kafka:demo for t1).
+	if err := e.store.CreateUser(ctx, by, "olga", operatorPassword); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.AddBinding(ctx, by, access.Binding{Subject: "user:olga", Role: access.RoleOperator,
+		Resources: []string{"kafka:demo/orders.*"}, Tenants: []string{"t1"}}); err != nil {
+		t.Fatal(err)
+	}
+	names := func(prefix string, n int) []string {
+		var out []string
+		for i := range n {
+			out = append(out, prefix+strconv.Itoa(i))
+		}
+		return out
+	}
+	mine := seedMoreDLQ(t, e.dlq, "t1", 0, names("v", 5)...)
+	t2 := seedMoreDLQ(t, e.dlq, "t2", 100, names("h", 12)...)
+	pay := seedPaymentsDLQ(t, e.dlq, "t2", 100, names("p", jobsPerPage)...)
+	var all, visible []int64
+	quarantine := func(entry int64) int64 {
+		t.Helper()
+		j, err := je.engine.Start(ctx, redrive.Actor{P: by}, redrive.Request{Action: redrive.ActionQuarantine,
+			Selector: redrive.Selector{IDs: []int64{entry}}, Reason: "paging"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, j.ID)
+		return j.ID
+	}
+	for i := range 5 {
+		visible = append(visible, quarantine(mine["v"+strconv.Itoa(i)]))
+		if i < 4 {
+			for k := range 3 { // more than a page of 2 between two of hers
+				quarantine(t2["h"+strconv.Itoa(3*i+k)])
+			}
+		}
+	}
+	for i := range jobsPerPage { // a whole page of the jobs page on top
+		quarantine(pay["p"+strconv.Itoa(i)])
+	}
+	for _, id := range all {
+		waitJob(t, je, id, redrive.StateCompleted)
+	}
+	slices.Reverse(visible) // newest first
+	slices.Reverse(all)
+	olga := e.login(t, "olga", operatorPassword)
+
+	walkAPI := func(c *client, limit int) []int64 {
+		t.Helper()
+		var got []int64
+		path := "/api/v1/dlq/jobs?limit=" + strconv.Itoa(limit)
+		for {
+			r := c.get(t, path)
+			l := decodeJSON[apiJobList](t, r)
+			if r.status != http.StatusOK {
+				t.Fatalf("%s = %d %s", path, r.status, r.body)
+			}
+			if l.NextBefore != 0 && len(l.Jobs) != limit {
+				t.Errorf("%s as %s: %d jobs and a next cursor, want a full page of %d", path, c.user, len(l.Jobs), limit)
+			}
+			for _, j := range l.Jobs {
+				got = append(got, j.ID)
+			}
+			if l.NextBefore == 0 {
+				return got
+			}
+			path = "/api/v1/dlq/jobs?limit=" + strconv.Itoa(limit) + "&before=" + strconv.FormatInt(l.NextBefore, 10)
+		}
+	}
+	nextRE := regexp.MustCompile(`href="(/dead-letters/jobs\?before=\d+)" data-testid="page-next"`)
+	walkPage := func(c *client) []int64 {
+		t.Helper()
+		var got []int64
+		path := "/dead-letters/jobs"
+		for {
+			r := c.get(t, path)
+			if r.status != http.StatusOK {
+				t.Fatalf("%s = %d", path, r.status)
+			}
+			ids := jobRowIDs(r.body, "jobs-finished")
+			m := nextRE.FindStringSubmatch(r.body)
+			if m != nil && len(ids) != jobsPerPage {
+				t.Errorf("%s as %s: %d finished jobs and an older page, want a full page of %d", path, c.user, len(ids), jobsPerPage)
+			}
+			got = append(got, ids...)
+			if m == nil {
+				return got
+			}
+			path = html.UnescapeString(m[1])
+		}
+	}
+	for _, c := range []*client{olga, e.as(t, "tess")} {
+		if got := walkAPI(c, 2); !slices.Equal(got, visible) {
+			t.Errorf("%s's API pages list %v, want %v", c.user, got, visible)
+		}
+		if got := walkPage(c); !slices.Equal(got, visible) {
+			t.Errorf("%s's jobs pages list %v, want %v", c.user, got, visible)
+		}
+	}
+	admin := e.as(t, "admin")
+	if got := walkAPI(admin, 7); !slices.Equal(got, all) {
+		t.Errorf("admin's API pages list %d jobs, want all %d once each", len(got), len(all))
+	}
+	if got := walkPage(admin); !slices.Equal(got, all) {
+		t.Errorf("admin's jobs pages list %d jobs, want all %d once each", len(got), len(all))
 	}
 }

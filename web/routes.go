@@ -78,8 +78,9 @@ func Routes() []Route {
 		// Dead-letter jobs ask only for view here: the engine authorizes
 		// every entry of a job by the principal's rules for the job's
 		// action (redrive, quarantine, discard, edit, redrive_elsewhere)
-		// and answers EFORBIDDEN. The pages hide jobs the principal has no
-		// part in (mayViewJob) as a 404.
+		// and answers EFORBIDDEN. A job is seen and cancelled only by whoever
+		// may act on every entry of it, or an admin: the engine filters
+		// lists in the store's query and answers ENOTFOUND (404) otherwise.
 		{Method: get, Path: "/dead-letters/jobs", Name: "dlq.jobs", Action: view, handle: (*Server).handleDLQJobs},
 		{Method: post, Path: "/dead-letters/jobs/plan", Name: "dlq.job.plan", Action: view, handle: (*Server).handleDLQJobPlan},
 		{Method: post, Path: "/dead-letters/jobs", Name: "dlq.job.start", Action: view, handle: (*Server).handleDLQJobStart},
