@@ -24,6 +24,7 @@ const (
 	ActionExport           Action = "export"            // download data and rules
 	ActionAdmin            Action = "admin"             // users, tokens, roles, bindings, audit
 	ActionIngest           Action = "ingest"            // push service metrics over OTLP (POST /v1/metrics)
+	ActionScrape           Action = "scrape"            // read the console's Prometheus metrics (GET /metrics)
 )
 
 // Actions returns every action, for tests that walk the policy matrix.
@@ -31,7 +32,7 @@ func Actions() []Action {
 	return []Action{
 		ActionView, ActionReadPayload, ActionReadPII, ActionRedrive, ActionRedriveElsewhere,
 		ActionEdit, ActionQuarantine, ActionDiscard, ActionManageAlerts, ActionExport, ActionAdmin,
-		ActionIngest,
+		ActionIngest, ActionScrape,
 	}
 }
 
@@ -39,18 +40,24 @@ func Actions() []Action {
 func ValidAction(a Action) bool { return slices.Contains(Actions(), a) }
 
 // Built-in roles. Custom roles live in the roles table (Store.SaveRole).
+// The scraper role is for Prometheus: /metrics carries every tenant's
+// totals, so reading it is a permission of its own that no viewer or
+// operator has, and a scrape token can do nothing else.
 const (
+	RoleScraper  = "scraper"
 	RoleViewer   = "viewer"
 	RoleOperator = "operator"
 	RoleAdmin    = "admin"
 )
 
 // Roles returns the built-in roles in increasing order of power.
-func Roles() []string { return []string{RoleViewer, RoleOperator, RoleAdmin} }
+func Roles() []string { return []string{RoleScraper, RoleViewer, RoleOperator, RoleAdmin} }
 
 // BuiltInRole returns the actions of a built-in role and whether name is one.
 func BuiltInRole(name string) ([]Action, bool) {
 	switch strings.ToLower(name) {
+	case RoleScraper:
+		return []Action{ActionScrape}, true
 	case RoleViewer:
 		return []Action{ActionView}, true
 	case RoleOperator:
@@ -66,7 +73,7 @@ func BuiltInRole(name string) ([]Action, bool) {
 //	kafka:<cluster>/<topic>
 //	kafka:<cluster>/group/<group>
 //	rabbitmq:<vhost>/<queue>
-//	console:admin, console:audit, console:alerts, console:export
+//	console:admin, console:audit, console:alerts, console:export, console:metrics
 //	*   — no specific resource (list routes; see Policy.Can)
 //
 // Tenant is the tenant the thing belongs to, "" when it is not

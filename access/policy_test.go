@@ -21,7 +21,8 @@ func principalWith(role string) *access.Principal {
 func TestBuiltInRoleMatrix(t *testing.T) {
 	var pol access.Policy
 	allowed := map[string][]access.Action{
-		access.RoleViewer: {access.ActionView},
+		access.RoleScraper: {access.ActionScrape},
+		access.RoleViewer:  {access.ActionView},
 		access.RoleOperator: {access.ActionView, access.ActionReadPayload, access.ActionRedrive,
 			access.ActionQuarantine, access.ActionDiscard, access.ActionExport},
 		access.RoleAdmin: access.Actions(),

@@ -43,11 +43,21 @@ func NewDLQGauges(src interface {
 	return &DLQGauges{src: src, store: store, interval: interval, log: log}
 }
 
-// DLQMetrics lists the entry gauges as series.
+// DLQMetrics lists the entry gauges as the history's series: per
+// destination and state, and also per tenant and resource (the origin topic
+// or queue entries are checked against), so that a tenant-scoped reader of
+// the history gets exactly the counts the dead-letter pages show them
+// (SeriesScope filters on those two labels as dlqstore's scoped queries
+// do). That multiplies the series by the tenants per destination, a few
+// hundred for a large platform; /metrics keeps the four labels (Collect
+// sums), because its only reader, the scraper, sees every tenant anyway.
 func DLQMetrics(gs []dlqstore.EntryGauge) []Metric {
 	out := make([]Metric, 0, len(gs))
 	for _, g := range gs {
-		out = append(out, Metric{Name: MDLQEntries, Labels: []string{"broker", g.Broker, "cluster", g.Cluster, "destination", g.Destination, "state", string(g.Status)}, Value: float64(g.Count)})
+		out = append(out, Metric{Name: MDLQEntries, Labels: []string{
+			"broker", g.Broker, "cluster", g.Cluster, "destination", g.Destination, "state", string(g.Status),
+			"tenant", g.Tenant, "resource", g.Resource,
+		}, Value: float64(g.Count)})
 	}
 	return out
 }
@@ -92,8 +102,18 @@ func (d *DLQGauges) Collect(ch chan<- prometheus.Metric) {
 	gs := d.last
 	d.mu.Unlock()
 	desc := prometheus.NewDesc(MDLQEntries, metricHelp[MDLQEntries], []string{"broker", "cluster", "destination", "state"}, nil)
+	type key struct{ broker, cluster, dest, state string }
+	sums := map[key]int{}
+	var order []key
 	for _, g := range gs {
-		if m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, float64(g.Count), g.Broker, g.Cluster, g.Destination, string(g.Status)); err == nil {
+		k := key{g.Broker, g.Cluster, g.Destination, string(g.Status)}
+		if _, ok := sums[k]; !ok {
+			order = append(order, k)
+		}
+		sums[k] += g.Count
+	}
+	for _, k := range order {
+		if m, err := prometheus.NewConstMetric(desc, prometheus.GaugeValue, float64(sums[k]), k.broker, k.cluster, k.dest, k.state); err == nil {
 			ch <- m
 		}
 	}

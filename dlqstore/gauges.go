@@ -3,22 +3,29 @@ package dlqstore
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
-// EntryGauge is the number of entries of one destination in one status.
+// EntryGauge is the number of entries of one destination in one status,
+// for one tenant and one resource (the origin topic or queue the entries
+// are checked against, Entry.Resource), so that a reader of the history can
+// apply the same access rules as the store's scoped queries.
 type EntryGauge struct {
 	Broker, Cluster, Destination string
+	Tenant, Resource             string
 	Status                       Status
 	Count                        int
 }
 
-// EntryGauges counts entries per DLQ destination and status, for
-// switchyard_dlq_entries on /metrics and in the time-series store, from
-// the group_stats totals kept with every write (a few rows per group and
-// destination), so the caller's 30 s refresh costs no scan of entries.
+// EntryGauges counts entries per DLQ destination, status, tenant and
+// resource, for switchyard_dlq_entries on /metrics (summed over tenants and
+// resources there) and in the time-series store, from the group_stats
+// totals kept with every write (a few rows per group and destination), so
+// it costs no scan of entries.
 func (s *Store) EntryGauges(ctx context.Context) ([]EntryGauge, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT broker, cluster, destination, status, SUM(n) FROM group_stats GROUP BY broker, cluster, destination, status HAVING SUM(n) > 0`)
+		`SELECT broker, cluster, destination, tenant, resource, status, SUM(n) FROM group_stats
+		 GROUP BY broker, cluster, destination, tenant, resource, status HAVING SUM(n) > 0`)
 	if err != nil {
 		return nil, fmt.Errorf("entry gauges: %w", err)
 	}
@@ -26,10 +33,47 @@ func (s *Store) EntryGauges(ctx context.Context) ([]EntryGauge, error) {
 	var out []EntryGauge
 	for rows.Next() {
 		var g EntryGauge
-		if err := rows.Scan(&g.Broker, &g.Cluster, &g.Destination, &g.Status, &g.Count); err != nil {
+		if err := rows.Scan(&g.Broker, &g.Cluster, &g.Destination, &g.Tenant, &g.Resource, &g.Status, &g.Count); err != nil {
 			return nil, fmt.Errorf("entry gauges: %w", err)
 		}
 		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
+// SourceCount is how many entries of one dead-letter topic or queue a
+// scope holds, and when the newest of them last failed.
+type SourceCount struct {
+	Broker, Cluster, Destination string
+	Count                        int
+	LastSeen                     time.Time
+}
+
+// SourceCounts counts the entries of scope (nil = all) per DLQ destination,
+// in the query (the scope's tenants and rules, as Counts), from the
+// group_stats totals. The indexers' own counters span every tenant; the
+// sources strip shows these to a principal who may not see them all.
+func (s *Store) SourceCounts(ctx context.Context, scope *TenantScope) ([]SourceCount, error) {
+	tenants, visible := scopeTenants(scope)
+	if !visible {
+		return nil, nil
+	}
+	cond, args := statsScope(scope, tenants)
+	rows, err := s.db.QueryContext(ctx, "SELECT broker, cluster, destination, SUM(n), MAX(last_seen) FROM group_stats WHERE 1"+cond+
+		" GROUP BY broker, cluster, destination HAVING SUM(n) > 0", args...)
+	if err != nil {
+		return nil, fmt.Errorf("source counts: %w", err)
+	}
+	defer rows.Close()
+	var out []SourceCount
+	for rows.Next() {
+		var c SourceCount
+		var last int64
+		if err := rows.Scan(&c.Broker, &c.Cluster, &c.Destination, &c.Count, &last); err != nil {
+			return nil, fmt.Errorf("source counts: %w", err)
+		}
+		c.LastSeen = fromNano(last)
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }

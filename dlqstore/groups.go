@@ -397,6 +397,24 @@ type Counts struct {
 	ByDestinationStatus map[string]map[Status]int // for "open entries per destination"
 }
 
+// statsScope is the condition (" AND …", or "") and arguments that keep
+// group_stats rows to a scope: its tenants (scopeTenants) and its rules.
+func statsScope(scope *TenantScope, tenants []string) (string, []any) {
+	var cond string
+	var args []any
+	if tenants != nil {
+		cond += " AND tenant IN (" + placeholders(len(tenants)) + ")"
+		for _, t := range tenants {
+			args = append(args, t)
+		}
+	}
+	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
+		cond += " AND " + c
+		args = append(args, a...)
+	}
+	return cond, args
+}
+
 // Counts returns the entry counts of scope (nil = all), from the
 // per-tenant totals kept with every write, so it costs no scan of entries.
 func (s *Store) Counts(ctx context.Context, scope *TenantScope) (Counts, error) {
@@ -405,19 +423,8 @@ func (s *Store) Counts(ctx context.Context, scope *TenantScope) (Counts, error) 
 	if !visible {
 		return c, nil
 	}
-	q := "SELECT destination, status, SUM(n) FROM group_stats WHERE 1"
-	var args []any
-	if tenants != nil {
-		q += " AND tenant IN (" + placeholders(len(tenants)) + ")"
-		for _, t := range tenants {
-			args = append(args, t)
-		}
-	}
-	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
-		q += " AND " + c
-		args = append(args, a...)
-	}
-	rows, err := s.db.QueryContext(ctx, q+" GROUP BY destination, status", args...)
+	cond, args := statsScope(scope, tenants)
+	rows, err := s.db.QueryContext(ctx, "SELECT destination, status, SUM(n) FROM group_stats WHERE 1"+cond+" GROUP BY destination, status", args...)
 	if err != nil {
 		return c, fmt.Errorf("counts: %w", err)
 	}

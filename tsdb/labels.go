@@ -235,3 +235,34 @@ func matchAll(ms []matcher, ls Labels) bool {
 	}
 	return true
 }
+
+// compileOr compiles the alternatives of Q.Or; nil stays nil (no
+// restriction), empty stays empty (nothing matches).
+func compileOr(alts [][]Matcher) ([][]matcher, error) {
+	if alts == nil {
+		return nil, nil
+	}
+	out := make([][]matcher, 0, len(alts))
+	for _, alt := range alts {
+		ms, err := compileMatchers(alt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ms)
+	}
+	return out, nil
+}
+
+// matchAny reports whether ls matches every matcher of one alternative;
+// nil alternatives match everything.
+func matchAny(alts [][]matcher, ls Labels) bool {
+	if alts == nil {
+		return true
+	}
+	for _, ms := range alts {
+		if matchAll(ms, ls) {
+			return true
+		}
+	}
+	return false
+}

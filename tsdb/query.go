@@ -28,6 +28,12 @@ type Q struct {
 	Name string
 	// Matchers further select series by label; all must match.
 	Matchers []Matcher
+	// Or, when not nil, selects only series that also match every matcher
+	// of at least one of its alternatives, like several selectors joined
+	// by PromQL's "or" ({topic=~"orders.*"} or {group="billing"}). A
+	// non-nil empty Or selects nothing. Callers use it to narrow a query to
+	// what one principal may see (collector.SeriesScope).
+	Or [][]Matcher
 	// From and To bound the range, both inclusive.
 	From, To time.Time
 	// Step is the bucket width; required. Buckets are aligned to multiples
@@ -69,6 +75,13 @@ func (s *Store) Query(ctx context.Context, q Q) ([]Series, error) {
 	if err != nil {
 		return nil, err
 	}
+	alts, err := compileOr(q.Or)
+	if err != nil {
+		return nil, err
+	}
+	if alts != nil && len(alts) == 0 {
+		return []Series{}, nil
+	}
 	if q.Agg == "" {
 		q.Agg = AggLast
 	}
@@ -89,7 +102,7 @@ func (s *Store) Query(ctx context.Context, q Q) ([]Series, error) {
 	}
 	var picks []pick
 	for _, m := range s.byName[q.Name] {
-		if !matchAll(ms, m.labels) {
+		if !matchAll(ms, m.labels) || !matchAny(alts, m.labels) {
 			continue
 		}
 		p := pick{id: m.id, labels: m.labels}

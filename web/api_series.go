@@ -46,7 +46,9 @@ type seriesResponse struct {
 // name, match[] (PromQL matchers), from and to (RFC 3339 or Unix seconds;
 // default the last hour), step (default such that the range has at most
 // 300 points) and agg (last, avg, min, max). Series the principal may not
-// view are left out.
+// view — by the resource they describe and, for the services' and
+// dead-letter series, their tenant — are left out by the store's own
+// selection (seriesScope).
 func (s *Server) handleAPISeries(c *fiber.Ctx) error {
 	q, err := s.seriesQuery(c)
 	if err != nil {
@@ -55,16 +57,17 @@ func (s *Server) handleAPISeries(c *fiber.Ctx) error {
 	if s.series == nil {
 		return s.fail(c, access.Errorf(access.ENOTFOUND, "the time-series store is not configured"))
 	}
-	got, err := s.series.Query(c.UserContext(), q)
+	ctx := c.UserContext()
+	scoped, err := s.seriesScope(c).Restrict(ctx, q)
 	if err != nil {
 		return s.fail(c, err)
 	}
-	keep := s.seriesFilterFor(c, s.visibleClusters(c), s.visibleRabbit(c)).visible
+	got, err := s.series.Query(ctx, scoped)
+	if err != nil {
+		return s.fail(c, err)
+	}
 	out := seriesResponse{Name: q.Name, From: q.From.UTC(), To: q.To.UTC(), Step: q.Step.String(), Agg: string(q.Agg), Series: []apiSeries{}}
 	for _, sr := range got {
-		if !keep(sr.Labels) {
-			continue
-		}
 		pts := make([]apiPoint, len(sr.Points))
 		for i, p := range sr.Points {
 			pts[i] = apiPoint{T: p.T, V: p.V}

@@ -27,7 +27,7 @@ func (s *Server) handleConsumerShow(c *fiber.Ctx) error {
 	ctx := c.UserContext()
 	// The group is authorized by the route; its partition series still
 	// name topics, which the principal may not all see.
-	keep := s.seriesFilterFor(c, kafka, nil).visible
+	scope := s.seriesScope(c)
 	gm := []tsdb.Matcher{eq("cluster", cluster), eq("group", group)}
 	totalC := newChart("group-total-lag", "Total lag (messages)", templates.UnitMessages, tr)
 	maxC := newChart("group-max-lag-seconds", "Max lag (time)", templates.UnitSeconds, tr)
@@ -39,9 +39,9 @@ func (s *Server) handleConsumerShow(c *fiber.Ctx) error {
 	} else {
 		// The group totals include topics the principal may not see:
 		// rebuild them from the partitions they may.
-		lag, err := s.history(ctx, collector.MGroupLag, tr, keep, gm...)
+		lag, err := s.history(ctx, collector.MGroupLag, tr, scope, gm...)
 		totalC = s.sumChart(ctx, totalC, "total lag", lag, err)
-		secs, err := s.history(ctx, collector.MGroupLagSeconds, tr, keep, gm...)
+		secs, err := s.history(ctx, collector.MGroupLagSeconds, tr, scope, gm...)
 		if err != nil {
 			s.chartFailed(ctx, &maxC, err)
 		} else if pts := maxPoints(secs); len(pts) > 0 {
@@ -50,7 +50,7 @@ func (s *Server) handleConsumerShow(c *fiber.Ctx) error {
 	}
 	vm.Charts = append(vm.Charts, totalC, maxC)
 	if len(vm.Partitions) <= maxPartitionLines {
-		parts, err := s.history(ctx, collector.MGroupLag, tr, keep, gm...)
+		parts, err := s.history(ctx, collector.MGroupLag, tr, scope, gm...)
 		vm.Charts = append(vm.Charts, s.linesChart(ctx, newChart("group-partition-lag", "Lag per partition (messages)", templates.UnitMessages, tr), parts, err,
 			func(l tsdb.Labels) string { return l.Get("topic") + "/" + l.Get("partition") }))
 	}

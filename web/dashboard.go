@@ -65,10 +65,10 @@ func queryOf(c *fiber.Ctx) url.Values {
 
 // topicRateCharts are a Kafka cluster's throughput and DLQ arrival charts,
 // from one read of the per-topic rates.
-func (s *Server) topicRateCharts(c *fiber.Ctx, v collector.ClusterView, tr timeRange, keep func(tsdb.Labels) bool) overviewCharts {
+func (s *Server) topicRateCharts(c *fiber.Ctx, v collector.ClusterView, tr timeRange, scope *collector.SeriesScope) overviewCharts {
 	ctx := c.UserContext()
 	id := "c-" + slug(v.Name)
-	all, err := s.history(ctx, collector.MKafkaTopicRate, tr, keep, eq("cluster", v.Name))
+	all, err := s.history(ctx, collector.MKafkaTopicRate, tr, scope, eq("cluster", v.Name))
 	var dlq []tsdb.Series
 	for _, sr := range all {
 		if collector.IsDLQTopic(sr.Labels.Get("topic")) {
@@ -82,7 +82,7 @@ func (s *Server) topicRateCharts(c *fiber.Ctx, v collector.ClusterView, tr timeR
 }
 
 // rabbitRateCharts are a RabbitMQ cluster's publish and DLQ arrival charts.
-func (s *Server) rabbitRateCharts(c *fiber.Ctx, v collector.RabbitView, tr timeRange, keep func(tsdb.Labels) bool) (pub, dlq templates.Chart) {
+func (s *Server) rabbitRateCharts(c *fiber.Ctx, v collector.RabbitView, tr timeRange, scope *collector.SeriesScope) (pub, dlq templates.Chart) {
 	ctx := c.UserContext()
 	id := "r-" + slug(v.Name)
 	isDLQ := map[[2]string]bool{}
@@ -91,7 +91,7 @@ func (s *Server) rabbitRateCharts(c *fiber.Ctx, v collector.RabbitView, tr timeR
 			isDLQ[[2]string{q.VHost, q.Name}] = true
 		}
 	}
-	all, err := s.history(ctx, collector.MQueuePublishRate, tr, keep, eq("cluster", v.Name))
+	all, err := s.history(ctx, collector.MQueuePublishRate, tr, scope, eq("cluster", v.Name))
 	var dl []tsdb.Series
 	for _, sr := range all {
 		if isDLQ[[2]string{sr.Labels.Get("vhost"), sr.Labels.Get("queue")}] || collector.IsDLQTopic(sr.Labels.Get("queue")) {

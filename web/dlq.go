@@ -41,6 +41,7 @@ type DeadLetters interface {
 	SetTriage(ctx context.Context, id int64, t dlqstore.Triage) (dlqstore.Group, error)
 	Trend(ctx context.Context, groupID int64, scope *dlqstore.TenantScope, from, to time.Time, step time.Duration) ([]int, error)
 	Counts(ctx context.Context, scope *dlqstore.TenantScope) (dlqstore.Counts, error)
+	SourceCounts(ctx context.Context, scope *dlqstore.TenantScope) ([]dlqstore.SourceCount, error)
 }
 
 // IndexerStatus reports the dead-letter sources being indexed. The

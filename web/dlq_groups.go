@@ -2,6 +2,7 @@ package web
 
 import (
 	"cmp"
+	"context"
 	"net/url"
 	"slices"
 	"strconv"
@@ -69,7 +70,9 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 		Range: tr.picker("/dead-letters", pickerQuery), Filter: f, CanTriage: s.mayTriage(p),
 		EntriesHref: "/dead-letters/entries",
 	}
-	s.indexerStrip(p, &vm)
+	if err := s.indexerStrip(ctx, st, p, scope, &vm); err != nil {
+		return s.fail(c, err)
+	}
 	if counts, err := st.Counts(ctx, scope); err == nil {
 		vm.Open = openOf(counts)
 	} else {
@@ -155,10 +158,23 @@ func triageText(t dlqstore.Triage) string {
 }
 
 // indexerStrip shows the sources the principal may view: their names and
-// lag are as telling as the entries.
-func (s *Server) indexerStrip(p *access.Principal, vm *templates.DeadLetterGroups) {
+// lag are as telling as the entries. What each holds is counted in the
+// store over the principal's scope (SourceCounts), like every other number
+// of the dead-letter pages. The indexers' own counters (indexed,
+// duplicates, lag, last indexed) span every tenant of a source, so they are
+// shown only to a principal who may view every tenant there.
+func (s *Server) indexerStrip(ctx context.Context, st DeadLetters, p *access.Principal, scope *dlqstore.TenantScope, vm *templates.DeadLetterGroups) error {
 	if s.indexers == nil {
-		return
+		return nil
+	}
+	counts, err := st.SourceCounts(ctx, scope)
+	if err != nil {
+		return err
+	}
+	type source struct{ broker, cluster, destination string }
+	own := map[source]dlqstore.SourceCount{}
+	for _, sc := range counts {
+		own[source{sc.Broker, sc.Cluster, sc.Destination}] = sc
 	}
 	vm.SourcesKnown = true
 	now := s.now()
@@ -172,17 +188,23 @@ func (s *Server) indexerStrip(p *access.Principal, vm *templates.DeadLetterGroup
 		if !s.policy.Can(p, access.ActionView, r) {
 			continue
 		}
+		mine := own[source{src.Broker, src.Cluster, src.Destination}]
 		row := templates.DLQSource{
 			Broker: src.Broker, Where: where, Destination: src.Destination,
-			Indexed: src.Indexed, Duplicates: src.Duplicates, Lag: src.Lag,
+			Entries: mine.Count, LastEntryAgo: templates.Ago(now, mine.LastSeen),
 			LastError: src.LastError, LastErrorAgo: templates.Ago(now, src.LastErrorAt),
-			LastIndexedAgo: templates.Ago(now, src.LastIndexedAt),
+		}
+		if s.policy.Scope(p, access.ActionView, r.Name).All {
+			row.AllTenants = true
+			row.Indexed, row.Duplicates, row.Lag = src.Indexed, src.Duplicates, src.Lag
+			row.LastIndexedAgo = templates.Ago(now, src.LastIndexedAt)
 		}
 		if row.LastError != "" {
 			vm.SourceErrors++
 		}
 		vm.Sources = append(vm.Sources, row)
 	}
+	return nil
 }
 
 // triageInput is a triage change as a form or JSON body states it.

@@ -87,6 +87,8 @@ type envOptions struct {
 	// rabbitViews replaces the poller's RabbitMQ views (our own type,
 	// for the route matrix; the queue tests use rabbitURL).
 	rabbitViews []collector.RabbitView
+	// metricsPublic serves /metrics without a token (metrics.auth none).
+	metricsPublic bool
 }
 
 // Users of every env: admin (admin on everything), vera (viewer on
@@ -256,6 +258,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Logger:            slog.New(slog.NewJSONHandler(logs, nil)),
 		Gatherer:          reg,
 		Registerer:        reg,
+		MetricsPublic:     o.metricsPublic,
 		Auth:              store,
 		Policy:            access.Policy{},
 		Store:             store,

@@ -33,3 +33,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// metricsResource is the console resource /metrics is checked on (action
+// scrape).
+const metricsResource = "console:metrics"
+
+// metricsOpen: /metrics is public only when the configuration says so
+// (metrics.auth "none"); the route table asks it once, at registration.
+func (s *Server) metricsOpen() bool { return s.metricsPublic }

@@ -79,7 +79,7 @@ func TestOTLPReceiverWithRealExporter(t *testing.T) {
 	if err := mp.ForceFlush(ctx); err != nil {
 		t.Fatalf("export to the console: %v", err)
 	}
-	m := e.get(t, "/metrics", "")
+	m := e.scrape(t)
 	mustContain(t, "/metrics", m.body,
 		`event_processed_total{consumer="`+testGroup+`",destination="`+testTopic+`",event_type="`+testTopic+`",messaging_system="kafka",service="billing",tenant="t1"} 2`,
 		`event_failed_total{`, `error_code="PAYMENT_DECLINED"`,

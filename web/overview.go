@@ -19,16 +19,16 @@ func (s *Server) handleOverview(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	kafka, rabbit := s.visibleClusters(c), s.visibleRabbit(c)
-	keep := s.seriesFilterFor(c, kafka, rabbit).visible
+	scope := s.seriesScope(c)
 	f := s.fresh()
 	vm := templates.Overview{Range: tr.picker("/", queryOf(c))}
 	for _, v := range kafka {
-		vm.Clusters = append(vm.Clusters, clusterCardOf(v, tr, tbl, f, s.topicRateCharts(c, v, tr, keep)))
+		vm.Clusters = append(vm.Clusters, clusterCardOf(v, tr, tbl, f, s.topicRateCharts(c, v, tr, scope)))
 	}
 	for _, v := range rabbit {
-		pub, dlq := s.rabbitRateCharts(c, v, tr, keep)
+		pub, dlq := s.rabbitRateCharts(c, v, tr, scope)
 		vm.Rabbit = append(vm.Rabbit, rabbitCardOf(v, tr, f, pub, dlq))
 	}
-	vm.Services = s.services(c.UserContext(), tr, keep)
+	vm.Services = s.services(c.UserContext(), tr, scope)
 	return s.render(c, dashPage("Overview", templates.AreaOverview, tr), templates.OverviewView(vm))
 }

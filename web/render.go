@@ -214,7 +214,9 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 // error contract and never redirect to the login form.
 func isAPI(c *fiber.Ctx) bool {
 	p := c.Path()
-	return p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/v1/")
+	// /metrics is for scrapers: a refusal is the JSON contract, not the
+	// login form.
+	return p == "/api" || strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/v1/") || p == "/metrics"
 }
 
 func titleOf(status int) string {

@@ -23,9 +23,13 @@ type Route struct {
 	// access.KafkaTopic, access.KafkaGroup, access.Res("console:admin").
 	// Nil means access.Res("*"): a list, filtered row by row.
 	Resource func(c *fiber.Ctx) access.Resource
-	// Public routes skip authentication: health, readiness, metrics,
-	// static files and the login form.
+	// Public routes skip authentication: health, readiness, static files
+	// and the login form.
 	Public bool
+	// PublicIf makes a route public when it returns true for the server's
+	// configuration: /metrics with metrics.auth "none". Otherwise the
+	// route's action and resource are checked as for any other.
+	PublicIf func(*Server) bool
 	// Self routes need any authenticated principal and no permission:
 	// they act on the caller's own session (logout).
 	Self bool
@@ -47,11 +51,14 @@ func Routes() []Route {
 		dlqR   = fixed(dlqResource)
 	)
 	return []Route{
-		// Public: probes and scrapers carry no credentials; static assets
-		// hold no data; the login form is how credentials arrive.
+		// Public: probes carry no credentials; static assets hold no data;
+		// the login form is how credentials arrive.
 		{Method: get, Path: "/healthz", Name: "healthz", Public: true, handle: (*Server).handleHealthz},
 		{Method: get, Path: "/readyz", Name: "readyz", Public: true, handle: (*Server).handleReadyz},
-		{Method: get, Path: "/metrics", Name: "metrics", Public: true, handle: (*Server).handleMetrics},
+		// /metrics carries every tenant's totals: by default it asks for a
+		// Bearer token of a principal who may scrape (role scraper, or
+		// admin); metrics.auth "none" opens it to anyone who can reach it.
+		{Method: get, Path: "/metrics", Name: "metrics", Action: access.ActionScrape, Resource: fixed(metricsResource), PublicIf: (*Server).metricsOpen, handle: (*Server).handleMetrics},
 		{Method: get, Path: "/static/*", Name: "static", Public: true, handle: (*Server).handleStatic},
 		{Method: get, Path: "/login", Name: "login.form", Public: true, handle: (*Server).handleLoginForm},
 		{Method: post, Path: "/login", Name: "login", Public: true, handle: (*Server).handleLogin},
@@ -153,7 +160,7 @@ func (s *Server) register() error {
 			return fmt.Errorf("web: route %s needs a handler, a name and an action", key)
 		}
 		handlers := []fiber.Handler{markRoute(rt.Name)}
-		if !rt.Public {
+		if !rt.Public && (rt.PublicIf == nil || !rt.PublicIf(s)) {
 			handlers = append(handlers, s.authorize(rt))
 		}
 		handle := rt.handle

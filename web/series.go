@@ -13,27 +13,22 @@ import (
 	"switchyard/web/templates"
 )
 
-// history reads the series of one metric over the page's range, keeping
-// those keep accepts (the principal's view). A nil store reads nothing.
-func (s *Server) history(ctx context.Context, name string, tr timeRange, keep func(tsdb.Labels) bool, ms ...tsdb.Matcher) ([]tsdb.Series, error) {
+// history reads the series of one metric over the page's range, narrowed
+// in the store to what scope may see (the principal's, seriesScope). A nil
+// scope reads everything the matchers select: only for a resource the
+// route itself authorized as a whole. A nil store reads nothing.
+func (s *Server) history(ctx context.Context, name string, tr timeRange, scope *collector.SeriesScope, ms ...tsdb.Matcher) ([]tsdb.Series, error) {
 	if s.series == nil {
 		return nil, nil
 	}
-	got, err := s.series.Query(ctx, tsdb.Q{Name: name, Matchers: ms, From: tr.From, To: tr.To, Step: tr.Step})
-	if err != nil {
-		return nil, err
-	}
-	if keep == nil {
-		return got, nil
-	}
-	// got may be shared by the cache: filter into a new slice.
-	out := make([]tsdb.Series, 0, len(got))
-	for _, sr := range got {
-		if keep(sr.Labels) {
-			out = append(out, sr)
+	q := tsdb.Q{Name: name, Matchers: ms, From: tr.From, To: tr.To, Step: tr.Step}
+	if scope != nil {
+		var err error
+		if q, err = scope.Restrict(ctx, q); err != nil {
+			return nil, err
 		}
 	}
-	return out, nil
+	return s.series.Query(ctx, q)
 }
 
 func eq(label, value string) tsdb.Matcher {
@@ -172,14 +167,16 @@ func rates(pts []tsdb.Point) []tsdb.Point {
 }
 
 // services computes the overview's service figures over the range from the
-// stored event_* series the principal may see: failure ratio from the
+// stored event_* series the principal may see (their tenants and
+// destinations, selected in the store by scope), so that every row and the
+// total add up what the principal may see only: failure ratio from the
 // counters' increase, p50/p95/p99 from the duration histogram's bucket
 // increases.
-func (s *Server) services(ctx context.Context, tr timeRange, keep func(tsdb.Labels) bool) templates.Services {
-	out := templates.Services{Rates: newChart("svc-rates", "Events per second", templates.UnitRate, tr)}
-	processed, err1 := s.history(ctx, collector.PromEventProcessed, tr, keep)
-	failed, err2 := s.history(ctx, collector.PromEventFailed, tr, keep)
-	buckets, err3 := s.history(ctx, collector.PromEventDuration+"_bucket", tr, keep)
+func (s *Server) services(ctx context.Context, tr timeRange, scope *collector.SeriesScope) templates.Services {
+	out := templates.Services{Rates: newChart("svc-rates", "Events per second", templates.UnitRate, tr), Scoped: scope != nil && !scope.All()}
+	processed, err1 := s.history(ctx, collector.PromEventProcessed, tr, scope)
+	failed, err2 := s.history(ctx, collector.PromEventFailed, tr, scope)
+	buckets, err3 := s.history(ctx, collector.PromEventDuration+"_bucket", tr, scope)
 	if err := cmp.Or(err1, err2, err3); err != nil {
 		s.chartFailed(ctx, &out.Rates, err)
 		return out

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,21 +37,49 @@ func newSeriesCache(store SeriesStore, now func() time.Time) *seriesCache {
 	return &seriesCache{store: store, now: now, maxAge: 30 * time.Second, limit: 1024, entries: map[string]cacheEntry{}}
 }
 
+// cacheKey names a query unambiguously: every name and value is quoted,
+// so that no label a caller types (match[]) can make its query's key equal
+// to that of a query with another scope.
 func cacheKey(q tsdb.Q) string {
 	var b strings.Builder
 	step := q.Step
-	b.WriteString(q.Name)
-	for _, m := range q.Matchers {
-		b.WriteByte(0)
-		b.WriteString(m.String())
+	matcher := func(m tsdb.Matcher) {
+		b.WriteString(strconv.Quote(m.Label))
+		b.WriteString(string(m.Op))
+		b.WriteString(strconv.Quote(m.Value))
 	}
-	b.WriteByte(0)
+	b.WriteString(strconv.Quote(q.Name))
+	for _, m := range q.Matchers {
+		b.WriteByte(' ')
+		matcher(m)
+	}
+	// The principal's scope: queries of principals who see the same share
+	// an entry, others never do.
+	if q.Or != nil {
+		b.WriteString(" or[")
+		for _, alt := range q.Or {
+			b.WriteString(" (")
+			for _, m := range alt {
+				b.WriteByte(' ')
+				matcher(m)
+			}
+			b.WriteString(")")
+		}
+		b.WriteString("]")
+	}
+	b.WriteByte(' ')
 	b.WriteString(q.From.Truncate(step).String())
-	b.WriteByte(0)
+	b.WriteByte(' ')
 	b.WriteString(q.To.Truncate(step).String())
-	b.WriteByte(0)
-	b.WriteString(step.String() + "/" + string(q.Agg))
+	b.WriteByte(' ')
+	b.WriteString(step.String() + "/" + strconv.Quote(string(q.Agg)))
 	return b.String()
+}
+
+// LabelValues is the store's, uncached: it reads only the store's
+// in-memory index.
+func (c *seriesCache) LabelValues(ctx context.Context, label string, matchers ...tsdb.Matcher) ([]string, error) {
+	return c.store.LabelValues(ctx, label, matchers...)
 }
 
 // Query answers from the cache or the store.

@@ -95,6 +95,10 @@ type Clusters interface {
 // *tsdb.Store implements it. Errors: EINVALID for a bad query.
 type SeriesStore interface {
 	Query(ctx context.Context, q tsdb.Q) ([]tsdb.Series, error)
+	// LabelValues lists a label's values among the series matching the
+	// matchers; the principal's scope (collector.SeriesScope) names
+	// clusters and vhosts with it.
+	LabelValues(ctx context.Context, label string, matchers ...tsdb.Matcher) ([]string, error)
 }
 
 // MetricsReceiver takes OTLP/HTTP metric exports (protobuf, or JSON when
@@ -120,6 +124,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Gatherer is exposed on /metrics (the console's registry).
 	Gatherer prometheus.Gatherer
+	// MetricsPublic serves /metrics without credentials (metrics.auth
+	// "none"). By default it needs a principal who may scrape: the series
+	// there count every tenant.
+	MetricsPublic bool
 	// Registerer receives the web's own HTTP metrics.
 	Registerer prometheus.Registerer
 	// Auth authenticates requests and runs login and logout.
@@ -196,6 +204,7 @@ type Server struct {
 	otlp           MetricsReceiver
 	pollInterval   time.Duration
 	maxOTLPBody    int
+	metricsPublic  bool
 	maxBody        int
 	store          AdminStore
 	audit          AuditLog
@@ -230,6 +239,7 @@ func New(opts Options) (*Server, error) {
 		otlp:          opts.OTLP,
 		pollInterval:  opts.PollInterval,
 		maxOTLPBody:   opts.MaxOTLPBody,
+		metricsPublic: opts.MetricsPublic,
 		maxBody:       opts.MaxBody,
 		store:         opts.Store,
 		audit:         opts.Audit,

@@ -1,8 +1,8 @@
 package web
 
 import (
+	"context"
 	"maps"
-	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -115,96 +115,25 @@ func (s *Server) visibleRabbit(c *fiber.Ctx) []collector.RabbitView {
 	return out
 }
 
-// seriesFilter decides which stored series a principal may see, by the
-// labels that name what a series describes: queue (with vhost), group
-// (and topic), topic, or only a cluster. The services' event metrics are
-// judged by their destination: a Kafka topic on any configured cluster, a
-// RabbitMQ queue; a series without one is the service's own and visible to
-// every viewer.
-type seriesFilter struct {
-	can           func(access.Resource) bool
-	kafka, rabbit map[string]bool // clusters the principal sees
-	kafkaClusters []string        // every configured cluster
-	queueVHosts   map[string][]string
-	rabbitAll     bool
-}
-
-// seriesFilterFor builds the filter from the views the request already
-// computed (visibleClusters, visibleRabbit).
-func (s *Server) seriesFilterFor(c *fiber.Ctx, kafka []collector.ClusterView, rabbit []collector.RabbitView) *seriesFilter {
-	p := principal(c)
-	f := &seriesFilter{
-		can:         func(r access.Resource) bool { return s.policy.Can(p, access.ActionView, r) },
-		kafka:       map[string]bool{},
-		rabbit:      map[string]bool{},
-		queueVHosts: map[string][]string{},
-	}
-	f.rabbitAll = f.can(access.Res("rabbitmq:*"))
+// seriesScope is what the request's principal may read of the history:
+// the policy's view rules as selectors of the time-series store
+// (collector.SeriesScope), so that charts and the series API narrow their
+// queries in the store, never after it. The configured clusters and known
+// queues place the services' series, which name a topic or queue only.
+func (s *Server) seriesScope(c *fiber.Ctx) *collector.SeriesScope {
+	opts := collector.ScopeOptions{}
 	for _, v := range s.clusters.Latest() {
-		f.kafkaClusters = append(f.kafkaClusters, v.Name)
-	}
-	for _, v := range kafka {
-		f.kafka[v.Name] = true
+		opts.KafkaClusters = append(opts.KafkaClusters, v.Name)
 	}
 	for _, v := range s.clusters.RabbitLatest() {
 		for _, q := range v.Snapshot.Queues {
-			f.queueVHosts[q.Name] = append(f.queueVHosts[q.Name], q.VHost)
+			opts.Queues = append(opts.Queues, collector.QueueRef{VHost: q.VHost, Name: q.Name})
 		}
 	}
-	for _, v := range rabbit {
-		f.rabbit[v.Name] = true
+	if st := s.series; st != nil {
+		opts.Values = func(ctx context.Context, metric, label string) ([]string, error) {
+			return st.LabelValues(ctx, label, tsdb.Matcher{Label: tsdb.MetricName, Op: tsdb.MatchEqual, Value: metric})
+		}
 	}
-	return f
-}
-
-func (f *seriesFilter) visible(ls tsdb.Labels) bool {
-	cluster := ls.Get("cluster")
-	name := ls.Name()
-	switch {
-	case ls.Get("queue") != "":
-		return f.can(access.RabbitQueue(ls.Get("vhost"), ls.Get("queue")))
-	case ls.Get("group") != "":
-		if !f.can(access.KafkaGroup(cluster, ls.Get("group"))) {
-			return false
-		}
-		return ls.Get("topic") == "" || f.can(access.KafkaTopic(cluster, ls.Get("topic")))
-	case ls.Get("topic") != "":
-		return f.can(access.KafkaTopic(cluster, ls.Get("topic")))
-	case ls.Get("service") != "" || strings.HasPrefix(name, "event_"):
-		return f.serviceVisible(ls)
-	case cluster != "":
-		if strings.HasPrefix(name, "switchyard_rabbitmq_") {
-			return f.rabbit[cluster] || f.rabbitAll
-		}
-		return f.kafka[cluster]
-	}
-	return false
-}
-
-func (f *seriesFilter) serviceVisible(ls tsdb.Labels) bool {
-	dest := ls.Get("destination")
-	if dest == "" {
-		return true
-	}
-	switch ls.Get("messaging_system") {
-	case "kafka":
-		for _, c := range f.kafkaClusters {
-			if f.can(access.KafkaTopic(c, dest)) {
-				return true
-			}
-		}
-		return false
-	case "rabbitmq":
-		vhosts := f.queueVHosts[dest]
-		if len(vhosts) == 0 {
-			vhosts = []string{"/"}
-		}
-		for _, vh := range vhosts {
-			if f.can(access.RabbitQueue(vh, dest)) {
-				return true
-			}
-		}
-		return false
-	}
-	return true
+	return collector.NewSeriesScope(s.policy.Rules(principal(c), access.ActionView), opts)
 }

@@ -211,8 +211,9 @@ func TestAuthentication(t *testing.T) {
 	if r := e.get(t, "/api/v1/clusters", "Bearer sy_not-a-token"); r.status != http.StatusUnauthorized {
 		t.Errorf("bad token = %d, want 401", r.status)
 	}
-	// Public endpoints need nothing.
-	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/static/app.css", "/login"} {
+	// Public endpoints need nothing (/metrics needs a scrape token:
+	// TestMetricsNeedAScrapeToken).
+	for _, p := range []string{"/healthz", "/readyz", "/static/app.css", "/login"} {
 		if r := e.get(t, p, ""); r.status != http.StatusOK {
 			t.Errorf("anonymous GET %s = %d, want 200", p, r.status)
 		}
@@ -296,7 +297,7 @@ func TestMetricsExposeRequests(t *testing.T) {
 	if got := testutil.ToFloat64(e.srv.metrics.requests.WithLabelValues("overview", "GET", "200")); got != 1 {
 		t.Errorf("requests{overview,GET,200} = %v, want 1", got)
 	}
-	r := e.get(t, "/metrics", "")
+	r := e.scrape(t)
 	mustContain(t, "/metrics", r.body,
 		`switchyard_http_requests_total{code="200",method="GET",route="overview"} 1`,
 		`switchyard_http_requests_total{code="303",method="GET",route="overview"} 1`,
@@ -400,8 +401,11 @@ func TestEveryRouteHasAPolicy(t *testing.T) {
 		if rt.Self && rt.Path != "/logout" {
 			t.Errorf("%s: only logout acts on the caller's own session without a policy check", rt.Path)
 		}
+		if rt.PublicIf != nil && rt.Path != "/metrics" {
+			t.Errorf("%s: only /metrics may be opened by configuration (metrics.auth none)", rt.Path)
+		}
 	}
-	public := map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true, "/static/*": true, "/login": true}
+	public := map[string]bool{"/healthz": true, "/readyz": true, "/static/*": true, "/login": true}
 	registered := 0
 	for _, r := range e.srv.App().GetRoutes(true) {
 		rt, ok := table[r.Method+" "+r.Path]

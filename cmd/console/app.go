@@ -330,7 +330,7 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	proxy := users.ProxyOptions()
 	srv, err := web.New(web.Options{
-		Logger: m.logger.With("component", "web"), Gatherer: reg, Registerer: reg,
+		Logger: m.logger.With("component", "web"), Gatherer: reg, Registerer: reg, MetricsPublic: c.Metrics.Auth == MetricsAuthNone,
 		Auth: users, Policy: access.Policy{}, Store: users, Audit: users.Audit(), Clusters: poller,
 		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,

@@ -52,6 +52,8 @@ type Config struct {
 	OTLP OTLP `json:"otlp"`
 	// DLQ configures the dead-letter index.
 	DLQ DLQ `json:"dlq"`
+	// Metrics configures GET /metrics.
+	Metrics Metrics `json:"metrics"`
 
 	// AdminPassword comes only from CONSOLE_ADMIN_PASSWORD, never a file.
 	AdminPassword string `json:"-"`
@@ -112,6 +114,21 @@ type DLQ struct {
 	// message (off by default).
 	EditRedrive bool `json:"edit_redrive"`
 }
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Auth is "token" (default): /metrics answers only a Bearer token (or
+	// session) of a principal who may scrape — the scraper role, or an
+	// admin — because its series count every tenant. "none" serves it to
+	// anyone who can reach it (CONSOLE_METRICS_AUTH).
+	Auth string `json:"auth"`
+}
+
+// The values of metrics.auth.
+const (
+	MetricsAuthToken = "token"
+	MetricsAuthNone  = "none"
+)
 
 // OTLP configures the metrics receiver.
 type OTLP struct {
@@ -184,6 +201,7 @@ func defaultConfig() Config {
 		History:        History{RawRetention: Duration(24 * time.Hour), RollupRetention: Duration(14 * 24 * time.Hour), MaxSeries: 100000},
 		Lag:            Lag{Window: 10},
 		OTLP:           OTLP{MaxSeries: 10000},
+		Metrics:        Metrics{Auth: MetricsAuthToken},
 		DLQ:            DLQ{KafkaPayloadCap: 256 << 10, RabbitPayloadCap: 8 << 20, Retention: Duration(30 * 24 * time.Hour), MaxRedrives: 3, MaxRate: 1000},
 		Auth: Auth{
 			SessionIdle: Duration(30 * time.Minute), SessionAbsolute: Duration(12 * time.Hour),
@@ -222,6 +240,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	set(&c.RabbitMQ.URL, "RABBITMQ_URL")
 	set(&c.RabbitMQ.ManagementURL, "RABBITMQ_MANAGEMENT_URL")
 	set(&c.Demo.KafkaAddr, "DEMO_KAFKA_ADDR")
+	set(&c.Metrics.Auth, "CONSOLE_METRICS_AUTH")
 	c.AdminPassword = getenv("CONSOLE_ADMIN_PASSWORD")
 	if v := strings.TrimSpace(getenv("KAFKA_BROKERS")); v != "" {
 		c.Kafka = []KafkaCluster{{Name: "default", Brokers: splitList(v)}}
@@ -296,6 +315,9 @@ func (c Config) Validate() error {
 	}
 	if c.Lag.Window < 2 || c.Lag.MinDistance < 0 || c.Lag.AllowedLag < 0 {
 		errs = append(errs, fmt.Errorf("lag: window must be at least 2, min_distance and allowed_lag not negative"))
+	}
+	if c.Metrics.Auth != MetricsAuthToken && c.Metrics.Auth != MetricsAuthNone {
+		errs = append(errs, fmt.Errorf("metrics.auth %q must be %q (a scrape token) or %q (anyone who can reach /metrics)", c.Metrics.Auth, MetricsAuthToken, MetricsAuthNone))
 	}
 	if c.OTLP.MaxSeries < 1 || c.History.MaxSeries < 1 {
 		errs = append(errs, fmt.Errorf("otlp.max_series and history.max_series must be positive"))

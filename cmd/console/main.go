@@ -47,8 +47,8 @@ const usage = `usage: console <command> [flags]
 commands:
   serve                 run the console against the configured brokers
   demo                  run the console with an embedded Kafka and demo services
-  user add NAME         add a user (--role viewer|operator|admin; password from
-                        CONSOLE_USER_PASSWORD, else generated and printed)
+  user add NAME         add a user (--role scraper|viewer|operator|admin; password
+                        from CONSOLE_USER_PASSWORD, else generated and printed)
   token create --user NAME
                         print a new API token for NAME on stdout
   audit verify          check the audit log's hash chain (exit 1 when broken)

@@ -48,7 +48,7 @@ func dataDirFlag(fs *flag.FlagSet, getenv func(string) string) *string {
 // terminal, else it is generated and printed once.
 func runUserAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
-	role := fs.String("role", "viewer", "viewer, operator or admin")
+	role := fs.String("role", "viewer", "scraper (reads /metrics only), viewer, operator or admin")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin")
 	dataDir := dataDirFlag(fs, getenv)
 	name, rest := splitName(args)

@@ -31,9 +31,16 @@ type GroupFilterForm struct {
 // DLQSource is one indexed dead-letter topic or queue.
 type DLQSource struct {
 	Broker, Where, Destination string
-	Indexed, Duplicates, Lag   int64 // Lag -1: unknown
-	LastError, LastErrorAgo    string
-	LastIndexedAgo             string
+	// Entries are those of the source the principal may see, the newest
+	// failing LastEntryAgo.
+	Entries      int
+	LastEntryAgo string
+	// AllTenants: the principal sees every tenant of the source, and so
+	// the indexer's counters, which span them all; else they are unset.
+	AllTenants               bool
+	Indexed, Duplicates, Lag int64 // Lag -1: unknown
+	LastIndexedAgo           string
+	LastError, LastErrorAgo  string
 }
 
 // DLQGroupRow is one failure group.

@@ -113,9 +113,12 @@ type Overview struct {
 // Services is the services' own event metrics over the range.
 type Services struct {
 	HasData bool
-	Total   ServiceRow
-	Rows    []ServiceRow // per service, worst failure ratio first
-	Rates   Chart        // processed and failed per second
+	// Scoped: the principal sees only some tenants or destinations; the
+	// figures add up those only.
+	Scoped bool
+	Total  ServiceRow
+	Rows   []ServiceRow // per service, worst failure ratio first
+	Rates  Chart        // processed and failed per second
 }
 
 // ServiceRow is one service's (or all services') figures over the range.
