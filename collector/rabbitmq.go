@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,20 +17,24 @@ import (
 // RabbitSource reads one RabbitMQ cluster through its management HTTP API:
 // per queue its backlog, consumers and rates, and whether it is a
 // dead-letter queue; per node its alarms. A snapshot costs three requests
-// whatever the number of queues (queues, bindings, nodes).
+// whatever the number of queues (queues, bindings, nodes), plus two per
+// watched vhost beyond the first.
 type RabbitSource struct {
 	name   string
 	base   *url.URL // without credentials
 	user   string
 	pass   string
-	vhosts map[string]bool // empty: all
+	vhosts []string // sorted; empty: all
 	client *http.Client
 }
 
 // RabbitOptions configures a RabbitSource; the zero value watches every
 // vhost with a 10 s request timeout.
 type RabbitOptions struct {
-	// VHosts limits the snapshot to these vhosts.
+	// VHosts limits the snapshot to these vhosts: their queues and
+	// bindings are asked for per vhost, so that a console watching one
+	// vhost of a shared broker neither downloads nor shows the others.
+	// A vhost that does not exist has no queues.
 	VHosts []string
 	// Client is the HTTP client; default one with a 10 s timeout.
 	Client *http.Client
@@ -43,7 +48,7 @@ func NewRabbitSource(name, managementURL string, opts RabbitOptions) (*RabbitSou
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("rabbitmq %s: management url must be http(s)://user:pass@host:port", name)
 	}
-	s := &RabbitSource{name: name, client: opts.Client, vhosts: map[string]bool{}}
+	s := &RabbitSource{name: name, client: opts.Client}
 	if u.User != nil {
 		s.user = u.User.Username()
 		s.pass, _ = u.User.Password()
@@ -54,9 +59,7 @@ func NewRabbitSource(name, managementURL string, opts RabbitOptions) (*RabbitSou
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 10 * time.Second}
 	}
-	for _, v := range opts.VHosts {
-		s.vhosts[v] = true
-	}
+	s.vhosts = slices.Compact(slices.Sorted(slices.Values(opts.VHosts)))
 	return s, nil
 }
 
@@ -154,12 +157,8 @@ type mgmtNode struct {
 // Snapshot reads queues, bindings and nodes.
 func (s *RabbitSource) Snapshot(ctx context.Context) (RabbitSnapshot, error) {
 	snap := RabbitSnapshot{Cluster: s.name, TakenAt: time.Now().UTC()}
-	var qs []mgmtQueue
-	if err := s.get(ctx, "/api/queues", &qs); err != nil {
-		return snap, err
-	}
-	var bs []mgmtBinding
-	if err := s.get(ctx, "/api/bindings", &bs); err != nil {
+	qs, bs, err := s.queuesAndBindings(ctx)
+	if err != nil {
 		return snap, err
 	}
 	var ns []mgmtNode
@@ -173,6 +172,40 @@ func (s *RabbitSource) Snapshot(ctx context.Context) (RabbitSnapshot, error) {
 	return snap, nil
 }
 
+// queuesAndBindings reads every vhost's queues and bindings, or those of
+// the watched vhosts one by one.
+func (s *RabbitSource) queuesAndBindings(ctx context.Context) ([]mgmtQueue, []mgmtBinding, error) {
+	var qs []mgmtQueue
+	var bs []mgmtBinding
+	if len(s.vhosts) == 0 {
+		if err := s.get(ctx, "/api/queues", &qs); err != nil {
+			return nil, nil, err
+		}
+		if err := s.get(ctx, "/api/bindings", &bs); err != nil {
+			return nil, nil, err
+		}
+		return qs, bs, nil
+	}
+	for _, v := range s.vhosts {
+		esc := url.PathEscape(v)
+		var vq []mgmtQueue
+		var vb []mgmtBinding
+		err := s.get(ctx, "/api/queues/"+esc, &vq)
+		if err == nil {
+			err = s.get(ctx, "/api/bindings/"+esc, &vb)
+		}
+		var se *statusError
+		switch {
+		case errors.As(err, &se) && se.code == http.StatusNotFound:
+			continue // no such vhost (yet): no queues
+		case err != nil:
+			return nil, nil, err
+		}
+		qs, bs = append(qs, vq...), append(bs, vb...)
+	}
+	return qs, bs, nil
+}
+
 // queues converts the management view and works out which queues are
 // dead-letter targets: a queue's x-dead-letter-exchange/-routing-key (or
 // the same keys of its policy) route its rejects through the default
@@ -182,7 +215,7 @@ func (s *RabbitSource) queues(qs []mgmtQueue, bs []mgmtBinding) []Queue {
 	out := make([]Queue, 0, len(qs))
 	index := map[[2]string]int{}
 	for _, q := range qs {
-		if len(s.vhosts) > 0 && !s.vhosts[q.VHost] {
+		if len(s.vhosts) > 0 && !slices.Contains(s.vhosts, q.VHost) {
 			continue
 		}
 		x := Queue{
@@ -266,11 +299,22 @@ func (s *RabbitSource) Ping(ctx context.Context) error {
 	return s.get(ctx, "/api/overview", &v)
 }
 
-// get fetches one management API path into v. Errors name the path and the
-// status, never the credentials.
+// statusError is a management API answer other than 200.
+type statusError struct {
+	source, path string
+	code         int
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("rabbitmq %s management %s: status %d", e.source, e.path, e.code)
+}
+
+// get fetches one management API path (escaped: a vhost "/" is "%2F") into
+// v. Errors name the path and the status, never the credentials.
 func (s *RabbitSource) get(ctx context.Context, path string, v any) error {
 	u := *s.base
-	u.Path += path
+	u.RawPath = u.EscapedPath() + path
+	u.Path, _ = url.PathUnescape(u.RawPath)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return fmt.Errorf("rabbitmq %s: %w", s.name, err)
@@ -289,7 +333,7 @@ func (s *RabbitSource) get(ctx context.Context, path string, v any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
-		return fmt.Errorf("rabbitmq %s management %s: status %d", s.name, path, resp.StatusCode)
+		return &statusError{source: s.name, path: path, code: resp.StatusCode}
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(v); err != nil {
 		return fmt.Errorf("rabbitmq %s management %s: decode: %w", s.name, path, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +135,63 @@ func TestRabbitSourceErrorsHideCredentials(t *testing.T) {
 	}
 	if _, err := NewRabbitSource("bad", "amqp://x", RabbitOptions{}); err == nil {
 		t.Error("an amqp:// management URL was accepted")
+	}
+}
+
+// TestRabbitSourceWatchesOnlyItsVHosts: with VHosts, the snapshot holds the
+// queues of those vhosts (the default vhost "/" included, which the API
+// spells %2F) and nothing of the others.
+func TestRabbitSourceWatchesOnlyItsVHosts(t *testing.T) {
+	mgmt := testenv.RabbitManagementURL(t)
+	vh, vhURL := testenv.RabbitVHost(t)
+	declare := func(u, name string) {
+		conn, err := amqp.Dial(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ch, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ch.QueueDeclare(name, false, true, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if c, err := amqp.Dial(u); err == nil {
+				if ch, err := c.Channel(); err == nil {
+					ch.QueueDelete(name, false, false, false) //nolint:errcheck // best effort
+				}
+				c.Close()
+			}
+		})
+	}
+	inRoot := fmt.Sprintf("sytest%d.root.low", rand.Uint32())
+	declare(testenv.RabbitURL(t), inRoot)
+	declare(vhURL, "in.own.vhost.low")
+
+	vhostsOf := func(vhosts ...string) map[string][]string {
+		t.Helper()
+		src, err := NewRabbitSource("local", mgmt, RabbitOptions{VHosts: vhosts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := src.Snapshot(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][]string{}
+		for _, q := range snap.Queues {
+			out[q.VHost] = append(out[q.VHost], q.Name)
+		}
+		return out
+	}
+	got := vhostsOf("/", vh)
+	if !slices.Contains(got["/"], inRoot) || !slices.Equal(got[vh], []string{"in.own.vhost.low"}) {
+		t.Errorf("watching / and %s: %v", vh, got)
+	}
+	got = vhostsOf(vh)
+	if len(got) != 1 || !slices.Equal(got[vh], []string{"in.own.vhost.low"}) {
+		t.Errorf("watching %s only: %v", vh, got)
 	}
 }

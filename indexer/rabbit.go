@@ -1,12 +1,14 @@
 package indexer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +34,11 @@ const (
 
 // RabbitOptions configure a RabbitIndexer. Cluster, URL and Store are
 // required, and at least one of Management or Queues.
+//
+// Indexing a queue consumes it: the indexer takes custody of every message
+// in it. What it consumes is therefore only ever what these options name:
+// Queues, plus, when Management is set and QueuesOnly is not, the DLQ
+// queues Management finds in VHosts (by default URL's vhost alone).
 type RabbitOptions struct {
 	// Cluster names the cluster in entries and status.
 	Cluster string
@@ -39,10 +46,18 @@ type RabbitOptions struct {
 	// other vhosts (found through Management) are read over connections to
 	// those vhosts with the same credentials.
 	URL string
-	// Management, when set, finds DLQ queues in every vhost it watches: a
-	// queue whose name matches Patterns, or that another queue
-	// dead-letters into (collector.Queue.IsDLQ). It also gives the lag.
+	// Management, when set, finds DLQ queues in VHosts: a queue whose name
+	// matches Patterns, or that another queue dead-letters into
+	// (collector.Queue.IsDLQ). It also gives the lag.
 	Management *collector.RabbitSource
+	// VHosts are the vhosts in which Management's discoveries are taken
+	// into custody; default URL's vhost alone, so that an indexer pointed
+	// at one vhost of a shared broker never drains another vhost's queues
+	// whatever Management watches. "*" admits every vhost.
+	VHosts []string
+	// QueuesOnly takes custody of Queues alone: Management then only gives
+	// their lag, and no queue is found by pattern or dead-letter target.
+	QueuesOnly bool
 	// Queues are explicit DLQ queue names in URL's vhost.
 	Queues []string
 	// Patterns select DLQ queues by name; DefaultPatterns when nil.
@@ -74,17 +89,32 @@ type RabbitOptions struct {
 type RabbitIndexer struct {
 	opts   RabbitOptions
 	match  Matcher
+	vhosts map[string]bool // nil: every vhost
 	log    *slog.Logger
 	status *statusBook
 	uri    amqp.URI
 	conns  *amqpConns
+
+	// discovered is closed when the first discovery has ended; custody and
+	// discoverErr hold the last discovery's queues and error.
+	discovered  chan struct{}
+	once        sync.Once // closes discovered
+	mu          sync.Mutex
+	custody     []RabbitQueue
+	discoverErr error
 
 	// beforeAck, when set (tests), runs between a committed store write
 	// and its ack: closing ch there simulates a crash at the worst moment.
 	beforeAck func(ch *amqp.Channel)
 }
 
-type rabbitQueue struct{ vhost, name string }
+// RabbitQueue is a queue in a vhost.
+type RabbitQueue struct {
+	VHost, Name string
+}
+
+// String is "name (vhost v)", how the banner and logs name a queue.
+func (q RabbitQueue) String() string { return fmt.Sprintf("%s (vhost %s)", q.Name, q.VHost) }
 
 // NewRabbitIndexer validates opts and returns an indexer; it connects in Run.
 func NewRabbitIndexer(opts RabbitOptions) (*RabbitIndexer, error) {
@@ -125,19 +155,48 @@ func NewRabbitIndexer(opts RabbitOptions) (*RabbitIndexer, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	vhosts := map[string]bool{uri.Vhost: true}
+	if len(opts.VHosts) > 0 {
+		vhosts = map[string]bool{}
+		for _, v := range opts.VHosts {
+			if v == "" {
+				return nil, errors.New("rabbitmq indexer: empty vhost in VHosts")
+			}
+			vhosts[v] = true
+		}
+		if vhosts["*"] {
+			vhosts = nil
+		}
+	}
 	// Explicit queues are always wanted, whatever the patterns say.
 	return &RabbitIndexer{
-		opts:   opts,
-		match:  NewMatcher(opts.Patterns, nil),
-		log:    opts.Logger.With("broker", delivery.BrokerRabbitMQ, "cluster", opts.Cluster),
-		status: newStatusBook(delivery.BrokerRabbitMQ, opts.Cluster, opts.Now, opts.Metrics),
-		uri:    uri,
+		opts:       opts,
+		match:      NewMatcher(opts.Patterns, nil),
+		vhosts:     vhosts,
+		log:        opts.Logger.With("broker", delivery.BrokerRabbitMQ, "cluster", opts.Cluster),
+		status:     newStatusBook(delivery.BrokerRabbitMQ, opts.Cluster, opts.Now, opts.Metrics),
+		uri:        uri,
+		discovered: make(chan struct{}),
 	}, nil
 }
 
 // Status returns every DLQ queue found so far with its counters.
 // Safe to call from any goroutine.
 func (x *RabbitIndexer) Status() []SourceStatus { return x.status.list() }
+
+// Discovered is closed once Run's first discovery has ended, successfully
+// or not (or Run has returned); Custody then tells what it found.
+func (x *RabbitIndexer) Discovered() <-chan struct{} { return x.discovered }
+
+// Custody returns the queues the last discovery took into custody (the
+// indexer consumes each of them while it exists), sorted by vhost and
+// name, and that discovery's error: with a management error the explicit
+// Queues are still consumed. Safe to call from any goroutine.
+func (x *RabbitIndexer) Custody() ([]RabbitQueue, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return slices.Clone(x.custody), x.discoverErr
+}
 
 // Run indexes until ctx is done and returns nil once every consumer has
 // stopped; call it once. Unacked messages go back to their queues when the
@@ -149,16 +208,25 @@ func (x *RabbitIndexer) Run(ctx context.Context) error {
 	var (
 		wg      sync.WaitGroup
 		mu      sync.Mutex
-		running = map[rabbitQueue]bool{}
+		running = map[RabbitQueue]bool{}
 	)
 	defer wg.Wait()
+	markDiscovered := func() { x.once.Do(func() { close(x.discovered) }) }
+	defer markDiscovered()
 	var wait time.Duration
 	for {
 		qs, err := x.discover(ctx)
-		if err != nil && ctx.Err() == nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
 			x.log.Warn("dlq queue discovery failed", "err", err)
 			x.status.metrics.failed(delivery.BrokerRabbitMQ, x.opts.Cluster)
 		}
+		x.mu.Lock()
+		x.custody, x.discoverErr = qs, err
+		x.mu.Unlock()
+		markDiscovered()
 		for _, q := range qs {
 			mu.Lock()
 			if running[q] {
@@ -167,8 +235,8 @@ func (x *RabbitIndexer) Run(ctx context.Context) error {
 			}
 			running[q] = true
 			mu.Unlock()
-			x.status.track(q.vhost, q.name)
-			x.log.Info("indexing dlq queue", "vhost", q.vhost, "queue", q.name)
+			x.status.track(q.VHost, q.Name)
+			x.log.Info("taking custody of dlq queue: consuming it into the index", "vhost", q.VHost, "queue", q.Name)
 			wg.Go(func() {
 				x.consumeLoop(ctx, q)
 				mu.Lock()
@@ -186,14 +254,20 @@ func (x *RabbitIndexer) Run(ctx context.Context) error {
 	}
 }
 
-// discover returns the explicit queues plus, with Management, every queue
-// that matches the patterns or is a dead-letter target, updating their lag.
-// On a management error the explicit queues are still returned.
-func (x *RabbitIndexer) discover(ctx context.Context) ([]rabbitQueue, error) {
-	var out []rabbitQueue
-	seen := map[rabbitQueue]bool{}
+// discover returns the explicit queues plus, with Management and without
+// QueuesOnly, every queue of VHosts that matches the patterns or is a
+// dead-letter target, updating their lag, sorted by vhost and name. On a
+// management error the explicit queues are still returned.
+func (x *RabbitIndexer) discover(ctx context.Context) (qs []RabbitQueue, err error) {
+	defer func() {
+		slices.SortFunc(qs, func(a, b RabbitQueue) int {
+			return cmp.Or(cmp.Compare(a.VHost, b.VHost), cmp.Compare(a.Name, b.Name))
+		})
+	}()
+	var out []RabbitQueue
+	seen := map[RabbitQueue]bool{}
 	for _, n := range x.opts.Queues {
-		q := rabbitQueue{x.uri.Vhost, n}
+		q := RabbitQueue{x.uri.Vhost, n}
 		if !seen[q] {
 			seen[q] = true
 			out = append(out, q)
@@ -207,9 +281,12 @@ func (x *RabbitIndexer) discover(ctx context.Context) ([]rabbitQueue, error) {
 		return out, fmt.Errorf("management snapshot: %w", err)
 	}
 	for _, mq := range snap.Queues {
-		q := rabbitQueue{mq.VHost, mq.Name}
+		q := RabbitQueue{mq.VHost, mq.Name}
 		if seen[q] {
-			x.status.setLag(q.vhost, q.name, mq.Ready)
+			x.status.setLag(q.VHost, q.Name, mq.Ready)
+			continue
+		}
+		if x.opts.QueuesOnly || (x.vhosts != nil && !x.vhosts[mq.VHost]) {
 			continue
 		}
 		if !mq.IsDLQ && !x.match.Match(mq.Name) {
@@ -217,15 +294,15 @@ func (x *RabbitIndexer) discover(ctx context.Context) ([]rabbitQueue, error) {
 		}
 		seen[q] = true
 		out = append(out, q)
-		x.status.track(q.vhost, q.name)
-		x.status.setLag(q.vhost, q.name, mq.Ready)
+		x.status.track(q.VHost, q.Name)
+		x.status.setLag(q.VHost, q.Name, mq.Ready)
 	}
 	return out, nil
 }
 
 // consumeLoop consumes q until ctx is done or the queue does not exist,
 // reconnecting with backoff.
-func (x *RabbitIndexer) consumeLoop(ctx context.Context, q rabbitQueue) {
+func (x *RabbitIndexer) consumeLoop(ctx context.Context, q RabbitQueue) {
 	var wait time.Duration
 	for {
 		err := x.consume(ctx, q, &wait)
@@ -234,13 +311,13 @@ func (x *RabbitIndexer) consumeLoop(ctx context.Context, q rabbitQueue) {
 		}
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
-			x.log.Info("dlq queue not found; dropping it until it is found again", "vhost", q.vhost, "queue", q.name)
-			x.status.failed(q.vhost, q.name, err)
+			x.log.Info("dlq queue not found; dropping it until it is found again", "vhost", q.VHost, "queue", q.Name)
+			x.status.failed(q.VHost, q.Name, err)
 			return
 		}
 		if err != nil {
-			x.log.Warn("dlq consumer stopped; reconnecting", "vhost", q.vhost, "queue", q.name, "err", err)
-			x.status.failed(q.vhost, q.name, err)
+			x.log.Warn("dlq consumer stopped; reconnecting", "vhost", q.VHost, "queue", q.Name, "err", err)
+			x.status.failed(q.VHost, q.Name, err)
 		}
 		wait = backoff(wait)
 		if !sleep(ctx, wait) {
@@ -252,8 +329,8 @@ func (x *RabbitIndexer) consumeLoop(ctx context.Context, q rabbitQueue) {
 // consume runs one channel on q: deliveries are gathered into batches of
 // BatchSize, or whatever arrived within BatchWait, and each batch is stored
 // then acked. wait carries the failure backoff across channels.
-func (x *RabbitIndexer) consume(ctx context.Context, q rabbitQueue, wait *time.Duration) error {
-	ch, err := x.conns.channel(q.vhost)
+func (x *RabbitIndexer) consume(ctx context.Context, q RabbitQueue, wait *time.Duration) error {
+	ch, err := x.conns.channel(q.VHost)
 	if err != nil {
 		return err
 	}
@@ -262,9 +339,9 @@ func (x *RabbitIndexer) consume(ctx context.Context, q rabbitQueue, wait *time.D
 	if err := ch.Qos(x.opts.Prefetch, 0, false); err != nil {
 		return fmt.Errorf("set prefetch: %w", err)
 	}
-	dels, err := ch.Consume(q.name, "", false, false, false, false, nil)
+	dels, err := ch.Consume(q.Name, "", false, false, false, false, nil)
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", q.name, err)
+		return fmt.Errorf("consume %s: %w", q.Name, err)
 	}
 	batch := make([]amqp.Delivery, 0, x.opts.BatchSize)
 	timer := time.NewTimer(x.opts.BatchWait)
@@ -321,7 +398,7 @@ func (x *RabbitIndexer) consume(ctx context.Context, q rabbitQueue, wait *time.D
 
 // flush stores a batch and acks it up to its last delivery tag. When the
 // store fails the batch is requeued after a backoff, and read again.
-func (x *RabbitIndexer) flush(ctx context.Context, ch *amqp.Channel, q rabbitQueue, batch []amqp.Delivery, wait *time.Duration) error {
+func (x *RabbitIndexer) flush(ctx context.Context, ch *amqp.Channel, q RabbitQueue, batch []amqp.Delivery, wait *time.Duration) error {
 	now := x.opts.Now()
 	items := make([]dlqstore.IndexItem, len(batch))
 	for i, d := range batch {
@@ -333,9 +410,9 @@ func (x *RabbitIndexer) flush(ctx context.Context, ch *amqp.Channel, q rabbitQue
 		if ctx.Err() != nil {
 			return nil // closing the channel requeues the batch
 		}
-		err = fmt.Errorf("index %d messages of %s: %w", len(batch), q.name, err)
-		x.log.Warn("dlq store write failed; requeueing", "vhost", q.vhost, "queue", q.name, "err", err)
-		x.status.failed(q.vhost, q.name, err)
+		err = fmt.Errorf("index %d messages of %s: %w", len(batch), q.Name, err)
+		x.log.Warn("dlq store write failed; requeueing", "vhost", q.VHost, "queue", q.Name, "err", err)
+		x.status.failed(q.VHost, q.Name, err)
 		*wait = backoff(*wait)
 		sleep(ctx, *wait)
 		if err := ch.Nack(last, true, true); err != nil {
@@ -344,7 +421,7 @@ func (x *RabbitIndexer) flush(ctx context.Context, ch *amqp.Channel, q rabbitQue
 		return nil
 	}
 	*wait = 0
-	x.status.indexed(q.vhost, q.name, res)
+	x.status.indexed(q.VHost, q.Name, res)
 	if x.beforeAck != nil {
 		x.beforeAck(ch)
 	}
@@ -358,15 +435,15 @@ func (x *RabbitIndexer) flush(ctx context.Context, ch *amqp.Channel, q rabbitQue
 
 // item decodes one delivery. The DLQ location is where it sits now:
 // vhost, queue, and the exchange and routing key it arrived by.
-func (x *RabbitIndexer) item(q rabbitQueue, d amqp.Delivery, now time.Time) dlqstore.IndexItem {
+func (x *RabbitIndexer) item(q RabbitQueue, d amqp.Delivery, now time.Time) dlqstore.IndexItem {
 	ts := d.Timestamp
 	if ts.IsZero() {
 		ts = now
 	}
 	m := delivery.Message{
 		Location: delivery.Location{
-			Broker: delivery.BrokerRabbitMQ, Cluster: x.opts.Cluster, VHost: q.vhost,
-			Queue: q.name, Exchange: d.Exchange, RoutingKey: d.RoutingKey,
+			Broker: delivery.BrokerRabbitMQ, Cluster: x.opts.Cluster, VHost: q.VHost,
+			Queue: q.Name, Exchange: d.Exchange, RoutingKey: d.RoutingKey,
 			Partition: -1, Offset: -1,
 		},
 		MessageID: d.MessageId,

@@ -2,8 +2,10 @@ package indexer
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -285,43 +287,16 @@ func TestRabbitStoreFailureKeepsMessages(t *testing.T) {
 
 // testVHost creates a vhost of its own through the management API, so that
 // discovery sees only this test's queues and never consumes another
-// test's dead letters; it returns its AMQP URL and a RabbitSource on it.
-func testVHost(t *testing.T) (string, *collector.RabbitSource) {
+// test's dead letters; it returns its name, its AMQP URL and a
+// RabbitSource on it.
+func testVHost(t *testing.T) (string, string, *collector.RabbitSource) {
 	t.Helper()
-	amqpURL := testenv.RabbitURL(t)
-	mgmt := testenv.RabbitManagementURL(t)
-	vh := "switchyard-indexer-" + uniq()
-	put := func(path, body string) {
-		req, _ := http.NewRequest(http.MethodPut, mgmt+path, strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode >= 300 {
-			t.Fatalf("PUT %s: %s", path, resp.Status)
-		}
-	}
-	esc := url.PathEscape(vh)
-	put("/api/vhosts/"+esc, `{}`)
-	t.Cleanup(func() {
-		req, _ := http.NewRequest(http.MethodDelete, mgmt+"/api/vhosts/"+esc, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-		}
-	})
-	put("/api/permissions/"+esc+"/guest", `{"configure":".*","write":".*","read":".*"}`)
-	uri, err := amqp.ParseURI(amqpURL)
+	vh, u := testenv.RabbitVHost(t)
+	src, err := collector.NewRabbitSource("local", testenv.RabbitManagementURL(t), collector.RabbitOptions{VHosts: []string{vh}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	uri.Vhost = vh
-	src, err := collector.NewRabbitSource("local", mgmt, collector.RabbitOptions{VHosts: []string{vh}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return uri.String(), src
+	return vh, u, src
 }
 
 // TestRabbitDiscoversNewQueues starts with an empty vhost and declares, while
@@ -330,11 +305,12 @@ func testVHost(t *testing.T) (string, *collector.RabbitSource) {
 // messages (no headers, no id, not UTF-8) are indexed with flags.
 func TestRabbitDiscoversNewQueues(t *testing.T) {
 	t.Parallel()
-	u, src := testVHost(t)
+	vh, u, src := testVHost(t)
 	store := mustStore(t)
 	// The URL's vhost is "/" so that the test vhost is reached only
-	// through discovery, over a connection of its own.
-	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: testenv.RabbitURL(t), Management: src, Store: store, DiscoveryInterval: 100 * time.Millisecond})
+	// through discovery, over a connection of its own, because it is listed.
+	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: testenv.RabbitURL(t), Management: src, VHosts: []string{vh},
+		Store: store, DiscoveryInterval: 100 * time.Millisecond})
 	time.Sleep(300 * time.Millisecond)
 
 	ch := amqpChannel(t, u)
@@ -408,4 +384,118 @@ func isSource(ss []SourceStatus, dest string) bool {
 		}
 	}
 	return false
+}
+
+// peekRabbit returns the message ids in a queue right now, through the
+// management API's get (requeued at once). Unlike the queue's message
+// count, which the management plugin refreshes every few seconds, it shows
+// a message another consumer holds unacked as gone.
+func peekRabbit(t *testing.T, vhost, queue string) []string {
+	t.Helper()
+	mgmt := testenv.RabbitManagementURL(t)
+	path := "/api/queues/" + url.PathEscape(vhost) + "/" + url.PathEscape(queue) + "/get"
+	resp, err := http.Post(mgmt+path, "application/json", strings.NewReader(`{"count":100,"ackmode":"ack_requeue_true","encoding":"auto"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var msgs []struct {
+		Properties struct {
+			MessageID string `json:"message_id"`
+		} `json:"properties"`
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %s", path, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&msgs); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.Properties.MessageID
+	}
+	return ids
+}
+
+// TestRabbitCustodyOnlyInItsVHosts: two vhosts each hold a DLQ-named queue
+// with a message, and the management source sees both (as a dashboard
+// watching every vhost would). An indexer pointed at vhost A consumes A's
+// queue and never B's: B's message is still there once A's was indexed.
+// Listing B in VHosts makes it indexed too.
+func TestRabbitCustodyOnlyInItsVHosts(t *testing.T) {
+	t.Parallel()
+	vhA, urlA := testenv.RabbitVHost(t)
+	vhB, urlB := testenv.RabbitVHost(t)
+	both, err := collector.NewRabbitSource("local", testenv.RabbitManagementURL(t), collector.RabbitOptions{VHosts: []string{vhA, vhB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const queue = "payments.refund.high.dlq"
+	for _, v := range []struct{ url, id string }{{urlA, "in-a"}, {urlB, "in-b"}} {
+		ch := amqpChannel(t, v.url)
+		if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, ch, queue, amqp.Publishing{MessageId: v.id, Body: []byte(testEnvelope)})
+	}
+
+	store := mustStore(t)
+	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: urlA, Management: both, Store: store, DiscoveryInterval: 50 * time.Millisecond})
+	waitFor(t, "vhost A's dead letter indexed", func() bool { return len(entries(t, store, dlqstore.Filter{})) >= 1 })
+	<-x.Discovered()
+	if got := peekRabbit(t, vhB, queue); len(got) != 1 || got[0] != "in-b" {
+		t.Fatalf("vhost B's queue holds %v after vhost A's message was indexed, want [in-b]: the indexer took custody of another vhost", got)
+	}
+	custody, err := x.Custody()
+	if want := []RabbitQueue{{vhA, queue}}; err != nil || !slices.Equal(custody, want) {
+		t.Errorf("Custody() = %v, %v; want %v", custody, err, want)
+	}
+	if es := entries(t, store, dlqstore.Filter{}); len(es) != 1 || es[0].VHost != vhA {
+		t.Errorf("entries %+v, want one from vhost %s", es, vhA)
+	}
+	r.stop(t)
+
+	x2, r2 := startRabbit(t, RabbitOptions{Cluster: "local", URL: urlA, Management: both, VHosts: []string{vhA, vhB}, Store: store, DiscoveryInterval: 50 * time.Millisecond})
+	waitFor(t, "vhost B's dead letter indexed once B is listed", func() bool {
+		es := entries(t, store, dlqstore.Filter{})
+		return len(es) == 2 && slices.ContainsFunc(es, func(e dlqstore.Entry) bool { return e.VHost == vhB && e.MessageID == "in-b" })
+	})
+	if custody, _ := x2.Custody(); len(custody) != 2 {
+		t.Errorf("Custody() with both vhosts listed = %v", custody)
+	}
+	r2.stop(t)
+}
+
+// TestRabbitQueuesOnly: with QueuesOnly, a management source that sees
+// other DLQ-named queues and dead-letter targets in the same vhost only
+// gives the lag of the named queue; nothing else is consumed.
+func TestRabbitQueuesOnly(t *testing.T) {
+	t.Parallel()
+	vh, u, src := testVHost(t)
+	ch := amqpChannel(t, u)
+	mine, other, parked, work := "notify.email.high.dlq", "other.dlq", "billing.parked", "billing.work"
+	for _, q := range []struct {
+		name string
+		args amqp.Table
+	}{{mine, nil}, {other, nil}, {parked, nil}, {work, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parked}}} {
+		if _, err := ch.QueueDeclare(q.name, true, false, false, false, q.args); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{mine, other, parked} {
+		publish(t, ch, q, amqp.Publishing{MessageId: "m-" + q, Body: []byte(testEnvelope)})
+	}
+	store := mustStore(t)
+	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: u, Management: src, Queues: []string{mine}, QueuesOnly: true,
+		Store: store, DiscoveryInterval: 50 * time.Millisecond})
+	waitFor(t, "the named queue indexed", func() bool { return statusOf(x.Status(), mine).Indexed == 1 })
+	for _, q := range []string{other, parked} {
+		if got := peekRabbit(t, vh, q); len(got) != 1 {
+			t.Errorf("%s holds %v, want its one message: QueuesOnly consumed it", q, got)
+		}
+	}
+	if custody, _ := x.Custody(); len(custody) != 1 || custody[0] != (RabbitQueue{vh, mine}) {
+		t.Errorf("Custody() = %v, want only %s", custody, mine)
+	}
+	r.stop(t)
 }

@@ -119,7 +119,13 @@ func setup(ctx context.Context, db *sql.DB, ms []Migration) error {
 	if mode != "wal" {
 		return fmt.Errorf("cannot switch to WAL journal mode (got %q)", mode)
 	}
-	return Migrate(ctx, db, ms)
+	if err := Migrate(ctx, db, ms); err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, probeTable); err != nil {
+		return fmt.Errorf("create sqldb_probe: %w", err)
+	}
+	return nil
 }
 
 // SchemaTooNewError says that the database was written by a newer binary.
@@ -208,7 +214,8 @@ func explain(err error, dir string) error {
 	return err
 }
 
-// Ping checks that the database answers a query; /readyz uses it.
+// Ping checks that the database answers a query. It says nothing about
+// writes: readiness uses CheckWritable.
 func Ping(ctx context.Context, db *sql.DB) error {
 	var one int
 	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {

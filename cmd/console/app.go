@@ -75,6 +75,15 @@ type Main struct {
 	wg       sync.WaitGroup // components (collector, demo, history…)
 	serverWG sync.WaitGroup // the HTTP server
 	closed   bool
+
+	// logOut holds the log back while Run starts (see startLog); pending
+	// are the components goRun starts once nothing in Run can fail any
+	// more, so that a failed start leaves no component running, logging
+	// or consuming a queue.
+	logOut  *startLog
+	pending []func()
+	// rabbit is what the banner says about RabbitMQ custody.
+	rabbit rabbitCustody
 }
 
 // NewMain returns a Main with the default configuration.
@@ -140,7 +149,16 @@ func (m *Main) ParseFlags(args []string) error {
 func (m *Main) newLogger() *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(m.Config.LogLevel))
-	return slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(slog.NewJSONHandler(m.logWriter(), &slog.HandlerOptions{Level: lvl}))
+}
+
+// logWriter is where logs go: stderr, through the start gate once Run
+// has begun.
+func (m *Main) logWriter() io.Writer {
+	if m.logOut == nil {
+		return m.stderr
+	}
+	return m.logOut
 }
 
 // demoLogger keeps the demo services' routine failures (a few per second,
@@ -150,14 +168,21 @@ func (m *Main) demoLogger() *slog.Logger {
 	if m.Config.LogLevel == "debug" {
 		lvl = slog.LevelDebug
 	}
-	return slog.New(slog.NewJSONHandler(m.stderr, &slog.HandlerOptions{Level: lvl})).With("component", "demo")
+	return slog.New(slog.NewJSONHandler(m.logWriter(), &slog.HandlerOptions{Level: lvl})).With("component", "demo")
 }
 
 // Run opens the store, starts the demo platform (demo mode), checks that the
 // configured brokers answer, starts the collectors and the HTTP server, and
-// returns. Any failure is one error naming what failed.
-func (m *Main) Run(ctx context.Context) error {
+// returns. Any failure is one error naming what failed, and nothing else
+// is logged (see startLog).
+func (m *Main) Run(ctx context.Context) (err error) {
 	c := m.Config
+	m.logOut = newStartLog(m.stderr, c.LogLevel == "debug")
+	defer func() {
+		if err != nil {
+			m.logOut.failed()
+		}
+	}()
 	m.logger = m.newLogger()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
@@ -227,7 +252,9 @@ func (m *Main) Run(ctx context.Context) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	var sources []*collector.KafkaSource
-	ready := []web.ReadyCheck{{Name: "store", Critical: true, Check: func(ctx context.Context) error { return sqldb.Ping(ctx, db) }}}
+	// The store is ready when it takes writes, not merely answers: a full
+	// disk fails logins while a ping still succeeds.
+	ready := []web.ReadyCheck{{Name: "store", Critical: true, Check: sqldb.NewProber(db, sqldb.ProberOptions{}).Check}}
 	for _, k := range clusters {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ClientID("switchyard-console"))
 		if err != nil {
@@ -257,7 +284,7 @@ func (m *Main) Run(ctx context.Context) error {
 		ready = append(ready, web.ReadyCheck{Name: "rabbitmq", Check: func(ctx context.Context) error { return rabbitmq.Ping(ctx, rabbitURL, 3*time.Second) }})
 	}
 
-	rabbitSources, rabbitReady, err := m.rabbitSources(ctx)
+	rabbitSources, rabbitReady, err := m.rabbitSources(ctx, rabbitURL)
 	if err != nil {
 		return err
 	}
@@ -351,6 +378,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}()
 
 	m.URL = "http://" + displayAddr(ln.Addr().String())
+	m.startComponents()
+	m.awaitCustody(ctx)
+	m.logOut.started()
 	m.printBanner(clusters, generated, created)
 	return nil
 }
@@ -375,6 +405,7 @@ func (m *Main) printBanner(clusters []KafkaCluster, generated string, created bo
 	if m.platform != nil {
 		fmt.Fprintf(w, "  Demo:      embedded Kafka on %s (any Kafka client can join: kcat -b %s -L)\n", m.platform.KafkaBrokers()[0], m.platform.KafkaBrokers()[0])
 	}
+	m.rabbit.print(w)
 }
 
 // startDLQ opens the dead-letter index and starts one indexer per Kafka
@@ -412,20 +443,10 @@ func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, ra
 		m.indexers = append(m.indexers, ki)
 		m.goRun(runCtx, "indexer "+k.Name, ki.Run)
 	}
-	if rabbitURL != "" && (c.RabbitMQ.URL != "" || len(rabbitSources) > 0) {
-		var mgmt *collector.RabbitSource
-		if len(rabbitSources) > 0 {
-			mgmt = rabbitSources[0]
-		}
-		ri, err := indexer.NewRabbitIndexer(indexer.RabbitOptions{
-			Cluster: "rabbitmq", URL: rabbitURL, Management: mgmt, Queues: c.DLQ.Queues, Patterns: c.DLQ.Patterns,
-			Store: store, PayloadCap: c.DLQ.RabbitPayloadCap, Metrics: metrics, Logger: m.logger.With("component", "indexer", "cluster", "rabbitmq"),
-		})
-		if err != nil {
+	if rabbitURL != "" {
+		if err := m.startRabbitIndexer(ctx, runCtx, rabbitURL, rabbitSources, store, metrics); err != nil {
 			return err
 		}
-		m.indexers = append(m.indexers, ri)
-		m.goRun(runCtx, "indexer rabbitmq", ri.Run)
 	}
 	gauges := collector.NewDLQGauges(store, m.tsdb, 30*time.Second, m.logger.With("component", "dlq-gauges"))
 	if err := reg.Register(gauges); err != nil {
@@ -466,7 +487,7 @@ func (s indexerStatus) Status() []indexer.SourceStatus {
 // rabbitSources returns the RabbitMQ management source: the configured one
 // (which must answer at start), or in demo mode the local default when it
 // answers.
-func (m *Main) rabbitSources(ctx context.Context) ([]*collector.RabbitSource, []web.ReadyCheck, error) {
+func (m *Main) rabbitSources(ctx context.Context, rabbitURL string) ([]*collector.RabbitSource, []web.ReadyCheck, error) {
 	c := m.Config
 	mgmt, required := c.RabbitMQ.ManagementURL, true
 	if mgmt == "" && m.DemoMode {
@@ -475,7 +496,12 @@ func (m *Main) rabbitSources(ctx context.Context) ([]*collector.RabbitSource, []
 	if mgmt == "" {
 		return nil, nil, nil
 	}
-	src, err := collector.NewRabbitSource("rabbitmq", mgmt, collector.RabbitOptions{VHosts: c.RabbitMQ.VHosts})
+	// The dashboards show the vhosts the indexer takes custody in, no more.
+	vhosts, all := c.RabbitMQ.vhosts(rabbitURL)
+	if all {
+		vhosts = nil
+	}
+	src, err := collector.NewRabbitSource("rabbitmq", mgmt, collector.RabbitOptions{VHosts: vhosts})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -492,15 +518,27 @@ func (m *Main) rabbitSources(ctx context.Context) ([]*collector.RabbitSource, []
 	return []*collector.RabbitSource{src}, []web.ReadyCheck{{Name: "rabbitmq-management", Check: src.Ping}}, nil
 }
 
-// goRun starts a component's Run loop, owned by Main and stopped by Close.
+// goRun has a component's Run loop started, owned by Main and stopped by
+// Close. It starts with the others at the end of Run, once the start can
+// no longer fail: a failed start runs none of them.
 func (m *Main) goRun(ctx context.Context, name string, run func(context.Context) error) {
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		if err := run(ctx); err != nil && ctx.Err() == nil {
-			m.logger.Error("component stopped", "component", name, "error", err)
-		}
-	}()
+	m.pending = append(m.pending, func() {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				m.logger.Error("component stopped", "component", name, "error", err)
+			}
+		}()
+	})
+}
+
+// startComponents starts what goRun was given.
+func (m *Main) startComponents() {
+	for _, start := range m.pending {
+		start()
+	}
+	m.pending = nil
 }
 
 // Close shuts down in order: stop the components, flush the demo's

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"switchyard/delivery"
 )
 
@@ -27,7 +29,8 @@ type Config struct {
 	// Kafka lists the clusters to operate. KAFKA_BROKERS (comma-separated)
 	// defines one cluster named "default".
 	Kafka []KafkaCluster `json:"kafka"`
-	// RabbitMQ is optional (RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL).
+	// RabbitMQ is optional (RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL,
+	// RABBITMQ_VHOSTS).
 	RabbitMQ RabbitMQ `json:"rabbitmq"`
 	// PollInterval is how often broker state is collected (default 10s).
 	PollInterval Duration `json:"poll_interval"`
@@ -69,7 +72,11 @@ type KafkaCluster struct {
 type RabbitMQ struct {
 	URL           string `json:"url"`
 	ManagementURL string `json:"management_url"`
-	// VHosts limits the queue dashboards to these vhosts (default: all).
+	// VHosts are the vhosts the queue dashboards show and in which the
+	// dead-letter indexer takes custody of DLQ queues (consumes them).
+	// Default: URL's vhost alone ("/" without a URL), so that a console
+	// pointed at one vhost of a shared broker never drains another's
+	// queues; ["*"] opts in to every vhost the credentials can see.
 	VHosts []string `json:"vhosts"`
 }
 
@@ -239,6 +246,9 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	set(&c.LogLevel, "CONSOLE_LOG_LEVEL")
 	set(&c.RabbitMQ.URL, "RABBITMQ_URL")
 	set(&c.RabbitMQ.ManagementURL, "RABBITMQ_MANAGEMENT_URL")
+	if v := strings.TrimSpace(getenv("RABBITMQ_VHOSTS")); v != "" {
+		c.RabbitMQ.VHosts = splitList(v)
+	}
 	set(&c.Demo.KafkaAddr, "DEMO_KAFKA_ADDR")
 	set(&c.Metrics.Auth, "CONSOLE_METRICS_AUTH")
 	c.AdminPassword = getenv("CONSOLE_ADMIN_PASSWORD")
@@ -298,13 +308,21 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.RabbitMQ.URL != "" {
-		if u, err := url.Parse(c.RabbitMQ.URL); err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") {
+		// amqp.ParseURI is what connects, and gives the vhost the console
+		// takes custody in by default.
+		if _, err := amqp.ParseURI(c.RabbitMQ.URL); err != nil {
 			errs = append(errs, fmt.Errorf("rabbitmq url must be amqp:// or amqps://"))
 		}
 	}
 	if c.RabbitMQ.ManagementURL != "" {
 		if u, err := url.Parse(c.RabbitMQ.ManagementURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			errs = append(errs, fmt.Errorf("rabbitmq management_url must be http:// or https://"))
+		}
+	}
+	for _, v := range c.RabbitMQ.VHosts {
+		if strings.TrimSpace(v) == "" || (v == "*" && len(c.RabbitMQ.VHosts) > 1) {
+			errs = append(errs, fmt.Errorf("rabbitmq vhosts %q: want vhost names, or [\"*\"] alone for every vhost", c.RabbitMQ.VHosts))
+			break
 		}
 	}
 	if c.PollInterval < Duration(time.Second) {
@@ -384,4 +402,25 @@ func redactURL(s string) string {
 		return "(unparseable url)"
 	}
 	return u.Redacted()
+}
+
+// vhosts returns the RabbitMQ vhosts the console watches and takes DLQ
+// custody in (RabbitMQ.VHosts): the listed ones, or url's vhost ("/" when
+// url is empty); all is true for ["*"]. url is the AMQP URL in use, which
+// in demo mode may be the implicit default.
+func (r RabbitMQ) vhosts(url string) (vhosts []string, all bool) {
+	switch {
+	case len(r.VHosts) == 1 && r.VHosts[0] == "*":
+		return nil, true
+	case len(r.VHosts) > 0:
+		return r.VHosts, false
+	case url == "":
+		return []string{"/"}, false
+	}
+	u, err := amqp.ParseURI(url)
+	if err != nil {
+		// Validate refused it already; "/" is AMQP's default vhost.
+		return []string{"/"}, false
+	}
+	return []string{u.Vhost}, false
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"switchyard/access"
 	"switchyard/sqldb"
 )
@@ -111,40 +113,56 @@ func runConsole(t *testing.T, env []string, args ...string) (int, string, string
 }
 
 // TestBadStartsEndWithOneClearLine: invalid config, a port in use, a corrupt
-// data dir and an unreachable broker each end the process with exit 1 and a
-// single error line — never a panic trace.
+// data dir and an unreachable broker each end the process, in serve and
+// demo mode, with exit 1 and a single error line on stderr: nothing logged
+// on the way (a component stopped by the abandoned start), never a panic
+// trace. A corrupt dlq.db fails late, after the collectors and the demo
+// services were set up.
 func TestBadStartsEndWithOneClearLine(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer busy.Close()
-	corrupt := t.TempDir()
-	os.WriteFile(filepath.Join(corrupt, "console.db"), bytes.Repeat([]byte("not a database "), 500), 0o600)
+	t.Cleanup(func() { busy.Close() }) // after the parallel subtests
+	corruptDir := func(file string) string {
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, file), bytes.Repeat([]byte("not a database "), 500), 0o600)
+		return d
+	}
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kafka.Close)
+	up := "KAFKA_BROKERS=" + strings.Join(kafka.ListenAddrs(), ",")
+	free, demoKafka := "CONSOLE_ADDR=127.0.0.1:0", "DEMO_KAFKA_ADDR=127.0.0.1:0"
 
 	cases := []struct {
-		name string
-		env  []string
-		want string
+		name, cmd string
+		env       []string
+		want      string
 	}{
-		{"invalid config", []string{"CONSOLE_ADDR=nope", "KAFKA_BROKERS=127.0.0.1:1"}, `addr "nope"`},
-		{"port in use", []string{"CONSOLE_ADDR=" + busy.Addr().String(), "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + t.TempDir()}, "address already in use"},
-		{"corrupt data dir", []string{"CONSOLE_ADDR=127.0.0.1:0", "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + corrupt}, "not a SQLite database"},
-		{"unreachable broker", []string{"CONSOLE_ADDR=127.0.0.1:0", "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + t.TempDir()}, `kafka cluster "default" (127.0.0.1:1) unreachable`},
+		{"invalid config", "serve", []string{"CONSOLE_ADDR=nope", "KAFKA_BROKERS=127.0.0.1:1"}, `addr "nope"`},
+		{"port in use", "serve", []string{"CONSOLE_ADDR=" + busy.Addr().String(), "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + t.TempDir()}, "address already in use"},
+		{"corrupt data dir", "serve", []string{free, "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + corruptDir("console.db")}, "not a SQLite database"},
+		{"corrupt dlq.db", "serve", []string{free, up, "CONSOLE_DATA_DIR=" + corruptDir("dlq.db")}, "dlq.db: file is not a SQLite database"},
+		{"unreachable broker", "serve", []string{free, "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + t.TempDir()}, `kafka cluster "default" (127.0.0.1:1) unreachable`},
+		{"unreachable rabbitmq", "serve", []string{free, "RABBITMQ_URL=amqp://guest:guest@127.0.0.1:1/", "CONSOLE_DATA_DIR=" + t.TempDir()}, "rabbitmq (amqp://guest:xxxxx@127.0.0.1:1/) unreachable"},
+		{"demo port in use", "demo", []string{"CONSOLE_ADDR=" + busy.Addr().String(), demoKafka, "CONSOLE_DATA_DIR=" + t.TempDir()}, "address already in use"},
+		{"demo kafka port in use", "demo", []string{free, "DEMO_KAFKA_ADDR=" + busy.Addr().String(), "CONSOLE_DATA_DIR=" + t.TempDir()}, "address already in use"},
+		{"demo corrupt data dir", "demo", []string{free, demoKafka, "CONSOLE_DATA_DIR=" + corruptDir("console.db")}, "not a SQLite database"},
+		{"demo corrupt dlq.db", "demo", []string{free, demoKafka, "CONSOLE_DATA_DIR=" + corruptDir("dlq.db")}, "dlq.db: file is not a SQLite database"},
+		{"demo unreachable broker", "demo", []string{free, demoKafka, "KAFKA_BROKERS=127.0.0.1:1", "CONSOLE_DATA_DIR=" + t.TempDir()}, `kafka cluster "default" (127.0.0.1:1) unreachable`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, stderr := runConsole(t, tc.env, "serve")
-			lines := strings.Split(strings.TrimSpace(stderr), "\n")
-			last := lines[len(lines)-1]
+			t.Parallel()
+			code, _, stderr := runConsole(t, tc.env, tc.cmd)
 			if code != 1 {
 				t.Errorf("exit code %d, want 1; stderr:\n%s", code, stderr)
 			}
-			if !strings.HasPrefix(last, "console: ") || !strings.Contains(last, tc.want) {
-				t.Errorf("last stderr line %q should be the one error, mentioning %q", last, tc.want)
-			}
-			if strings.Contains(stderr, "panic") || strings.Contains(stderr, "goroutine ") {
-				t.Errorf("panic trace in output:\n%s", stderr)
+			if line, rest, _ := strings.Cut(stderr, "\n"); rest != "" || !strings.HasPrefix(line, "console: ") || !strings.Contains(line, tc.want) {
+				t.Errorf("stderr should be one error line mentioning %q, got:\n%s", tc.want, stderr)
 			}
 		})
 	}

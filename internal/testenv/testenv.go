@@ -1,14 +1,22 @@
 // Package testenv finds the real services the tests run against (RabbitMQ,
-// its management API, Chromium). Where one is missing a test skips on a
-// developer machine and fails in CI (CI=true), so that CI never passes by
-// skipping.
+// its management API, Chromium, a small filesystem to fill). Where one is
+// missing a test skips on a developer machine and fails in CI (CI=true), so
+// that CI never passes by skipping.
 package testenv
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -77,4 +85,103 @@ func Chromium(t testing.TB) string {
 	}
 	Missing(t, "Chromium")
 	return ""
+}
+
+// TmpFS mounts a tmpfs of size bytes on a new directory and unmounts it
+// when the test ends, so that a test can fill a filesystem for real without
+// touching the machine's disks. Mounting needs root (as in CI); elsewhere
+// the test is skipped.
+func TmpFS(t testing.TB, size int64) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "root (to mount a small tmpfs)")
+	}
+	dir := t.TempDir()
+	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+strconv.FormatInt(size, 10), "switchyard-test", dir).CombinedOutput()
+	if err != nil {
+		Missing(t, "mount -t tmpfs ("+strings.TrimSpace(string(out))+")")
+	}
+	t.Cleanup(func() {
+		// Lazy, so that a file a failed test left open does not keep the
+		// mount (and its memory) alive.
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// FillFS writes a filler file in dir until its filesystem is full and
+// returns a function that removes it again.
+func FillFS(t testing.TB, dir string) (free func()) {
+	t.Helper()
+	f, err := os.CreateTemp(dir, "filler-*")
+	if err != nil {
+		t.Fatalf("create filler: %v", err)
+	}
+	chunk := make([]byte, 1<<20)
+	for {
+		if _, err = f.Write(chunk); err != nil {
+			break
+		}
+	}
+	f.Close()
+	if !errors.Is(err, syscall.ENOSPC) {
+		os.Remove(f.Name())
+		t.Fatalf("filling %s ended with %v, want ENOSPC", dir, err)
+	}
+	name := f.Name()
+	return func() {
+		if err := os.Remove(name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("remove filler: %v", err)
+		}
+	}
+}
+
+// RabbitVHost creates a vhost of its own on the real RabbitMQ through the
+// management API, gives guest every permission on it, and deletes it (with
+// its queues) when the test ends. It returns the vhost's name and AMQP URL.
+// A test that consumes queues by discovery works in a vhost like this, so
+// it never takes another test's (or anybody's) messages.
+func RabbitVHost(t testing.TB) (vhost, amqpURL string) {
+	t.Helper()
+	base := RabbitURL(t)
+	mgmt := RabbitManagementURL(t)
+	b := make([]byte, 4)
+	rand.Read(b) //nolint:errcheck // crypto/rand never fails
+	vhost = "switchyard-test-" + hex.EncodeToString(b)
+	do := func(method, path, body string) error {
+		req, err := http.NewRequest(method, mgmt+path, strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode >= 300 {
+			return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		}
+		return nil
+	}
+	esc := url.PathEscape(vhost)
+	if err := do(http.MethodPut, "/api/vhosts/"+esc, `{}`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := do(http.MethodDelete, "/api/vhosts/"+esc, ""); err != nil {
+			t.Errorf("delete test vhost: %v", err)
+		}
+	})
+	if err := do(http.MethodPut, "/api/permissions/"+esc+"/guest", `{"configure":".*","write":".*","read":".*"}`); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("RABBITMQ_URL: %v", err)
+	}
+	u.Path, u.RawPath = "/"+vhost, "/"+esc
+	return vhost, u.String()
 }
