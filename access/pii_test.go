@@ -1,9 +1,12 @@
 package access_test
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 func TestMasker(t *testing.T) {
@@ -70,5 +73,185 @@ func TestMaskEnvelope(t *testing.T) {
 		if got, n := m.MaskEnvelope([]byte(raw)); string(got) != raw || n != 0 {
 			t.Errorf("MaskEnvelope(%s) = %s, %d; want unchanged", raw, got, n)
 		}
+	}
+}
+
+func TestPIIRuleSyntax(t *testing.T) {
+	for _, tc := range []struct {
+		rule string
+		ok   bool
+		says string // part of the error message
+	}{
+		{"email", true, ""},
+		{"customer.email", true, ""},
+		{"items[].card", true, ""},
+		{"[].email", true, ""},
+		{"a.$b", true, ""}, // only a leading "$" is special
+		{"$key", true, ""},
+		{"$metadata.partition_key", true, ""},
+		{"$metadata.region", true, ""},
+		{"", false, "malformed payload path"},
+		{"*", false, "malformed payload path"},
+		{"a..b", false, "malformed payload path"},
+		{"\xff", false, "not UTF-8"},
+		{"$", false, `"$key" or "$metadata.<field>"`},
+		{"$keys", false, `"$key" or "$metadata.<field>"`},
+		{"$key.id", false, `"$key" or "$metadata.<field>"`},
+		{"$payload.email", false, `"$key" or "$metadata.<field>"`},
+		{"$email", false, `"$key" or "$metadata.<field>"`},
+		{"$metadata", false, `"$key" or "$metadata.<field>"`},
+		{"$metadata.", false, "one field of the envelope's metadata"},
+		{"$metadata.a.b", false, "one field of the envelope's metadata"},
+		{"$metadata.keys[]", false, "one field of the envelope's metadata"},
+		{"$metadata.*", false, "one field of the envelope's metadata"},
+		{"$metadata.tenant_id", false, "tenant_id cannot be masked"},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			err := access.ValidPIIRule(tc.rule)
+			_, nerr := access.NewMasker(access.PIIRules{"t.v1": {"email", tc.rule}})
+			if tc.ok {
+				if err != nil || nerr != nil {
+					t.Fatalf("ValidPIIRule = %v, NewMasker = %v; want valid", err, nerr)
+				}
+				return
+			}
+			for _, e := range []error{err, nerr} {
+				if access.ErrorCode(e) != access.EINVALID || !strings.Contains(access.ErrorMessage(e), tc.says) ||
+					!strings.Contains(access.ErrorMessage(e), strconv.Quote(tc.rule)) {
+					t.Errorf("error = %v; want EINVALID naming %q and saying %q", e, tc.rule, tc.says)
+				}
+			}
+		})
+	}
+}
+
+func TestMaskKeyAndMetadata(t *testing.T) {
+	m, err := access.NewMasker(access.PIIRules{
+		"orders.order.created.v1":   {"customer", "$key", "$metadata.partition_key"},
+		"billing.invoice.issued.v1": {"$metadata.partition_key"},
+		"audit.v1":                  {"user"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, typ, key, want string
+		masked               bool
+	}{
+		{"type with $key", "orders.order.created.v1", "cust-0042", access.PIIMask, true},
+		{"type without $key", "billing.invoice.issued.v1", "cust-0042", "cust-0042", false},
+		{"unknown type fails closed", "", "cust-0042", access.PIIMask, true},
+		{"no key", "orders.order.created.v1", "", "", false},
+	} {
+		t.Run("key/"+tc.name, func(t *testing.T) {
+			got, masked := m.MaskKey(tc.typ, []byte(tc.key))
+			if string(got) != tc.want || masked != tc.masked {
+				t.Errorf("MaskKey(%q, %q) = %q, %v; want %q, %v", tc.typ, tc.key, got, masked, tc.want, tc.masked)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name, typ, pk, want string
+		n                   int
+	}{
+		{"covered", "orders.order.created.v1", "cust-0042", access.PIIMask, 1},
+		{"metadata rule only", "billing.invoice.issued.v1", "cust-0042", access.PIIMask, 1},
+		{"not covered", "audit.v1", "cust-0042", "cust-0042", 0},
+		{"unknown type fails closed", "", "cust-0042", access.PIIMask, 1},
+		{"empty stays empty", "orders.order.created.v1", "", "", 0},
+	} {
+		t.Run("metadata/"+tc.name, func(t *testing.T) {
+			got, n := m.MaskMetadata(tc.typ, delivery.Metadata{PartitionKey: tc.pk, TenantID: "t1"})
+			if got.PartitionKey != tc.want || got.TenantID != "t1" || n != tc.n {
+				t.Errorf("MaskMetadata(%q, %q) = %+v, %d; want %q, %d", tc.typ, tc.pk, got, n, tc.want, tc.n)
+			}
+		})
+	}
+
+	// No "$key" anywhere: an unknown type's key stays.
+	plain, _ := access.NewMasker(access.PIIRules{"audit.v1": {"user"}})
+	if got, masked := plain.MaskKey("", []byte("k1")); string(got) != "k1" || masked {
+		t.Errorf("no $key rule: MaskKey = %q, %v", got, masked)
+	}
+	// "*" covers every type.
+	star, _ := access.NewMasker(access.PIIRules{"*": {"$key"}})
+	if got, _ := star.MaskKey("any.type.v1", []byte("k1")); string(got) != access.PIIMask {
+		t.Errorf(`"*" $key: MaskKey = %q`, got)
+	}
+	// A nil Masker masks nothing.
+	var none *access.Masker
+	if got, masked := none.MaskKey("", []byte("k1")); string(got) != "k1" || masked {
+		t.Errorf("nil MaskKey = %q, %v", got, masked)
+	}
+}
+
+func TestMaskEnvelopeMetadata(t *testing.T) {
+	m, err := access.NewMasker(access.PIIRules{
+		"orders.order.created.v1":   {"customer", "$key", "$metadata.partition_key", "$metadata.region"},
+		"billing.invoice.issued.v1": {"amount"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"payload and metadata, the rest byte for byte",
+			`{"id":"1","type":"orders.order.created.v1", "payload": {"customer":"cust-7","n":1} ,"metadata" : {"partition_key":"cust-7","tenant_id":"t1","region":"eu"},"zz":1}`,
+			`{"id":"1","type":"orders.order.created.v1", "payload": {"customer":"***","n":1} ,"metadata" : {"partition_key":"***","region":"***","tenant_id":"t1"},"zz":1}`},
+		{"metadata before payload",
+			`{"metadata":{"partition_key":"cust-7","tenant_id":"t1"},"payload":{"customer":"cust-7"},"type":"orders.order.created.v1"}`,
+			`{"metadata":{"partition_key":"***","tenant_id":"t1"},"payload":{"customer":"***"},"type":"orders.order.created.v1"}`},
+		{"a type without metadata rules keeps its metadata",
+			`{"type":"billing.invoice.issued.v1","payload":{"amount":5},"metadata":{"partition_key":"cust-7"}}`,
+			`{"type":"billing.invoice.issued.v1","payload":{"amount":"***"},"metadata":{"partition_key":"cust-7"}}`},
+		{"no type: metadata of every type's rules, payload kept",
+			`{"payload":{"customer":"cust-7"},"metadata":{"partition_key":"cust-7","tenant_id":"t1"}}`,
+			`{"payload":{"customer":"cust-7"},"metadata":{"partition_key":"***","tenant_id":"t1"}}`},
+		{"a duplicated payload is masked in both copies",
+			`{"type":"orders.order.created.v1","payload":{"customer":"a"},"payload":{"customer":"b"}}`,
+			`{"type":"orders.order.created.v1","payload":{"customer":"***"},"payload":{"customer":"***"}}`},
+		{"a second type adds its rules",
+			`{"type":"billing.invoice.issued.v1","payload":{"customer":"a","amount":1},"type":"orders.order.created.v1"}`,
+			`{"type":"billing.invoice.issued.v1","payload":{"amount":"***","customer":"***"},"type":"orders.order.created.v1"}`},
+		{"metadata not an object", `{"type":"orders.order.created.v1","payload":{},"metadata":"cust-7"}`,
+			`{"type":"orders.order.created.v1","payload":{},"metadata":"cust-7"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := m.MaskEnvelope([]byte(tc.in))
+			if string(got) != tc.want {
+				t.Errorf("MaskEnvelope\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+	in := `{"type":"orders.order.created.v1","payload":{"customer":"c"},"metadata":{"partition_key":"c","tenant_id":"t1"}}`
+	if _, n := m.MaskEnvelope([]byte(in)); n != 2 {
+		t.Errorf("masked count = %d, want 2 (customer and partition_key)", n)
+	}
+}
+
+func TestMaskMessage(t *testing.T) {
+	m, err := access.NewMasker(access.PIIRules{
+		"orders.order.created.v1": {"customer", "$metadata.partition_key"},
+		"invoice.v1":              {"$metadata.partition_key"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, typ, in, want string
+		n                   int
+	}{
+		{"an envelope's own type wins over the header's", "invoice.v1",
+			`{"type":"orders.order.created.v1","payload":{"customer":"c"}}`, `{"type":"orders.order.created.v1","payload":{"customer":"***"}}`, 1},
+		{"a bare payload of the header's type", "orders.order.created.v1", `{"customer":"c","n":1}`, `{"customer":"***","n":1}`, 1},
+		{"an envelope without a type: metadata by every type's rules", "",
+			`{"payload":{"customer":"c"},"metadata":{"partition_key":"c"}}`, `{"payload":{"customer":"c"},"metadata":{"partition_key":"***"}}`, 1},
+		{"not JSON", "orders.order.created.v1", `customer=c`, `customer=c`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, n := m.MaskMessage(tc.typ, []byte(tc.in))
+			if string(got) != tc.want || n != tc.n {
+				t.Errorf("MaskMessage(%q, %s) = %s, %d; want %s, %d", tc.typ, tc.in, got, n, tc.want, tc.n)
+			}
+		})
 	}
 }

@@ -31,10 +31,14 @@ const (
 	MaxLimit     = 500
 )
 
-// Masker hides PII fields of an envelope's payload. *access.Masker
-// implements it; it returns raw unchanged when raw is not an envelope.
+// Masker hides PII in a record: the payload and metadata fields of an
+// envelope (or of a bare payload whose type a header names) and the key.
+// eventType is the type from the record's headers, "" when unknown (an
+// envelope's own type wins). *access.Masker implements it; each method
+// returns its input unchanged when nothing in it is PII.
 type Masker interface {
-	MaskEnvelope(raw []byte) ([]byte, int)
+	MaskMessage(eventType string, value []byte) ([]byte, int)
+	MaskKey(eventType string, key []byte) ([]byte, bool)
 }
 
 // Options configures a Browser. The zero value browses no cluster.
@@ -45,8 +49,8 @@ type Options struct {
 	Clients map[string]*kgo.Client
 	// Client, when set, is asked for clusters not in Clients.
 	Client func(cluster string) (*kgo.Client, error)
-	// Masker masks payloads unless Query.RevealPII allows the tenant; nil
-	// masks nothing.
+	// Masker masks values and keys unless Query.RevealPII allows the
+	// tenant; nil masks nothing.
 	Masker Masker
 	// Timeout bounds one Recent call; default 5s.
 	Timeout time.Duration
@@ -78,13 +82,14 @@ type Query struct {
 	// Partition restricts the read to one partition; -1 reads all. The
 	// zero value reads partition 0, so callers set -1 explicitly.
 	Partition int32
-	// Text keeps only messages whose key, payload (as shown, i.e. after
-	// masking) or a header value contains it, case-insensitively.
+	// Text keeps only messages whose key or payload (as shown, i.e. after
+	// masking, so a masked value is never found) or a header value
+	// contains it, case-insensitively.
 	Text string
 	// Tenants says which tenants the caller may see; nil means all.
 	Tenants func(tenant string) bool
-	// RevealPII says for which tenants payloads are shown unmasked; nil
-	// means none (everything goes through the Masker).
+	// RevealPII says for which tenants payloads and keys are shown
+	// unmasked; nil means none (everything goes through the Masker).
 	RevealPII func(tenant string) bool
 }
 
@@ -104,11 +109,13 @@ type Message struct {
 	Value     []byte    `json:"value"`
 	// Tenant is metadata.tenant_id of the envelope, else the tenant_id
 	// header, else "".
-	Tenant    string `json:"tenant"`
+	Tenant string `json:"tenant"`
+	// EventType is the type of the envelope, else the event_type header,
+	// else "".
 	EventType string `json:"event_type"`
 	// Valid is true when the value is a platform envelope.
 	Valid bool `json:"valid"`
-	// Masked is how many PII fields were replaced.
+	// Masked is how many PII values were replaced, the key included.
 	Masked int `json:"masked"`
 }
 
@@ -298,7 +305,8 @@ func consume(ctx context.Context, base *kgo.Client, topic string, ranges map[int
 }
 
 // message turns a record into a Message: tenant and type from the
-// envelope, masked unless the query reveals PII for the tenant.
+// envelope (else its headers), value and key masked unless the query
+// reveals PII for the tenant.
 func (b *Browser) message(r *kgo.Record, q Query) Message {
 	m := Message{
 		Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp,
@@ -306,8 +314,11 @@ func (b *Browser) message(r *kgo.Record, q Query) Message {
 	}
 	for _, h := range r.Headers {
 		m.Headers = append(m.Headers, Header{Key: h.Key, Value: h.Value})
-		if h.Key == delivery.HeaderTenantID && m.Tenant == "" {
+		switch {
+		case h.Key == delivery.HeaderTenantID && m.Tenant == "":
 			m.Tenant = string(h.Value)
+		case h.Key == delivery.HeaderEventType && m.EventType == "":
+			m.EventType = string(h.Value)
 		}
 	}
 	if env, err := delivery.ParseEnvelope(r.Value); err == nil && env.Type != "" {
@@ -318,7 +329,11 @@ func (b *Browser) message(r *kgo.Record, q Query) Message {
 		}
 	}
 	if b.opts.Masker != nil && (q.RevealPII == nil || !q.RevealPII(m.Tenant)) {
-		m.Value, m.Masked = b.opts.Masker.MaskEnvelope(r.Value)
+		m.Value, m.Masked = b.opts.Masker.MaskMessage(m.EventType, r.Value)
+		var masked bool
+		if m.Key, masked = b.opts.Masker.MaskKey(m.EventType, r.Key); masked {
+			m.Masked++
+		}
 	}
 	return m
 }

@@ -33,9 +33,11 @@ func envelope(t *testing.T, tenant, note string) []byte {
 // upper is a masker that proves masking ran: it replaces the value.
 type upper struct{}
 
-func (upper) MaskEnvelope(raw []byte) ([]byte, int) {
+func (upper) MaskMessage(_ string, raw []byte) ([]byte, int) {
 	return []byte(strings.ReplaceAll(string(raw), "@example.com", "@***")), 1
 }
+
+func (upper) MaskKey(_ string, key []byte) ([]byte, bool) { return key, false }
 
 func setup(t *testing.T) (*Browser, *kgo.Client) {
 	t.Helper()
@@ -165,5 +167,85 @@ func TestPretty(t *testing.T) {
 		if text != tc.text || kind != tc.kind {
 			t.Errorf("Pretty(%q) = %q %s, want %q %s", tc.in, text, kind, tc.text, tc.kind)
 		}
+	}
+}
+
+// TestRecentMasksKeys: with the real Masker, a record's key and its
+// envelope's metadata.partition_key are masked for a tenant without
+// RevealPII before the text search, so searching for the customer finds
+// nothing; revealed, both are shown and found.
+func TestRecentMasksKeys(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	env, err := delivery.NewEnvelope(topic, "test", map[string]any{"customer": "cust-0042", "note": "n"},
+		delivery.Metadata{PartitionKey: "cust-0042", TenantID: "t1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	val, _ := json.Marshal(env)
+	recs := []*kgo.Record{
+		{Topic: topic, Key: []byte("cust-0042"), Value: val},
+		// A poison pill: not an envelope, no type header. Its key is masked
+		// all the same, since some type's key is PII.
+		{Topic: topic, Key: []byte("cust-0043"), Value: []byte(`{"id":"x","payload":`),
+			Headers: []kgo.RecordHeader{{Key: delivery.HeaderTenantID, Value: []byte("t1")}}},
+		// A bare payload whose type a header names: masked as that type.
+		{Topic: topic, Key: []byte("cust-0044"), Value: []byte(`{"customer":"cust-0044"}`),
+			Headers: []kgo.RecordHeader{{Key: delivery.HeaderTenantID, Value: []byte("t1")}, {Key: delivery.HeaderEventType, Value: []byte(topic)}}},
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	m, err := access.NewMasker(access.PIIRules{topic: {"customer", "$key", "$metadata.partition_key"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Options{Clients: map[string]*kgo.Client{"demo": cl}, Masker: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	res, err := b.Recent(ctx, "demo", topic, Query{Partition: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Messages) != 3 {
+		t.Fatalf("got %d messages, want 3", len(res.Messages))
+	}
+	for _, msg := range res.Messages {
+		if string(msg.Key) != access.PIIMask || strings.Contains(string(msg.Value), "cust-00") {
+			t.Errorf("offset %d: key %q value %s; want both masked", msg.Offset, msg.Key, msg.Value)
+		}
+	}
+	if got := res.Messages[2]; got.Masked != 3 || !strings.Contains(string(got.Value), `"partition_key":"***"`) {
+		t.Errorf("envelope: masked %d, value %s; want key, customer and partition_key masked", got.Masked, got.Value)
+	}
+	if got := res.Messages[0]; got.EventType != topic || got.Masked != 2 {
+		t.Errorf("header-typed payload: type %q masked %d; want %s, 2", got.EventType, got.Masked, topic)
+	}
+	for _, q := range []string{"cust-0042", "CUST-0043", "0044"} {
+		res, err := b.Recent(ctx, "demo", topic, Query{Partition: -1, Text: q})
+		if err != nil || len(res.Messages) != 0 {
+			t.Errorf("masked search %q: %d messages, %v; want none", q, len(res.Messages), err)
+		}
+	}
+
+	all := func(string) bool { return true }
+	res, err = b.Recent(ctx, "demo", topic, Query{Partition: -1, Text: "cust-0042", RevealPII: all})
+	if err != nil || len(res.Messages) != 1 {
+		t.Fatalf("revealed search: %d messages, %v; want 1", len(res.Messages), err)
+	}
+	if got := res.Messages[0]; string(got.Key) != "cust-0042" || got.Masked != 0 ||
+		!strings.Contains(string(got.Value), `"partition_key":"cust-0042"`) {
+		t.Errorf("revealed: key %q masked %d value %s", got.Key, got.Masked, got.Value)
 	}
 }

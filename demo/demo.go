@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +40,12 @@ const (
 	QueueNotify    = "notify.email.high"
 	ClusterName    = "demo"
 	partitions     = 6
+	// EventEmailRequested is the type of billing's e-mail requests to
+	// the notification service.
+	EventEmailRequested = "notify.email.requested.v1"
+	// eventPoisonOrder is the type of the schema-breaking poison pill: an
+	// order under a type that breaks the naming rules.
+	eventPoisonOrder = "Orders.OrderCreated"
 )
 
 // Options configures the demo; the zero value is usable except for DataDir.
@@ -216,10 +223,18 @@ func supervise(ctx context.Context, log *slog.Logger, s service) {
 
 // PIIRules classifies the demo events' personal data, so that the console
 // masks it for anyone without read_pii (the console's default PII config in
-// demo mode).
+// demo mode). Every demo event is keyed by its customer: the orders service
+// sets metadata.partition_key — and so the Kafka record key — to it, and
+// billing passes the same metadata on to invoices and e-mail requests, so
+// the key and partition key are PII for each type. A poison pill with no
+// readable type has its key masked all the same (access.PIIRules: an
+// unknown type gets every type's key rule).
 func PIIRules() map[string][]string {
+	customer := []string{"$key", "$metadata.partition_key"}
 	return map[string][]string{
-		TopicOrders:                 {"email", "customer"},
-		"notify.email.requested.v1": {"to"},
+		TopicOrders:         slices.Concat([]string{"email", "customer"}, customer),
+		eventPoisonOrder:    slices.Concat([]string{"email", "customer"}, customer),
+		TopicInvoices:       slices.Clone(customer),
+		EventEmailRequested: slices.Concat([]string{"to"}, customer),
 	}
 }

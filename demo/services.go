@@ -89,7 +89,7 @@ func poisonRecord(rng *rand.Rand, o Order, tenant string) *kgo.Record {
 	if rng.IntN(2) == 0 {
 		r.Value = []byte(fmt.Sprintf(`{"id":"%s","type":"orders.order.created.v1","payload":{"order_id":"%s","amount":`, o.OrderID, o.OrderID))
 	} else {
-		env, _ := delivery.NewEnvelope("Orders.OrderCreated", "orders-service", o, delivery.Metadata{PartitionKey: o.Customer})
+		env, _ := delivery.NewEnvelope(eventPoisonOrder, "orders-service", o, delivery.Metadata{PartitionKey: o.Customer})
 		b, _ := json.Marshal(env)
 		r.Value = b
 	}
@@ -166,7 +166,7 @@ func (p *Platform) runBilling(ctx context.Context) error {
 				return fmt.Errorf("issue invoice: %w", err)
 			}
 			if notify != nil && hashPercent(o.OrderID) < 25 {
-				mail, err := delivery.NewEnvelope("notify.email.requested.v1", "billing-service", map[string]any{
+				mail, err := delivery.NewEnvelope(EventEmailRequested, "billing-service", map[string]any{
 					"to": o.Email, "template": "invoice", "invoice_id": "inv-" + o.OrderID,
 				}, d.Envelope.Metadata)
 				if err != nil {

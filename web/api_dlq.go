@@ -98,8 +98,10 @@ func (s *Server) handleAPIDLQEntries(c *fiber.Ctx) error {
 }
 
 // apiDLQEntryDetail adds the error context, the envelope's fields and —
-// with read_payload — the key, headers and payload (masked without
-// read_pii): text when UTF-8, else base64.
+// with read_payload — the key, headers, payload and the envelope's
+// partition key (masked without read_pii; masked_fields counts the
+// payload's and the key's): text when UTF-8, else base64. Without
+// read_payload, withheld names what is left out.
 type apiDLQEntryDetail struct {
 	apiDLQEntry
 	Error          delivery.ErrorInfo `json:"error"`
@@ -107,6 +109,7 @@ type apiDLQEntryDetail struct {
 	EnvelopeError  string             `json:"envelope_error,omitempty"`
 	DLQ            delivery.Location  `json:"dlq"`
 	PayloadAllowed bool               `json:"payload_allowed"`
+	Withheld       []string           `json:"withheld,omitempty"`
 	MaskedFields   int                `json:"masked_fields"`
 	Key            string             `json:"key,omitempty"`
 	KeyBase64      []byte             `json:"key_base64,omitempty"`
@@ -118,13 +121,21 @@ type apiDLQEntryDetail struct {
 // apiEnvelope is the envelope without its payload (which is in the
 // payload fields, under the payload rules).
 type apiEnvelope struct {
-	ID            string            `json:"id"`
-	Type          string            `json:"type"`
-	OccurredAt    string            `json:"occurred_at"`
-	Source        string            `json:"source"`
-	CorrelationID string            `json:"correlation_id"`
-	TraceID       string            `json:"trace_id"`
-	Metadata      delivery.Metadata `json:"metadata"`
+	ID            string      `json:"id"`
+	Type          string      `json:"type"`
+	OccurredAt    string      `json:"occurred_at"`
+	Source        string      `json:"source"`
+	CorrelationID string      `json:"correlation_id"`
+	TraceID       string      `json:"trace_id"`
+	Metadata      apiMetadata `json:"metadata"`
+}
+
+// apiMetadata is the envelope's metadata as the caller may see it: the
+// partition key is absent without read_payload (see withheld) and masked
+// without read_pii.
+type apiMetadata struct {
+	PartitionKey string `json:"partition_key,omitempty"`
+	TenantID     string `json:"tenant_id"`
 }
 
 func (s *Server) handleAPIDLQEntry(c *fiber.Ctx) error {
@@ -142,13 +153,20 @@ func (s *Server) handleAPIDLQEntry(c *fiber.Ctx) error {
 	}
 	if env := e.DL.Envelope; env != nil {
 		out.Envelope = &apiEnvelope{ID: env.ID, Type: env.Type, OccurredAt: env.OccurredAt, Source: env.Source,
-			CorrelationID: env.CorrelationID, TraceID: env.TraceID, Metadata: env.Metadata}
+			CorrelationID: env.CorrelationID, TraceID: env.TraceID,
+			Metadata: apiMetadata{PartitionKey: pv.Metadata.PartitionKey, TenantID: pv.Metadata.TenantID}}
+	}
+	if !pv.Allowed {
+		out.Withheld = []string{"payload", "key", "headers"}
+		if e.DL.Envelope != nil && e.DL.Envelope.Metadata.PartitionKey != "" {
+			out.Withheld = append(out.Withheld, "envelope.metadata.partition_key")
+		}
 	}
 	if pv.Allowed {
-		if utf8.Valid(e.DL.Key) {
-			out.Key = string(e.DL.Key)
+		if utf8.Valid(pv.Key) {
+			out.Key = string(pv.Key)
 		} else {
-			out.KeyBase64 = e.DL.Key
+			out.KeyBase64 = pv.Key
 		}
 		out.Headers = []apiHeader{}
 		for _, h := range e.DL.Headers {

@@ -50,12 +50,16 @@ type IndexerStatus interface {
 	Status() []indexer.SourceStatus
 }
 
-// PayloadMasker hides PII in dead-letter payloads: an envelope by its
-// type, a bare payload by the entry's event type. *access.Masker
-// implements it.
+// PayloadMasker hides PII in dead letters: an envelope's payload and
+// metadata by its type, a bare payload by the entry's event type, the
+// record key, and the envelope metadata shown beside the payload.
+// *access.Masker implements it.
 type PayloadMasker interface {
 	MaskPayload(eventType string, payload []byte) ([]byte, int)
 	MaskEnvelope(raw []byte) ([]byte, int)
+	MaskMessage(eventType string, value []byte) ([]byte, int)
+	MaskKey(eventType string, key []byte) ([]byte, bool)
+	MaskMetadata(eventType string, md delivery.Metadata) (delivery.Metadata, int)
 }
 
 var (
@@ -272,7 +276,11 @@ func (s *Server) findEntries(c *fiber.Ctx, f dlqstore.Filter) (dlqstore.Page, er
 // mayProbePayloads: the full-text index holds payload text unmasked, so
 // searching it would tell a principal whether a masked field (or a body
 // they may not read) holds a value. Only principals who may read payloads
-// and PII in every tenant they can view search the payload column.
+// and PII in every tenant they can view search the payload column. That
+// column is the whole record value, so it also guards the envelope's
+// metadata (partition_key); record keys are not indexed at all (the ids
+// column holds entry, envelope, correlation, trace and message ids only:
+// dlqstore idsText), so a masked key cannot be probed by search either.
 func (s *Server) mayProbePayloads(p *access.Principal) bool {
 	view := s.policy.Scope(p, access.ActionView, "*")
 	for _, a := range []access.Action{access.ActionReadPayload, access.ActionReadPII} {
@@ -329,11 +337,17 @@ func withoutPayloadColumn(q string) (string, error) {
 	return fmt.Sprintf("message:(%s) OR exception:(%s) OR ids:(%s)", q, q, q), nil
 }
 
-// payloadView is a payload as the principal may see it.
+// payloadView is what the principal may see of an entry's message: the
+// payload, the key and the envelope's metadata.
 type payloadView struct {
 	Allowed bool   // read_payload on the entry
 	Body    []byte // masked unless read_pii
-	Masked  int
+	Key     []byte // masked unless read_pii
+	// Metadata is the envelope's metadata as shown: masked unless
+	// read_pii; without read_payload only the tenant, the partition key
+	// being part of the message (withheld).
+	Metadata delivery.Metadata
+	Masked   int // values masked in Body and Key
 }
 
 // entryPayload applies read_payload and read_pii for the entry's resource
@@ -341,12 +355,16 @@ type payloadView struct {
 func (s *Server) entryPayload(c *fiber.Ctx, e dlqstore.Entry) (payloadView, error) {
 	p := principal(c)
 	r := entryResource(e)
-	if !s.policy.Can(p, access.ActionReadPayload, r) {
-		return payloadView{}, nil
+	var md delivery.Metadata
+	if e.DL.Envelope != nil {
+		md = e.DL.Envelope.Metadata
 	}
-	pv := payloadView{Allowed: true, Body: e.DL.Payload}
+	if !s.policy.Can(p, access.ActionReadPayload, r) {
+		return payloadView{Metadata: delivery.Metadata{TenantID: md.TenantID}}, nil
+	}
+	pv := payloadView{Allowed: true, Body: e.DL.Payload, Key: e.DL.Key, Metadata: md}
 	if !s.policy.Can(p, access.ActionReadPII, r) {
-		pv.Body, pv.Masked = s.maskPayload(e)
+		pv = s.maskPayload(e, pv)
 	}
 	if s.auditReads && s.audit != nil {
 		ev := s.auditEvent(c, p, "payload.read", r.Name, access.OutcomeSuccess)
@@ -360,14 +378,19 @@ func (s *Server) entryPayload(c *fiber.Ctx, e dlqstore.Entry) (payloadView, erro
 	return pv, nil
 }
 
-func (s *Server) maskPayload(e dlqstore.Entry) ([]byte, int) {
+// maskPayload masks the payload, key and metadata of pv as the entry's
+// event type (the envelope's, else its event_type header) says.
+func (s *Server) maskPayload(e dlqstore.Entry, pv payloadView) payloadView {
 	if s.masker == nil {
-		return e.DL.Payload, 0
+		return pv
 	}
-	if e.DL.Envelope != nil {
-		return s.masker.MaskEnvelope(e.DL.Payload)
+	pv.Body, pv.Masked = s.masker.MaskMessage(e.EventType, pv.Body)
+	var keyMasked bool
+	if pv.Key, keyMasked = s.masker.MaskKey(e.EventType, pv.Key); keyMasked {
+		pv.Masked++
 	}
-	return s.masker.MaskPayload(e.EventType, e.DL.Payload)
+	pv.Metadata, _ = s.masker.MaskMetadata(e.EventType, pv.Metadata) // the same values as in Body: counted there
+	return pv
 }
 
 // mayTriage reports whether the principal may change triage state, as the

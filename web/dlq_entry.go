@@ -17,8 +17,9 @@ import (
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 
 // handleDLQEntry is one dead letter: 404 unless the principal may view its
-// origin destination in its tenant; the payload, key and headers only with
-// read_payload, PII masked without read_pii.
+// origin destination in its tenant; the payload, key, headers and the
+// envelope's partition key only with read_payload, PII (in the payload,
+// the key and the metadata) masked without read_pii.
 func (s *Server) handleDLQEntry(c *fiber.Ctx) error {
 	e, err := s.loadEntry(c)
 	if err != nil {
@@ -60,9 +61,13 @@ func entryViewOf(e dlqstore.Entry, pv payloadView) templates.DeadLetterEntry {
 		vm.Envelope = nonEmpty([]templates.KV{
 			{Key: "id", Value: env.ID}, {Key: "type", Value: env.Type}, {Key: "source", Value: env.Source},
 			{Key: "occurred_at", Value: env.OccurredAt}, {Key: "correlation_id", Value: env.CorrelationID},
-			{Key: "trace_id", Value: env.TraceID}, {Key: "tenant_id", Value: env.Metadata.TenantID},
-			{Key: "partition_key", Value: env.Metadata.PartitionKey},
+			{Key: "trace_id", Value: env.TraceID}, {Key: "tenant_id", Value: pv.Metadata.TenantID},
+			{Key: "partition_key", Value: pv.Metadata.PartitionKey},
 		})
+		if !pv.Allowed && env.Metadata.PartitionKey != "" {
+			// Part of the message, like the key it usually is.
+			vm.Envelope = append(vm.Envelope, templates.KV{Key: "partition_key", Withheld: true})
+		}
 	}
 	vm.Origin, vm.OriginHref, vm.OriginLabel = originOf(e)
 	vm.DLQ, vm.DLQHref = dlqLocationOf(e)
@@ -71,7 +76,7 @@ func entryViewOf(e dlqstore.Entry, pv payloadView) templates.DeadLetterEntry {
 		vm.PayloadAllowed = true
 		vm.Payload, vm.PayloadKind = browse.Pretty(pv.Body)
 		vm.Masked = pv.Masked
-		vm.Key = printable(dl.Key)
+		vm.Key = printable(pv.Key)
 		for _, h := range dl.Headers {
 			vm.Headers = append(vm.Headers, templates.HeaderRow{Key: h.Key, Value: printable(h.Value)})
 		}

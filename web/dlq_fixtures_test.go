@@ -58,6 +58,10 @@ var (
 // fixtureEmail is the PII of a fixture's payload.
 func fixtureEmail(name string) string { return name + ".customer@example.com" }
 
+// fixtureCustomer is a fixture's metadata.partition_key, PII like its key
+// ("key-" + name).
+func fixtureCustomer(name string) string { return "cust-" + name }
+
 var binaryPayload = []byte{0xff, 0xfe, 0x00, 0x01, 0x80, 0x81, 'h', 'i'}
 
 func deadLetterOf(t testing.TB, f dlqFixture, origin, dlqLoc delivery.Location, now time.Time) dlqstore.IndexItem {
@@ -87,7 +91,7 @@ func deadLetterOf(t testing.TB, f dlqFixture, origin, dlqLoc delivery.Location, 
 		env, err := delivery.NewEnvelope(testTopic, "checkout", map[string]any{
 			"note": "fixture " + f.name, "email": fixtureEmail(f.name),
 			"card": map[string]any{"number": "4111111111111111", "brand": "visa"},
-		}, delivery.Metadata{PartitionKey: f.name, TenantID: f.tenant})
+		}, delivery.Metadata{PartitionKey: fixtureCustomer(f.name), TenantID: f.tenant})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -446,10 +446,11 @@ func TestDeadLetterPIIMasking(t *testing.T) {
 	id := strconv.FormatInt(e.dlqIDs["nf1"], 10)
 
 	r := tess.get(t, "/dead-letters/entries/"+id)
-	mustContain(t, "tess page", r.body, "***", "fixture nf1", `data-testid="payload-masked">2 fields`)
+	// email, card.number, metadata.partition_key and the key.
+	mustContain(t, "tess page", r.body, "***", "fixture nf1", `data-testid="payload-masked">4 fields`)
 	mustNotContain(t, "tess page", r.body, fixtureEmail("nf1"), "4111111111111111")
 	api := decodeJSON[apiDLQEntryDetail](t, tess.get(t, "/api/v1/dlq/entries/"+id))
-	if api.PayloadText == nil || !strings.Contains(*api.PayloadText, `"***"`) || api.MaskedFields != 2 {
+	if api.PayloadText == nil || !strings.Contains(*api.PayloadText, `"***"`) || api.MaskedFields != 4 {
 		t.Errorf("tess API payload = %v masked %d", api.PayloadText, api.MaskedFields)
 	}
 	mustNotContain(t, "tess API", tess.get(t, "/api/v1/dlq/entries/"+id).body, fixtureEmail("nf1"), "4111111111111111")

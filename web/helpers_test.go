@@ -41,7 +41,7 @@ const (
 	testDLQ          = "orders.order.created.v1.dlq"
 	testGroup        = "billing-service"
 	// envTopic holds platform envelopes of tenants t1 and t2 (eventType
-	// testTopic, whose email and card.number are PII).
+	// testTopic, whose email, card.number, key and partition key are PII).
 	envTopic = "orders.envelopes.v1"
 	// otherTopic is outside "kafka:demo/orders.*", for scoped users.
 	otherTopic = "payments.settled.v1"
@@ -106,6 +106,10 @@ var envelopes = []struct{ tenant, note string }{
 
 func emailOf(i int) string { return fmt.Sprintf("customer%d.%s@example.com", i, envelopes[i].tenant) }
 
+// customerOf is envelope i's customer: its record key and
+// metadata.partition_key, both PII (as in the demo).
+func customerOf(i int) string { return fmt.Sprintf("cust-%04d", 100+i) }
+
 // newEnv starts a real kfake cluster with a topic, its DLQ, a group that
 // committed part of the topic and a topic of tenant envelopes, polls it
 // once through the collector, and builds a Server over a real SQLite
@@ -137,12 +141,12 @@ func newEnv(t testing.TB, o envOptions) *env {
 	for i, e := range envelopes {
 		env, err := delivery.NewEnvelope(testTopic, "checkout", map[string]any{
 			"note": e.note, "email": emailOf(i), "card": map[string]any{"number": "4111111111111111", "brand": "visa"},
-		}, delivery.Metadata{PartitionKey: fmt.Sprint(i), TenantID: e.tenant})
+		}, delivery.Metadata{PartitionKey: customerOf(i), TenantID: e.tenant})
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := json.Marshal(env)
-		recs = append(recs, &kgo.Record{Topic: envTopic, Partition: 0, Key: []byte(fmt.Sprint("order-", i)), Value: b,
+		recs = append(recs, &kgo.Record{Topic: envTopic, Partition: 0, Key: []byte(customerOf(i)), Value: b,
 			Headers: []kgo.RecordHeader{{Key: "tenant_id", Value: []byte(e.tenant)}}})
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -226,7 +230,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 			t.Fatal(err)
 		}
 	}
-	masker, err := access.NewMasker(access.PIIRules{testTopic: {"email", "card.number"}})
+	masker, err := access.NewMasker(access.PIIRules{testTopic: {"email", "card.number", "$key", "$metadata.partition_key"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -168,8 +168,9 @@ type Options struct {
 	// Indexers report the dead-letter sources for the status strip of
 	// the failure groups page; nil hides it.
 	Indexers IndexerStatus
-	// Masker masks PII in dead-letter payloads for principals without
-	// read_pii; nil shows payloads as stored. *access.Masker.
+	// Masker masks PII in dead letters (payload, key, envelope metadata)
+	// for principals without read_pii; nil shows them as stored.
+	// *access.Masker.
 	Masker PayloadMasker
 	// Jobs runs dead-letter jobs (redrive, quarantine, discard, restore,
 	// edit and redrive) behind /dead-letters/jobs and /api/v1/dlq/jobs;

@@ -17,9 +17,10 @@ import (
 )
 
 // readMessages parses the browser query, scopes it to the tenants the
-// principal may read payloads of, reveals PII only for tenants they may
-// read PII of, reads, and audits the read when configured. Every payload
-// view (page, API, export) goes through here.
+// principal may read payloads of, reveals PII (payload fields, keys,
+// envelope metadata) only for tenants they may read PII of — the browser
+// masks before its text search — reads, and audits the read when
+// configured. Every payload view (page, API, export) goes through here.
 func (s *Server) readMessages(c *fiber.Ctx) (cluster, topic string, q browse.Query, res browse.Result, err error) {
 	cluster, topic = param(c, "cluster"), param(c, "topic")
 	if s.browser == nil {

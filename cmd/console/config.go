@@ -13,6 +13,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"switchyard/access"
 	"switchyard/delivery"
 )
 
@@ -42,9 +43,11 @@ type Config struct {
 	Demo Demo `json:"demo"`
 	// Auth configures sessions, the trusted reverse proxy and auditing.
 	Auth Auth `json:"auth"`
-	// PII lists, per event type, the JSON paths of payload fields that only
-	// principals with read_pii see unmasked ("email", "card.number",
-	// "items[].sku"). In demo mode it defaults to the demo's own PII fields.
+	// PII lists, per event type ("*" for every type), what only principals
+	// with read_pii see unmasked: JSON paths of payload fields ("email",
+	// "card.number", "items[].sku"), the message key ("$key") and envelope
+	// metadata fields ("$metadata.partition_key"); see access.PIIRules. In
+	// demo mode it defaults to the demo's own PII rules.
 	PII map[string][]string `json:"pii"`
 
 	// History configures the embedded time-series store.
@@ -374,11 +377,16 @@ func (c Config) Validate() error {
 		}
 	}
 	for typ, paths := range c.PII {
-		if !delivery.ValidEventType(typ) {
-			errs = append(errs, fmt.Errorf("pii: %q is not an event type (dotted lower-case ending in .vN)", typ))
+		if typ != "*" && !delivery.ValidEventType(typ) {
+			errs = append(errs, fmt.Errorf("pii: %q is not an event type (dotted lower-case ending in .vN) or \"*\" (every type)", typ))
 		}
 		if len(paths) == 0 {
 			errs = append(errs, fmt.Errorf("pii: %q lists no fields", typ))
+		}
+		for _, p := range paths {
+			if err := access.ValidPIIRule(p); err != nil {
+				errs = append(errs, fmt.Errorf("pii: %q: %s", typ, access.ErrorMessage(err)))
+			}
 		}
 	}
 	if c.Demo.Rate < 0 || c.Demo.Rate > 10000 {

@@ -117,7 +117,9 @@ type DeadLetterEntry struct {
 	Envelope      []KV
 	EnvelopeError string
 	Format        string
-	// Payload, key and headers are shown only with read_payload.
+	// Payload, key and headers (and the envelope's partition key) are
+	// shown only with read_payload; Masked counts the masked values of
+	// the payload and the key.
 	PayloadAllowed bool
 	Payload        string
 	PayloadKind    string // json, text, hex
@@ -150,8 +152,12 @@ type DLQError struct {
 // DLQFlag is one flag of an entry, with its explanation.
 type DLQFlag struct{ Name, Text string }
 
-// KV is one labelled value.
-type KV struct{ Key, Value string }
+// KV is one labelled value. Withheld says there is a value the viewer
+// may not see (shown as such, never as an empty or made-up value).
+type KV struct {
+	Key, Value string
+	Withheld   bool
+}
 
 // CorrelationHref links the tracing page's search by correlation id.
 func (e DeadLetterEntry) CorrelationHref() string {
