@@ -538,6 +538,12 @@ type Binding struct {
 	Resources []string
 	Tenants   []string
 	CreatedAt time.Time
+	// Proxy is what the caller of AddBinding says about a subject the
+	// console cannot check: that it is an identity of the trusted reverse
+	// proxy (SSO) — a group, or a user without a local account. AddBinding
+	// refuses such subjects without it, so that a typo does not silently
+	// bind nobody (or, later, somebody). It is not stored.
+	Proxy bool `json:"-"`
 }
 
 // ListBindings returns every binding in creation order.
@@ -592,8 +598,10 @@ func validateBinding(b *Binding) error {
 	default:
 		return Errorf(EINVALID, "subject must be user:NAME or group:NAME")
 	}
+	// Empty never means everything: a form left blank must not grant a
+	// role on every resource or tenant. "*" has to be typed.
 	if len(b.Resources) == 0 {
-		b.Resources = []string{"*"}
+		return Errorf(EINVALID, "resources must not be empty: list resource patterns, or type * to bind the role on every resource")
 	}
 	var res []string
 	for _, p := range b.Resources {
@@ -608,7 +616,7 @@ func validateBinding(b *Binding) error {
 	}
 	b.Resources = res
 	if len(b.Tenants) == 0 {
-		b.Tenants = []string{"*"}
+		return Errorf(EINVALID, "tenants must not be empty: list tenants, or type * to bind the role for every tenant")
 	}
 	var ten []string
 	for _, t := range b.Tenants {
@@ -628,14 +636,56 @@ func validateBinding(b *Binding) error {
 	return nil
 }
 
-// AddBinding adds a binding and returns its id. Empty Resources or Tenants
-// mean ["*"]. Errors: EUNAUTHORIZED, EFORBIDDEN, EINVALID (subject, role,
-// patterns, tenants).
+// checkSubject refuses a binding whose subject the console cannot find:
+// a user:NAME without a local account, or any group:NAME (groups exist
+// only in the proxy's header), unless b.Proxy says it is an SSO identity.
+func (s *Store) checkSubject(ctx context.Context, b Binding) error {
+	kind, name, _ := strings.Cut(b.Subject, ":")
+	switch kind {
+	case "user":
+		_, _, err := userID(ctx, s.db, name)
+		if ErrorCode(err) != ENOTFOUND {
+			return err
+		}
+		if !b.Proxy {
+			return Errorf(EINVALID, "there is no user %q: create the user first, or, for a user who signs in only through the SSO proxy, mark the subject as an SSO identity", name)
+		}
+	case "group":
+		if b.Proxy {
+			return nil
+		}
+		if !s.opts.Proxy.Enabled {
+			return Errorf(EINVALID, "group %q: groups come only from the trusted SSO proxy, and the proxy mode (auth.proxy) is off, so this binding could never match anyone; mark it as an SSO group to keep it for when the proxy is on", name)
+		}
+		return Errorf(EINVALID, "group %q cannot be checked: groups come from the SSO proxy's %s header; mark it as an SSO group to confirm the name", name, s.opts.Proxy.GroupsHeader)
+	}
+	return nil
+}
+
+// BindingNote is what an admin should know about a binding AddBinding
+// accepted: "" normally; for an SSO subject while the proxy mode is off,
+// that it matches nobody until auth.proxy is enabled.
+func (s *Store) BindingNote(b Binding) string {
+	if !b.Proxy || s.opts.Proxy.Enabled {
+		return ""
+	}
+	return "The trusted-proxy mode (auth.proxy) is off, so " + b.Subject + " matches nobody until it is enabled."
+}
+
+// AddBinding adds a binding and returns its id. Resources and Tenants must
+// be given ("*" for all: empty is refused, never taken as everything). A
+// user:NAME subject must be a local user and a group:NAME subject is
+// refused, unless b.Proxy marks the subject as an SSO identity. Errors:
+// EUNAUTHORIZED, EFORBIDDEN, EINVALID (subject, unknown user or unconfirmed
+// group, role, patterns, tenants).
 func (s *Store) AddBinding(ctx context.Context, by *Principal, b Binding) (int64, error) {
 	var id int64
 	ev := AuditEvent{Action: "binding.add", Resource: b.Subject}
 	err := s.adminOp(ctx, by, false, &ev, func() error {
 		if err := validateBinding(&b); err != nil {
+			return err
+		}
+		if err := s.checkSubject(ctx, b); err != nil {
 			return err
 		}
 		role, err := roleExists(ctx, s.db, b.Role)
@@ -653,6 +703,9 @@ func (s *Store) AddBinding(ctx context.Context, by *Principal, b Binding) (int64
 		id, _ = r.LastInsertId()
 		ev.AffectedIDs = []string{strconv.FormatInt(id, 10)}
 		ev.Details = map[string]any{"role": role, "resources": b.Resources, "tenants": b.Tenants}
+		if b.Proxy {
+			ev.Details["proxy"] = true
+		}
 		return nil
 	})
 	if err != nil {

@@ -41,7 +41,7 @@ func (s *Store) EnsureServiceAccount(ctx context.Context, name string, actions [
 		}
 	}
 	if !bound {
-		if _, err := s.AddBinding(ctx, sys, Binding{Subject: "user:" + name, Role: name}); err != nil {
+		if _, err := s.AddBinding(ctx, sys, Binding{Subject: "user:" + name, Role: name, Resources: []string{"*"}, Tenants: []string{"*"}}); err != nil {
 			return "", err
 		}
 	}

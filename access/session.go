@@ -50,7 +50,11 @@ func (s *Store) Login(ctx context.Context, user, password, peerAddr, userAgent s
 		}
 		return Session{}, err
 	}
-	if wait, err := s.lockedFor(ctx, user, ip, now); err != nil {
+	// The attempt is counted before its password is checked, in the same
+	// transaction that looks at the lock, so that parallel attempts cannot
+	// all pass a lock check that none of them has updated yet: at most
+	// MaxFailures attempts per window ever reach bcrypt. Success refunds it.
+	if wait, err := s.reserveAttempt(ctx, user, ip, now); err != nil {
 		return Session{}, err
 	} else if wait > 0 {
 		secs := int(math.Ceil(wait.Seconds()))
@@ -69,20 +73,16 @@ func (s *Store) Login(ctx context.Context, user, password, peerAddr, userAgent s
 	if errors.Is(err, sql.ErrNoRows) {
 		// Same bcrypt cost as a real user, so timing hides which names exist.
 		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		if terr := s.recordFailure(ctx, user, ip, now); terr != nil {
-			return Session{}, terr
-		}
 		return fail("unknown user", Errorf(EUNAUTHORIZED, "invalid user name or password"))
 	}
 	if err != nil {
+		// The reserved attempt stays counted: failing closed is the safe
+		// side of an outage.
 		return Session{}, internal("look up user", err)
 	}
 	ev.Actor, ev.Resource = name, "user:"+name
 	pwOK := bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) == nil
 	if !pwOK || disabled {
-		if terr := s.recordFailure(ctx, user, ip, now); terr != nil {
-			return Session{}, terr
-		}
 		reason := "wrong password"
 		if pwOK {
 			reason = "user disabled"
@@ -241,39 +241,25 @@ func endSessions(ctx context.Context, tx *sql.Tx, userID int64) (int64, error) {
 	return n, nil
 }
 
-// lockedFor returns how long (user, ip) is still locked out, 0 when not.
-func (s *Store) lockedFor(ctx context.Context, user, ip string, now time.Time) (time.Duration, error) {
-	var until sql.NullString
-	err := s.db.QueryRowContext(ctx,
-		`SELECT locked_until FROM login_attempts WHERE user_name = ? AND peer_ip = ?`, strings.ToLower(user), ip).Scan(&until)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !until.Valid) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, internal("read login attempts", err)
-	}
-	t, err := sqldb.ParseTime(until.String)
-	if err != nil {
-		return 0, internal("read login attempts", err)
-	}
-	if now.Before(t) {
-		return t.Sub(now), nil
-	}
-	return 0, nil
-}
-
-// recordFailure counts a failed login of (user, ip) and locks the pair
-// once MaxFailures fall within Window. Each lockout doubles the previous
-// one (up to MaxLockout); a pair that stayed quiet for MaxLockout after its
-// last lockout starts over.
-func (s *Store) recordFailure(ctx context.Context, user, ip string, now time.Time) error {
+// reserveAttempt counts a login attempt of (user, ip) before its password
+// is checked and returns how long the pair is still locked out (0 when the
+// attempt may go on). The lock check and the count happen in one
+// transaction — IMMEDIATE (sqldb's DSN), so it also holds against other
+// processes on the same file, and under throttleMu in this one — so that
+// of any number of parallel attempts at most MaxFailures per Window reach
+// the password check. The attempt that reaches MaxFailures sets the lock
+// (Lockout, doubling on each repeat up to MaxLockout; a pair quiet for
+// MaxLockout after its last lockout starts over); a successful login then
+// clears the pair with resetThrottle, so a correct password refunds its
+// own attempt.
+func (s *Store) reserveAttempt(ctx context.Context, user, ip string, now time.Time) (time.Duration, error) {
 	t := s.opts.LoginThrottle
 	user = strings.ToLower(user)
 	s.throttleMu.Lock()
 	defer s.throttleMu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return internal("count login failure", err)
+		return 0, internal("count login attempt", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	var (
@@ -285,16 +271,24 @@ func (s *Store) recordFailure(ctx context.Context, user, ip string, now time.Tim
 		`SELECT failures, window_start, lockouts, locked_until FROM login_attempts WHERE user_name = ? AND peer_ip = ?`,
 		user, ip).Scan(&failures, &windowStart, &lockouts, &lockedUntil)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return internal("count login failure", err)
+		return 0, internal("count login attempt", err)
 	}
-	ws, _ := sqldb.ParseTime(windowStart)
-	if errors.Is(err, sql.ErrNoRows) || now.Sub(ws) >= t.Window {
-		failures, ws = 0, now
-	}
+	fresh := errors.Is(err, sql.ErrNoRows)
 	if lockedUntil.Valid {
-		if lu, perr := sqldb.ParseTime(lockedUntil.String); perr == nil && now.Sub(lu) >= t.MaxLockout {
+		lu, perr := sqldb.ParseTime(lockedUntil.String)
+		if perr != nil {
+			return 0, internal("read login attempts", perr)
+		}
+		if now.Before(lu) {
+			return lu.Sub(now), nil
+		}
+		if now.Sub(lu) >= t.MaxLockout {
 			lockouts = 0
 		}
+	}
+	ws, _ := sqldb.ParseTime(windowStart)
+	if fresh || now.Sub(ws) >= t.Window {
+		failures, ws = 0, now
 	}
 	failures++
 	var until any = lockedUntil
@@ -313,12 +307,12 @@ VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (user_name, peer_ip) DO UPDATE SET failures = excluded.failures,
 	window_start = excluded.window_start, lockouts = excluded.lockouts, locked_until = excluded.locked_until`,
 		user, ip, failures, sqldb.FormatTime(ws), lockouts, until); err != nil {
-		return internal("count login failure", err)
+		return 0, internal("count login attempt", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return internal("count login failure", err)
+		return 0, internal("count login attempt", err)
 	}
-	return nil
+	return 0, nil
 }
 
 func (s *Store) resetThrottle(ctx context.Context, user, ip string) error {

@@ -3,7 +3,9 @@ package access_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -423,5 +425,66 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 	s2 := mustStoreOpts(t, db, access.Options{Now: c.Now})
 	if _, err := s2.Login(ctx, "olga", "operator password", "198.51.100.7", ""); access.ErrorCode(err) != access.ETOOMANY {
 		t.Errorf("after restart: %v, want ETOOMANY", err)
+	}
+}
+
+// Forty wrong passwords at once, through two stores on two connection
+// pools of the same file (as two console processes would be): the lock is
+// checked and the attempt counted in one transaction, so at most
+// MaxFailures attempts reach the password check, the rest are refused
+// unchecked, and the right password right after is refused too.
+func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "console.db")
+	var stores []*access.Store
+	for range 2 {
+		db, err := sqldb.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		stores = append(stores, mustStoreOpts(t, db, access.Options{}))
+	}
+	if err := stores[0].AddUser(ctx, "olga", "operator password", access.RoleOperator); err != nil {
+		t.Fatal(err)
+	}
+	const attempts = 40
+	start := make(chan struct{})
+	codes := make(chan string, attempts)
+	var wg sync.WaitGroup
+	for i := range attempts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, err := stores[i%2].Login(ctx, "olga", "wrong password!", "198.51.100.7:1234", "ua")
+			codes <- access.ErrorCode(err)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(codes)
+	count := map[string]int{}
+	for c := range codes {
+		count[c]++
+	}
+	if count[access.EUNAUTHORIZED] != 5 || count[access.ETOOMANY] != attempts-5 {
+		t.Errorf("40 parallel wrong passwords: %v; want 5 checked (EUNAUTHORIZED) and 35 ETOOMANY", count)
+	}
+	if _, err := stores[0].Login(ctx, "olga", "operator password", "198.51.100.7:1234", "ua"); access.ErrorCode(err) != access.ETOOMANY {
+		t.Errorf("right password after the burst: %v, want ETOOMANY", err)
+	}
+	recs, _, err := stores[0].Audit().List(ctx, access.AuditFilter{Action: "login", Outcome: access.OutcomeFailure, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, r := range recs {
+		if r.Reason == "wrong password" {
+			checked++
+		}
+	}
+	if checked != 5 {
+		t.Errorf("%d \"wrong password\" audit records, want 5 (one per checked attempt)", checked)
 	}
 }

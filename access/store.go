@@ -64,10 +64,12 @@ type ProxyOptions struct {
 }
 
 // ThrottleOptions configure login throttling per (user name, peer IP).
-// After MaxFailures failures within Window, logins are refused for Lockout
-// without checking the password; each further lockout of the same pair
-// doubles, up to MaxLockout. A successful login resets the pair. The state
-// lives in the login_attempts table, so a restart does not reset it.
+// Every attempt is counted before its password is checked; after
+// MaxFailures attempts within Window that did not succeed, logins are
+// refused for Lockout without checking the password, however many arrive
+// at once; each further lockout of the same pair doubles, up to
+// MaxLockout. A successful login resets the pair. The state lives in the
+// login_attempts table, so a restart does not reset it.
 type ThrottleOptions struct {
 	MaxFailures int           // default 5
 	Window      time.Duration // default 15m
@@ -86,8 +88,9 @@ type Store struct {
 	// a wrong user name costs as long as a wrong password and timing does
 	// not reveal which accounts exist.
 	dummyHash []byte
-	// throttleMu makes the read-modify-write of login_attempts atomic in
-	// this process.
+	// throttleMu serializes the lock check and count of login_attempts in
+	// this process (the IMMEDIATE transaction does so across processes),
+	// so that parallel logins cannot all pass a stale lock check.
 	throttleMu sync.Mutex
 }
 

@@ -122,5 +122,11 @@ CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN
 	SELECT RAISE(ABORT, 'audit_log is append-only');
 END;`},
+		// Version 4 records how each audit row was hashed: 'sha256' (every
+		// row written before this version, and rows written without an
+		// audit key) or 'hmac-sha256:<key id>'. Adding a column fires no
+		// trigger, so the append-only guard stays as it is.
+		{Version: 4, Name: "audit hash scheme", SQL: `
+ALTER TABLE audit_log ADD COLUMN hash_scheme TEXT NOT NULL DEFAULT 'sha256';`},
 	}
 }

@@ -405,8 +405,10 @@ func (s *Server) handleAdminBindingAdd(c *fiber.Ctx) error {
 	form := templates.BindingForm{
 		Subject: strings.TrimSpace(c.FormValue("subject")), Role: strings.Clone(c.FormValue("role")),
 		Resources: strings.Clone(c.FormValue("resources")), Tenants: strings.Clone(c.FormValue("tenants")),
+		Proxy: c.FormValue("proxy") != "",
 	}
-	b := access.Binding{Subject: form.Subject, Role: form.Role, Resources: splitList(form.Resources, "\r\n"), Tenants: splitList(form.Tenants, ",\r\n")}
+	b := access.Binding{Subject: form.Subject, Role: form.Role, Resources: splitList(form.Resources, "\r\n"),
+		Tenants: splitList(form.Tenants, ",\r\n"), Proxy: form.Proxy}
 	if _, err := st.AddBinding(c.UserContext(), principal(c), b); err != nil {
 		if msg, ok := formError(err); ok {
 			c.Status(statusOf(access.ErrorCode(err)))
@@ -414,7 +416,11 @@ func (s *Server) handleAdminBindingAdd(c *fiber.Ctx) error {
 		}
 		return s.fail(c, err)
 	}
-	return s.flash(c, "/admin/bindings", "Bound "+b.Subject+" to role "+b.Role+".")
+	msg := "Bound " + b.Subject + " to role " + b.Role + "."
+	if note := st.BindingNote(b); note != "" {
+		msg += " " + note
+	}
+	return s.flash(c, "/admin/bindings", msg)
 }
 
 func (s *Server) handleAdminBindingDelete(c *fiber.Ctx) error {

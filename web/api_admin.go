@@ -55,12 +55,16 @@ func (s *Server) handleAPIAdminBindings(c *fiber.Ctx) error {
 type bindingRequest struct {
 	Subject   string   `json:"subject"`
 	Role      string   `json:"role"`
-	Resources []string `json:"resources"`
-	Tenants   []string `json:"tenants"`
+	Resources []string `json:"resources"` // required; ["*"] for every resource
+	Tenants   []string `json:"tenants"`   // required; ["*"] for every tenant
+	// Proxy confirms that the subject is an SSO identity of the trusted
+	// proxy (a group, or a user without a local account).
+	Proxy bool `json:"proxy"`
 }
 
-type idResponse struct {
-	ID int64 `json:"id"`
+type bindingResponse struct {
+	ID   int64  `json:"id"`
+	Note string `json:"note,omitempty"`
 }
 
 func (s *Server) handleAPIAdminBindingAdd(c *fiber.Ctx) error {
@@ -70,13 +74,14 @@ func (s *Server) handleAPIAdminBindingAdd(c *fiber.Ctx) error {
 	}
 	var req bindingRequest
 	if err := c.BodyParser(&req); err != nil {
-		return s.fail(c, access.Errorf(access.EINVALID, "body must be JSON: {subject, role, resources, tenants}"))
+		return s.fail(c, access.Errorf(access.EINVALID, "body must be JSON: {subject, role, resources, tenants, proxy}"))
 	}
-	id, err := st.AddBinding(c.UserContext(), principal(c), access.Binding{Subject: req.Subject, Role: req.Role, Resources: req.Resources, Tenants: req.Tenants})
+	b := access.Binding{Subject: req.Subject, Role: req.Role, Resources: req.Resources, Tenants: req.Tenants, Proxy: req.Proxy}
+	id, err := st.AddBinding(c.UserContext(), principal(c), b)
 	if err != nil {
 		return s.fail(c, err)
 	}
-	return c.Status(fiber.StatusCreated).JSON(idResponse{ID: id})
+	return c.Status(fiber.StatusCreated).JSON(bindingResponse{ID: id, Note: st.BindingNote(b)})
 }
 
 func (s *Server) handleAPIAdminBindingDelete(c *fiber.Ctx) error {

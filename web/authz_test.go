@@ -168,7 +168,7 @@ func setupMatrix(t *testing.T, e *env) matrixFixtures {
 	}
 	f.dlqGroup = entry.GroupID
 	for _, id := range []*int64{&f.bindingPage, &f.bindingAPI} {
-		if *id, err = e.store.AddBinding(ctx, by, access.Binding{Subject: "user:target", Role: access.RoleViewer, Resources: []string{"kafka:demo/x"}}); err != nil {
+		if *id, err = e.store.AddBinding(ctx, by, access.Binding{Subject: "user:target", Role: access.RoleViewer, Resources: []string{"kafka:demo/x"}, Tenants: []string{"*"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -272,7 +272,7 @@ func jsonFor(name, user string, f matrixFixtures) any {
 		return redrive.Request{Action: redrive.ActionQuarantine, Reason: "matrix",
 			Selector: redrive.Selector{IDs: []int64{cmp.Or(f.create[user], f.create["tess"])}}}
 	case "api.admin.bindings.add":
-		return map[string]any{"subject": "user:target", "role": "viewer", "resources": []string{"kafka:demo/api"}}
+		return map[string]any{"subject": "user:target", "role": "viewer", "resources": []string{"kafka:demo/api"}, "tenants": []string{"*"}}
 	case "api.admin.tokens.issue":
 		return map[string]any{"user": "target", "name": "api token", "ttl": "1h"}
 	case "api.dlq.group.triage":

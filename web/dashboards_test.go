@@ -267,7 +267,7 @@ func addScopedUser(t *testing.T, e *env) *client {
 	if err := e.store.CreateUser(ctx, by, "sam", operatorPassword); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.AddBinding(ctx, by, access.Binding{Subject: "user:sam", Role: access.RoleViewer, Resources: []string{"kafka:demo/orders.*"}}); err != nil {
+	if _, err := e.store.AddBinding(ctx, by, access.Binding{Subject: "user:sam", Role: access.RoleViewer, Resources: []string{"kafka:demo/orders.*"}, Tenants: []string{"*"}}); err != nil {
 		t.Fatal(err)
 	}
 	return e.login(t, "sam", operatorPassword)

@@ -221,7 +221,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	}
 	for user, b := range map[string]access.Binding{
 		"tess": {Subject: "user:tess", Role: access.RoleOperator, Resources: []string{"kafka:demo/*"}, Tenants: []string{"t1"}},
-		"otto": {Subject: "user:otto", Role: access.RoleOperator, Resources: []string{"kafka:other/*"}},
+		"otto": {Subject: "user:otto", Role: access.RoleOperator, Resources: []string{"kafka:other/*"}, Tenants: []string{"*"}},
 	} {
 		if err := store.CreateUser(ctx, by, user, operatorPassword); err != nil {
 			t.Fatal(err)

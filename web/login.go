@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
@@ -63,7 +64,9 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 		l.Error = "Wrong user name or password."
 		return s.renderLogin(c, fiber.StatusUnauthorized, l)
 	case code == access.ETOOMANY:
-		l.Error = fmt.Sprintf("Too many attempts, try again in %d minutes.", retryMinutes(err))
+		secs := retryAfterSeconds(err)
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+		l.Error = fmt.Sprintf("Too many attempts, try again in %d minutes.", max(1, (secs+59)/60))
 		return s.renderLogin(c, fiber.StatusTooManyRequests, l)
 	default:
 		return s.fail(c, err)
@@ -80,8 +83,8 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	return c.Redirect(l.Next, fiber.StatusSeeOther)
 }
 
-// retryMinutes reads the throttle's retry-after, rounded up, at least 1.
-func retryMinutes(err error) int {
+// retryAfterSeconds reads the throttle's retry-after, at least 1.
+func retryAfterSeconds(err error) int {
 	var de *delivery.Error
 	secs := 0
 	if errors.As(err, &de) {
@@ -94,7 +97,7 @@ func retryMinutes(err error) int {
 			secs = int(v)
 		}
 	}
-	return max(1, (secs+59)/60)
+	return max(1, secs)
 }
 
 // handleLogout ends the session server-side and clears the cookie. The

@@ -31,7 +31,7 @@ func TestCSRF(t *testing.T) {
 	a := e.as(t, "admin")
 	before := bindingCount(t, e)
 	form := func() url.Values {
-		return url.Values{"subject": {"user:vera"}, "role": {"operator"}, "resources": {"kafka:demo/*"}}
+		return url.Values{"subject": {"user:vera"}, "role": {"operator"}, "resources": {"kafka:demo/*"}, "tenants": {"*"}}
 	}
 	// No token, a wrong token: refused, nothing changed.
 	for name, token := range map[string]string{"missing": "", "wrong": strings.Repeat("x", len(a.csrf))} {
@@ -49,13 +49,13 @@ func TestCSRF(t *testing.T) {
 		}
 	}
 	// The JSON API with a session needs the header just the same.
-	r := a.api(t, http.MethodPost, "/api/v1/admin/bindings", map[string]any{"subject": "user:vera", "role": "viewer"})
+	r := a.api(t, http.MethodPost, "/api/v1/admin/bindings", map[string]any{"subject": "user:vera", "role": "viewer", "resources": []string{"*"}, "tenants": []string{"*"}})
 	if r.status != http.StatusCreated {
 		t.Errorf("session API POST with X-CSRF-Token = %d, want 201: %s", r.status, r.body)
 	}
 	saved := a.csrf
 	a.csrf = "nope"
-	if r := a.api(t, http.MethodPost, "/api/v1/admin/bindings", map[string]any{"subject": "user:vera", "role": "viewer"}); r.status != http.StatusForbidden {
+	if r := a.api(t, http.MethodPost, "/api/v1/admin/bindings", map[string]any{"subject": "user:vera", "role": "viewer", "resources": []string{"*"}, "tenants": []string{"*"}}); r.status != http.StatusForbidden {
 		t.Errorf("session API POST with a wrong header = %d, want 403", r.status)
 	}
 	a.csrf = saved
@@ -71,7 +71,7 @@ func TestCSRF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r = e.bearer(t, tok, http.MethodPost, "/api/v1/admin/bindings", map[string]any{"subject": "group:ops", "role": "viewer", "resources": []string{"kafka:demo/*"}})
+	r = e.bearer(t, tok, http.MethodPost, "/api/v1/admin/bindings", map[string]any{"subject": "group:ops", "role": "viewer", "resources": []string{"kafka:demo/*"}, "tenants": []string{"*"}, "proxy": true})
 	if r.status != http.StatusCreated {
 		t.Fatalf("Bearer POST = %d: %s", r.status, r.body)
 	}

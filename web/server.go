@@ -68,6 +68,9 @@ type AdminStore interface {
 	DeleteRole(ctx context.Context, by *access.Principal, name string) error
 	ListBindings(ctx context.Context) ([]access.Binding, error)
 	AddBinding(ctx context.Context, by *access.Principal, b access.Binding) (int64, error)
+	// BindingNote is what an admin should know about an accepted binding
+	// ("" when nothing), e.g. an SSO group while the proxy mode is off.
+	BindingNote(b access.Binding) string
 	DeleteBinding(ctx context.Context, by *access.Principal, id int64) error
 	PrincipalFor(ctx context.Context, user string) (*access.Principal, error)
 }

@@ -65,6 +65,7 @@ type Main struct {
 	indexers indexerStatus
 	service  *collector.ServiceMetrics
 	audit    *access.Audit
+	anchorer *access.Anchorer // nil until Run succeeded
 	ln       net.Listener
 	server   *web.Server
 	platform *demo.Platform
@@ -139,6 +140,11 @@ func (m *Main) ParseFlags(args []string) error {
 	if err := c.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration: %w", err)
 	}
+	key, err := c.readAuditKey(c.auditKeyEnv)
+	if err != nil {
+		return fmt.Errorf("invalid configuration: %w", err)
+	}
+	c.AuditKey = key
 	if !m.DemoMode && len(c.Kafka) == 0 && c.RabbitMQ.URL == "" {
 		return errors.New("invalid configuration: no broker configured: set KAFKA_BROKERS or RABBITMQ_URL (or run `console demo`)")
 	}
@@ -195,9 +201,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	m.db = db
-	audit, err := access.NewAudit(db, nil)
+	audit, err := access.NewAuditWith(db, access.AuditOptions{Key: c.AuditKey})
 	if err != nil {
 		return err
+	}
+	// A log keyed with another key (or keyed, and no key now) stops the
+	// start here rather than failing every audited request later.
+	if err := audit.CheckKey(ctx); err != nil {
+		return fmt.Errorf("audit log: %s", access.ErrorMessage(err))
 	}
 	m.audit = audit
 	users, err := access.NewStore(db, access.Options{
@@ -378,6 +389,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}()
 
 	m.URL = "http://" + displayAddr(ln.Addr().String())
+	if err := m.startAnchors(runCtx); err != nil {
+		return err
+	}
 	m.startComponents()
 	m.awaitCustody(ctx)
 	m.logOut.started()
@@ -571,6 +585,14 @@ func (m *Main) Close() error {
 		m.ln.Close()
 	}
 	m.serverWG.Wait()
+	// The audit chain's head after the last request, out of the database.
+	if m.anchorer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if _, err := m.anchorer.Anchor(ctx, true); err != nil {
+			errs = append(errs, fmt.Errorf("audit chain anchor: %w", err))
+		}
+		cancel()
+	}
 	// 3. Close clients, the embedded Kafka, exporters and stores.
 	for _, cl := range m.clients {
 		cl.Close()

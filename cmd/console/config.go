@@ -63,6 +63,10 @@ type Config struct {
 
 	// AdminPassword comes only from CONSOLE_ADMIN_PASSWORD, never a file.
 	AdminPassword string `json:"-"`
+	// AuditKey is the audit log's HMAC key, read by ParseFlags from
+	// CONSOLE_AUDIT_KEY (auditKeyEnv) or Auth.AuditKeyFile; never logged.
+	AuditKey    []byte `json:"-"`
+	auditKeyEnv string
 }
 
 // KafkaCluster is one Kafka cluster.
@@ -164,6 +168,15 @@ type Auth struct {
 	// AuditPayloadReads records every payload view in the audit log.
 	AuditPayloadReads bool  `json:"audit_payload_reads"`
 	Proxy             Proxy `json:"proxy"`
+	// AuditKeyFile holds the audit log's HMAC key (hex or base64, at
+	// least 32 bytes); CONSOLE_AUDIT_KEY is the other way to give it.
+	// It must be outside the data dir.
+	AuditKeyFile string `json:"audit_key_file"`
+	// AuditAnchorFile, when set, gets the audit chain's head appended
+	// every AuditAnchorInterval while it moves (and at start and
+	// shutdown), besides the log line. It must be outside the data dir.
+	AuditAnchorFile     string   `json:"audit_anchor_file"`
+	AuditAnchorInterval Duration `json:"audit_anchor_interval"` // default 5m
 }
 
 // Proxy is the optional trusted reverse-proxy (SSO) mode.
@@ -215,8 +228,8 @@ func defaultConfig() Config {
 		DLQ:            DLQ{KafkaPayloadCap: 256 << 10, RabbitPayloadCap: 8 << 20, Retention: Duration(30 * 24 * time.Hour), MaxRedrives: 3, MaxRate: 1000},
 		Auth: Auth{
 			SessionIdle: Duration(30 * time.Minute), SessionAbsolute: Duration(12 * time.Hour),
-			AuditPayloadReads: true,
-			Proxy:             Proxy{UserHeader: "X-Forwarded-User", GroupsHeader: "X-Forwarded-Groups"},
+			AuditPayloadReads: true, AuditAnchorInterval: Duration(5 * time.Minute),
+			Proxy: Proxy{UserHeader: "X-Forwarded-User", GroupsHeader: "X-Forwarded-Groups"},
 		},
 	}
 }
@@ -255,6 +268,7 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	set(&c.Demo.KafkaAddr, "DEMO_KAFKA_ADDR")
 	set(&c.Metrics.Auth, "CONSOLE_METRICS_AUTH")
 	c.AdminPassword = getenv("CONSOLE_ADMIN_PASSWORD")
+	c.auditKeyEnv = getenv("CONSOLE_AUDIT_KEY")
 	if v := strings.TrimSpace(getenv("KAFKA_BROKERS")); v != "" {
 		c.Kafka = []KafkaCluster{{Name: "default", Brokers: splitList(v)}}
 	}
@@ -389,6 +403,12 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	// Checked here, before anything is created: a password EnsureAdmin
+	// would refuse must not leave a half-made data dir behind.
+	if n := len(c.AdminPassword); n > 0 && (n < access.MinPasswordLen || n > access.MaxPasswordLen) {
+		errs = append(errs, fmt.Errorf("CONSOLE_ADMIN_PASSWORD must be %d to %d bytes long", access.MinPasswordLen, access.MaxPasswordLen))
+	}
+	errs = append(errs, c.auditProblems(c.auditKeyEnv)...)
 	if c.Demo.Rate < 0 || c.Demo.Rate > 10000 {
 		errs = append(errs, fmt.Errorf("demo rate %v must be between 0 and 10000 events/s", c.Demo.Rate))
 	}

@@ -51,7 +51,9 @@ commands:
                         from CONSOLE_USER_PASSWORD, else generated and printed)
   token create --user NAME
                         print a new API token for NAME on stdout
-  audit verify          check the audit log's hash chain (exit 1 when broken)
+  audit verify          check the audit log's hash chain with the audit key
+                        and against anchors (--anchor SEQ:HASH, --anchor-file
+                        FILE); exit 1 when broken or not verifiable
   dlq redrive|quarantine|discard|restore|jobs|job|cancel
                         dead-letter jobs through the console's API with a token
                         ('console dlq help' for the flags)
@@ -91,7 +93,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runTokenCreate(ctx, args[2:], stdout, getenv)
 	case "audit":
 		if len(args) < 2 || args[1] != "verify" {
-			return usageError{"usage: console audit verify [--data-dir DIR]"}
+			return usageError{"usage: console audit verify [--data-dir DIR] [--config FILE] [--anchor SEQ:HASH]... [--anchor-file FILE]"}
 		}
 		return runAuditVerify(ctx, args[2:], stdout, getenv)
 	case "dlq":

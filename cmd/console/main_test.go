@@ -66,7 +66,7 @@ func TestParseFlagsPrecedence(t *testing.T) {
 	file := filepath.Join(dir, "console.json")
 	os.WriteFile(file, []byte(`{"addr":":7000","data_dir":"/from/file","log_level":"warn","kafka":[{"name":"prod","brokers":["k1:9092"]}]}`), 0o600)
 
-	m := NewMain(io.Discard, io.Discard, envMap("CONSOLE_DATA_DIR", "/from/env", "CONSOLE_ADMIN_PASSWORD", "s3cret-pass"))
+	m := NewMain(io.Discard, io.Discard, envMap("CONSOLE_DATA_DIR", "/from/env", "CONSOLE_ADMIN_PASSWORD", "s3cret-password"))
 	if err := m.ParseFlags([]string{"--config", file, "--addr", ":7001"}); err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestParseFlagsPrecedence(t *testing.T) {
 	if len(c.Kafka) != 1 || c.Kafka[0].Name != "prod" {
 		t.Errorf("kafka clusters from file lost: %+v", c.Kafka)
 	}
-	if c.AdminPassword != "s3cret-pass" {
+	if c.AdminPassword != "s3cret-password" {
 		t.Error("admin password not read from CONSOLE_ADMIN_PASSWORD")
 	}
 

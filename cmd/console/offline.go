@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,30 +20,43 @@ import (
 	"switchyard/sqldb"
 )
 
-// openStore opens the data dir's database for the offline commands.
-func openStore(ctx context.Context, dataDir string) (*access.Store, func(), error) {
-	path := filepath.Join(dataDir, "console.db")
-	if _, err := os.Stat(dataDir); err != nil {
-		return nil, nil, fmt.Errorf("data dir %s: %w", dataDir, err)
+// openAudit opens the data dir's database and its audit log, keyed as the
+// console's is (see offlineLocation).
+func openAudit(ctx context.Context, loc *offlineLocation) (Config, *sql.DB, *access.Audit, error) {
+	c, err := loc.resolve()
+	if err != nil {
+		return Config{}, nil, nil, err
 	}
-	db, err := sqldb.Open(ctx, path)
+	db, err := sqldb.Open(ctx, filepath.Join(c.DataDir, "console.db"))
+	if err != nil {
+		return Config{}, nil, nil, err
+	}
+	audit, err := access.NewAuditWith(db, access.AuditOptions{Key: c.AuditKey})
+	if err != nil {
+		db.Close()
+		return Config{}, nil, nil, err
+	}
+	return c, db, audit, nil
+}
+
+// openStore opens the data dir's database for the offline commands that
+// change it; their audit rows are keyed like the console's, and a keyed
+// log without its key is refused before anything changes.
+func openStore(ctx context.Context, loc *offlineLocation) (*access.Store, func(), error) {
+	_, db, audit, err := openAudit(ctx, loc)
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := access.NewStore(db, access.Options{})
+	if err := audit.CheckKey(ctx); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("audit log: %s", access.ErrorMessage(err))
+	}
+	store, err := access.NewStore(db, access.Options{Audit: audit})
 	if err != nil {
 		db.Close()
 		return nil, nil, err
 	}
 	return store, func() { db.Close() }, nil
-}
-
-func dataDirFlag(fs *flag.FlagSet, getenv func(string) string) *string {
-	def := getenv("CONSOLE_DATA_DIR")
-	if def == "" {
-		def = "./data"
-	}
-	return fs.String("data-dir", def, "data directory (CONSOLE_DATA_DIR)")
 }
 
 // runUserAdd adds a user offline. The password comes from
@@ -50,7 +66,7 @@ func runUserAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	fs := flag.NewFlagSet("user add", flag.ContinueOnError)
 	role := fs.String("role", "viewer", "scraper (reads /metrics only), viewer, operator or admin")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin")
-	dataDir := dataDirFlag(fs, getenv)
+	loc := offlineFlags(fs, getenv)
 	name, rest := splitName(args)
 	if err := fs.Parse(rest); err != nil {
 		return err
@@ -77,7 +93,7 @@ func runUserAdd(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		}
 		password, generated = p, true
 	}
-	store, closeFn, err := openStore(ctx, *dataDir)
+	store, closeFn, err := openStore(ctx, loc)
 	if err != nil {
 		return err
 	}
@@ -100,14 +116,14 @@ func runTokenCreate(ctx context.Context, args []string, stdout io.Writer, getenv
 	user := fs.String("user", "", "the user the token acts as (required)")
 	label := fs.String("name", "cli", "a label to recognise the token by")
 	ttl := fs.Duration("ttl", 90*24*time.Hour, "lifetime; 0 for no expiry")
-	dataDir := dataDirFlag(fs, getenv)
+	loc := offlineFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *user == "" {
 		return usageError{"usage: console token create --user NAME [--name LABEL] [--ttl 720h] [--data-dir DIR]"}
 	}
-	store, closeFn, err := openStore(ctx, *dataDir)
+	store, closeFn, err := openStore(ctx, loc)
 	if err != nil {
 		return err
 	}
@@ -159,33 +175,96 @@ func splitName(args []string) (string, []string) {
 	return "", args
 }
 
-// runAuditVerify recomputes the audit log's hash chain offline and says
-// whether it is intact; a broken chain is an error (exit 1) naming the row.
+// anchorFlags collects repeated --anchor SEQ:HASH values.
+type anchorFlags []access.Anchor
+
+func (a *anchorFlags) String() string { return fmt.Sprint(*a) }
+
+func (a *anchorFlags) Set(v string) error {
+	x, err := access.ParseAnchor(v)
+	if err != nil {
+		return errors.New(access.ErrorMessage(err))
+	}
+	*a = append(*a, x)
+	return nil
+}
+
+// runAuditVerify recomputes the audit log's hash chain offline — keyed
+// rows with the audit key, read as the console reads it — checks it
+// against the anchors given (--anchor, --anchor-file, and the config's
+// auth.audit_anchor_file), and says whether it is intact. A broken chain,
+// a failing anchor, or keyed rows it has no key for are an error (exit 1).
 func runAuditVerify(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("audit verify", flag.ContinueOnError)
-	dataDir := dataDirFlag(fs, getenv)
+	var anchors anchorFlags
+	fs.Var(&anchors, "anchor", "SEQ:HASH of an earlier chain head, from the console's \"audit chain anchor\" log lines (repeatable)")
+	anchorFile := fs.String("anchor-file", "", "a file of anchors: the console's anchor file or its JSON log")
+	loc := offlineFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*dataDir); err != nil {
-		return fmt.Errorf("data dir %s: %w", *dataDir, err)
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	db, err := sqldb.Open(ctx, filepath.Join(*dataDir, "console.db"))
+	c, db, audit, err := openAudit(ctx, loc)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	audit, err := access.NewAudit(db, nil)
+	var files []string
+	for _, f := range []string{*anchorFile, c.Auth.AuditAnchorFile} {
+		if f != "" && !slices.Contains(files, f) {
+			files = append(files, f)
+		}
+	}
+	for _, f := range files {
+		got, err := readAnchorFile(f)
+		if err != nil {
+			return err
+		}
+		anchors = append(anchors, got...)
+	}
+	res, err := audit.Verify(ctx, anchors...)
 	if err != nil {
 		return err
 	}
-	res, err := audit.Verify(ctx)
-	if err != nil {
-		return err
-	}
-	if !res.OK {
+	switch {
+	case res.BrokenAt > 0:
 		return fmt.Errorf("audit log broken at row %d: %s (%d rows checked)", res.BrokenAt, res.Problem, res.Rows)
+	case !res.OK:
+		return fmt.Errorf("audit log not verified: %s (%d rows checked)", res.Problem, res.Rows)
 	}
 	fmt.Fprintf(stdout, "audit log intact: %d rows, hash chain verified\n", res.Rows)
+	if res.Keyed > 0 {
+		fmt.Fprintf(stdout, "  keyed:    %d rows (HMAC-SHA256, key id %s)\n", res.Keyed, res.KeyID)
+	}
+	if res.Unkeyed > 0 {
+		fmt.Fprintf(stdout, "  unkeyed:  rows 1-%d (plain SHA-256, written without an audit key: they prove order, not authorship)\n", res.Unkeyed)
+	}
+	if len(anchors) > 0 {
+		fmt.Fprintf(stdout, "  anchors:  %d matched\n", res.Anchors)
+	} else {
+		fmt.Fprintln(stdout, "  anchors:  none given (--anchor, --anchor-file): a rewrite of the whole chain, or rows cut off its end, cannot be seen without one")
+	}
+	if res.Head.Seq > 0 {
+		fmt.Fprintf(stdout, "  head:     %s (keep it as an anchor)\n", res.Head)
+	}
 	return nil
+}
+
+// readAnchorFile reads the anchors of an anchor file or a console log.
+func readAnchorFile(path string) ([]access.Anchor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("anchor file: %w", err)
+	}
+	defer f.Close()
+	as, err := access.ReadAnchors(f)
+	if access.ErrorCode(err) == access.EINVALID {
+		return nil, fmt.Errorf("anchor file %s: %s", path, access.ErrorMessage(err))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("anchor file %s: %w", path, err)
+	}
+	return as, nil
 }

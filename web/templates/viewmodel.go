@@ -429,8 +429,13 @@ type BindingRow struct {
 	Created            string
 }
 
-// BindingForm is the add-binding form's input.
-type BindingForm struct{ Subject, Role, Resources, Tenants string }
+// BindingForm is the add-binding form's input. Proxy is the "SSO
+// identity" checkbox: the subject is a group or user of the trusted proxy
+// that the console cannot look up.
+type BindingForm struct {
+	Subject, Role, Resources, Tenants string
+	Proxy                             bool
+}
 
 // Check is /admin/check: what a user may do on a resource.
 type Check struct {
