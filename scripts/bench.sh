@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 COUNT="${BENCH_COUNT:-3}"
 # package:iterations:pattern per run. Kafka (in-process kfake) is fast, RabbitMQ waits for disk
 # confirms, a collection cycle over 2,000 partitions takes tens of milliseconds.
-RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./web/:200x:2000Partitions|200Groups ./dlqstore/:1x:Index ./dlqstore/:50x:Search ./indexer/:1x:IndexKafka ./redrive/:1x:Redrive}"
+RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./web/:200x:2000Partitions|200Groups|GzipBody ./dlqstore/:1x:Index ./dlqstore/:50x:Search ./indexer/:1x:IndexKafka ./redrive/:1x:Redrive}"
 mkdir -p .bench
 raw=.bench/raw.txt
 : >"$raw"

@@ -87,7 +87,7 @@ type benchEnv struct {
 // time-series store holding one hour of its history at a 30 s interval,
 // recorded through collector.History, with a real access store for the
 // session.
-func newBenchEnv(b *testing.B, cold bool) *benchEnv {
+func newBenchEnv(b *testing.B, cold, scoped bool) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
 	now := time.Now()
@@ -114,7 +114,35 @@ func newBenchEnv(b *testing.B, cold bool) *benchEnv {
 	if _, _, err := store.EnsureAdmin(ctx, adminPassword); err != nil {
 		b.Fatal(err)
 	}
-	sess, err := store.Login(ctx, "admin", adminPassword, "127.0.0.1", "bench")
+	user, password := "admin", adminPassword
+	if scoped {
+		// A viewer of one domain's topics (and their groups) for t1: every
+		// history query carries her scope as label matchers.
+		user, password = "sam", viewerPassword
+		if err := store.AddUser(ctx, user, password, access.RoleViewer); err != nil {
+			b.Fatal(err)
+		}
+		by, err := store.PrincipalFor(ctx, "admin")
+		if err != nil {
+			b.Fatal(err)
+		}
+		bindings, err := store.ListBindings(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, bd := range bindings {
+			if bd.Subject == "user:sam" {
+				if err := store.DeleteBinding(ctx, by, bd.ID); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if _, err := store.AddBinding(ctx, by, access.Binding{Subject: "user:sam", Role: access.RoleViewer,
+			Resources: []string{"kafka:bench/domain03.*", "kafka:bench/group/service-*"}, Tenants: []string{"t1"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	sess, err := store.Login(ctx, user, password, "127.0.0.1", "bench")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -156,12 +184,12 @@ func benchPage(b *testing.B, path string) {
 		if cold {
 			name = "uncached"
 		}
-		b.Run(name, func(b *testing.B) { benchPageOnce(b, path, cold) })
+		b.Run(name, func(b *testing.B) { benchPageOnce(b, path, cold, false) })
 	}
 }
 
-func benchPageOnce(b *testing.B, path string, cold bool) {
-	e := newBenchEnv(b, cold)
+func benchPageOnce(b *testing.B, path string, cold, scoped bool) {
+	e := newBenchEnv(b, cold, scoped)
 	e.get(b, path) // warm up
 	durs := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
@@ -178,6 +206,11 @@ func benchPageOnce(b *testing.B, path string, cold bool) {
 // BenchmarkOverview2000Partitions renders the overview of a cluster of
 // 2,000 partitions and 200 groups with an hour of history (range 1h).
 func BenchmarkOverview2000Partitions(b *testing.B) { benchPage(b, "/") }
+
+// BenchmarkOverviewScoped2000Partitions is the uncached overview for a
+// viewer of one domain's topics in tenant t1: what narrowing every history
+// query to her scope costs beside the admin's uncached overview.
+func BenchmarkOverviewScoped2000Partitions(b *testing.B) { benchPageOnce(b, "/", true, true) }
 
 // BenchmarkGroupPage2000Partitions renders a consumer group page (10
 // partitions, per-partition chart) on that cluster.

@@ -6,6 +6,7 @@ import (
 	"compress/zlib"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -297,4 +298,43 @@ func TestCompressedBodiesWithinTheLimitAreServed(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Errorf("gzip'd login form: status %d, want 303", resp.StatusCode)
 	}
+}
+
+// BenchmarkGzipBody decodes a gzip'd 1 MiB JSON export as limitBody does
+// (streaming, held to the OTLP limit) beside a bare gzip.Reader read to
+// the end into a buffer sized the same way: what the bomb guard costs a
+// body within the limit.
+func BenchmarkGzipBody(b *testing.B) {
+	var plain bytes.Buffer
+	for i := 0; plain.Len() < 1<<20; i++ {
+		fmt.Fprintf(&plain, `{"name":"event.processed","attributes":{"service":"billing-%d","tenant":"t%d"},"value":%d},`, i%40, i%4, i)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(plain.Bytes()) //nolint:errcheck // into memory
+	zw.Close()
+	body := z.Bytes()
+	b.Run("switchyard", func(b *testing.B) {
+		b.SetBytes(int64(plain.Len()))
+		for b.Loop() {
+			out, err := decodeBody("gzip", body, 8<<20)
+			if err != nil || len(out) != plain.Len() {
+				b.Fatalf("%d bytes, %v", len(out), err)
+			}
+		}
+	})
+	b.Run("bare-gzip", func(b *testing.B) {
+		b.SetBytes(int64(plain.Len()))
+		for b.Loop() {
+			zr, err := gzip.NewReader(bytes.NewReader(body))
+			if err != nil {
+				b.Fatal(err)
+			}
+			// Sized as limitBody sizes it, so that only the limit differs.
+			buf := bytes.NewBuffer(make([]byte, 0, 4*len(body)))
+			if _, err := buf.ReadFrom(zr); err != nil || buf.Len() != plain.Len() {
+				b.Fatalf("%d bytes, %v", buf.Len(), err)
+			}
+		}
+	})
 }
