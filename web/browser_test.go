@@ -1,60 +1,21 @@
 package web
 
 import (
-	"context"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kadm"
-
-	"switchyard/internal/testenv"
 )
 
 // TestBrowserNavigation drives a real Chromium against a real server (kfake
 // cluster, SQLite users): every navigation entry is there, and clicking
 // Consumers shows the group the test created.
 func TestBrowserNavigation(t *testing.T) {
-	chromium := testenv.Chromium(t)
 	e := newEnv(t, envOptions{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.srv.Serve(ln) //nolint:errcheck // Shutdown below ends it
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		e.srv.Shutdown(ctx) //nolint:errcheck
-	})
-	base := "http://" + ln.Addr().String()
-
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-	// The first call starts the browser, which lives as long as that
-	// call's context: no timeout on it, a timeout on what follows.
-	if _, err := chromedp.Call(tab, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(tab, 60*time.Second)
-	t.Cleanup(cancel)
+	ctx := newBrowser(t)
+	base := serve(t, e)
 	// Without a session the console sends the browser to the login form;
 	// a wrong password stays there with an inline error.
 	if err := chromedp.Do(ctx,

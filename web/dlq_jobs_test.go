@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"html"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -14,15 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/dlqstore"
-	"switchyard/internal/testenv"
 	"switchyard/redrive"
 )
 
@@ -794,52 +790,15 @@ func TestDeadLetterJobsListPaging(t *testing.T) {
 // them, confirm with a reason, and land on the job page, which shows the
 // job completed (app.js refreshes it if it was still running).
 func TestBrowserDeadLetterJob(t *testing.T) {
-	chromium := testenv.Chromium(t)
 	e := newEnv(t, envOptions{})
 	e.withJobs(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.srv.Serve(ln) //nolint:errcheck // Shutdown below ends it
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		e.srv.Shutdown(ctx) //nolint:errcheck
-	})
-	base := "http://" + ln.Addr().String()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-	if _, err := chromedp.Call(tab, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(tab, 60*time.Second)
-	t.Cleanup(cancel)
+	ctx := newBrowser(t)
+	base := serve(t, e)
 	submit := func(what, sel string) {
 		t.Helper()
-		if _, err := chromedp.Run(ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(chromedp.CSS(sel)))); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
+		clickAndLoad(t, ctx, what, sel)
 	}
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(base+"/dead-letters/entries"),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="login-form"]`)),
-		chromedp.SendKeys(chromedp.CSS(`[data-testid="login-user"]`), "tess"),
-		chromedp.SendKeys(chromedp.CSS(`[data-testid="login-password"]`), operatorPassword),
-	); err != nil {
-		t.Fatalf("login form: %v", err)
-	}
-	submit("sign in", `[data-testid="login-submit"]`)
+	signIn(t, ctx, base, "/dead-letters/entries", "tess", operatorPassword)
 
 	nf1, nf2 := e.dlqIDs["nf1"], e.dlqIDs["nf2"]
 	box := func(id int64) string {

@@ -1164,7 +1164,7 @@ func BindingsView(b Bindings) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 107, "\" placeholder=\"user:alice or group:ops\" required></label> <label>Role <select name=\"role\">")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 107, "\" placeholder=\"user:alice or group:ops\" required data-testid=\"binding-subject\"></label> <label>Role <select name=\"role\">")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
@@ -1246,7 +1246,7 @@ func BindingsView(b Bindings) templ.Component {
 				return templ_7745c5c3_Err
 			}
 		}
-		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 117, " data-testid=\"binding-proxy\"> SSO identity: a group, or a user without a local account, named by the trusted proxy (the console cannot look it up)</label><p class=\"muted\">Nothing is implied: an empty field is an error, never \"everything\".</p><button type=\"submit\">Add</button></form>")
+		templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 117, " data-testid=\"binding-proxy\"> SSO identity: a group, or a user without a local account, named by the trusted proxy (the console cannot look it up)</label><p class=\"muted\">Nothing is implied: an empty field is an error, never \"everything\".</p><button type=\"submit\" data-testid=\"binding-submit\">Add</button></form>")
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
