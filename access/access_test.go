@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -68,19 +69,19 @@ func TestAddUserValidation(t *testing.T) {
 		name, user, pw, role, want string
 	}{
 		{"ok", "alice", "correct horse battery", access.RoleViewer, ""},
-		{"duplicate", "alice", "correct horse battery", access.RoleViewer, access.ECONFLICT},
-		{"duplicate other case", "ALICE", "correct horse battery", access.RoleViewer, access.ECONFLICT},
-		{"empty name", "", "correct horse battery", access.RoleViewer, access.EINVALID},
-		{"colon in name", "a:b", "correct horse battery", access.RoleViewer, access.EINVALID},
-		{"long name", strings.Repeat("a", 65), "correct horse battery", access.RoleViewer, access.EINVALID},
-		{"short password", "bob", "short", access.RoleViewer, access.EINVALID},
-		{"password over 72 bytes", "bob", strings.Repeat("x", 73), access.RoleViewer, access.EINVALID},
-		{"unknown role", "bob", "correct horse battery", "root", access.EINVALID},
+		{"duplicate", "alice", "correct horse battery", access.RoleViewer, delivery.ECONFLICT},
+		{"duplicate other case", "ALICE", "correct horse battery", access.RoleViewer, delivery.ECONFLICT},
+		{"empty name", "", "correct horse battery", access.RoleViewer, delivery.EINVALID},
+		{"colon in name", "a:b", "correct horse battery", access.RoleViewer, delivery.EINVALID},
+		{"long name", strings.Repeat("a", 65), "correct horse battery", access.RoleViewer, delivery.EINVALID},
+		{"short password", "bob", "short", access.RoleViewer, delivery.EINVALID},
+		{"password over 72 bytes", "bob", strings.Repeat("x", 73), access.RoleViewer, delivery.EINVALID},
+		{"unknown role", "bob", "correct horse battery", "root", delivery.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := s.AddUser(ctx, tt.user, tt.pw, tt.role)
-			if got := access.ErrorCode(err); got != tt.want {
+			if got := delivery.ErrorCode(err); got != tt.want {
 				t.Errorf("AddUser = %v, want code %q", err, tt.want)
 			}
 		})
@@ -134,15 +135,15 @@ func TestNewStoreOptions(t *testing.T) {
 		want string
 	}{
 		{"zero value", access.Options{}, ""},
-		{"proxy without cidrs", access.Options{Proxy: access.ProxyOptions{Enabled: true}}, access.EINVALID},
-		{"proxy bad cidr", access.Options{Proxy: access.ProxyOptions{Enabled: true, TrustedCIDRs: []string{"10.0.0.0/33"}}}, access.EINVALID},
+		{"proxy without cidrs", access.Options{Proxy: access.ProxyOptions{Enabled: true}}, delivery.EINVALID},
+		{"proxy bad cidr", access.Options{Proxy: access.ProxyOptions{Enabled: true, TrustedCIDRs: []string{"10.0.0.0/33"}}}, delivery.EINVALID},
 		{"proxy ok", access.Options{Proxy: access.ProxyOptions{Enabled: true, TrustedCIDRs: []string{"10.0.0.0/8", "::1/128"}}}, ""},
-		{"negative idle", access.Options{SessionIdle: -time.Second}, access.EINVALID},
+		{"negative idle", access.Options{SessionIdle: -time.Second}, delivery.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := access.NewStore(db, tt.opts)
-			if got := access.ErrorCode(err); got != tt.want {
+			if got := delivery.ErrorCode(err); got != tt.want {
 				t.Errorf("NewStore = %v, want code %q", err, tt.want)
 			}
 		})
@@ -163,14 +164,14 @@ func TestErrorCodeAndMessage(t *testing.T) {
 		code, message string
 	}{
 		{nil, "", ""},
-		{access.Errorf(access.ENOTFOUND, "topic %q not found", "x"), access.ENOTFOUND, `topic "x" not found`},
-		{internal, access.EINTERNAL, "internal error"},
+		{delivery.Errorf(delivery.ENOTFOUND, "topic %q not found", "x"), delivery.ENOTFOUND, `topic "x" not found`},
+		{internal, delivery.EINTERNAL, "internal error"},
 	}
 	for _, tt := range tests {
-		if got := access.ErrorCode(tt.err); got != tt.code {
+		if got := delivery.ErrorCode(tt.err); got != tt.code {
 			t.Errorf("ErrorCode(%v) = %q, want %q", tt.err, got, tt.code)
 		}
-		if got := access.ErrorMessage(tt.err); got != tt.message {
+		if got := delivery.ErrorMessage(tt.err); got != tt.message {
 			t.Errorf("ErrorMessage(%v) = %q, want %q", tt.err, got, tt.message)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -34,11 +35,11 @@ var adminResource = Res("console:admin")
 // whose audit record cannot be written returns the audit error.
 func (s *Store) adminOp(ctx context.Context, by *Principal, self bool, ev *AuditEvent, fn func() error) error {
 	if by == nil {
-		return Errorf(EUNAUTHORIZED, "authentication required")
+		return delivery.Errorf(delivery.EUNAUTHORIZED, "authentication required")
 	}
 	if !self {
 		if err := (Policy{}).Authorize(by, ActionAdmin, adminResource); err != nil {
-			ev.Outcome, ev.Reason = OutcomeDenied, ErrorMessage(err)
+			ev.Outcome, ev.Reason = OutcomeDenied, delivery.ErrorMessage(err)
 			if aerr := s.record(ctx, by, *ev); aerr != nil {
 				return aerr
 			}
@@ -47,7 +48,7 @@ func (s *Store) adminOp(ctx context.Context, by *Principal, self bool, ev *Audit
 	}
 	err := fn()
 	if err != nil {
-		ev.Outcome, ev.Reason = OutcomeFailure, ErrorMessage(err)
+		ev.Outcome, ev.Reason = OutcomeFailure, delivery.ErrorMessage(err)
 	} else {
 		ev.Outcome = OutcomeSuccess
 	}
@@ -108,8 +109,8 @@ func parseNullTime(ns sql.NullString) (*time.Time, error) {
 }
 
 // CreateUser creates a user without any binding (they can log in and do
-// nothing until an admin binds a role). Errors: EUNAUTHORIZED, EFORBIDDEN,
-// EINVALID, ECONFLICT.
+// nothing until an admin binds a role). Errors: delivery.EUNAUTHORIZED, delivery.EFORBIDDEN,
+// delivery.EINVALID, delivery.ECONFLICT.
 func (s *Store) CreateUser(ctx context.Context, by *Principal, name, password string) error {
 	ev := AuditEvent{Action: "user.create", Resource: "user:" + name, AffectedIDs: []string{name}}
 	return s.adminOp(ctx, by, false, &ev, func() error {
@@ -139,7 +140,7 @@ func userID(ctx context.Context, q querier, name string) (int64, string, error) 
 	var canon string
 	err := q.QueryRowContext(ctx, `SELECT id, name FROM users WHERE name = ?`, name).Scan(&id, &canon)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, "", Errorf(ENOTFOUND, "user %q not found", name)
+		return 0, "", delivery.Errorf(delivery.ENOTFOUND, "user %q not found", name)
 	}
 	if err != nil {
 		return 0, "", internal("look up user", err)
@@ -148,7 +149,7 @@ func userID(ctx context.Context, q querier, name string) (int64, string, error) 
 }
 
 // SetPassword replaces a user's password and ends all their sessions.
-// Errors: EUNAUTHORIZED, EFORBIDDEN, EINVALID, ENOTFOUND.
+// Errors: delivery.EUNAUTHORIZED, delivery.EFORBIDDEN, delivery.EINVALID, delivery.ENOTFOUND.
 func (s *Store) SetPassword(ctx context.Context, by *Principal, name, password string) error {
 	ev := AuditEvent{Action: "user.password", Resource: "user:" + name, AffectedIDs: []string{name}}
 	return s.adminOp(ctx, by, false, &ev, func() error {
@@ -186,7 +187,7 @@ func (s *Store) SetPassword(ctx context.Context, by *Principal, name, password s
 // SetDisabled disables or re-enables a user. Disabling ends their sessions;
 // their tokens stop working while disabled. An admin cannot disable their
 // own account (that is how the last admin locks everyone out). Errors:
-// EUNAUTHORIZED, EFORBIDDEN, EINVALID, ENOTFOUND.
+// delivery.EUNAUTHORIZED, delivery.EFORBIDDEN, delivery.EINVALID, delivery.ENOTFOUND.
 func (s *Store) SetDisabled(ctx context.Context, by *Principal, name string, disabled bool) error {
 	action := "user.enable"
 	if disabled {
@@ -195,7 +196,7 @@ func (s *Store) SetDisabled(ctx context.Context, by *Principal, name string, dis
 	ev := AuditEvent{Action: action, Resource: "user:" + name, AffectedIDs: []string{name}}
 	return s.adminOp(ctx, by, false, &ev, func() error {
 		if disabled && strings.EqualFold(by.User, name) {
-			return Errorf(EINVALID, "you cannot disable your own account")
+			return delivery.Errorf(delivery.EINVALID, "you cannot disable your own account")
 		}
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -234,15 +235,15 @@ type Token struct {
 // createToken inserts a token for user and returns the plaintext and id.
 func (s *Store) createToken(ctx context.Context, user, name string, ttl time.Duration) (string, int64, error) {
 	if name = strings.TrimSpace(name); name == "" || len(name) > 64 {
-		return "", 0, Errorf(EINVALID, "token name must be 1-64 characters")
+		return "", 0, delivery.Errorf(delivery.EINVALID, "token name must be 1-64 characters")
 	}
 	if ttl < 0 {
-		return "", 0, Errorf(EINVALID, "token lifetime must not be negative")
+		return "", 0, delivery.Errorf(delivery.EINVALID, "token lifetime must not be negative")
 	}
 	var uid int64
 	err := s.db.QueryRowContext(ctx, `SELECT id FROM users WHERE name = ? AND disabled = 0`, user).Scan(&uid)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", 0, Errorf(ENOTFOUND, "user %q not found", user)
+		return "", 0, delivery.Errorf(delivery.ENOTFOUND, "user %q not found", user)
 	}
 	if err != nil {
 		return "", 0, internal("look up user", err)
@@ -269,7 +270,7 @@ func (s *Store) createToken(ctx context.Context, user, name string, ttl time.Dur
 
 // CreateToken issues an API token for user from the CLI (audited as the
 // system). The plaintext ("sy_…") is returned once; only its SHA-256 is
-// stored. ttl 0 means no expiry. Errors: EINVALID, ENOTFOUND (no such
+// stored. ttl 0 means no expiry. Errors: delivery.EINVALID, delivery.ENOTFOUND (no such
 // enabled user).
 func (s *Store) CreateToken(ctx context.Context, user, name string, ttl time.Duration) (string, error) {
 	tok, id, err := s.createToken(ctx, user, name, ttl)
@@ -285,8 +286,8 @@ func (s *Store) CreateToken(ctx context.Context, user, name string, ttl time.Dur
 }
 
 // IssueToken issues an API token for user on behalf of by: an admin for
-// anyone, any user for themselves. Errors: EUNAUTHORIZED, EFORBIDDEN,
-// EINVALID, ENOTFOUND.
+// anyone, any user for themselves. Errors: delivery.EUNAUTHORIZED, delivery.EFORBIDDEN,
+// delivery.EINVALID, delivery.ENOTFOUND.
 func (s *Store) IssueToken(ctx context.Context, by *Principal, user, name string, ttl time.Duration) (string, error) {
 	var tok string
 	ev := AuditEvent{Action: "token.issue", Resource: "user:" + user,
@@ -307,14 +308,14 @@ func (s *Store) IssueToken(ctx context.Context, by *Principal, user, name string
 }
 
 // RevokeToken revokes the token with the given plaintext (CLI). Errors:
-// ENOTFOUND.
+// delivery.ENOTFOUND.
 func (s *Store) RevokeToken(ctx context.Context, plaintext string) error {
 	var id int64
 	err := s.db.QueryRowContext(ctx,
 		`UPDATE api_tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL RETURNING id`,
 		sqldb.FormatTime(s.now()), hashToken(plaintext)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Errorf(ENOTFOUND, "token not found")
+		return delivery.Errorf(delivery.ENOTFOUND, "token not found")
 	}
 	if err != nil {
 		return internal("revoke token", err)
@@ -324,7 +325,7 @@ func (s *Store) RevokeToken(ctx context.Context, plaintext string) error {
 }
 
 // RevokeTokenID revokes a token by id: an admin any token, a user their
-// own. Errors: EUNAUTHORIZED, EFORBIDDEN, ENOTFOUND (also for someone
+// own. Errors: delivery.EUNAUTHORIZED, delivery.EFORBIDDEN, delivery.ENOTFOUND (also for someone
 // else's token, so ids of others' tokens are not confirmed).
 func (s *Store) RevokeTokenID(ctx context.Context, by *Principal, id int64) error {
 	var owner string
@@ -342,7 +343,7 @@ func (s *Store) RevokeTokenID(ctx context.Context, by *Principal, id int64) erro
 			return internal("revoke token", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return Errorf(ENOTFOUND, "token %d not found or already revoked", id)
+			return delivery.Errorf(delivery.ENOTFOUND, "token %d not found or already revoked", id)
 		}
 		return nil
 	})
@@ -403,7 +404,7 @@ func roleExists(ctx context.Context, q querier, role string) (string, error) {
 	var name string
 	err := q.QueryRowContext(ctx, `SELECT name FROM roles WHERE name = ?`, role).Scan(&name)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", Errorf(EINVALID, "unknown role %q", role)
+		return "", delivery.Errorf(delivery.EINVALID, "unknown role %q", role)
 	}
 	if err != nil {
 		return "", internal("look up role", err)
@@ -457,19 +458,19 @@ func (s *Store) ListRoles(ctx context.Context) ([]Role, error) {
 
 // SaveRole creates or replaces a custom role. Its actions, in the order of
 // Actions(), take effect on the next request of everyone bound to it.
-// Errors: EUNAUTHORIZED, EFORBIDDEN, EINVALID (built-in name, bad name,
+// Errors: delivery.EUNAUTHORIZED, delivery.EFORBIDDEN, delivery.EINVALID (built-in name, bad name,
 // no or unknown actions).
 func (s *Store) SaveRole(ctx context.Context, by *Principal, r Role) error {
 	ev := AuditEvent{Action: "role.save", Resource: "role:" + r.Name, AffectedIDs: []string{r.Name}}
 	return s.adminOp(ctx, by, false, &ev, func() error {
 		if !roleNameRE.MatchString(r.Name) {
-			return Errorf(EINVALID, "role name must be 1-64 letters, digits, '.', '_' or '-'")
+			return delivery.Errorf(delivery.EINVALID, "role name must be 1-64 letters, digits, '.', '_' or '-'")
 		}
 		if _, ok := BuiltInRole(r.Name); ok {
-			return Errorf(EINVALID, "built-in role %q cannot be changed", r.Name)
+			return delivery.Errorf(delivery.EINVALID, "built-in role %q cannot be changed", r.Name)
 		}
 		if len(r.Actions) == 0 {
-			return Errorf(EINVALID, "a role needs at least one action")
+			return delivery.Errorf(delivery.EINVALID, "a role needs at least one action")
 		}
 		var acts []Action
 		for _, a := range Actions() { // canonical order, no duplicates
@@ -479,7 +480,7 @@ func (s *Store) SaveRole(ctx context.Context, by *Principal, r Role) error {
 		}
 		for _, a := range r.Actions {
 			if !ValidAction(a) {
-				return Errorf(EINVALID, "unknown action %q", a)
+				return delivery.Errorf(delivery.EINVALID, "unknown action %q", a)
 			}
 		}
 		b, _ := json.Marshal(acts)
@@ -495,13 +496,13 @@ ON CONFLICT (name) DO UPDATE SET actions = excluded.actions, updated_at = exclud
 	})
 }
 
-// DeleteRole deletes a custom role. Errors: EUNAUTHORIZED, EFORBIDDEN,
-// EINVALID (built-in), ENOTFOUND, ECONFLICT (still bound).
+// DeleteRole deletes a custom role. Errors: delivery.EUNAUTHORIZED, delivery.EFORBIDDEN,
+// delivery.EINVALID (built-in), delivery.ENOTFOUND, delivery.ECONFLICT (still bound).
 func (s *Store) DeleteRole(ctx context.Context, by *Principal, name string) error {
 	ev := AuditEvent{Action: "role.delete", Resource: "role:" + name, AffectedIDs: []string{name}}
 	return s.adminOp(ctx, by, false, &ev, func() error {
 		if _, ok := BuiltInRole(name); ok {
-			return Errorf(EINVALID, "built-in role %q cannot be deleted", name)
+			return delivery.Errorf(delivery.EINVALID, "built-in role %q cannot be deleted", name)
 		}
 		tx, err := s.db.BeginTx(ctx, nil)
 		if err != nil {
@@ -513,14 +514,14 @@ func (s *Store) DeleteRole(ctx context.Context, by *Principal, name string) erro
 			return internal("delete role", err)
 		}
 		if n > 0 {
-			return Errorf(ECONFLICT, "role %q is used by %d binding(s); delete them first", name, n)
+			return delivery.Errorf(delivery.ECONFLICT, "role %q is used by %d binding(s); delete them first", name, n)
 		}
 		res, err := tx.ExecContext(ctx, `DELETE FROM roles WHERE name = ?`, name)
 		if err != nil {
 			return internal("delete role", err)
 		}
 		if k, _ := res.RowsAffected(); k == 0 {
-			return Errorf(ENOTFOUND, "role %q not found", name)
+			return delivery.Errorf(delivery.ENOTFOUND, "role %q not found", name)
 		}
 		if err := tx.Commit(); err != nil {
 			return internal("delete role", err)
@@ -589,26 +590,26 @@ func validateBinding(b *Binding) error {
 	switch kind {
 	case "user":
 		if validateName(name) != nil {
-			return Errorf(EINVALID, "subject %q: not a valid user name", b.Subject)
+			return delivery.Errorf(delivery.EINVALID, "subject %q: not a valid user name", b.Subject)
 		}
 	case "group":
 		if !validGroup(name) {
-			return Errorf(EINVALID, "subject %q: not a valid group name", b.Subject)
+			return delivery.Errorf(delivery.EINVALID, "subject %q: not a valid group name", b.Subject)
 		}
 	default:
-		return Errorf(EINVALID, "subject must be user:NAME or group:NAME")
+		return delivery.Errorf(delivery.EINVALID, "subject must be user:NAME or group:NAME")
 	}
 	// Empty never means everything: a form left blank must not grant a
 	// role on every resource or tenant. "*" has to be typed.
 	if len(b.Resources) == 0 {
-		return Errorf(EINVALID, "resources must not be empty: list resource patterns, or type * to bind the role on every resource")
+		return delivery.Errorf(delivery.EINVALID, "resources must not be empty: list resource patterns, or type * to bind the role on every resource")
 	}
 	var res []string
 	for _, p := range b.Resources {
 		p = strings.TrimSpace(p)
 		ok := p == "*" || strings.HasPrefix(p, "kafka:") || strings.HasPrefix(p, "rabbitmq:") || strings.HasPrefix(p, "console:")
 		if !ok || len(p) > 256 || strings.ContainsAny(p, " \t\r\n") {
-			return Errorf(EINVALID, "resource pattern %q must be \"*\" or start with kafka:, rabbitmq: or console:, without spaces", p)
+			return delivery.Errorf(delivery.EINVALID, "resource pattern %q must be \"*\" or start with kafka:, rabbitmq: or console:, without spaces", p)
 		}
 		if !slices.Contains(res, p) {
 			res = append(res, p)
@@ -616,13 +617,13 @@ func validateBinding(b *Binding) error {
 	}
 	b.Resources = res
 	if len(b.Tenants) == 0 {
-		return Errorf(EINVALID, "tenants must not be empty: list tenants, or type * to bind the role for every tenant")
+		return delivery.Errorf(delivery.EINVALID, "tenants must not be empty: list tenants, or type * to bind the role for every tenant")
 	}
 	var ten []string
 	for _, t := range b.Tenants {
 		t = strings.TrimSpace(t)
 		if !validGroup(t) {
-			return Errorf(EINVALID, "tenant %q must be 1-128 characters without spaces or commas", t)
+			return delivery.Errorf(delivery.EINVALID, "tenant %q must be 1-128 characters without spaces or commas", t)
 		}
 		if t == "*" {
 			ten = []string{"*"}
@@ -644,20 +645,20 @@ func (s *Store) checkSubject(ctx context.Context, b Binding) error {
 	switch kind {
 	case "user":
 		_, _, err := userID(ctx, s.db, name)
-		if ErrorCode(err) != ENOTFOUND {
+		if delivery.ErrorCode(err) != delivery.ENOTFOUND {
 			return err
 		}
 		if !b.Proxy {
-			return Errorf(EINVALID, "there is no user %q: create the user first, or, for a user who signs in only through the SSO proxy, mark the subject as an SSO identity", name)
+			return delivery.Errorf(delivery.EINVALID, "there is no user %q: create the user first, or, for a user who signs in only through the SSO proxy, mark the subject as an SSO identity", name)
 		}
 	case "group":
 		if b.Proxy {
 			return nil
 		}
 		if !s.opts.Proxy.Enabled {
-			return Errorf(EINVALID, "group %q: groups come only from the trusted SSO proxy, and the proxy mode (auth.proxy) is off, so this binding could never match anyone; mark it as an SSO group to keep it for when the proxy is on", name)
+			return delivery.Errorf(delivery.EINVALID, "group %q: groups come only from the trusted SSO proxy, and the proxy mode (auth.proxy) is off, so this binding could never match anyone; mark it as an SSO group to keep it for when the proxy is on", name)
 		}
-		return Errorf(EINVALID, "group %q cannot be checked: groups come from the SSO proxy's %s header; mark it as an SSO group to confirm the name", name, s.opts.Proxy.GroupsHeader)
+		return delivery.Errorf(delivery.EINVALID, "group %q cannot be checked: groups come from the SSO proxy's %s header; mark it as an SSO group to confirm the name", name, s.opts.Proxy.GroupsHeader)
 	}
 	return nil
 }
@@ -676,7 +677,7 @@ func (s *Store) BindingNote(b Binding) string {
 // be given ("*" for all: empty is refused, never taken as everything). A
 // user:NAME subject must be a local user and a group:NAME subject is
 // refused, unless b.Proxy marks the subject as an SSO identity. Errors:
-// EUNAUTHORIZED, EFORBIDDEN, EINVALID (subject, unknown user or unconfirmed
+// delivery.EUNAUTHORIZED, delivery.EFORBIDDEN, delivery.EINVALID (subject, unknown user or unconfirmed
 // group, role, patterns, tenants).
 func (s *Store) AddBinding(ctx context.Context, by *Principal, b Binding) (int64, error) {
 	var id int64
@@ -714,8 +715,8 @@ func (s *Store) AddBinding(ctx context.Context, by *Principal, b Binding) (int64
 	return id, nil
 }
 
-// DeleteBinding deletes a binding. Errors: EUNAUTHORIZED, EFORBIDDEN,
-// ENOTFOUND.
+// DeleteBinding deletes a binding. Errors: delivery.EUNAUTHORIZED, delivery.EFORBIDDEN,
+// delivery.ENOTFOUND.
 func (s *Store) DeleteBinding(ctx context.Context, by *Principal, id int64) error {
 	ev := AuditEvent{Action: "binding.delete", AffectedIDs: []string{strconv.FormatInt(id, 10)}}
 	return s.adminOp(ctx, by, false, &ev, func() error {
@@ -724,7 +725,7 @@ func (s *Store) DeleteBinding(ctx context.Context, by *Principal, id int64) erro
 			`DELETE FROM role_bindings WHERE id = ? RETURNING subject, role, resources, tenants`, id).
 			Scan(&subject, &role, &res, &ten)
 		if errors.Is(err, sql.ErrNoRows) {
-			return Errorf(ENOTFOUND, "binding %d not found", id)
+			return delivery.Errorf(delivery.ENOTFOUND, "binding %d not found", id)
 		}
 		if err != nil {
 			return internal("delete binding", err)
@@ -767,10 +768,10 @@ func (s *Store) grantsFor(ctx context.Context, user string, groups []string) ([]
 
 // PrincipalFor returns the principal of a local user, or of a user known
 // only through bindings (a proxy user), with their grants, for the admin
-// "what can this user do" check. Errors: ENOTFOUND.
+// "what can this user do" check. Errors: delivery.ENOTFOUND.
 func (s *Store) PrincipalFor(ctx context.Context, user string) (*Principal, error) {
 	_, canon, err := userID(ctx, s.db, user)
-	if ErrorCode(err) == ENOTFOUND {
+	if delivery.ErrorCode(err) == delivery.ENOTFOUND {
 		var n int
 		if qerr := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM role_bindings WHERE subject = ?`, "user:"+user).Scan(&n); qerr != nil {
 			return nil, internal("look up bindings", qerr)
@@ -792,7 +793,7 @@ func (s *Store) PrincipalFor(ctx context.Context, user string) (*Principal, erro
 
 // PrincipalWith returns the principal a proxy user with these groups would
 // get (the user need not exist locally), for the admin check of SSO users.
-// Errors: EINVALID (bad user name).
+// Errors: delivery.EINVALID (bad user name).
 func (s *Store) PrincipalWith(ctx context.Context, user string, groups []string) (*Principal, error) {
 	if err := validateName(user); err != nil {
 		return nil, err

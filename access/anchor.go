@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"switchyard/delivery"
 )
 
 // AnchorMessage is the log message of an anchor line; ReadAnchors picks
@@ -36,15 +38,15 @@ func (a Anchor) String() string { return strconv.FormatInt(a.Seq, 10) + ":" + a.
 var anchorRE = regexp.MustCompile(`^([1-9][0-9]*):([0-9a-f]{64})$`)
 
 // ParseAnchor reads "SEQ:HASH" (a row id and its 64-hex-digit hash).
-// Errors: EINVALID.
+// Errors: delivery.EINVALID.
 func ParseAnchor(s string) (Anchor, error) {
 	m := anchorRE.FindStringSubmatch(strings.ToLower(strings.TrimSpace(s)))
 	if m == nil {
-		return Anchor{}, Errorf(EINVALID, "anchor %q must be SEQ:HASH, a row id and its 64-hex-digit hash", s)
+		return Anchor{}, delivery.Errorf(delivery.EINVALID, "anchor %q must be SEQ:HASH, a row id and its 64-hex-digit hash", s)
 	}
 	seq, err := strconv.ParseInt(m[1], 10, 64)
 	if err != nil {
-		return Anchor{}, Errorf(EINVALID, "anchor %q: row id out of range", s)
+		return Anchor{}, delivery.Errorf(delivery.EINVALID, "anchor %q: row id out of range", s)
 	}
 	return Anchor{Seq: seq, Hash: m[2]}, nil
 }
@@ -54,7 +56,7 @@ func ParseAnchor(s string) (Anchor, error) {
 // "audit chain anchor", "seq" and "hash" (an anchor file's lines and the
 // log's anchor lines both are); every other line of a log is skipped. A line that
 // claims to be an anchor and does not parse is an error, and so is a
-// reader without any anchor. Errors: EINVALID, or the read error.
+// reader without any anchor. Errors: delivery.EINVALID, or the read error.
 func ReadAnchors(r io.Reader) ([]Anchor, error) {
 	var out []Anchor
 	sc := bufio.NewScanner(r)
@@ -77,7 +79,7 @@ func ReadAnchors(r io.Reader) ([]Anchor, error) {
 		}
 		a, err := ParseAnchor(string(rec.Seq) + ":" + rec.Hash)
 		if err != nil {
-			return nil, Errorf(EINVALID, "line %d: %s", n, ErrorMessage(err))
+			return nil, delivery.Errorf(delivery.EINVALID, "line %d: %s", n, delivery.ErrorMessage(err))
 		}
 		out = append(out, a)
 	}
@@ -85,7 +87,7 @@ func ReadAnchors(r io.Reader) ([]Anchor, error) {
 		return nil, fmt.Errorf("read anchors: %w", err)
 	}
 	if len(out) == 0 {
-		return nil, Errorf(EINVALID, "no anchors found (want lines SEQ:HASH or the log's %q lines)", AnchorMessage)
+		return nil, delivery.Errorf(delivery.EINVALID, "no anchors found (want lines SEQ:HASH or the log's %q lines)", AnchorMessage)
 	}
 	return out, nil
 }
@@ -115,14 +117,14 @@ type Anchorer struct {
 	last Anchor
 }
 
-// NewAnchorer returns an Anchorer. Errors: EINVALID (no Audit, a negative
+// NewAnchorer returns an Anchorer. Errors: delivery.EINVALID (no Audit, a negative
 // interval).
 func NewAnchorer(o AnchorOptions) (*Anchorer, error) {
 	if o.Audit == nil {
-		return nil, Errorf(EINVALID, "anchorer: no audit log")
+		return nil, delivery.Errorf(delivery.EINVALID, "anchorer: no audit log")
 	}
 	if o.Interval < 0 {
-		return nil, Errorf(EINVALID, "anchorer: negative interval")
+		return nil, delivery.Errorf(delivery.EINVALID, "anchorer: negative interval")
 	}
 	if o.Interval == 0 {
 		o.Interval = 5 * time.Minute

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -127,11 +128,11 @@ func NewAudit(db *sql.DB, now func() time.Time) (*Audit, error) {
 }
 
 // NewAuditWith returns the audit log over a database opened by
-// sqldb.Open. Errors: EINVALID (no database, a key shorter than
+// sqldb.Open. Errors: delivery.EINVALID (no database, a key shorter than
 // MinAuditKeyLen).
 func NewAuditWith(db *sql.DB, o AuditOptions) (*Audit, error) {
 	if db == nil {
-		return nil, Errorf(EINVALID, "audit: no database")
+		return nil, delivery.Errorf(delivery.EINVALID, "audit: no database")
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -139,7 +140,7 @@ func NewAuditWith(db *sql.DB, o AuditOptions) (*Audit, error) {
 	a := &Audit{db: db, now: o.Now, scheme: SchemeSHA256}
 	if o.Key != nil {
 		if len(o.Key) < MinAuditKeyLen {
-			return nil, Errorf(EINVALID, "audit key must be at least %d bytes, is %d", MinAuditKeyLen, len(o.Key))
+			return nil, delivery.Errorf(delivery.EINVALID, "audit key must be at least %d bytes, is %d", MinAuditKeyLen, len(o.Key))
 		}
 		a.key = bytes.Clone(o.Key)
 		a.keyID = AuditKeyID(a.key)
@@ -170,9 +171,9 @@ func (a *Audit) mayFollow(headScheme string) error {
 	case !keyed:
 		return nil
 	case a.key == nil:
-		return Errorf(EINVALID, "the audit log is keyed (key id %s) and no audit key is configured: set CONSOLE_AUDIT_KEY or auth.audit_key_file to that key", id)
+		return delivery.Errorf(delivery.EINVALID, "the audit log is keyed (key id %s) and no audit key is configured: set CONSOLE_AUDIT_KEY or auth.audit_key_file to that key", id)
 	case id != a.keyID:
-		return Errorf(EINVALID, "the audit log is keyed with key id %s, the configured audit key has id %s: configure the same key", id, a.keyID)
+		return delivery.Errorf(delivery.EINVALID, "the audit log is keyed with key id %s, the configured audit key has id %s: configure the same key", id, a.keyID)
 	}
 	return nil
 }
@@ -180,7 +181,7 @@ func (a *Audit) mayFollow(headScheme string) error {
 // CheckKey says whether this Audit may append to the log as it stands
 // (see mayFollow), so that a console started with the wrong key, or none
 // after one was used, stops at start instead of failing every audited
-// request. Errors: EINVALID naming the key ids, or an internal error.
+// request. Errors: delivery.EINVALID naming the key ids, or an internal error.
 func (a *Audit) CheckKey(ctx context.Context) error {
 	var scheme string
 	err := a.db.QueryRowContext(ctx, `SELECT hash_scheme FROM audit_log ORDER BY id DESC LIMIT 1`).Scan(&scheme)
@@ -240,17 +241,17 @@ func chainHash(prev string, c canonicalEvent, key []byte) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// Append records e, filling Time from the clock when zero. Errors: EINVALID
+// Append records e, filling Time from the clock when zero. Errors: delivery.EINVALID
 // (no action or an outcome other than success, failure, denied), or an
 // internal error.
 func (a *Audit) Append(ctx context.Context, e AuditEvent) error {
 	if strings.TrimSpace(e.Action) == "" {
-		return Errorf(EINVALID, "audit event without an action")
+		return delivery.Errorf(delivery.EINVALID, "audit event without an action")
 	}
 	switch e.Outcome {
 	case OutcomeSuccess, OutcomeFailure, OutcomeDenied:
 	default:
-		return Errorf(EINVALID, "audit outcome must be success, failure or denied")
+		return delivery.Errorf(delivery.EINVALID, "audit outcome must be success, failure or denied")
 	}
 	if e.Time.IsZero() {
 		e.Time = a.now()

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 func TestAuditAppendListExport(t *testing.T) {
@@ -41,7 +42,7 @@ func TestAuditAppendListExport(t *testing.T) {
 		}
 		c.Advance(time.Second)
 	}
-	if err := a.Append(ctx, access.AuditEvent{Action: "x", Outcome: "maybe"}); access.ErrorCode(err) != access.EINVALID {
+	if err := a.Append(ctx, access.AuditEvent{Action: "x", Outcome: "maybe"}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("bad outcome accepted: %v", err)
 	}
 
@@ -200,13 +201,13 @@ func TestStoreAuditsLoginsAndAdminChanges(t *testing.T) {
 	if err := s.SaveRole(ctx, admin, access.Role{Name: "replayer", Actions: []access.Action{access.ActionRedrive, access.ActionView, access.ActionView}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveRole(ctx, vera, access.Role{Name: "sneaky", Actions: []access.Action{access.ActionAdmin}}); access.ErrorCode(err) != access.EFORBIDDEN {
+	if err := s.SaveRole(ctx, vera, access.Role{Name: "sneaky", Actions: []access.Action{access.ActionAdmin}}); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("viewer saved a role: %v", err)
 	}
-	if err := s.SaveRole(ctx, admin, access.Role{Name: "operator", Actions: []access.Action{access.ActionView}}); access.ErrorCode(err) != access.EINVALID {
+	if err := s.SaveRole(ctx, admin, access.Role{Name: "operator", Actions: []access.Action{access.ActionView}}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("built-in role overwritten: %v", err)
 	}
-	if err := s.SaveRole(ctx, admin, access.Role{Name: "odd", Actions: []access.Action{"fly"}}); access.ErrorCode(err) != access.EINVALID {
+	if err := s.SaveRole(ctx, admin, access.Role{Name: "odd", Actions: []access.Action{"fly"}}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("unknown action accepted: %v", err)
 	}
 	id, err := s.AddBinding(ctx, admin, access.Binding{Subject: "user:vera", Role: "replayer", Resources: []string{"kafka:prod/orders.*"}, Tenants: []string{"t1"}})
@@ -221,7 +222,7 @@ func TestStoreAuditsLoginsAndAdminChanges(t *testing.T) {
 		{Subject: "group:a b", Role: "viewer", Resources: all, Tenants: all, Proxy: true},
 		{Subject: "user:vera", Role: "viewer", Resources: all, Tenants: []string{"t 1"}},
 	} {
-		if _, err := s.AddBinding(ctx, admin, bad); access.ErrorCode(err) != access.EINVALID {
+		if _, err := s.AddBinding(ctx, admin, bad); delivery.ErrorCode(err) != delivery.EINVALID {
 			t.Errorf("AddBinding(%+v) = %v, want EINVALID", bad, err)
 		}
 	}
@@ -229,7 +230,7 @@ func TestStoreAuditsLoginsAndAdminChanges(t *testing.T) {
 	if !(access.Policy{}).Can(pv, access.ActionRedrive, access.Resource{Name: "kafka:prod/orders.created", Tenant: "t1"}) {
 		t.Errorf("custom role binding not effective: %+v", pv.Grants)
 	}
-	if err := s.DeleteRole(ctx, admin, "replayer"); access.ErrorCode(err) != access.ECONFLICT {
+	if err := s.DeleteRole(ctx, admin, "replayer"); delivery.ErrorCode(err) != delivery.ECONFLICT {
 		t.Errorf("deleting a bound role: %v", err)
 	}
 	if err := s.DeleteBinding(ctx, admin, id); err != nil {
@@ -238,7 +239,7 @@ func TestStoreAuditsLoginsAndAdminChanges(t *testing.T) {
 	if err := s.DeleteRole(ctx, admin, "replayer"); err != nil {
 		t.Errorf("deleting an unbound role: %v", err)
 	}
-	if err := s.DeleteRole(ctx, admin, "viewer"); access.ErrorCode(err) != access.EINVALID {
+	if err := s.DeleteRole(ctx, admin, "viewer"); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("deleting a built-in role: %v", err)
 	}
 	roles, _ := s.ListRoles(ctx)
@@ -449,7 +450,7 @@ func TestAuditRefusesToContinueAKeyedChainWithoutItsKey(t *testing.T) {
 	other, _ := access.NewAuditWith(db, access.AuditOptions{Key: []byte("another key, also thirty-two bytes")})
 	plain, _ := access.NewAudit(db, nil)
 	for name, a := range map[string]*access.Audit{"no key": plain, "another key": other} {
-		if err := a.CheckKey(ctx); access.ErrorCode(err) != access.EINVALID || !strings.Contains(err.Error(), keyed.KeyID()) {
+		if err := a.CheckKey(ctx); delivery.ErrorCode(err) != delivery.EINVALID || !strings.Contains(err.Error(), keyed.KeyID()) {
 			t.Errorf("%s: CheckKey = %v, want EINVALID naming key id %s", name, err, keyed.KeyID())
 		}
 		if err := a.Append(ctx, access.AuditEvent{Action: "login", Outcome: access.OutcomeSuccess}); err == nil {
@@ -462,7 +463,7 @@ func TestAuditRefusesToContinueAKeyedChainWithoutItsKey(t *testing.T) {
 	if res, _ := keyed.Verify(ctx); !res.OK || res.Rows != 1 {
 		t.Errorf("chain after refused appends: %+v", res)
 	}
-	if _, err := access.NewAuditWith(db, access.AuditOptions{Key: []byte("short")}); access.ErrorCode(err) != access.EINVALID {
+	if _, err := access.NewAuditWith(db, access.AuditOptions{Key: []byte("short")}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("short key accepted: %v", err)
 	}
 }
@@ -563,10 +564,10 @@ func TestAuditAnchorerAndIntactChain(t *testing.T) {
 	if err != nil || !res.OK || res.Keyed != 12 || res.Unkeyed != 0 || res.Anchors != 4 {
 		t.Errorf("intact chain with key and anchors: %+v, %v", res, err)
 	}
-	if _, err := access.ParseAnchor("12:nothex"); access.ErrorCode(err) != access.EINVALID {
+	if _, err := access.ParseAnchor("12:nothex"); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("bad anchor accepted: %v", err)
 	}
-	if _, err := access.ReadAnchors(strings.NewReader(`{"msg":"audit chain anchor","seq":1,"hash":"x"}`)); access.ErrorCode(err) != access.EINVALID {
+	if _, err := access.ReadAnchors(strings.NewReader(`{"msg":"audit chain anchor","seq":1,"hash":"x"}`)); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("malformed anchor line accepted: %v", err)
 	}
 }

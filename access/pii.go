@@ -71,14 +71,14 @@ type Masker struct {
 	anyMeta []string
 }
 
-// NewMasker compiles rules. Errors: EINVALID naming the malformed rule.
+// NewMasker compiles rules. Errors: delivery.EINVALID naming the malformed rule.
 func NewMasker(rules PIIRules) (*Masker, error) {
 	m := &Masker{paths: map[string][][]pathStep{}, keys: map[string]bool{}, meta: map[string][]string{}}
 	for typ, list := range rules {
 		for _, rule := range list {
 			r, err := parsePIIRule(rule)
 			if err != nil {
-				return nil, Errorf(EINVALID, "PII rule %q of %q: %s", rule, typ, err)
+				return nil, delivery.Errorf(delivery.EINVALID, "PII rule %q of %q: %s", rule, typ, err)
 			}
 			switch {
 			case r.key:
@@ -99,10 +99,10 @@ func NewMasker(rules PIIRules) (*Masker, error) {
 }
 
 // ValidPIIRule reports whether rule is a valid rule of PIIRules; the
-// error (EINVALID) says what is wrong with it, for config validation.
+// error (delivery.EINVALID) says what is wrong with it, for config validation.
 func ValidPIIRule(rule string) error {
 	if _, err := parsePIIRule(rule); err != nil {
-		return Errorf(EINVALID, "PII rule %q: %s", rule, err)
+		return delivery.Errorf(delivery.EINVALID, "PII rule %q: %s", rule, err)
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func TestMasker(t *testing.T) {
 	}
 
 	for _, bad := range []string{"", "*", "a.*", "a..b", ".a", "a.", "a[0]", "a[", "x.[]"} {
-		if _, err := access.NewMasker(access.PIIRules{"t": {bad}}); access.ErrorCode(err) != access.EINVALID {
+		if _, err := access.NewMasker(access.PIIRules{"t": {bad}}); delivery.ErrorCode(err) != delivery.EINVALID {
 			t.Errorf("NewMasker(%q) = %v, want EINVALID", bad, err)
 		}
 	}
@@ -116,8 +116,8 @@ func TestPIIRuleSyntax(t *testing.T) {
 				return
 			}
 			for _, e := range []error{err, nerr} {
-				if access.ErrorCode(e) != access.EINVALID || !strings.Contains(access.ErrorMessage(e), tc.says) ||
-					!strings.Contains(access.ErrorMessage(e), strconv.Quote(tc.rule)) {
+				if delivery.ErrorCode(e) != delivery.EINVALID || !strings.Contains(delivery.ErrorMessage(e), tc.says) ||
+					!strings.Contains(delivery.ErrorMessage(e), strconv.Quote(tc.rule)) {
 					t.Errorf("error = %v; want EINVALID naming %q and saying %q", e, tc.rule, tc.says)
 				}
 			}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"switchyard/delivery"
 )
 
 // Action is what a request wants to do. Every web route names exactly one.
@@ -208,19 +210,19 @@ func MatchResource(pattern, name string) bool {
 // Can, or by tenant with Scope.
 type Policy struct{}
 
-// Authorize returns nil when p may do a on r, an EUNAUTHORIZED error when p
-// is nil, and an EFORBIDDEN error otherwise. Unknown actions are denied.
+// Authorize returns nil when p may do a on r, an delivery.EUNAUTHORIZED error when p
+// is nil, and an delivery.EFORBIDDEN error otherwise. Unknown actions are denied.
 func (pol Policy) Authorize(p *Principal, a Action, r Resource) error {
 	if p == nil {
-		return Errorf(EUNAUTHORIZED, "authentication required")
+		return delivery.Errorf(delivery.EUNAUTHORIZED, "authentication required")
 	}
 	if pol.Can(p, a, r) {
 		return nil
 	}
 	if r.Name == "" || r.Name == "*" {
-		return Errorf(EFORBIDDEN, "you may not %s here", a)
+		return delivery.Errorf(delivery.EFORBIDDEN, "you may not %s here", a)
 	}
-	return Errorf(EFORBIDDEN, "you may not %s %s", a, r.Name)
+	return delivery.Errorf(delivery.EFORBIDDEN, "you may not %s %s", a, r.Name)
 }
 
 // Can reports whether p may do a on r; see Policy.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 func grantOf(role string, resources, tenants []string) access.Grant {
@@ -35,21 +36,21 @@ func TestBuiltInRoleMatrix(t *testing.T) {
 			t.Run(role+"/"+string(a), func(t *testing.T) {
 				want := ""
 				if !slices.Contains(allowed[role], a) {
-					want = access.EFORBIDDEN
+					want = delivery.EFORBIDDEN
 				}
-				if got := access.ErrorCode(pol.Authorize(p, a, r)); got != want {
+				if got := delivery.ErrorCode(pol.Authorize(p, a, r)); got != want {
 					t.Errorf("Authorize(%s, %s) code = %q, want %q", role, a, got, want)
 				}
 			})
 		}
 	}
-	if got := access.ErrorCode(pol.Authorize(nil, access.ActionView, r)); got != access.EUNAUTHORIZED {
+	if got := delivery.ErrorCode(pol.Authorize(nil, access.ActionView, r)); got != delivery.EUNAUTHORIZED {
 		t.Errorf("anonymous: %q, want EUNAUTHORIZED", got)
 	}
-	if err := pol.Authorize(principalWith(access.RoleAdmin), "launch_missiles", r); access.ErrorCode(err) != access.EFORBIDDEN {
+	if err := pol.Authorize(principalWith(access.RoleAdmin), "launch_missiles", r); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("unknown action allowed: %v", err)
 	}
-	if err := pol.Authorize(&access.Principal{User: "nobody"}, access.ActionView, access.Res("*")); access.ErrorCode(err) != access.EFORBIDDEN {
+	if err := pol.Authorize(&access.Principal{User: "nobody"}, access.ActionView, access.Res("*")); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("principal without grants: %v", err)
 	}
 }
@@ -130,7 +131,7 @@ func TestResourceAndTenantGrants(t *testing.T) {
 				t.Errorf("Can(%s, %+v) = %v, want %v", tt.a, tt.r, got, tt.want)
 			}
 			err := pol.Authorize(op, tt.a, tt.r)
-			if (err == nil) != tt.want || (err != nil && access.ErrorCode(err) != access.EFORBIDDEN) {
+			if (err == nil) != tt.want || (err != nil && delivery.ErrorCode(err) != delivery.EFORBIDDEN) {
 				t.Errorf("Authorize = %v, want allowed=%v", err, tt.want)
 			}
 		})
@@ -340,17 +341,17 @@ func TestAddBindingRefusesAccidentalGrants(t *testing.T) {
 					}
 					continue
 				}
-				if access.ErrorCode(err) != access.EINVALID || !strings.Contains(access.ErrorMessage(err), tt.want) || len(after) != len(before) {
+				if delivery.ErrorCode(err) != delivery.EINVALID || !strings.Contains(delivery.ErrorMessage(err), tt.want) || len(after) != len(before) {
 					t.Errorf("%s: %v (%d bindings after %d); want EINVALID saying %q and nothing added", tt.name, err, len(after), len(before), tt.want)
 				}
 			}
 			group := access.Binding{Subject: "group:ops", Proxy: true}
 			_, err := s.AddBinding(ctx, admin, access.Binding{Subject: "group:devs", Role: "viewer", Resources: all, Tenants: all})
 			if note := s.BindingNote(group); proxyOn {
-				if note != "" || !strings.Contains(access.ErrorMessage(err), "X-Forwarded-Groups") {
+				if note != "" || !strings.Contains(delivery.ErrorMessage(err), "X-Forwarded-Groups") {
 					t.Errorf("proxy on: note %q, unconfirmed group %v", note, err)
 				}
-			} else if !strings.Contains(note, "matches nobody") || !strings.Contains(access.ErrorMessage(err), "could never match") {
+			} else if !strings.Contains(note, "matches nobody") || !strings.Contains(delivery.ErrorMessage(err), "could never match") {
 				t.Errorf("proxy off: note %q, unconfirmed group %v; both must say the group cannot match", note, err)
 			}
 		})

@@ -3,6 +3,8 @@ package access
 import (
 	"context"
 	"time"
+
+	"switchyard/delivery"
 )
 
 // systemPrincipal acts for the console itself (in-process services, start-up
@@ -24,7 +26,7 @@ func (s *Store) EnsureServiceAccount(ctx context.Context, name string, actions [
 	if err != nil {
 		return "", err
 	}
-	if err := s.CreateUser(ctx, sys, name, pw); err != nil && ErrorCode(err) != ECONFLICT {
+	if err := s.CreateUser(ctx, sys, name, pw); err != nil && delivery.ErrorCode(err) != delivery.ECONFLICT {
 		return "", err
 	}
 	if err := s.SaveRole(ctx, sys, Role{Name: name, Actions: actions}); err != nil {

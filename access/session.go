@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -29,8 +30,8 @@ type Session struct {
 // Login checks a user name and password and opens a new session — a fresh
 // random one every time, so a session id planted before login is useless.
 // Every attempt is audited, success or failure (with the reason, never the
-// password). Errors: EUNAUTHORIZED (wrong name or password, disabled
-// user: one answer for all), ETOOMANY (too many failures from this address
+// password). Errors: delivery.EUNAUTHORIZED (wrong name or password, disabled
+// user: one answer for all), delivery.ETOOMANY (too many failures from this address
 // for this user; Details["retry_after_seconds"]), or an internal error.
 func (s *Store) Login(ctx context.Context, user, password, peerAddr, userAgent string) (Session, error) {
 	if len(user) > 256 {
@@ -58,7 +59,7 @@ func (s *Store) Login(ctx context.Context, user, password, peerAddr, userAgent s
 		return Session{}, err
 	} else if wait > 0 {
 		secs := int(math.Ceil(wait.Seconds()))
-		return fail("throttled", errorDetails(ETOOMANY, map[string]any{"retry_after_seconds": secs},
+		return fail("throttled", errorDetails(delivery.ETOOMANY, map[string]any{"retry_after_seconds": secs},
 			"too many failed logins; try again in %d seconds", secs))
 	}
 
@@ -73,7 +74,7 @@ func (s *Store) Login(ctx context.Context, user, password, peerAddr, userAgent s
 	if errors.Is(err, sql.ErrNoRows) {
 		// Same bcrypt cost as a real user, so timing hides which names exist.
 		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
-		return fail("unknown user", Errorf(EUNAUTHORIZED, "invalid user name or password"))
+		return fail("unknown user", delivery.Errorf(delivery.EUNAUTHORIZED, "invalid user name or password"))
 	}
 	if err != nil {
 		// The reserved attempt stays counted: failing closed is the safe
@@ -87,7 +88,7 @@ func (s *Store) Login(ctx context.Context, user, password, peerAddr, userAgent s
 		if pwOK {
 			reason = "user disabled"
 		}
-		return fail(reason, Errorf(EUNAUTHORIZED, "invalid user name or password"))
+		return fail(reason, delivery.Errorf(delivery.EUNAUTHORIZED, "invalid user name or password"))
 	}
 
 	if err := s.resetThrottle(ctx, user, ip); err != nil {
@@ -171,13 +172,13 @@ SELECT s.id, s.token_hash, s.csrf_token, s.last_seen_at, s.idle_expires_at, s.ab
 FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, h).
 		Scan(&id, &storedHash, &csrf, &lastSeen, &idleExp, &absExp, &name, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, Errorf(EUNAUTHORIZED, "session expired or unknown; log in again")
+		return nil, delivery.Errorf(delivery.EUNAUTHORIZED, "session expired or unknown; log in again")
 	}
 	if err != nil {
 		return nil, internal("look up session", err)
 	}
 	if disabled || storedHash != h {
-		return nil, Errorf(EUNAUTHORIZED, "session expired or unknown; log in again")
+		return nil, delivery.Errorf(delivery.EUNAUTHORIZED, "session expired or unknown; log in again")
 	}
 	now := s.now()
 	ls, err1 := sqldb.ParseTime(lastSeen)
@@ -190,7 +191,7 @@ FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ?`, h).
 		if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id); err != nil {
 			return nil, internal("expire session", err)
 		}
-		return nil, Errorf(EUNAUTHORIZED, "session expired; log in again")
+		return nil, delivery.Errorf(delivery.EUNAUTHORIZED, "session expired; log in again")
 	}
 	// Extending the idle expiry is a write; once a minute is precise enough
 	// and keeps page loads from all writing to SQLite.

@@ -55,7 +55,7 @@ func TestSessionLifecycle(t *testing.T) {
 	if err := s.Logout(ctx, a.Token); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate(ctx, sessionCreds(a.Token)); access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if _, err := s.Authenticate(ctx, sessionCreds(a.Token)); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Errorf("session after logout: %v, want EUNAUTHORIZED", err)
 	}
 	if _, err := s.Authenticate(ctx, sessionCreds(b.Token)); err != nil {
@@ -75,11 +75,11 @@ func TestSessionLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{b.Token, c2.Token} {
-		if _, err := s.Authenticate(ctx, sessionCreds(tok)); access.ErrorCode(err) != access.EUNAUTHORIZED {
+		if _, err := s.Authenticate(ctx, sessionCreds(tok)); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 			t.Errorf("session survived a password change: %v", err)
 		}
 	}
-	if _, err := s.Login(ctx, "olga", "operator password", "192.0.2.10", ""); access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if _, err := s.Login(ctx, "olga", "operator password", "192.0.2.10", ""); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Errorf("old password after change: %v", err)
 	}
 	d := mustLogin(t, s, "olga", "a brand new password")
@@ -88,13 +88,13 @@ func TestSessionLifecycle(t *testing.T) {
 	if err := s.SetDisabled(ctx, admin, "olga", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate(ctx, sessionCreds(d.Token)); access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if _, err := s.Authenticate(ctx, sessionCreds(d.Token)); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Errorf("session survived disabling: %v", err)
 	}
-	if _, err := s.Login(ctx, "olga", "a brand new password", "192.0.2.10", ""); access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if _, err := s.Login(ctx, "olga", "a brand new password", "192.0.2.10", ""); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Errorf("disabled user logged in: %v", err)
 	}
-	if err := s.SetDisabled(ctx, admin, "root", true); access.ErrorCode(err) != access.EINVALID {
+	if err := s.SetDisabled(ctx, admin, "root", true); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("admin disabled themselves: %v", err)
 	}
 	if err := s.SetDisabled(ctx, admin, "olga", false); err != nil {
@@ -127,7 +127,7 @@ func TestSessionExpiry(t *testing.T) {
 		t.Fatalf("session used within the extended idle time: %v", err)
 	}
 	c.Advance(30 * time.Minute)
-	if _, err := s.Authenticate(ctx, sessionCreds(idle.Token)); access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if _, err := s.Authenticate(ctx, sessionCreds(idle.Token)); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Fatalf("idle session still valid: %v", err)
 	}
 
@@ -140,7 +140,7 @@ func TestSessionExpiry(t *testing.T) {
 		}
 	}
 	c.Advance(20 * time.Minute) // 120 minutes
-	if _, err := s.Authenticate(ctx, sessionCreds(abs.Token)); access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if _, err := s.Authenticate(ctx, sessionCreds(abs.Token)); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Fatalf("session past its absolute expiry: %v", err)
 	}
 }
@@ -196,10 +196,10 @@ func TestTokens(t *testing.T) {
 		t.Errorf("last_used_at = %q, want %q", last, sqldb.FormatTime(c.Now()))
 	}
 
-	if _, err := s.CreateToken(ctx, "nobody", "x", 0); access.ErrorCode(err) != access.ENOTFOUND {
+	if _, err := s.CreateToken(ctx, "nobody", "x", 0); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("token for unknown user: %v, want ENOTFOUND", err)
 	}
-	if _, err := s.CreateToken(ctx, "ci", "", 0); access.ErrorCode(err) != access.EINVALID {
+	if _, err := s.CreateToken(ctx, "ci", "", 0); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("token without name: %v, want EINVALID", err)
 	}
 	forever, err := s.CreateToken(ctx, "ci", "forever", 0)
@@ -224,7 +224,7 @@ func TestTokens(t *testing.T) {
 	if err := s.RevokeTokenID(ctx, admin, toks[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeTokenID(ctx, admin, toks[0].ID); access.ErrorCode(err) != access.ENOTFOUND {
+	if err := s.RevokeTokenID(ctx, admin, toks[0].ID); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("revoking twice: %v", err)
 	}
 
@@ -232,18 +232,18 @@ func TestTokens(t *testing.T) {
 	tests := []struct {
 		name, header, want string
 	}{
-		{"expired", "Bearer " + tok, access.EUNAUTHORIZED},
-		{"revoked", "Bearer " + revoked, access.EUNAUTHORIZED},
-		{"revoked by id", "Bearer " + byID, access.EUNAUTHORIZED},
-		{"wrong", "Bearer sy_" + strings.Repeat("A", 43), access.EUNAUTHORIZED},
-		{"no prefix", "Bearer " + strings.TrimPrefix(forever, "sy_"), access.EUNAUTHORIZED},
-		{"basic no longer accepted", "Basic Y2k6YSBsb25nIGNpIHBhc3N3b3Jk", access.EUNAUTHORIZED},
+		{"expired", "Bearer " + tok, delivery.EUNAUTHORIZED},
+		{"revoked", "Bearer " + revoked, delivery.EUNAUTHORIZED},
+		{"revoked by id", "Bearer " + byID, delivery.EUNAUTHORIZED},
+		{"wrong", "Bearer sy_" + strings.Repeat("A", 43), delivery.EUNAUTHORIZED},
+		{"no prefix", "Bearer " + strings.TrimPrefix(forever, "sy_"), delivery.EUNAUTHORIZED},
+		{"basic no longer accepted", "Basic Y2k6YSBsb25nIGNpIHBhc3N3b3Jk", delivery.EUNAUTHORIZED},
 		{"no expiry", "Bearer " + forever, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := s.Authenticate(ctx, access.Credentials{Authorization: tt.header})
-			if got := access.ErrorCode(err); got != tt.want {
+			if got := delivery.ErrorCode(err); got != tt.want {
 				t.Errorf("Authenticate = %v, want code %q", err, tt.want)
 			}
 		})
@@ -253,7 +253,7 @@ func TestTokens(t *testing.T) {
 	if err := s.SetDisabled(ctx, admin, "ci", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Authenticate(ctx, access.Credentials{Authorization: "Bearer " + forever}); access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if _, err := s.Authenticate(ctx, access.Credentials{Authorization: "Bearer " + forever}); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Errorf("token of a disabled user: %v", err)
 	}
 	s.SetDisabled(ctx, admin, "ci", false)
@@ -267,7 +267,7 @@ func TestTokens(t *testing.T) {
 	if _, err := s.IssueToken(ctx, ci, "ci", "mine", 0); err != nil {
 		t.Errorf("self-issued token: %v", err)
 	}
-	if _, err := s.IssueToken(ctx, ci, "root", "theirs", 0); access.ErrorCode(err) != access.EFORBIDDEN {
+	if _, err := s.IssueToken(ctx, ci, "root", "theirs", 0); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("operator issued a token for root: %v", err)
 	}
 	if _, err := s.IssueToken(ctx, admin, "ci", "from admin", time.Hour); err != nil {
@@ -278,11 +278,11 @@ func TestTokens(t *testing.T) {
 func TestAuthenticateWithoutCredentials(t *testing.T) {
 	s, _, _ := mustStore(t)
 	_, err := s.Authenticate(context.Background(), access.Credentials{PeerAddr: "192.0.2.1:1"})
-	if access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Errorf("no credentials: %v", err)
 	}
 	_, err = s.Authenticate(context.Background(), access.Credentials{SessionToken: "made-up"})
-	if access.ErrorCode(err) != access.EUNAUTHORIZED {
+	if delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 		t.Errorf("made-up session: %v", err)
 	}
 }
@@ -309,20 +309,20 @@ func TestProxyTrust(t *testing.T) {
 	}{
 		{"trusted v4", proxied, access.Credentials{PeerAddr: "10.0.0.7:43210", ProxyUser: "sso.bob", ProxyGroups: "ops"}, ""},
 		{"trusted v6", proxied, access.Credentials{PeerAddr: "[::1]:43210", ProxyUser: "sso.bob"}, ""},
-		{"untrusted peer", proxied, access.Credentials{PeerAddr: "192.0.2.44:43210", ProxyUser: "root", ProxyGroups: "admins"}, access.EUNAUTHORIZED},
-		{"no peer", proxied, access.Credentials{ProxyUser: "root"}, access.EUNAUTHORIZED},
-		{"garbage peer", proxied, access.Credentials{PeerAddr: "10.0.0.7x", ProxyUser: "root"}, access.EUNAUTHORIZED},
-		{"proxy mode off", plain, access.Credentials{PeerAddr: "10.0.0.7:1", ProxyUser: "root"}, access.EUNAUTHORIZED},
-		{"trusted but no user", proxied, access.Credentials{PeerAddr: "10.0.0.7:1", ProxyGroups: "admins"}, access.EUNAUTHORIZED},
-		{"trusted, bad user name", proxied, access.Credentials{PeerAddr: "10.0.0.7:1", ProxyUser: "a b"}, access.EUNAUTHORIZED},
-		{"trusted, disabled local user", proxied, access.Credentials{PeerAddr: "10.0.0.7:1", ProxyUser: "dora"}, access.EUNAUTHORIZED},
-		{"untrusted with stale cookie", proxied, access.Credentials{PeerAddr: "192.0.2.44:1", SessionToken: "stale", ProxyUser: "root"}, access.EUNAUTHORIZED},
+		{"untrusted peer", proxied, access.Credentials{PeerAddr: "192.0.2.44:43210", ProxyUser: "root", ProxyGroups: "admins"}, delivery.EUNAUTHORIZED},
+		{"no peer", proxied, access.Credentials{ProxyUser: "root"}, delivery.EUNAUTHORIZED},
+		{"garbage peer", proxied, access.Credentials{PeerAddr: "10.0.0.7x", ProxyUser: "root"}, delivery.EUNAUTHORIZED},
+		{"proxy mode off", plain, access.Credentials{PeerAddr: "10.0.0.7:1", ProxyUser: "root"}, delivery.EUNAUTHORIZED},
+		{"trusted but no user", proxied, access.Credentials{PeerAddr: "10.0.0.7:1", ProxyGroups: "admins"}, delivery.EUNAUTHORIZED},
+		{"trusted, bad user name", proxied, access.Credentials{PeerAddr: "10.0.0.7:1", ProxyUser: "a b"}, delivery.EUNAUTHORIZED},
+		{"trusted, disabled local user", proxied, access.Credentials{PeerAddr: "10.0.0.7:1", ProxyUser: "dora"}, delivery.EUNAUTHORIZED},
+		{"untrusted with stale cookie", proxied, access.Credentials{PeerAddr: "192.0.2.44:1", SessionToken: "stale", ProxyUser: "root"}, delivery.EUNAUTHORIZED},
 		{"trusted with stale cookie", proxied, access.Credentials{PeerAddr: "10.0.0.7:1", SessionToken: "stale", ProxyUser: "sso.bob"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p, err := tt.store.Authenticate(ctx, tt.creds)
-			if got := access.ErrorCode(err); got != tt.want {
+			if got := delivery.ErrorCode(err); got != tt.want {
 				t.Fatalf("Authenticate = %+v, %v; want code %q", p, err, tt.want)
 			}
 			if tt.want == "" && (p.Method != access.MethodProxy || p.User != tt.creds.ProxyUser) {
@@ -361,13 +361,13 @@ func TestLoginThrottling(t *testing.T) {
 	}
 	const peer = "198.51.100.7:1234"
 	for i := 1; i <= 5; i++ {
-		if err := login("wrong password!", peer); access.ErrorCode(err) != access.EUNAUTHORIZED {
+		if err := login("wrong password!", peer); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 			t.Fatalf("failure %d: %v, want EUNAUTHORIZED", i, err)
 		}
 		c.Advance(time.Minute)
 	}
 	err := login("operator password", peer)
-	if access.ErrorCode(err) != access.ETOOMANY {
+	if delivery.ErrorCode(err) != delivery.ETOOMANY {
 		t.Fatalf("6th attempt with the right password: %v, want ETOOMANY", err)
 	}
 	if ra := retryAfter(t, err); ra != 14*60 { // locked at the 5th failure (minute 4) for 15 min; now minute 5
@@ -404,11 +404,11 @@ func TestLoginThrottling(t *testing.T) {
 	}
 	// Unknown users are throttled the same way (no hint that they don't exist).
 	for i := 0; i < 5; i++ {
-		if _, err := s.Login(ctx, "ghost", "whatever password", peer, ""); access.ErrorCode(err) != access.EUNAUTHORIZED {
+		if _, err := s.Login(ctx, "ghost", "whatever password", peer, ""); delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 			t.Fatalf("unknown user: %v", err)
 		}
 	}
-	if _, err := s.Login(ctx, "ghost", "whatever password", peer, ""); access.ErrorCode(err) != access.ETOOMANY {
+	if _, err := s.Login(ctx, "ghost", "whatever password", peer, ""); delivery.ErrorCode(err) != delivery.ETOOMANY {
 		t.Errorf("unknown user not throttled: %v", err)
 	}
 }
@@ -423,7 +423,7 @@ func TestThrottleSurvivesRestart(t *testing.T) {
 		s.Login(ctx, "olga", "wrong password!", "198.51.100.7", "")
 	}
 	s2 := mustStoreOpts(t, db, access.Options{Now: c.Now})
-	if _, err := s2.Login(ctx, "olga", "operator password", "198.51.100.7", ""); access.ErrorCode(err) != access.ETOOMANY {
+	if _, err := s2.Login(ctx, "olga", "operator password", "198.51.100.7", ""); delivery.ErrorCode(err) != delivery.ETOOMANY {
 		t.Errorf("after restart: %v, want ETOOMANY", err)
 	}
 }
@@ -458,7 +458,7 @@ func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			<-start
 			_, err := stores[i%2].Login(ctx, "olga", "wrong password!", "198.51.100.7:1234", "ua")
-			codes <- access.ErrorCode(err)
+			codes <- delivery.ErrorCode(err)
 		}()
 	}
 	close(start)
@@ -468,10 +468,10 @@ func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
 	for c := range codes {
 		count[c]++
 	}
-	if count[access.EUNAUTHORIZED] != 5 || count[access.ETOOMANY] != attempts-5 {
+	if count[delivery.EUNAUTHORIZED] != 5 || count[delivery.ETOOMANY] != attempts-5 {
 		t.Errorf("40 parallel wrong passwords: %v; want 5 checked (EUNAUTHORIZED) and 35 ETOOMANY", count)
 	}
-	if _, err := stores[0].Login(ctx, "olga", "operator password", "198.51.100.7:1234", "ua"); access.ErrorCode(err) != access.ETOOMANY {
+	if _, err := stores[0].Login(ctx, "olga", "operator password", "198.51.100.7:1234", "ua"); delivery.ErrorCode(err) != delivery.ETOOMANY {
 		t.Errorf("right password after the burst: %v, want ETOOMANY", err)
 	}
 	recs, _, err := stores[0].Audit().List(ctx, access.AuditFilter{Action: "login", Outcome: access.OutcomeFailure, Limit: 1000})

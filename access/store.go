@@ -25,6 +25,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 	"golang.org/x/crypto/bcrypt"
 
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -95,18 +96,18 @@ type Store struct {
 }
 
 // NewStore returns a Store over a database opened by sqldb.Open. Errors:
-// EINVALID for a bad Options (proxy mode without trusted CIDRs, a CIDR
+// delivery.EINVALID for a bad Options (proxy mode without trusted CIDRs, a CIDR
 // that does not parse, negative durations).
 func NewStore(db *sql.DB, opts Options) (*Store, error) {
 	if db == nil {
-		return nil, Errorf(EINVALID, "access: no database")
+		return nil, delivery.Errorf(delivery.EINVALID, "access: no database")
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.SessionIdle < 0 || opts.SessionAbsolute < 0 || opts.LoginThrottle.Window < 0 ||
 		opts.LoginThrottle.Lockout < 0 || opts.LoginThrottle.MaxLockout < 0 || opts.LoginThrottle.MaxFailures < 0 {
-		return nil, Errorf(EINVALID, "access: durations and limits must not be negative")
+		return nil, delivery.Errorf(delivery.EINVALID, "access: durations and limits must not be negative")
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
@@ -130,12 +131,12 @@ func NewStore(db *sql.DB, opts Options) (*Store, error) {
 	s := &Store{db: db, now: opts.Now, opts: opts, audit: opts.Audit}
 	if opts.Proxy.Enabled {
 		if len(opts.Proxy.TrustedCIDRs) == 0 {
-			return nil, Errorf(EINVALID, "access: proxy mode needs at least one trusted CIDR")
+			return nil, delivery.Errorf(delivery.EINVALID, "access: proxy mode needs at least one trusted CIDR")
 		}
 		for _, c := range opts.Proxy.TrustedCIDRs {
 			p, err := netip.ParsePrefix(strings.TrimSpace(c))
 			if err != nil {
-				return nil, Errorf(EINVALID, "access: trusted proxy CIDR %q does not parse", c)
+				return nil, delivery.Errorf(delivery.EINVALID, "access: trusted proxy CIDR %q does not parse", c)
 			}
 			s.cidrs = append(s.cidrs, p.Masked())
 		}
@@ -169,14 +170,14 @@ func (s *Store) SessionOptions() (idle, absolute time.Duration) {
 
 func validateName(name string) error {
 	if !nameRE.MatchString(name) {
-		return Errorf(EINVALID, "user name must be 1-64 characters of letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
+		return delivery.Errorf(delivery.EINVALID, "user name must be 1-64 characters of letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
 	}
 	return nil
 }
 
 func validatePassword(pw string) error {
 	if len(pw) < MinPasswordLen || len(pw) > MaxPasswordLen {
-		return Errorf(EINVALID, "password must be %d to %d bytes long", MinPasswordLen, MaxPasswordLen)
+		return delivery.Errorf(delivery.EINVALID, "password must be %d to %d bytes long", MinPasswordLen, MaxPasswordLen)
 	}
 	return nil
 }
@@ -204,7 +205,7 @@ func insertUser(ctx context.Context, tx *sql.Tx, name, password string, now time
 		`INSERT INTO users (name, password_hash, role, created_at) VALUES (?, ?, '', ?)`,
 		name, string(hash), sqldb.FormatTime(now))
 	if isUniqueViolation(err) {
-		return 0, Errorf(ECONFLICT, "user %q already exists", name)
+		return 0, delivery.Errorf(delivery.ECONFLICT, "user %q already exists", name)
 	}
 	if err != nil {
 		return 0, internal("add user", err)
@@ -214,8 +215,8 @@ func insertUser(ctx context.Context, tx *sql.Tx, name, password string, now time
 
 // AddUser creates a user and binds role to it on every resource and tenant;
 // it is the offline path of `console user add` and EnsureAdmin, audited as
-// the system. Errors: EINVALID (name, password length, unknown role),
-// ECONFLICT (the name exists).
+// the system. Errors: delivery.EINVALID (name, password length, unknown role),
+// delivery.ECONFLICT (the name exists).
 func (s *Store) AddUser(ctx context.Context, name, password, role string) error {
 	if err := validateName(name); err != nil {
 		return err
@@ -267,7 +268,7 @@ func (s *Store) EnsureAdmin(ctx context.Context, password string) (generated str
 		generated = password
 	}
 	err = s.AddUser(ctx, AdminUser, password, RoleAdmin)
-	if ErrorCode(err) == ECONFLICT {
+	if delivery.ErrorCode(err) == delivery.ECONFLICT {
 		return "", false, nil // another instance won the race
 	}
 	if err != nil {
@@ -287,7 +288,7 @@ type Credentials struct {
 }
 
 // badCredentials is the one answer to any wrong user, password or token.
-func badCredentials() error { return Errorf(EUNAUTHORIZED, "invalid credentials") }
+func badCredentials() error { return delivery.Errorf(delivery.EUNAUTHORIZED, "invalid credentials") }
 
 // Authenticate turns a request's credentials into a Principal with its
 // grants. In order: an Authorization header must be a valid "Bearer sy_…"
@@ -296,19 +297,19 @@ func badCredentials() error { return Errorf(EUNAUTHORIZED, "invalid credentials"
 // session (idle and absolute expiry enforced, idle expiry extended at most
 // once a minute); the proxy headers count only when proxy mode is on and
 // PeerAddr is inside a trusted CIDR — from anyone else they are ignored.
-// Errors: EUNAUTHORIZED (deliberately without saying what was wrong), or
+// Errors: delivery.EUNAUTHORIZED (deliberately without saying what was wrong), or
 // an internal error when the store fails.
 func (s *Store) Authenticate(ctx context.Context, c Credentials) (*Principal, error) {
 	if h := strings.TrimSpace(c.Authorization); h != "" {
 		scheme, cred, _ := strings.Cut(h, " ")
 		if !strings.EqualFold(scheme, "Bearer") {
-			return nil, Errorf(EUNAUTHORIZED, "unsupported authorization scheme")
+			return nil, delivery.Errorf(delivery.EUNAUTHORIZED, "unsupported authorization scheme")
 		}
 		return s.checkToken(ctx, strings.TrimSpace(cred))
 	}
 	if c.SessionToken != "" {
 		p, err := s.checkSession(ctx, c.SessionToken)
-		if err == nil || ErrorCode(err) != EUNAUTHORIZED {
+		if err == nil || delivery.ErrorCode(err) != delivery.EUNAUTHORIZED {
 			return p, err
 		}
 		// A stale cookie must not block single sign-on through the proxy.
@@ -319,7 +320,7 @@ func (s *Store) Authenticate(ctx context.Context, c Credentials) (*Principal, er
 	if s.proxyTrusted(c.PeerAddr) && strings.TrimSpace(c.ProxyUser) != "" {
 		return s.proxyPrincipal(ctx, c.ProxyUser, c.ProxyGroups)
 	}
-	return nil, Errorf(EUNAUTHORIZED, "authentication required")
+	return nil, delivery.Errorf(delivery.EUNAUTHORIZED, "authentication required")
 }
 
 // peerIP extracts the IP of "ip", "ip:port" or "[ip]:port"; "" when it is
@@ -426,7 +427,7 @@ WHERE t.token_hash = ?`, h).Scan(&id, &stored, &expires, &revoked, &name, &disab
 			return nil, internal(fmt.Sprintf("token %d: bad expires_at", id), err)
 		}
 		if !now.Before(exp) {
-			return nil, Errorf(EUNAUTHORIZED, "token expired")
+			return nil, delivery.Errorf(delivery.EUNAUTHORIZED, "token expired")
 		}
 	}
 	if _, err := s.db.ExecContext(ctx, `UPDATE api_tokens SET last_used_at = ? WHERE id = ?`,

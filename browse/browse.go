@@ -21,7 +21,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/access"
 	"switchyard/delivery"
 )
 
@@ -146,7 +145,7 @@ func (b *Browser) client(cluster string) (*kgo.Client, error) {
 			return cl, nil
 		}
 	}
-	return nil, access.Errorf(access.ENOTFOUND, "cluster %q is not configured", cluster)
+	return nil, delivery.Errorf(delivery.ENOTFOUND, "cluster %q is not configured", cluster)
 }
 
 // Recent returns the newest records of topic. Errors: ENOTFOUND (cluster
@@ -156,10 +155,10 @@ func (b *Browser) Recent(ctx context.Context, cluster, topic string, q Query) (R
 		q.Limit = DefaultLimit
 	}
 	if q.Limit < 0 || q.Limit > MaxLimit {
-		return Result{}, access.Errorf(access.EINVALID, "limit must be 1 to %d", MaxLimit)
+		return Result{}, delivery.Errorf(delivery.EINVALID, "limit must be 1 to %d", MaxLimit)
 	}
 	if q.Partition < -1 {
-		return Result{}, access.Errorf(access.EINVALID, "partition must be -1 (all) or a partition number")
+		return Result{}, delivery.Errorf(delivery.EINVALID, "partition must be -1 (all) or a partition number")
 	}
 	base, err := b.client(cluster)
 	if err != nil {
@@ -224,7 +223,7 @@ func offsetRanges(ctx context.Context, adm *kadm.Client, cluster, topic string, 
 	}
 	if q.Partition >= 0 {
 		if _, ok := ps[q.Partition]; !ok {
-			return nil, access.Errorf(access.ENOTFOUND, "topic %q has no partition %d", topic, q.Partition)
+			return nil, delivery.Errorf(delivery.ENOTFOUND, "topic %q has no partition %d", topic, q.Partition)
 		}
 	}
 	out := map[int32]span{}
@@ -251,7 +250,7 @@ func offsetRanges(ctx context.Context, adm *kadm.Client, cluster, topic string, 
 }
 
 func notFound(cluster, topic string) error {
-	return access.Errorf(access.ENOTFOUND, "topic %q not found on cluster %q", topic, cluster)
+	return delivery.Errorf(delivery.ENOTFOUND, "topic %q not found on cluster %q", topic, cluster)
 }
 
 // consume reads the given ranges with a short-lived direct consumer built

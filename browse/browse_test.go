@@ -142,14 +142,14 @@ func TestRecent(t *testing.T) {
 		q              Query
 		code           string
 	}{
-		"missing topic":     {"demo", "no.such.topic", Query{Partition: -1}, access.ENOTFOUND},
-		"missing cluster":   {"nowhere", topic, Query{Partition: -1}, access.ENOTFOUND},
-		"missing partition": {"demo", topic, Query{Partition: 7}, access.ENOTFOUND},
-		"limit too big":     {"demo", topic, Query{Partition: -1, Limit: 501}, access.EINVALID},
+		"missing topic":     {"demo", "no.such.topic", Query{Partition: -1}, delivery.ENOTFOUND},
+		"missing cluster":   {"nowhere", topic, Query{Partition: -1}, delivery.ENOTFOUND},
+		"missing partition": {"demo", topic, Query{Partition: 7}, delivery.ENOTFOUND},
+		"limit too big":     {"demo", topic, Query{Partition: -1, Limit: 501}, delivery.EINVALID},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := b.Recent(ctx, tc.cluster, tc.topic, tc.q)
-			if got := access.ErrorCode(err); got != tc.code {
+			if got := delivery.ErrorCode(err); got != tc.code {
 				t.Errorf("code = %q (%v), want %s", got, err, tc.code)
 			}
 		})

@@ -14,6 +14,48 @@ const (
 	CodeHandlerPanic     = "HANDLER_PANIC"
 )
 
+// Error codes of the console's services and stores. They travel in Error,
+// so that an error returned by any package becomes the platform's JSON
+// error contract (ErrorResponse) at the edge without translation; only the
+// web layer maps them to HTTP statuses.
+const (
+	EINVALID      = "EINVALID"      // the request is malformed or breaks a rule
+	ENOTFOUND     = "ENOTFOUND"     // the thing does not exist
+	EFORBIDDEN    = "EFORBIDDEN"    // authenticated, but not allowed
+	EUNAUTHORIZED = "EUNAUTHORIZED" // no or wrong credentials
+	ECONFLICT     = "ECONFLICT"     // the thing already exists or changed meanwhile
+	EINTERNAL     = "EINTERNAL"     // a bug or an outage; never shown in detail
+	ETOOMANY      = "ETOOMANY"      // throttled; Details["retry_after_seconds"] says when to retry
+	ETOOLARGE     = "ETOOLARGE"     // a body over the endpoint's limit; Details["limit_bytes"]
+	EUNSUPPORTED  = "EUNSUPPORTED"  // a content coding or media type the endpoint does not take
+)
+
+// ErrorCode returns the code of err: the Code of the first *Error in its
+// chain, "" for nil, and EINTERNAL for anything else.
+func ErrorCode(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Code != "" {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-facing message of err. Internal errors get
+// a generic text: their details are for the log only.
+func ErrorMessage(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Code != EINTERNAL && e.Code != "" {
+		return e.Message
+	}
+	return "internal error"
+}
+
 // ErrorBody is the platform error contract's inner object.
 type ErrorBody struct {
 	Code    string         `json:"code"`

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // A filter the store cannot hold is refused by every reader of filters —
@@ -41,15 +41,15 @@ func TestFilterOutOfRangeIsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := s.FindEntries(ctx, tc.f)
-			if access.ErrorCode(err) != access.EINVALID || !strings.Contains(access.ErrorMessage(err), tc.field) {
+			if delivery.ErrorCode(err) != delivery.EINVALID || !strings.Contains(delivery.ErrorMessage(err), tc.field) {
 				t.Errorf("FindEntries: %v, want EINVALID naming %s", err, tc.field)
 			}
-			if len(access.ErrorMessage(err)) > 300 {
-				t.Errorf("the message echoes the input: %d bytes", len(access.ErrorMessage(err)))
+			if len(delivery.ErrorMessage(err)) > 300 {
+				t.Errorf("the message echoes the input: %d bytes", len(delivery.ErrorMessage(err)))
 			}
 			f := tc.f
 			_, err = s.PlanSelection(ctx, Selection{Filter: &f, Eligible: []Status{StatusDead}}, 5)
-			if access.ErrorCode(err) != access.EINVALID {
+			if delivery.ErrorCode(err) != delivery.EINVALID {
 				t.Errorf("PlanSelection: %v, want EINVALID", err)
 			}
 		})

@@ -3,7 +3,7 @@ package dlqstore
 import (
 	"strings"
 
-	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // ftsColumns are the column names a query may filter on ("message:timeout").
@@ -21,7 +21,7 @@ func ftsQuery(q string) (string, error) {
 	prev := "start" // kind of the previous item: start, term, op, open, close, col
 	depth := 0
 	bad := func(format string) error {
-		return access.Errorf(access.EINVALID, format, q)
+		return delivery.Errorf(delivery.EINVALID, format, q)
 	}
 	// emit adds an operand, ANDed to a preceding one and glued to a
 	// preceding column filter.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // Triage states of a group.
@@ -69,7 +69,7 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 	case limit == 0:
 		limit = 50
 	case limit < 0 || limit > 500:
-		return nil, "", access.Errorf(access.EINVALID, "limit must be between 1 and 500")
+		return nil, "", delivery.Errorf(delivery.EINVALID, "limit must be between 1 and 500")
 	}
 	sortCol := "cnt"
 	switch f.Sort {
@@ -77,12 +77,12 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 	case "last_seen":
 		sortCol = "ls"
 	default:
-		return nil, "", access.Errorf(access.EINVALID, "unknown sort %q (want count or last_seen)", f.Sort)
+		return nil, "", delivery.Errorf(delivery.EINVALID, "unknown sort %q (want count or last_seen)", f.Sort)
 	}
 	switch f.State {
 	case "", TriageOpen, TriageAcknowledged, TriageResolved, TriageSnoozed:
 	default:
-		return nil, "", access.Errorf(access.EINVALID, "unknown triage state %q", f.State)
+		return nil, "", delivery.Errorf(delivery.EINVALID, "unknown triage state %q", f.State)
 	}
 	var cur *cursor
 	if f.Cursor != "" {
@@ -257,7 +257,7 @@ func (s *Store) fillStats(ctx context.Context, gs []Group, tenants []string, sco
 // Group returns one group with its numbers over scope (nil = all).
 // Errors: ENOTFOUND, also when the group has no entry in the scope.
 func (s *Store) Group(ctx context.Context, id int64, scope *TenantScope) (Group, error) {
-	notFound := access.Errorf(access.ENOTFOUND, "failure group %d not found", id)
+	notFound := delivery.Errorf(delivery.ENOTFOUND, "failure group %d not found", id)
 	tenants, visible := scopeTenants(scope)
 	if !visible {
 		return Group{}, notFound
@@ -311,20 +311,20 @@ func (s *Store) SetTriage(ctx context.Context, id int64, t Triage) (Group, error
 		t.Owner, t.Note, t.SnoozedUntil = "", "", time.Time{}
 	case TriageAcknowledged:
 		if t.Owner == "" {
-			return Group{}, access.Errorf(access.EINVALID, "acknowledging a failure group needs an owner")
+			return Group{}, delivery.Errorf(delivery.EINVALID, "acknowledging a failure group needs an owner")
 		}
 		t.SnoozedUntil = time.Time{}
 	case TriageResolved:
 		t.SnoozedUntil = time.Time{}
 	case TriageSnoozed:
 		if !t.SnoozedUntil.After(now) {
-			return Group{}, access.Errorf(access.EINVALID, "snoozing a failure group needs a time in the future")
+			return Group{}, delivery.Errorf(delivery.EINVALID, "snoozing a failure group needs a time in the future")
 		}
 	default:
-		return Group{}, access.Errorf(access.EINVALID, "unknown triage state %q (want open, acknowledged, resolved or snoozed)", t.State)
+		return Group{}, delivery.Errorf(delivery.EINVALID, "unknown triage state %q (want open, acknowledged, resolved or snoozed)", t.State)
 	}
 	if len(t.Note) > maxNote || len(t.Owner) > 200 {
-		return Group{}, access.Errorf(access.EINVALID, "triage owner or note too long (at most 200 and %d characters)", maxNote)
+		return Group{}, delivery.Errorf(delivery.EINVALID, "triage owner or note too long (at most 200 and %d characters)", maxNote)
 	}
 	res, err := s.db.ExecContext(ctx, `UPDATE groups SET state = ?, owner = ?, note = ?, snoozed_until = ?, updated_by = ?, updated_at = ? WHERE id = ?`,
 		t.State, t.Owner, t.Note, unixNano(t.SnoozedUntil), t.UpdatedBy, unixNano(now), id)
@@ -332,7 +332,7 @@ func (s *Store) SetTriage(ctx context.Context, id int64, t Triage) (Group, error
 		return Group{}, fmt.Errorf("triage group %d: %w", id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return Group{}, access.Errorf(access.ENOTFOUND, "failure group %d not found", id)
+		return Group{}, delivery.Errorf(delivery.ENOTFOUND, "failure group %d not found", id)
 	}
 	return s.Group(ctx, id, nil)
 }
@@ -345,11 +345,11 @@ const maxBuckets = 2000
 // Errors: EINVALID for a bad range.
 func (s *Store) Trend(ctx context.Context, groupID int64, scope *TenantScope, from, to time.Time, step time.Duration) ([]int, error) {
 	if step <= 0 || !to.After(from) {
-		return nil, access.Errorf(access.EINVALID, "trend needs from before to and a positive step")
+		return nil, delivery.Errorf(delivery.EINVALID, "trend needs from before to and a positive step")
 	}
 	n := int((to.Sub(from) + step - 1) / step)
 	if n > maxBuckets {
-		return nil, access.Errorf(access.EINVALID, "trend of %d buckets is too long (at most %d)", n, maxBuckets)
+		return nil, delivery.Errorf(delivery.EINVALID, "trend of %d buckets is too long (at most %d)", n, maxBuckets)
 	}
 	out := make([]int, n)
 	tenants, visible := scopeTenants(scope)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // JobRecord is a stored job of package redrive. The store keeps it beside
@@ -83,14 +84,14 @@ func (sel Selection) sql() (string, []any, error) {
 		n++
 	}
 	if n != 1 {
-		return "", nil, access.Errorf(access.EINVALID, "a selection needs exactly one of ids, group or filter")
+		return "", nil, delivery.Errorf(delivery.EINVALID, "a selection needs exactly one of ids, group or filter")
 	}
 	var cs []string
 	var args []any
 	switch {
 	case len(sel.IDs) > 0:
 		if len(sel.IDs) > MaxSelectIDs {
-			return "", nil, access.Errorf(access.EINVALID, "at most %d ids in one selection; select by filter or group instead", MaxSelectIDs)
+			return "", nil, delivery.Errorf(delivery.EINVALID, "at most %d ids in one selection; select by filter or group instead", MaxSelectIDs)
 		}
 		cs = append(cs, "e.id IN ("+placeholders(len(sel.IDs))+")")
 		for _, id := range sel.IDs {
@@ -262,7 +263,7 @@ func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold 
 		return j, fmt.Errorf("create job: %w", searchError(filterQ(sel), err))
 	}
 	if count == 0 {
-		return j, access.Errorf(access.EINVALID, "the selection holds no entry this action applies to")
+		return j, delivery.Errorf(delivery.EINVALID, "the selection holds no entry this action applies to")
 	}
 	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM entries").Scan(&maxID); err != nil {
 		return j, fmt.Errorf("create job: %w", err)
@@ -339,7 +340,7 @@ SELECT DISTINCT i.job_id, ?, e.resource, e.tenant FROM job_items i JOIN entries 
 				return nil
 			}
 			if seq == 0 {
-				return access.Errorf(access.EINVALID, "the selection holds no entry this action applies to")
+				return delivery.Errorf(delivery.EINVALID, "the selection holds no entry this action applies to")
 			}
 			j.Total = seq
 			return finishFreeze(ctx, tx, now, &j, final)
@@ -759,7 +760,7 @@ func (v JobViewer) cond() (string, []any) {
 func (s *Store) Job(ctx context.Context, id int64) (JobRecord, error) {
 	j, err := scanJob(s.db.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return j, access.Errorf(access.ENOTFOUND, "job %d not found", id)
+		return j, delivery.Errorf(delivery.ENOTFOUND, "job %d not found", id)
 	}
 	if err != nil {
 		return j, fmt.Errorf("job %d: %w", id, err)
@@ -774,7 +775,7 @@ func (s *Store) ViewJob(ctx context.Context, id int64, v JobViewer) (JobRecord, 
 	c, args := v.cond()
 	j, err := scanJob(s.db.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs j WHERE j.id = ? AND "+c, append([]any{id}, args...)...))
 	if errors.Is(err, sql.ErrNoRows) {
-		return j, access.Errorf(access.ENOTFOUND, "job %d not found", id)
+		return j, delivery.Errorf(delivery.ENOTFOUND, "job %d not found", id)
 	}
 	if err != nil {
 		return j, fmt.Errorf("job %d: %w", id, err)
@@ -801,7 +802,7 @@ func (s *Store) Jobs(ctx context.Context, f JobQuery) ([]JobRecord, int64, error
 		limit = 50
 	}
 	if f.Running && f.Finished {
-		return nil, 0, access.Errorf(access.EINVALID, "a job is either running or finished: ask for one of them")
+		return nil, 0, delivery.Errorf(delivery.EINVALID, "a job is either running or finished: ask for one of them")
 	}
 	q := "SELECT " + jobColumns + " FROM jobs j WHERE 1"
 	var args []any

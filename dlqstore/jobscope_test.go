@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -122,7 +123,7 @@ func TestJobVisibility(t *testing.T) {
 				switch visible := slices.Contains(tt.want, id); {
 				case visible && err != nil:
 					t.Errorf("job %d: %v, want it", id, err)
-				case !visible && access.ErrorCode(err) != access.ENOTFOUND:
+				case !visible && delivery.ErrorCode(err) != delivery.ENOTFOUND:
 					t.Errorf("job %d: %v, want ENOTFOUND", id, err)
 				}
 			}
@@ -155,7 +156,7 @@ func TestJobVisibility(t *testing.T) {
 	if js, _, _ := s.Jobs(ctx, JobQuery{Viewer: &v, Running: true}); !slices.Equal(jobIDs(js), []int64{jNoTenant}) {
 		t.Errorf("running jobs = %v, want [%d]", jobIDs(js), jNoTenant)
 	}
-	if _, _, err := s.Jobs(ctx, JobQuery{Running: true, Finished: true}); access.ErrorCode(err) != access.EINVALID {
+	if _, _, err := s.Jobs(ctx, JobQuery{Running: true, Finished: true}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("running and finished: %v, want EINVALID", err)
 	}
 	// The runner (no viewer) sees every job.
@@ -190,7 +191,7 @@ func TestJobScopeOfAChunkedFreeze(t *testing.T) {
 		return j.ID
 	}
 	mixed := freeze(1, 2, 3, 4, 5, 6, 7) // four transactions; t2 in the last
-	if _, err := s.ViewJob(ctx, mixed, t1); access.ErrorCode(err) != access.ENOTFOUND {
+	if _, err := s.ViewJob(ctx, mixed, t1); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("t1 operator sees a job whose last chunk holds a t2 entry: %v", err)
 	}
 	if _, err := s.ViewJob(ctx, mixed, admin); err != nil {
@@ -208,7 +209,7 @@ func TestJobScopeOfAChunkedFreeze(t *testing.T) {
 	if _, err := s.db.Exec("UPDATE jobs SET state = ?, scoped = 0 WHERE id = ?", JobFreezing, ours); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ViewJob(ctx, ours, t1); access.ErrorCode(err) != access.ENOTFOUND {
+	if _, err := s.ViewJob(ctx, ours, t1); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("t1 operator sees a job still freezing: %v", err)
 	}
 	if got := visibleJobs(t, s, t1, 10); len(got) != 0 {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // purgeBatch is how many entries one Purge transaction deletes, so that
@@ -113,7 +113,7 @@ WHERE status IN ('resolved', 'discarded') AND updated_at < ? LIMIT ?`, before, p
 // retention counts from this change. Errors: EINVALID for an unknown status.
 func (s *Store) SetStatus(ctx context.Context, ids []int64, status Status) (int, error) {
 	if !status.Valid() {
-		return 0, access.Errorf(access.EINVALID, "unknown status %q", status)
+		return 0, delivery.Errorf(delivery.EINVALID, "unknown status %q", status)
 	}
 	changed := 0
 	for len(ids) > 0 {

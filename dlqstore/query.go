@@ -92,7 +92,7 @@ const MaxQueryLen = 500
 func (f Filter) Validate() error {
 	for _, st := range f.Status {
 		if !st.Valid() {
-			return access.Errorf(access.EINVALID, "status %q: want dead, redriving, redriven, quarantined, discarded or resolved", truncate(string(st), 40))
+			return delivery.Errorf(delivery.EINVALID, "status %q: want dead, redriving, redriven, quarantined, discarded or resolved", truncate(string(st), 40))
 		}
 	}
 	for _, t := range []struct {
@@ -100,11 +100,11 @@ func (f Filter) Validate() error {
 		v    time.Time
 	}{{"from", f.From}, {"to", f.To}} {
 		if !t.v.IsZero() && !sqldb.TimeInRange(t.v) {
-			return access.Errorf(access.EINVALID, "%s must be a time %s", t.name, sqldb.TimeRangeText)
+			return delivery.Errorf(delivery.EINVALID, "%s must be a time %s", t.name, sqldb.TimeRangeText)
 		}
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
-		return access.Errorf(access.EINVALID, "to must be after from")
+		return delivery.Errorf(delivery.EINVALID, "to must be after from")
 	}
 	for _, t := range []struct{ name, v string }{
 		{"broker", f.Broker}, {"cluster", f.Cluster}, {"destination", f.Destination}, {"event_type", f.EventType},
@@ -115,13 +115,13 @@ func (f Filter) Validate() error {
 		}
 	}
 	if len(f.Q) > MaxQueryLen {
-		return access.Errorf(access.EINVALID, "the search is too long (%d characters at most)", MaxQueryLen)
+		return delivery.Errorf(delivery.EINVALID, "the search is too long (%d characters at most)", MaxQueryLen)
 	}
 	if f.GroupID < 0 {
-		return access.Errorf(access.EINVALID, "group must be a failure group id")
+		return delivery.Errorf(delivery.EINVALID, "group must be a failure group id")
 	}
 	if f.Limit < 0 || f.Limit > 500 {
-		return access.Errorf(access.EINVALID, "limit must be between 1 and 500")
+		return delivery.Errorf(delivery.EINVALID, "limit must be between 1 and 500")
 	}
 	if f.Cursor != "" {
 		if _, err := parseCursor(f.Cursor); err != nil {
@@ -134,7 +134,7 @@ func (f Filter) Validate() error {
 // checkText refuses what no name, id or search holds (sqldb.ValidText).
 func checkText(name, v string) error {
 	if !sqldb.ValidText(v) {
-		return access.Errorf(access.EINVALID, "%s must be UTF-8 text without control characters", name)
+		return delivery.Errorf(delivery.EINVALID, "%s must be UTF-8 text without control characters", name)
 	}
 	return nil
 }
@@ -457,7 +457,7 @@ func scopeTenants(sc *TenantScope) ([]string, bool) {
 func searchError(q string, err error) error {
 	var se sqlite3.Error
 	if errors.As(err, &se) && (strings.Contains(se.Error(), "fts5") || strings.Contains(se.Error(), "no such column")) {
-		return access.Errorf(access.EINVALID, "search: cannot understand %q (%s)", q, strings.TrimPrefix(se.Error(), "fts5: "))
+		return delivery.Errorf(delivery.EINVALID, "search: cannot understand %q (%s)", q, strings.TrimPrefix(se.Error(), "fts5: "))
 	}
 	return err
 }
@@ -721,7 +721,7 @@ func (s *Store) Entry(ctx context.Context, id int64) (Entry, error) {
 	row := s.db.QueryRowContext(ctx, "SELECT "+entryColumns+", e.last_failure_at FROM entries e WHERE e.id = ?", id)
 	e, _, err := scanEntry(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Entry{}, access.Errorf(access.ENOTFOUND, "dead letter %d not found", id)
+		return Entry{}, delivery.Errorf(delivery.ENOTFOUND, "dead letter %d not found", id)
 	}
 	if err != nil {
 		return Entry{}, fmt.Errorf("entry %d: %w", id, err)
@@ -836,7 +836,7 @@ func (c cursor) String() string {
 }
 
 func parseCursor(s string) (cursor, error) {
-	bad := access.Errorf(access.EINVALID, "invalid cursor %q: use the next cursor of the previous page", truncate(s, 40))
+	bad := delivery.Errorf(delivery.EINVALID, "invalid cursor %q: use the next cursor of the previous page", truncate(s, 40))
 	if len(s) > 64 {
 		return cursor{}, bad
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -59,7 +60,7 @@ func TestResourceRulesLimitEveryAggregate(t *testing.T) {
 			declined = g.ID
 		}
 	}
-	if _, err := s.Group(ctx, declined, sc); access.ErrorCode(err) != access.ENOTFOUND {
+	if _, err := s.Group(ctx, declined, sc); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("a group with entries only outside the rule is readable: %v", err)
 	}
 	if g, err := s.Group(ctx, gs[0].ID, sc); err != nil || g.Count != 3 {

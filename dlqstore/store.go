@@ -19,7 +19,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/sqldb"
 )
@@ -210,11 +209,11 @@ const maxFTSText = 64 << 10
 // Errors: EINVALID for a malformed batch.
 func (s *Store) IndexKafka(ctx context.Context, cluster, topic string, partition int32, items []IndexItem, nextOffset int64) (IndexResult, error) {
 	if cluster == "" || topic == "" || partition < 0 || nextOffset < 0 {
-		return IndexResult{}, access.Errorf(access.EINVALID, "index kafka: want a cluster, topic, partition and next offset (got %q %q %d %d)", cluster, topic, partition, nextOffset)
+		return IndexResult{}, delivery.Errorf(delivery.EINVALID, "index kafka: want a cluster, topic, partition and next offset (got %q %q %d %d)", cluster, topic, partition, nextOffset)
 	}
 	for i := range items {
 		if o := items[i].DL.DLQ.Offset; o < 0 || o >= nextOffset {
-			return IndexResult{}, access.Errorf(access.EINVALID, "index kafka %s/%d: offset %d of item %d outside [0, %d)", topic, partition, o, i, nextOffset)
+			return IndexResult{}, delivery.Errorf(delivery.EINVALID, "index kafka %s/%d: offset %d of item %d outside [0, %d)", topic, partition, o, i, nextOffset)
 		}
 	}
 	loc := func(it *IndexItem) key {
@@ -274,7 +273,7 @@ func (s *Store) IndexRabbit(ctx context.Context, items []IndexItem) (IndexResult
 	for i := range items {
 		d := items[i].DL.DLQ
 		if d.Broker != delivery.BrokerRabbitMQ || d.Cluster == "" || d.Queue == "" {
-			return IndexResult{}, access.Errorf(access.EINVALID, "index rabbitmq: item %d has no RabbitMQ cluster and queue in DL.DLQ", i)
+			return IndexResult{}, delivery.Errorf(delivery.EINVALID, "index rabbitmq: item %d has no RabbitMQ cluster and queue in DL.DLQ", i)
 		}
 	}
 	loc := func(it *IndexItem) key {

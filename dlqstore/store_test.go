@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/access"
 	"switchyard/delivery"
 )
 
@@ -223,7 +222,7 @@ func TestIndexRabbitDedupesRedeliveries(t *testing.T) {
 	if e.Broker != "rabbitmq" || e.Destination != "orders_error" || e.VHost != "/" || e.MessageID != "m1" || e.DeathCount != 1 || e.Partition != -1 {
 		t.Fatalf("entry = %+v", e)
 	}
-	if _, err := s.IndexRabbit(context.Background(), []IndexItem{spec{dest: "x"}.item()}); access.ErrorCode(err) != access.EINVALID {
+	if _, err := s.IndexRabbit(context.Background(), []IndexItem{spec{dest: "x"}.item()}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Fatalf("kafka item to IndexRabbit: %v, want EINVALID", err)
 	}
 }
@@ -264,7 +263,7 @@ func TestIndexKafkaFailedBatchLeavesNeitherEntriesNorOffset(t *testing.T) {
 	}
 	// A constraint error half-way: an offset outside the batch's range.
 	bad := append(items[:3:3], spec{dest: "orders.dlq", off: 20}.item())
-	if _, err := s.IndexKafka(context.Background(), "main", "orders.dlq", 0, bad, 10); access.ErrorCode(err) != access.EINVALID {
+	if _, err := s.IndexKafka(context.Background(), "main", "orders.dlq", 0, bad, 10); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Fatalf("offset beyond next offset: %v, want EINVALID", err)
 	}
 	offs, _ := s.KafkaOffsets(context.Background(), "main")
@@ -336,7 +335,7 @@ func TestEntryRoundTripsHostileInput(t *testing.T) {
 	if p := find(t, s, Filter{Q: "foo"}); len(p.Entries) != 0 {
 		t.Errorf("text of an invalid UTF-8 payload was indexed")
 	}
-	if _, err := s.Entry(context.Background(), 99); access.ErrorCode(err) != access.ENOTFOUND {
+	if _, err := s.Entry(context.Background(), 99); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("Entry(99) = %v, want ENOTFOUND", err)
 	}
 }
@@ -508,7 +507,7 @@ func TestKeysetPagingStableAcrossInserts(t *testing.T) {
 	if !slices.Equal(got[:20], before) || len(got) != 21 || got[20] != 22 {
 		t.Fatalf("pages = %v, want %v then 22", got, before)
 	}
-	if _, err := s.FindEntries(context.Background(), Filter{Cursor: "!!"}); access.ErrorCode(err) != access.EINVALID {
+	if _, err := s.FindEntries(context.Background(), Filter{Cursor: "!!"}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Fatalf("bad cursor: %v", err)
 	}
 }
@@ -560,13 +559,13 @@ func TestBadSearchIsInvalid(t *testing.T) {
 	for _, q := range []string{`"unbalanced`, `AND`, `foo AND`, `OR bar`, `NOT foo`, `(foo`, `foo)`, `()`, `*`, `foo AND OR bar`, `message:`, `""`} {
 		t.Run(q, func(t *testing.T) {
 			_, err := s.FindEntries(context.Background(), Filter{Q: q})
-			if access.ErrorCode(err) != access.EINVALID || !strings.HasPrefix(access.ErrorMessage(err), "search: ") {
+			if delivery.ErrorCode(err) != delivery.EINVALID || !strings.HasPrefix(delivery.ErrorMessage(err), "search: ") {
 				t.Fatalf("Q %q: %v, want EINVALID \"search: …\"", q, err)
 			}
 		})
 	}
 	_, err := s.FindEntries(context.Background(), Filter{Q: `"order 42`})
-	if got := access.ErrorMessage(err); got != `search: unbalanced quote in "\"order 42"` {
+	if got := delivery.ErrorMessage(err); got != `search: unbalanced quote in "\"order 42"` {
 		t.Fatalf("message = %q", got)
 	}
 }
@@ -648,7 +647,7 @@ func TestTenantScopeOfGroupsAndCounts(t *testing.T) {
 			secret = g.ID
 		}
 	}
-	if _, err := s.Group(ctx, secret, t1); access.ErrorCode(err) != access.ENOTFOUND {
+	if _, err := s.Group(ctx, secret, t1); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("t1 reads a t2-only group: %v", err)
 	}
 	ga, err := s.Group(ctx, all[0].ID, t1)
@@ -708,10 +707,10 @@ func TestTriageValidation(t *testing.T) {
 		tr   Triage
 		code string
 	}{
-		{"ack without owner", Triage{State: TriageAcknowledged}, access.EINVALID},
-		{"snooze without time", Triage{State: TriageSnoozed}, access.EINVALID},
-		{"snooze into the past", Triage{State: TriageSnoozed, SnoozedUntil: clk.Now().Add(-time.Minute)}, access.EINVALID},
-		{"unknown", Triage{State: "ignored"}, access.EINVALID},
+		{"ack without owner", Triage{State: TriageAcknowledged}, delivery.EINVALID},
+		{"snooze without time", Triage{State: TriageSnoozed}, delivery.EINVALID},
+		{"snooze into the past", Triage{State: TriageSnoozed, SnoozedUntil: clk.Now().Add(-time.Minute)}, delivery.EINVALID},
+		{"unknown", Triage{State: "ignored"}, delivery.EINVALID},
 		{"ack", Triage{State: TriageAcknowledged, Owner: "bob", Note: "on it"}, ""},
 		{"resolve", Triage{State: TriageResolved}, ""},
 		{"snooze", Triage{State: TriageSnoozed, SnoozedUntil: clk.Now().Add(time.Hour)}, ""},
@@ -720,7 +719,7 @@ func TestTriageValidation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			g, err := s.SetTriage(ctx, 1, tt.tr)
-			if access.ErrorCode(err) != tt.code {
+			if delivery.ErrorCode(err) != tt.code {
 				t.Fatalf("SetTriage = %v, want code %q", err, tt.code)
 			}
 			if err == nil && (g.Triage.State != tt.tr.State || g.Triage.Owner != tt.tr.Owner || !g.Triage.UpdatedAt.Equal(clk.Now())) {
@@ -728,7 +727,7 @@ func TestTriageValidation(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.SetTriage(ctx, 42, Triage{State: TriageOpen}); access.ErrorCode(err) != access.ENOTFOUND {
+	if _, err := s.SetTriage(ctx, 42, Triage{State: TriageOpen}); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Fatalf("unknown group: %v", err)
 	}
 }

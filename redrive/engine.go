@@ -147,7 +147,7 @@ const maxReason = 2000
 
 func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error) {
 	bad := func(format string, args ...any) (spec, error) {
-		return spec{}, access.Errorf(access.EINVALID, format, args...)
+		return spec{}, delivery.Errorf(delivery.EINVALID, format, args...)
 	}
 	sp := spec{req: req}
 	switch req.Action {
@@ -246,7 +246,7 @@ func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error)
 // parseDestination reads a resource name as a Target; cluster is the
 // RabbitMQ connection to use.
 func parseDestination(res, rabbitCluster string) (Target, error) {
-	bad := access.Errorf(access.EINVALID, "destination %q: want kafka:<cluster>/<topic> or rabbitmq:<vhost>/<queue>", res)
+	bad := delivery.Errorf(delivery.EINVALID, "destination %q: want kafka:<cluster>/<topic> or rabbitmq:<vhost>/<queue>", res)
 	switch {
 	case strings.HasPrefix(res, "kafka:"):
 		c, t, ok := strings.Cut(strings.TrimPrefix(res, "kafka:"), "/")
@@ -274,16 +274,16 @@ func (e *Engine) selection(a Actor, sp spec) (dlqstore.Selection, error) {
 	pol := e.opts.Policy
 	rules := pol.Rules(a.P, sp.access)
 	if len(rules) == 0 {
-		return dlqstore.Selection{}, access.Errorf(access.EFORBIDDEN, "you may not %s dead letters (no binding grants %s)", verb(sp.req.Action), sp.access)
+		return dlqstore.Selection{}, delivery.Errorf(delivery.EFORBIDDEN, "you may not %s dead letters (no binding grants %s)", verb(sp.req.Action), sp.access)
 	}
 	if sp.req.Action == ActionEditRedrive {
 		if len(pol.Rules(a.P, access.ActionRedrive)) == 0 {
-			return dlqstore.Selection{}, access.Errorf(access.EFORBIDDEN, "you may not redrive dead letters")
+			return dlqstore.Selection{}, delivery.Errorf(delivery.EFORBIDDEN, "you may not redrive dead letters")
 		}
 	}
 	if d := sp.req.Destination; d != "" {
 		if err := pol.Authorize(a.P, access.ActionRedriveElsewhere, access.Res(d)); err != nil {
-			return dlqstore.Selection{}, access.Errorf(access.EFORBIDDEN, "you may not redrive to %s (needs %s on it)", d, access.ActionRedriveElsewhere)
+			return dlqstore.Selection{}, delivery.Errorf(delivery.EFORBIDDEN, "you may not redrive to %s (needs %s on it)", d, access.ActionRedriveElsewhere)
 		}
 	}
 	sc := pol.Scope(a.P, sp.access, "*")
@@ -311,7 +311,7 @@ func (f *FilterSpec) storeFilter() (dlqstore.Filter, error) {
 	for _, st := range f.Status {
 		s := dlqstore.Status(st)
 		if !s.Valid() {
-			return out, access.Errorf(access.EINVALID, "unknown status %q", st)
+			return out, delivery.Errorf(delivery.EINVALID, "unknown status %q", st)
 		}
 		out.Status = append(out.Status, s)
 	}
@@ -404,7 +404,7 @@ func cmpOr(a, b string) string {
 // runs on one of its destinations and Force is not set).
 func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 	if req.DryRun {
-		return Job{}, access.Errorf(access.EINVALID, "a dry run has a plan, not a job: call Plan")
+		return Job{}, delivery.Errorf(delivery.EINVALID, "a dry run has a plan, not a job: call Plan")
 	}
 	sp, err := e.validate(req, true, e.opts.EditEnabled)
 	if err != nil {
@@ -427,9 +427,9 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 			if id, ok := busy[d]; ok {
 				// Name the job only to whoever may see it (see viewer).
 				if _, err := e.store.ViewJob(ctx, id, e.viewer(a)); err != nil {
-					return Job{}, access.Errorf(access.ECONFLICT, "another job is still running on %s: wait for it, or start anyway with force", d)
+					return Job{}, delivery.Errorf(delivery.ECONFLICT, "another job is still running on %s: wait for it, or start anyway with force", d)
 				}
-				return Job{}, access.Errorf(access.ECONFLICT, "job %d is still running on %s: wait for it, cancel it, or start anyway with force", id, d)
+				return Job{}, delivery.Errorf(delivery.ECONFLICT, "job %d is still running on %s: wait for it, cancel it, or start anyway with force", id, d)
 			}
 		}
 	}
@@ -437,7 +437,7 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 	rec := dlqstore.JobRecord{Action: string(sp.req.Action), State: StateRunning, Actor: actorName(a), Reason: sp.req.Reason, Request: body, Access: sp.access}
 	rec, err = e.store.CreateJob(ctx, rec, sel, sp.hold)
 	if err != nil {
-		e.audit(ctx, a, "dlq.job.start", 0, sp.req, access.OutcomeFailure, map[string]any{"error": access.ErrorMessage(err)})
+		e.audit(ctx, a, "dlq.job.start", 0, sp.req, access.OutcomeFailure, map[string]any{"error": delivery.ErrorMessage(err)})
 		return Job{}, err
 	}
 	details := map[string]any{"total": rec.Total, "destinations": rec.PerDestination, "rate": sp.req.Rate, "canary": sp.req.Canary}
@@ -579,13 +579,13 @@ func (e *Engine) Cancel(ctx context.Context, a Actor, id int64) (Job, error) {
 	var req Request
 	_ = json.Unmarshal(rec.Request, &req)
 	if !rec.FinishedAt.IsZero() {
-		return Job{}, access.Errorf(access.EINVALID, "job %d has already ended (%s)", id, rec.State)
+		return Job{}, delivery.Errorf(delivery.EINVALID, "job %d has already ended (%s)", id, rec.State)
 	}
 	if err := e.store.SetJobState(ctx, id, StateCancelling, "cancelled by "+actorName(a), false); err != nil {
 		return Job{}, err
 	}
 	if now, err := e.store.Job(ctx, id); err == nil && !now.FinishedAt.IsZero() {
-		return Job{}, access.Errorf(access.EINVALID, "job %d has already ended (%s)", id, now.State)
+		return Job{}, delivery.Errorf(delivery.EINVALID, "job %d has already ended (%s)", id, now.State)
 	}
 	e.mu.Lock()
 	if rs := e.running[id]; rs != nil {

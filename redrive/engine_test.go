@@ -215,7 +215,7 @@ func TestRedriveGroupToOrigin(t *testing.T) {
 	if !slices.Contains(plan.Sample[0].HeadersRemoved, "kafka_dlt-exception-message") || !slices.ContainsFunc(plan.Sample[0].HeadersAdded, func(h delivery.Header) bool { return h.Key == delivery.HeaderRedriveCount }) {
 		t.Errorf("sample headers: added %v removed %v", plan.Sample[0].HeadersAdded, plan.Sample[0].HeadersRemoved)
 	}
-	if _, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{Group: en.GroupID}}); access.ErrorCode(err) != access.EINVALID {
+	if _, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{Group: en.GroupID}}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("start without a reason: %v, want EINVALID", err)
 	}
 	job, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{Group: en.GroupID}, Rate: 1000, Reason: "fixed the lookup"})
@@ -287,17 +287,17 @@ func TestRedriveAuthorization(t *testing.T) {
 	r.deadLetters(t, "payments", "t1", 2, 1, 0)
 	ctx := context.Background()
 	all := Selector{Filter: &FilterSpec{Status: []string{"dead"}}}
-	if _, err := r.engine.Plan(ctx, viewer, Request{Action: ActionRedrive, Selector: all}); access.ErrorCode(err) != access.EFORBIDDEN {
+	if _, err := r.engine.Plan(ctx, viewer, Request{Action: ActionRedrive, Selector: all}); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("viewer plan: %v, want EFORBIDDEN", err)
 	}
 	p, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionRedrive, Selector: all})
 	if err != nil || p.Count != 4 {
 		t.Errorf("operator plan = %d, %v; want her 4", p.Count, err)
 	}
-	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionQuarantine, Selector: all}); access.ErrorCode(err) != access.EFORBIDDEN {
+	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionQuarantine, Selector: all}); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("operator without quarantine: %v", err)
 	}
-	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionRedrive, Selector: all, Destination: "kafka:main/payments"}); access.ErrorCode(err) != access.EFORBIDDEN {
+	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionRedrive, Selector: all, Destination: "kafka:main/payments"}); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("operator redrive elsewhere: %v", err)
 	}
 }
@@ -363,7 +363,7 @@ func TestCancel(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if _, err := r.engine.Cancel(ctx, viewer, j.ID); access.ErrorCode(err) != access.ENOTFOUND {
+	if _, err := r.engine.Cancel(ctx, viewer, j.ID); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("viewer cancel: %v, want ENOTFOUND (not a job the viewer may see)", err)
 	}
 	if _, err := r.engine.Cancel(ctx, admin, j.ID); err != nil {
@@ -380,7 +380,7 @@ func TestCancel(t *testing.T) {
 	if recs := consume(t, r.brokers, "orders", end.Done); len(recs) != end.Done {
 		t.Errorf("topic has %d records, job says %d sent", len(recs), end.Done)
 	}
-	if _, err := r.engine.Cancel(ctx, admin, j.ID); access.ErrorCode(err) != access.EINVALID {
+	if _, err := r.engine.Cancel(ctx, admin, j.ID); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("cancel of an ended job: %v", err)
 	}
 }
@@ -424,13 +424,13 @@ func TestJobsVisibleOnlyToWhoMayActOnEveryEntry(t *testing.T) {
 		t.Errorf("t1 operator's jobs = %v (next %d, %v), want only %d", ids(list), next, err, ours.ID)
 	}
 	for _, j := range []Job{theirs, mixed, hers} {
-		if _, err := r.engine.Job(ctx, operatorT1, j.ID); access.ErrorCode(err) != access.ENOTFOUND {
+		if _, err := r.engine.Job(ctx, operatorT1, j.ID); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 			t.Errorf("t1 operator reads job %d (%s): %v, want ENOTFOUND", j.ID, j.Reason, err)
 		}
-		if _, _, err := r.engine.Ledger(ctx, operatorT1, j.ID, 0, 10); access.ErrorCode(err) != access.ENOTFOUND {
+		if _, _, err := r.engine.Ledger(ctx, operatorT1, j.ID, 0, 10); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 			t.Errorf("t1 operator pages the ledger of job %d: %v, want ENOTFOUND", j.ID, err)
 		}
-		if _, err := r.engine.Cancel(ctx, operatorT1, j.ID); access.ErrorCode(err) != access.ENOTFOUND {
+		if _, err := r.engine.Cancel(ctx, operatorT1, j.ID); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 			t.Errorf("t1 operator cancels job %d: %v, want ENOTFOUND", j.ID, err)
 		}
 		if cur, _ := r.engine.Job(ctx, admin, j.ID); cur.State != StateCanaryWait {
@@ -473,7 +473,7 @@ func TestJobsVisibleOnlyToWhoMayActOnEveryEntry(t *testing.T) {
 	// A conflict names the running job only to whoever may see it.
 	req := Request{Action: ActionRedrive, Selector: Selector{IDs: []int64{t1[5]}}, Reason: "conflict"}
 	_, err = r.engine.Start(ctx, operatorT1, req)
-	if msg := access.ErrorMessage(err); access.ErrorCode(err) != access.ECONFLICT || strings.Contains(msg, strconv.FormatInt(hers.ID, 10)) ||
+	if msg := delivery.ErrorMessage(err); delivery.ErrorCode(err) != delivery.ECONFLICT || strings.Contains(msg, strconv.FormatInt(hers.ID, 10)) ||
 		!strings.Contains(msg, "another job is still running on kafka:main/orders") {
 		t.Errorf("t1 operator's conflicting start: %v, want ECONFLICT not naming job %d", err, hers.ID)
 	}
@@ -481,7 +481,7 @@ func TestJobsVisibleOnlyToWhoMayActOnEveryEntry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err = r.engine.Start(ctx, tessWide, req); !strings.Contains(access.ErrorMessage(err), fmt.Sprintf("job %d is still running", hers.ID)) {
+	if _, err = r.engine.Start(ctx, tessWide, req); !strings.Contains(delivery.ErrorMessage(err), fmt.Sprintf("job %d is still running", hers.ID)) {
 		t.Errorf("t1+t2 operator's conflicting start: %v, want it to name job %d", err, hers.ID)
 	}
 	r.engine.Cancel(ctx, admin, hers.ID)
@@ -497,7 +497,7 @@ func TestOneJobPerDestination(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids[50:]}, Reason: "second"})
-	if access.ErrorCode(err) != access.ECONFLICT {
+	if delivery.ErrorCode(err) != delivery.ECONFLICT {
 		t.Fatalf("second job on the same topic: %v, want ECONFLICT", err)
 	}
 	j2, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: ids[50:]}, Reason: "second", Force: true, Rate: 1000})

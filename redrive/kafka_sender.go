@@ -7,7 +7,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/delivery/kafka"
 )
@@ -28,7 +27,7 @@ var _ Sender = (*KafkaSender)(nil)
 func NewKafkaSender(pub *kafka.Publisher) *KafkaSender {
 	s := &KafkaSender{cl: pub.Client()}
 	if txid, _ := s.cl.OptValue(kgo.TransactionalID).(string); txid != "" {
-		s.txErr = access.Errorf(access.EINVALID, "kafka sender: the publisher is transactional (%s); redrives need a plain idempotent producer", txid)
+		s.txErr = delivery.Errorf(delivery.EINVALID, "kafka sender: the publisher is transactional (%s); redrives need a plain idempotent producer", txid)
 	}
 	return s
 }
@@ -56,7 +55,7 @@ func (s *KafkaSender) Send(ctx context.Context, msgs []Message) []error {
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Target.Broker != delivery.BrokerKafka || m.Target.Topic == "" {
-			errs[i] = access.Errorf(access.EINVALID, "kafka sender: entry %d: target %s is not a Kafka topic", m.EntryID, m.Target.Resource())
+			errs[i] = delivery.Errorf(delivery.EINVALID, "kafka sender: entry %d: target %s is not a Kafka topic", m.EntryID, m.Target.Resource())
 			continue
 		}
 		r := &kgo.Record{

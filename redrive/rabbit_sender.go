@@ -6,7 +6,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/delivery/rabbitmq"
 )
@@ -37,7 +36,7 @@ func (s *RabbitSender) Send(ctx context.Context, msgs []Message) []error {
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Target.Broker != delivery.BrokerRabbitMQ || m.Target.RoutingKey == "" {
-			errs[i] = access.Errorf(access.EINVALID, "rabbitmq sender: entry %d: target %s is not a RabbitMQ queue", m.EntryID, m.Target.Resource())
+			errs[i] = delivery.Errorf(delivery.EINVALID, "rabbitmq sender: entry %d: target %s is not a RabbitMQ queue", m.EntryID, m.Target.Resource())
 			continue
 		}
 		batch = append(batch, rabbitmq.RawPublishing{

@@ -99,7 +99,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 	}
 	sp, err := e.validateStored(req)
 	if err != nil {
-		e.finish(ctx, rec, StateFailed, access.ErrorMessage(err))
+		e.finish(ctx, rec, StateFailed, delivery.ErrorMessage(err))
 		return
 	}
 	pace := newPacer(sp.req.Rate, e.opts.Unlimited || !sp.sends, e.now)
@@ -373,7 +373,7 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 				continue
 			}
 		}
-		outs[i].State, outs[i].Error = ItemFailed, access.ErrorMessage(err)
+		outs[i].State, outs[i].Error = ItemFailed, delivery.ErrorMessage(err)
 	}
 	sent, down := 0, 0
 	var outage error
@@ -509,12 +509,12 @@ func setHeader(h delivery.Headers, k, v string) delivery.Headers {
 func editedEnvelope(payload []byte, origID string) (delivery.Envelope, error) {
 	env, err := delivery.ParseEnvelope(payload)
 	if err != nil {
-		return env, access.Errorf(access.EINVALID, "the edited payload is not an envelope: %v", err)
+		return env, delivery.Errorf(delivery.EINVALID, "the edited payload is not an envelope: %v", err)
 	}
 	env.ID = uuid.NewString()
 	env.CorrelationID = origID
 	if err := env.Validate(); err != nil {
-		return env, access.Errorf(access.EINVALID, "the edited envelope is invalid: %v", err)
+		return env, delivery.Errorf(delivery.EINVALID, "the edited envelope is invalid: %v", err)
 	}
 	return env, nil
 }

@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/delivery/kafka"
 	"switchyard/delivery/rabbitmq"
@@ -229,7 +228,7 @@ func TestKafkaSenderFailsAlone(t *testing.T) {
 	} else if !errors.Is(errs[1], kerr.UnknownTopicOrPartition) {
 		t.Errorf("message to a missing topic: %v, want UNKNOWN_TOPIC_OR_PARTITION", errs[1])
 	}
-	if access.ErrorCode(errs[2]) != access.EINVALID {
+	if delivery.ErrorCode(errs[2]) != delivery.EINVALID {
 		t.Errorf("message to a RabbitMQ target: %v, want EINVALID", errs[2])
 	}
 	got := senderConsume(t, addrs, topic, 2)
@@ -254,7 +253,7 @@ func TestKafkaSenderRefusesTransactionalPublisher(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), senderWait)
 	defer cancel()
 	for i, err := range s.Send(ctx, []Message{{Target: senderKafkaTarget(topic), Body: []byte("1")}, {Target: senderKafkaTarget(topic), Body: []byte("2")}}) {
-		if access.ErrorCode(err) != access.EINVALID {
+		if delivery.ErrorCode(err) != delivery.EINVALID {
 			t.Errorf("message %d: %v, want EINVALID", i, err)
 		}
 	}
@@ -410,7 +409,7 @@ func TestRabbitSenderUnroutableFailsAlone(t *testing.T) {
 	if !errors.Is(errs[1], rabbitmq.ErrUnroutable) {
 		t.Errorf("message to a missing queue: %v, want ErrUnroutable", errs[1])
 	}
-	if access.ErrorCode(errs[2]) != access.EINVALID {
+	if delivery.ErrorCode(errs[2]) != delivery.EINVALID {
 		t.Errorf("message to a Kafka target: %v, want EINVALID", errs[2])
 	}
 	for _, id := range []string{"m1", "m4"} {

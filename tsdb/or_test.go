@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // Q.Or keeps the series that match one of its alternatives; the store
@@ -50,7 +50,7 @@ func TestQueryOrAlternatives(t *testing.T) {
 		t.Errorf("t1 or untenanted = %v", got)
 	}
 	_, err := s.Query(ctx, Q{Name: "event_processed_total", Or: [][]Matcher{{{"tenant", MatchRegexp, "("}}}, From: t0, To: t0, Step: time.Minute})
-	if access.ErrorCode(err) != access.EINVALID {
+	if delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("bad regexp in Or: %v, want EINVALID", err)
 	}
 }

@@ -55,7 +55,7 @@ import (
 	"sync"
 	"time"
 
-	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -817,5 +817,5 @@ func (s *Store) Stats() Stats {
 }
 
 func invalidf(format string, args ...any) error {
-	return access.Errorf(access.EINVALID, format, args...)
+	return delivery.Errorf(delivery.EINVALID, format, args...)
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"switchyard/access"
+	"switchyard/delivery"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -469,12 +469,12 @@ func TestBadQueries(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if access.ErrorCode(err) != access.EINVALID || !strings.Contains(access.ErrorMessage(err), tc.want) {
-				t.Fatalf("error = %v (code %s), want EINVALID mentioning %q", err, access.ErrorCode(err), tc.want)
+			if delivery.ErrorCode(err) != delivery.EINVALID || !strings.Contains(delivery.ErrorMessage(err), tc.want) {
+				t.Fatalf("error = %v (code %s), want EINVALID mentioning %q", err, delivery.ErrorCode(err), tc.want)
 			}
 		})
 	}
-	if _, err := s.LabelValues(context.Background(), "group", Matcher{"group", MatchNotRegexp, "("}); access.ErrorCode(err) != access.EINVALID {
+	if _, err := s.LabelValues(context.Background(), "group", Matcher{"group", MatchNotRegexp, "("}); delivery.ErrorCode(err) != delivery.EINVALID {
 		t.Errorf("LabelValues with a bad regexp: %v, want EINVALID", err)
 	}
 	// The exact cap is allowed.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // Forty wrong passwords sent at once over real connections to a real
@@ -177,7 +178,7 @@ func TestBindingsRefuseAccidentalGrants(t *testing.T) {
 				Error struct{ Code, Message string }
 			}
 			json.Unmarshal([]byte(r.body), &er) //nolint:errcheck // checked below
-			if r.status != tc.status || er.Error.Code != access.EINVALID || !strings.Contains(er.Error.Message, strings.ReplaceAll(tc.say, "&#34;", `"`)) {
+			if r.status != tc.status || er.Error.Code != delivery.EINVALID || !strings.Contains(er.Error.Message, strings.ReplaceAll(tc.say, "&#34;", `"`)) {
 				t.Errorf("= %d %s; want %d EINVALID saying %q", r.status, r.body, tc.status, tc.say)
 			}
 			if n := bindingCount(t, e); n != before {

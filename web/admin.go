@@ -9,6 +9,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/web/templates"
 )
 
@@ -35,7 +36,7 @@ func fmtTimePtr(t *time.Time) string {
 
 func (s *Server) adminStore() (AdminStore, error) {
 	if s.store == nil {
-		return nil, access.Errorf(access.ENOTFOUND, "user administration is not configured")
+		return nil, delivery.Errorf(delivery.ENOTFOUND, "user administration is not configured")
 	}
 	return s.store, nil
 }
@@ -43,9 +44,9 @@ func (s *Server) adminStore() (AdminStore, error) {
 // formError re-renders a form with the store's message for a user error,
 // and fails the request for anything internal.
 func formError(err error) (string, bool) {
-	switch access.ErrorCode(err) {
-	case access.EINVALID, access.ENOTFOUND, access.ECONFLICT, access.EFORBIDDEN:
-		return access.ErrorMessage(err), true
+	switch delivery.ErrorCode(err) {
+	case delivery.EINVALID, delivery.ENOTFOUND, delivery.ECONFLICT, delivery.EFORBIDDEN:
+		return delivery.ErrorMessage(err), true
 	}
 	return "", false
 }
@@ -108,7 +109,7 @@ func (s *Server) handleAdminUserCreate(c *fiber.Ctx) error {
 	name := strings.TrimSpace(c.FormValue("name"))
 	if err := st.CreateUser(c.UserContext(), principal(c), name, c.FormValue("password")); err != nil {
 		if msg, ok := formError(err); ok {
-			c.Status(statusOf(access.ErrorCode(err)))
+			c.Status(statusOf(delivery.ErrorCode(err)))
 			return s.usersView(c, templates.Users{NewName: name, Error: msg})
 		}
 		return s.fail(c, err)
@@ -146,7 +147,7 @@ func (s *Server) handleAdminUserPassword(c *fiber.Ctx) error {
 	name := param(c, "name")
 	if err := st.SetPassword(c.UserContext(), principal(c), name, c.FormValue("password")); err != nil {
 		if msg, ok := formError(err); ok {
-			c.Status(statusOf(access.ErrorCode(err)))
+			c.Status(statusOf(delivery.ErrorCode(err)))
 			return s.usersView(c, templates.Users{Error: "Password of " + name + ": " + msg})
 		}
 		return s.fail(c, err)
@@ -215,13 +216,13 @@ func parseTTL(v string) (time.Duration, error) {
 	if d, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.Atoi(d)
 		if err != nil || n <= 0 {
-			return 0, access.Errorf(access.EINVALID, "lifetime must be like 720h or 30d")
+			return 0, delivery.Errorf(delivery.EINVALID, "lifetime must be like 720h or 30d")
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
 	}
 	ttl, err := time.ParseDuration(v)
 	if err != nil || ttl < 0 {
-		return 0, access.Errorf(access.EINVALID, "lifetime must be like 720h or 30d")
+		return 0, delivery.Errorf(delivery.EINVALID, "lifetime must be like 720h or 30d")
 	}
 	return ttl, nil
 }
@@ -241,7 +242,7 @@ func (s *Server) handleAdminTokenIssue(c *fiber.Ctx) error {
 	}
 	if err != nil {
 		if msg, ok := formError(err); ok {
-			c.Status(statusOf(access.ErrorCode(err)))
+			c.Status(statusOf(delivery.ErrorCode(err)))
 			return s.tokensView(c, templates.Tokens{Form: form, Error: msg})
 		}
 		return s.fail(c, err)
@@ -260,7 +261,7 @@ func (s *Server) handleAdminTokenRevoke(c *fiber.Ctx) error {
 	}
 	id, err := strconv.ParseInt(param(c, "id"), 10, 64)
 	if err != nil {
-		return s.fail(c, access.Errorf(access.ENOTFOUND, "no such token"))
+		return s.fail(c, delivery.Errorf(delivery.ENOTFOUND, "no such token"))
 	}
 	if err := st.RevokeTokenID(c.UserContext(), principal(c), id); err != nil {
 		if msg, ok := formError(err); ok {
@@ -334,7 +335,7 @@ func (s *Server) handleAdminRoleSave(c *fiber.Ctx) error {
 	form.Editing = slices.ContainsFunc(existing, func(r access.Role) bool { return r.Name == role.Name && !r.BuiltIn })
 	if err := st.SaveRole(c.UserContext(), principal(c), role); err != nil {
 		if msg, ok := formError(err); ok {
-			c.Status(statusOf(access.ErrorCode(err)))
+			c.Status(statusOf(delivery.ErrorCode(err)))
 			return s.rolesView(c, templates.Roles{Form: form, Error: msg})
 		}
 		return s.fail(c, err)
@@ -411,7 +412,7 @@ func (s *Server) handleAdminBindingAdd(c *fiber.Ctx) error {
 		Tenants: splitList(form.Tenants, ",\r\n"), Proxy: form.Proxy}
 	if _, err := st.AddBinding(c.UserContext(), principal(c), b); err != nil {
 		if msg, ok := formError(err); ok {
-			c.Status(statusOf(access.ErrorCode(err)))
+			c.Status(statusOf(delivery.ErrorCode(err)))
 			return s.bindingsView(c, templates.Bindings{Form: form, Error: msg})
 		}
 		return s.fail(c, err)
@@ -430,7 +431,7 @@ func (s *Server) handleAdminBindingDelete(c *fiber.Ctx) error {
 	}
 	id, err := strconv.ParseInt(param(c, "id"), 10, 64)
 	if err != nil {
-		return s.fail(c, access.Errorf(access.ENOTFOUND, "no such binding"))
+		return s.fail(c, delivery.Errorf(delivery.ENOTFOUND, "no such binding"))
 	}
 	if err := st.DeleteBinding(c.UserContext(), principal(c), id); err != nil {
 		if msg, ok := formError(err); ok {

@@ -7,6 +7,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // The admin JSON API, for automation with an API token. The store audits
@@ -74,7 +75,7 @@ func (s *Server) handleAPIAdminBindingAdd(c *fiber.Ctx) error {
 	}
 	var req bindingRequest
 	if err := c.BodyParser(&req); err != nil {
-		return s.fail(c, access.Errorf(access.EINVALID, "body must be JSON: {subject, role, resources, tenants, proxy}"))
+		return s.fail(c, delivery.Errorf(delivery.EINVALID, "body must be JSON: {subject, role, resources, tenants, proxy}"))
 	}
 	b := access.Binding{Subject: req.Subject, Role: req.Role, Resources: req.Resources, Tenants: req.Tenants, Proxy: req.Proxy}
 	id, err := st.AddBinding(c.UserContext(), principal(c), b)
@@ -91,7 +92,7 @@ func (s *Server) handleAPIAdminBindingDelete(c *fiber.Ctx) error {
 	}
 	id, err := strconv.ParseInt(param(c, "id"), 10, 64)
 	if err != nil {
-		return s.fail(c, access.Errorf(access.ENOTFOUND, "no such binding"))
+		return s.fail(c, delivery.Errorf(delivery.ENOTFOUND, "no such binding"))
 	}
 	if err := st.DeleteBinding(c.UserContext(), principal(c), id); err != nil {
 		return s.fail(c, err)
@@ -120,7 +121,7 @@ func (s *Server) handleAPIAdminTokenIssue(c *fiber.Ctx) error {
 	}
 	var req tokenRequest
 	if err := c.BodyParser(&req); err != nil {
-		return s.fail(c, access.Errorf(access.EINVALID, "body must be JSON: {user, name, ttl}"))
+		return s.fail(c, delivery.Errorf(delivery.EINVALID, "body must be JSON: {user, name, ttl}"))
 	}
 	ttl, err := parseTTL(req.TTL)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/dlqstore"
 )
@@ -251,7 +250,7 @@ func (s *Server) handleAPIDLQGroups(c *fiber.Ctx) error {
 	}
 	if v := q.Get("limit"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 500 {
-			return s.fail(c, access.Errorf(access.EINVALID, "limit must be 1 to 500"))
+			return s.fail(c, delivery.Errorf(delivery.EINVALID, "limit must be 1 to 500"))
 		}
 	}
 	groups, next, err := st.Groups(c.UserContext(), f)
@@ -271,7 +270,7 @@ func (s *Server) handleAPIDLQGroups(c *fiber.Ctx) error {
 func (s *Server) handleAPIDLQTriage(c *fiber.Ctx) error {
 	var in triageInput
 	if err := c.BodyParser(&in); err != nil {
-		return s.fail(c, access.Errorf(access.EINVALID, "body must be JSON: {state, owner, note, snoozed_until}"))
+		return s.fail(c, delivery.Errorf(delivery.EINVALID, "body must be JSON: {state, owner, note, snoozed_until}"))
 	}
 	g, err := s.setTriage(c, in)
 	if err != nil {

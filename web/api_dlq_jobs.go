@@ -8,7 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/redrive"
 )
 
@@ -43,7 +43,7 @@ func (s *Server) handleAPIDLQJobCreate(c *fiber.Ctx) error {
 	dec := json.NewDecoder(bytes.NewReader(c.Body()))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return s.fail(c, access.Errorf(access.EINVALID, "body must be a job request {action, selector, reason, …}: %s", jsonProblem(err)))
+		return s.fail(c, delivery.Errorf(delivery.EINVALID, "body must be a job request {action, selector, reason, …}: %s", jsonProblem(err)))
 	}
 	if req, err = s.guardRequest(principal(c), req); err != nil {
 		return s.fail(c, err)
@@ -78,11 +78,11 @@ func (s *Server) handleAPIDLQJobs(c *fiber.Ctx) error {
 	case "1", "true":
 		f.Running = true
 	default:
-		return s.fail(c, access.Errorf(access.EINVALID, "running must be 1 or 0"))
+		return s.fail(c, delivery.Errorf(delivery.EINVALID, "running must be 1 or 0"))
 	}
 	if v := c.Query("limit"); v != "" {
 		if f.Limit, err = strconv.Atoi(v); err != nil || f.Limit < 1 || f.Limit > 500 {
-			return s.fail(c, access.Errorf(access.EINVALID, "limit must be 1 to 500"))
+			return s.fail(c, delivery.Errorf(delivery.EINVALID, "limit must be 1 to 500"))
 		}
 	}
 	if f.Before, err = int64Query(c, "before"); err != nil {
@@ -114,7 +114,7 @@ func (s *Server) handleAPIDLQJob(c *fiber.Ctx) error {
 	limit := ledgerPerPage
 	if v := c.Query("limit"); v != "" {
 		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
-			return s.fail(c, access.Errorf(access.EINVALID, "limit must be 1 to 1000"))
+			return s.fail(c, delivery.Errorf(delivery.EINVALID, "limit must be 1 to 1000"))
 		}
 	}
 	items, next, err := jobLedger(c, jobs, j, limit)

@@ -3,7 +3,7 @@ package web
 import (
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
+	"switchyard/delivery"
 )
 
 type apiQueue struct {
@@ -62,5 +62,5 @@ func (s *Server) handleAPIQueues(c *fiber.Ctx) error {
 }
 
 func notFoundGroup(cluster, group string) error {
-	return access.Errorf(access.ENOTFOUND, "consumer group %q not found on cluster %q", group, cluster)
+	return delivery.Errorf(delivery.ENOTFOUND, "consumer group %q not found on cluster %q", group, cluster)
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/tsdb"
 )
 
@@ -55,7 +55,7 @@ func (s *Server) handleAPISeries(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	if s.series == nil {
-		return s.fail(c, access.Errorf(access.ENOTFOUND, "the time-series store is not configured"))
+		return s.fail(c, delivery.Errorf(delivery.ENOTFOUND, "the time-series store is not configured"))
 	}
 	ctx := c.UserContext()
 	scoped, err := s.seriesScope(c).Restrict(ctx, q)
@@ -81,7 +81,7 @@ func (s *Server) handleAPISeries(c *fiber.Ctx) error {
 func (s *Server) seriesQuery(c *fiber.Ctx) (tsdb.Q, error) {
 	q := tsdb.Q{Name: strings.Clone(c.Query("name")), Agg: tsdb.Agg(strings.Clone(c.Query("agg", string(tsdb.AggLast))))}
 	if q.Name == "" {
-		return q, access.Errorf(access.EINVALID, "name is required: the metric to read, e.g. switchyard_consumer_group_lag")
+		return q, delivery.Errorf(delivery.EINVALID, "name is required: the metric to read, e.g. switchyard_consumer_group_lag")
 	}
 	args := c.Context().QueryArgs()
 	for _, key := range []string{"match[]", "match"} {
@@ -111,7 +111,7 @@ func (s *Server) seriesQuery(c *fiber.Ctx) (tsdb.Q, error) {
 		q.From = t
 	}
 	if q.To.Before(q.From) {
-		return q, access.Errorf(access.EINVALID, "from must not be after to")
+		return q, delivery.Errorf(delivery.EINVALID, "from must not be after to")
 	}
 	q.Step = stepFor(q.To.Sub(q.From))
 	if v := c.Query("step"); v != "" {

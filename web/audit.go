@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/web/templates"
 )
 
@@ -30,7 +31,7 @@ func parseAuditTime(name, v string) (time.Time, error) {
 			return inRange(name, t)
 		}
 	}
-	return time.Time{}, access.Errorf(access.EINVALID, "%s must be a date and time like 2026-01-31T14:00", name)
+	return time.Time{}, delivery.Errorf(delivery.EINVALID, "%s must be a date and time like 2026-01-31T14:00", name)
 }
 
 // auditFilter reads the filter shared by the page and the export.
@@ -50,7 +51,7 @@ func auditFilter(c *fiber.Ctx) (access.AuditFilter, templates.Audit, error) {
 	}
 	if b := c.Query("before"); b != "" {
 		if f.Before, err = strconv.ParseInt(b, 10, 64); err != nil || f.Before < 0 {
-			return f, v, access.Errorf(access.EINVALID, "before must be a record id")
+			return f, v, delivery.Errorf(delivery.EINVALID, "before must be a record id")
 		}
 	}
 	return f, v, nil
@@ -70,7 +71,7 @@ func auditQuery(v templates.Audit) url.Values {
 
 func (s *Server) auditLog() (AuditLog, error) {
 	if s.audit == nil {
-		return nil, access.Errorf(access.ENOTFOUND, "the audit log is not configured")
+		return nil, delivery.Errorf(delivery.ENOTFOUND, "the audit log is not configured")
 	}
 	return s.audit, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 type principalKey struct{}
@@ -38,7 +39,7 @@ func (s *Server) authorize(rt Route) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		p, err := s.authenticate(c)
 		if err != nil {
-			if access.ErrorCode(err) == access.EUNAUTHORIZED && !isAPI(c) && !isFragment(c) {
+			if delivery.ErrorCode(err) == delivery.EUNAUTHORIZED && !isAPI(c) && !isFragment(c) {
 				return s.toLogin(c)
 			}
 			return s.fail(c, err)
@@ -77,7 +78,7 @@ func (s *Server) authenticate(c *fiber.Ctx) (*access.Principal, error) {
 		UserAgent:     c.Get(fiber.HeaderUserAgent),
 	}
 	if cred.Authorization == "" && cred.SessionToken == "" && cred.ProxyUser == "" {
-		return nil, access.Errorf(access.EUNAUTHORIZED, "sign in to continue")
+		return nil, delivery.Errorf(delivery.EUNAUTHORIZED, "sign in to continue")
 	}
 	return s.auth.Authenticate(c.UserContext(), cred)
 }
@@ -109,7 +110,7 @@ func (s *Server) checkCSRF(c *fiber.Ctx, p *access.Principal) error {
 		got = c.FormValue(csrfField)
 	}
 	if want == "" || !sameToken(got, want) {
-		return access.Errorf(access.EFORBIDDEN, "this form has expired or did not come from the console: reload the page and try again")
+		return delivery.Errorf(delivery.EFORBIDDEN, "this form has expired or did not come from the console: reload the page and try again")
 	}
 	return nil
 }

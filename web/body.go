@@ -12,14 +12,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/valyala/fasthttp"
 
-	"switchyard/access"
 	"switchyard/delivery"
-)
-
-// Error codes of refused bodies: 413 and 415.
-const (
-	eTooLarge    = "ETOOLARGE"
-	eUnsupported = "EUNSUPPORTED"
 )
 
 // defaultMaxBody caps a decoded form or JSON body: a job of 10,000 ids
@@ -68,7 +61,7 @@ func (s *Server) limitBody(c *fiber.Ctx) error {
 func isIngest(path string) bool { return strings.HasPrefix(path, "/v1/") }
 
 func tooLarge(limit int) error {
-	return &delivery.Error{Code: eTooLarge, Message: "the request body is larger than this endpoint accepts (after decompression)",
+	return &delivery.Error{Code: delivery.ETOOLARGE, Message: "the request body is larger than this endpoint accepts (after decompression)",
 		Details: map[string]any{"limit_bytes": limit}}
 }
 
@@ -93,14 +86,14 @@ func contentCoding(h *fasthttp.RequestHeader) (string, error) {
 	case len(codings) == 0:
 		return "", nil
 	case len(codings) > 1:
-		return "", &delivery.Error{Code: eUnsupported, Message: "stacked content encodings are not accepted: encode the body once (gzip, deflate or br)",
+		return "", &delivery.Error{Code: delivery.EUNSUPPORTED, Message: "stacked content encodings are not accepted: encode the body once (gzip, deflate or br)",
 			Details: map[string]any{"content_encoding": strings.Join(codings, ", ")}}
 	}
 	switch c := codings[0]; c {
 	case "gzip", "x-gzip", "deflate", "br":
 		return c, nil
 	default:
-		return "", &delivery.Error{Code: eUnsupported, Message: "unsupported content encoding: send gzip, deflate, br or no encoding",
+		return "", &delivery.Error{Code: delivery.EUNSUPPORTED, Message: "unsupported content encoding: send gzip, deflate, br or no encoding",
 			Details: map[string]any{"content_encoding": truncateText(c, 40)}}
 	}
 }
@@ -109,7 +102,7 @@ func contentCoding(h *fasthttp.RequestHeader) (string, error) {
 // stays bounded by the limit whatever the ratio. Errors: ETOOLARGE past
 // the limit, EINVALID for a body that is not in its coding.
 func decodeBody(coding string, raw []byte, limit int) ([]byte, error) {
-	corrupt := access.Errorf(access.EINVALID, "the request body is not valid %s", coding)
+	corrupt := delivery.Errorf(delivery.EINVALID, "the request body is not valid %s", coding)
 	var r io.Reader
 	switch coding {
 	case "gzip", "x-gzip":

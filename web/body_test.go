@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/delivery"
+
 	"github.com/andybalholm/brotli"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -146,8 +148,8 @@ func TestDecompressionBombsAreRefusedWithinTheLimit(t *testing.T) {
 		status   int
 		code     string
 	}{
-		{"stacked gzip, gzip", stacked, "gzip, gzip", http.StatusUnsupportedMediaType, eUnsupported},
-		{"single gzip", single, "gzip", http.StatusRequestEntityTooLarge, eTooLarge},
+		{"stacked gzip, gzip", stacked, "gzip, gzip", http.StatusUnsupportedMediaType, delivery.EUNSUPPORTED},
+		{"single gzip", single, "gzip", http.StatusRequestEntityTooLarge, delivery.ETOOLARGE},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var r response
@@ -229,7 +231,7 @@ func TestOTLPBombIsRefusedWithinTheLimit(t *testing.T) {
 		t.Fatalf("status = %d, want 413: %.300s", r.status, r.body)
 	}
 	code, details := errorCode(t, r)
-	if code != eTooLarge || details["limit_bytes"] != float64(8<<20) {
+	if code != delivery.ETOOLARGE || details["limit_bytes"] != float64(8<<20) {
 		t.Errorf("error = %s %v, want ETOOLARGE with limit_bytes 8 MiB", code, details)
 	}
 	t.Logf("%d-byte gzip of 100 MiB: %.1f MiB allocated while answering", len(bomb), float64(n)/(1<<20))

@@ -8,8 +8,8 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
 	"switchyard/collector"
+	"switchyard/delivery"
 	"switchyard/tsdb"
 	"switchyard/web/templates"
 )
@@ -32,16 +32,16 @@ func tableOf(c *fiber.Ctx, path string, sorts []string, tr timeRange) (templates
 		t.Range = tr.Key
 	}
 	if len(t.Q) > 200 {
-		return t, access.Errorf(access.EINVALID, "the filter is too long (200 characters at most)")
+		return t, delivery.Errorf(delivery.EINVALID, "the filter is too long (200 characters at most)")
 	}
 	t.Sort = strings.Clone(c.Query("sort", sorts[0]))
 	if !slices.Contains(sorts, t.Sort) {
-		return t, access.Errorf(access.EINVALID, "sort must be one of %s", strings.Join(sorts, ", "))
+		return t, delivery.Errorf(delivery.EINVALID, "sort must be one of %s", strings.Join(sorts, ", "))
 	}
 	if p := c.Query("page"); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 {
-			return t, access.Errorf(access.EINVALID, "page must be a positive number")
+			return t, delivery.Errorf(delivery.EINVALID, "page must be a positive number")
 		}
 		t.Page = n
 	}

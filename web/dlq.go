@@ -72,7 +72,7 @@ const dlqResource = "console:dlq"
 
 func (s *Server) deadLetters() (DeadLetters, error) {
 	if s.dlq == nil {
-		return nil, access.Errorf(access.ENOTFOUND, "the dead-letter index is not configured")
+		return nil, delivery.Errorf(delivery.ENOTFOUND, "the dead-letter index is not configured")
 	}
 	return s.dlq, nil
 }
@@ -123,14 +123,14 @@ func (s *Server) loadEntry(c *fiber.Ctx) (dlqstore.Entry, error) {
 		return dlqstore.Entry{}, err
 	}
 	raw := param(c, "id")
-	notFound := access.Errorf(access.ENOTFOUND, "dead letter %s not found", raw)
+	notFound := delivery.Errorf(delivery.ENOTFOUND, "dead letter %s not found", raw)
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id <= 0 {
 		return dlqstore.Entry{}, notFound
 	}
 	e, err := st.Entry(c.UserContext(), id)
 	if err != nil {
-		if access.ErrorCode(err) == access.ENOTFOUND {
+		if delivery.ErrorCode(err) == delivery.ENOTFOUND {
 			return dlqstore.Entry{}, notFound
 		}
 		return dlqstore.Entry{}, err
@@ -167,7 +167,7 @@ func (s *Server) parseEntryQuery(c *fiber.Ctx) (entryQuery, error) {
 				continue
 			}
 			if !dlqstore.Status(st).Valid() {
-				return eq, access.Errorf(access.EINVALID, "status %q: want dead, redriving, redriven, quarantined, discarded or resolved", st)
+				return eq, delivery.Errorf(delivery.EINVALID, "status %q: want dead, redriving, redriven, quarantined, discarded or resolved", st)
 			}
 			if !slices.Contains(eq.Statuses, st) {
 				eq.Statuses = append(eq.Statuses, st)
@@ -181,11 +181,11 @@ func (s *Server) parseEntryQuery(c *fiber.Ctx) (entryQuery, error) {
 	switch f.Broker {
 	case "", delivery.BrokerKafka, delivery.BrokerRabbitMQ:
 	default:
-		return eq, access.Errorf(access.EINVALID, "broker must be kafka or rabbitmq")
+		return eq, delivery.Errorf(delivery.EINVALID, "broker must be kafka or rabbitmq")
 	}
 	f.Q = get("q")
 	if len(f.Q) > 500 {
-		return eq, access.Errorf(access.EINVALID, "the search is too long (500 characters at most)")
+		return eq, delivery.Errorf(delivery.EINVALID, "the search is too long (500 characters at most)")
 	}
 	f.Cursor = get("cursor")
 	eq.From, eq.To, eq.Range = get("from"), get("to"), get("range")
@@ -208,16 +208,16 @@ func (s *Server) parseEntryQuery(c *fiber.Ctx) (entryQuery, error) {
 		}
 	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From) {
-		return eq, access.Errorf(access.EINVALID, "to must be after from")
+		return eq, delivery.Errorf(delivery.EINVALID, "to must be after from")
 	}
 	if eq.GroupID = get("group"); eq.GroupID != "" {
 		if f.GroupID, err = strconv.ParseInt(eq.GroupID, 10, 64); err != nil || f.GroupID <= 0 {
-			return eq, access.Errorf(access.EINVALID, "group must be a failure group id")
+			return eq, delivery.Errorf(delivery.EINVALID, "group must be a failure group id")
 		}
 	}
 	if eq.LimitText = get("limit"); eq.LimitText != "" {
 		if f.Limit, err = strconv.Atoi(eq.LimitText); err != nil || f.Limit < 1 || f.Limit > 500 {
-			return eq, access.Errorf(access.EINVALID, "limit must be 1 to 500")
+			return eq, delivery.Errorf(delivery.EINVALID, "limit must be 1 to 500")
 		}
 	}
 	// The store's own checks (control characters, cursor, lengths) before
@@ -255,11 +255,11 @@ func (s *Server) findEntries(c *fiber.Ctx, f dlqstore.Filter) (dlqstore.Page, er
 	}
 	page, err := st.FindEntries(c.UserContext(), f)
 	if err != nil {
-		if f.Q != orig && access.ErrorCode(err) == access.EINVALID {
+		if f.Q != orig && delivery.ErrorCode(err) == delivery.EINVALID {
 			// Say what is wrong with what the user typed, not with our
 			// rewrite of it.
-			msg := strings.ReplaceAll(access.ErrorMessage(err), strconv.Quote(f.Q), strconv.Quote(orig))
-			return dlqstore.Page{}, access.Errorf(access.EINVALID, "%s", msg)
+			msg := strings.ReplaceAll(delivery.ErrorMessage(err), strconv.Quote(f.Q), strconv.Quote(orig))
+			return dlqstore.Page{}, delivery.Errorf(delivery.EINVALID, "%s", msg)
 		}
 		return dlqstore.Page{}, err
 	}
@@ -321,18 +321,18 @@ func withoutPayloadColumn(q string) (string, error) {
 		case ch == ')':
 			depth--
 			if depth < 0 {
-				return "", access.Errorf(access.EINVALID, "search: unbalanced parenthesis in %q", q)
+				return "", delivery.Errorf(delivery.EINVALID, "search: unbalanced parenthesis in %q", q)
 			}
 		}
 	}
 	if inQuote {
-		return "", access.Errorf(access.EINVALID, "search: unbalanced quote in %q", q)
+		return "", delivery.Errorf(delivery.EINVALID, "search: unbalanced quote in %q", q)
 	}
 	if depth != 0 {
-		return "", access.Errorf(access.EINVALID, "search: unbalanced parenthesis in %q", q)
+		return "", delivery.Errorf(delivery.EINVALID, "search: unbalanced parenthesis in %q", q)
 	}
 	if strings.Contains(strings.ToLower(q), "payload:") {
-		return "", access.Errorf(access.EINVALID, "search: you may not search payload text (payload:) in %q", q)
+		return "", delivery.Errorf(delivery.EINVALID, "search: you may not search payload text (payload:) in %q", q)
 	}
 	return fmt.Sprintf("message:(%s) OR exception:(%s) OR ids:(%s)", q, q, q), nil
 }

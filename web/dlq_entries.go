@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/dlqstore"
 	"switchyard/redrive"
 	"switchyard/web/templates"
@@ -38,7 +39,7 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 		switch {
 		case gerr == nil:
 			vm.GroupTitle = g.Title
-		case access.ErrorCode(gerr) != access.ENOTFOUND:
+		case delivery.ErrorCode(gerr) != delivery.ENOTFOUND:
 			return s.fail(c, gerr)
 		}
 	}
@@ -47,11 +48,11 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 		res, err = s.findEntries(c, eq.Filter)
 	}
 	if err != nil {
-		if access.ErrorCode(err) != access.EINVALID {
+		if delivery.ErrorCode(err) != delivery.EINVALID {
 			return s.fail(c, err)
 		}
 		c.Status(fiber.StatusBadRequest)
-		vm.Error = access.ErrorMessage(err)
+		vm.Error = delivery.ErrorMessage(err)
 		return s.render(c, page, templates.DeadLetterEntriesView(vm, jobs))
 	}
 	now := s.now()

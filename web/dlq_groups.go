@@ -83,11 +83,11 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 		Sort: f.Sort, Cursor: strings.TrimSpace(q.Get("cursor")), Limit: groupsPerPage,
 	})
 	if err != nil {
-		if access.ErrorCode(err) != access.EINVALID {
+		if delivery.ErrorCode(err) != delivery.EINVALID {
 			return s.fail(c, err)
 		}
 		c.Status(fiber.StatusBadRequest)
-		vm.Error = access.ErrorMessage(err)
+		vm.Error = delivery.ErrorMessage(err)
 	}
 	step := tr.To.Sub(tr.From) / trendBuckets
 	now := s.now()
@@ -237,7 +237,7 @@ func (s *Server) setTriage(c *fiber.Ctx, in triageInput) (dlqstore.Group, error)
 	raw := param(c, "id")
 	id, perr := strconv.ParseInt(raw, 10, 64)
 	if perr != nil || id <= 0 {
-		return dlqstore.Group{}, access.Errorf(access.ENOTFOUND, "failure group %s not found", raw)
+		return dlqstore.Group{}, delivery.Errorf(delivery.ENOTFOUND, "failure group %s not found", raw)
 	}
 	p := principal(c)
 	scope := s.dlqScope(p)
@@ -282,8 +282,8 @@ func (s *Server) handleDLQTriage(c *fiber.Ctx) error {
 	}
 	g, err := s.setTriage(c, in)
 	if err != nil {
-		if code := access.ErrorCode(err); code == access.EINVALID {
-			return s.flash(c, "/dead-letters", "Triage not saved: "+access.ErrorMessage(err))
+		if code := delivery.ErrorCode(err); code == delivery.EINVALID {
+			return s.flash(c, "/dead-letters", "Triage not saved: "+delivery.ErrorMessage(err))
 		}
 		return s.fail(c, err)
 	}

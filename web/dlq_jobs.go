@@ -16,6 +16,7 @@ import (
 
 	"switchyard/access"
 	"switchyard/browse"
+	"switchyard/delivery"
 	"switchyard/dlqstore"
 	"switchyard/redrive"
 	"switchyard/web/templates"
@@ -70,7 +71,7 @@ const (
 
 func (s *Server) dlqJobs() (DLQJobs, error) {
 	if s.jobs == nil {
-		return nil, access.Errorf(access.ENOTFOUND, "dead-letter jobs are not configured")
+		return nil, delivery.Errorf(delivery.ENOTFOUND, "dead-letter jobs are not configured")
 	}
 	return s.jobs, nil
 }
@@ -180,7 +181,7 @@ func (s *Server) parseJobForm(c *fiber.Ctx, jobs DLQJobs) (jobInput, error) {
 		f.CanaryWindow = strconv.Itoa(int(redrive.DefaultCanaryWindow / time.Second))
 	}
 	if !validJobAction(a) {
-		return in, access.Errorf(access.EINVALID, "action must be redrive, quarantine, discard, restore or edit_redrive")
+		return in, delivery.Errorf(delivery.EINVALID, "action must be redrive, quarantine, discard, restore or edit_redrive")
 	}
 	sel, err := selectorOf(v)
 	if err != nil {
@@ -198,27 +199,27 @@ func (s *Server) parseJobForm(c *fiber.Ctx, jobs DLQJobs) (jobInput, error) {
 	r.Destination, r.Force, r.PublishQuarantine = f.Destination, f.Force, f.PublishQuarantine && f.Quarantine
 	if f.Sends {
 		if r.Rate, err = strconv.ParseFloat(f.Rate, 64); err != nil || math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) || r.Rate <= 0 {
-			return in, access.Errorf(access.EINVALID, "rate must be a positive number of messages per second")
+			return in, delivery.Errorf(delivery.EINVALID, "rate must be a positive number of messages per second")
 		}
 		if f.Canary != "" {
 			if r.Canary, err = strconv.Atoi(f.Canary); err != nil || r.Canary < 0 {
-				return in, access.Errorf(access.EINVALID, "canary must be a count of entries (0 for none)")
+				return in, delivery.Errorf(delivery.EINVALID, "canary must be a count of entries (0 for none)")
 			}
 		}
 		secs, err := strconv.Atoi(f.CanaryWindow)
 		if err != nil || secs < 1 || secs > 24*3600 {
-			return in, access.Errorf(access.EINVALID, "the canary window must be 1 to 86400 seconds")
+			return in, delivery.Errorf(delivery.EINVALID, "the canary window must be 1 to 86400 seconds")
 		}
 		if r.Canary > 0 {
 			r.CanaryWindow = time.Duration(secs) * time.Second
 		}
 	} else if f.Destination != "" {
-		return in, access.Errorf(access.EINVALID, "a destination applies to redrives only")
+		return in, delivery.Errorf(delivery.EINVALID, "a destination applies to redrives only")
 	}
 	if f.Edit {
 		payload := strings.TrimSpace(f.Payload)
 		if !json.Valid([]byte(payload)) {
-			return in, access.Errorf(access.EINVALID, "the edited envelope is not valid JSON")
+			return in, delivery.Errorf(delivery.EINVALID, "the edited envelope is not valid JSON")
 		}
 		headers, err := parseHeaderEdits(f.Headers)
 		if err != nil {
@@ -236,7 +237,7 @@ func selectorOf(v url.Values) (redrive.Selector, error) {
 		dec := json.NewDecoder(strings.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&sel); err != nil {
-			return sel, access.Errorf(access.EINVALID, "the selection is malformed: %s", jsonProblem(err))
+			return sel, delivery.Errorf(delivery.EINVALID, "the selection is malformed: %s", jsonProblem(err))
 		}
 	}
 	for _, raw := range v["ids"] {
@@ -246,7 +247,7 @@ func selectorOf(v url.Values) (redrive.Selector, error) {
 			}
 			id, err := strconv.ParseInt(part, 10, 64)
 			if err != nil || id <= 0 {
-				return sel, access.Errorf(access.EINVALID, "entry id %q is not a number", truncateText(part, 40))
+				return sel, delivery.Errorf(delivery.EINVALID, "entry id %q is not a number", truncateText(part, 40))
 			}
 			if !slices.Contains(sel.IDs, id) {
 				sel.IDs = append(sel.IDs, id)
@@ -256,7 +257,7 @@ func selectorOf(v url.Values) (redrive.Selector, error) {
 	if g := strings.TrimSpace(v.Get("group")); g != "" {
 		id, err := strconv.ParseInt(g, 10, 64)
 		if err != nil || id <= 0 {
-			return sel, access.Errorf(access.EINVALID, "group must be a failure group id")
+			return sel, delivery.Errorf(delivery.EINVALID, "group must be a failure group id")
 		}
 		sel.Group = id
 	}
@@ -268,11 +269,11 @@ func selectorOf(v url.Values) (redrive.Selector, error) {
 	}
 	switch n {
 	case 0:
-		return sel, access.Errorf(access.EINVALID, "nothing is selected: tick at least one entry")
+		return sel, delivery.Errorf(delivery.EINVALID, "nothing is selected: tick at least one entry")
 	case 1:
 		return sel, nil
 	}
-	return sel, access.Errorf(access.EINVALID, "choose entries, a failure group or a filter, not several")
+	return sel, delivery.Errorf(delivery.EINVALID, "choose entries, a failure group or a filter, not several")
 }
 
 // jsonProblem says what is wrong with a JSON body without echoing it.
@@ -310,7 +311,7 @@ func parseHeaderEdits(text string) (map[string]*string, error) {
 				continue
 			}
 		}
-		return nil, access.Errorf(access.EINVALID, "header change on line %d: want “key: value” or “-key”", i+1)
+		return nil, delivery.Errorf(delivery.EINVALID, "header change on line %d: want “key: value” or “-key”", i+1)
 	}
 	if len(out) == 0 {
 		return nil, nil
@@ -377,7 +378,7 @@ func (s *Server) showPlan(c *fiber.Ctx, jobs DLQJobs, in jobInput, failed error)
 			if !shown {
 				return s.fail(c, err)
 			}
-			vm.Error, vm.Conflict, status = msg, access.ErrorCode(err) == access.ECONFLICT, statusOf(access.ErrorCode(err))
+			vm.Error, vm.Conflict, status = msg, delivery.ErrorCode(err) == delivery.ECONFLICT, statusOf(delivery.ErrorCode(err))
 		} else {
 			planView(&vm, plan)
 		}
@@ -387,7 +388,7 @@ func (s *Server) showPlan(c *fiber.Ctx, jobs DLQJobs, in jobInput, failed error)
 		if !shown {
 			return s.fail(c, failed)
 		}
-		vm.Error, vm.Conflict, status = msg, access.ErrorCode(failed) == access.ECONFLICT, statusOf(access.ErrorCode(failed))
+		vm.Error, vm.Conflict, status = msg, delivery.ErrorCode(failed) == delivery.ECONFLICT, statusOf(delivery.ErrorCode(failed))
 	}
 	c.Status(status)
 	return s.render(c, templates.Page{Title: vm.ActionLabel + " · plan", Area: templates.AreaDeadLetters},
@@ -533,14 +534,14 @@ func rateText(r float64) string { return templates.PerSec(templates.Rate{PerSec:
 // (the engine decides); anything else is the same 404.
 func (s *Server) loadJob(c *fiber.Ctx, jobs DLQJobs) (redrive.Job, error) {
 	raw := param(c, "id")
-	notFound := access.Errorf(access.ENOTFOUND, "job %s not found", truncateText(raw, 40))
+	notFound := delivery.Errorf(delivery.ENOTFOUND, "job %s not found", truncateText(raw, 40))
 	id, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || id <= 0 {
 		return redrive.Job{}, notFound
 	}
 	j, err := jobs.Job(c.UserContext(), actorOf(c), id)
 	if err != nil {
-		if access.ErrorCode(err) == access.ENOTFOUND {
+		if delivery.ErrorCode(err) == delivery.ENOTFOUND {
 			return redrive.Job{}, notFound
 		}
 		return redrive.Job{}, err
@@ -553,7 +554,7 @@ func (s *Server) loadJob(c *fiber.Ctx, jobs DLQJobs) (redrive.Job, error) {
 func jobLedger(c *fiber.Ctx, jobs DLQJobs, j redrive.Job, limit int) ([]redrive.LedgerItem, int, error) {
 	after, err := int64Query(c, "after_seq")
 	if err != nil || after > math.MaxInt32 {
-		return nil, 0, access.Errorf(access.EINVALID, "after_seq must be a ledger sequence number")
+		return nil, 0, delivery.Errorf(delivery.EINVALID, "after_seq must be a ledger sequence number")
 	}
 	return jobs.Ledger(c.UserContext(), actorOf(c), j.ID, int(after), limit)
 }
@@ -607,7 +608,7 @@ func int64Query(c *fiber.Ctx, name string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(raw, 10, 64)
 	if err != nil || n < 0 {
-		return 0, access.Errorf(access.EINVALID, "%s must be a non-negative integer", name)
+		return 0, delivery.Errorf(delivery.EINVALID, "%s must be a non-negative integer", name)
 	}
 	return n, nil
 }
@@ -758,8 +759,8 @@ func (s *Server) handleDLQJobCancel(c *fiber.Ctx) error {
 	}
 	cj, err := jobs.Cancel(c.UserContext(), actorOf(c), j.ID)
 	if err != nil {
-		if code := access.ErrorCode(err); code == access.EINVALID || code == access.ECONFLICT {
-			return s.flash(c, jobHref(j.ID), "Not cancelled: "+access.ErrorMessage(err))
+		if code := delivery.ErrorCode(err); code == delivery.EINVALID || code == delivery.ECONFLICT {
+			return s.flash(c, jobHref(j.ID), "Not cancelled: "+delivery.ErrorMessage(err))
 		}
 		return s.fail(c, err)
 	}

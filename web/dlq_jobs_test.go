@@ -156,7 +156,7 @@ func TestDeadLetterJobsNotConfigured(t *testing.T) {
 	}
 	r = tess.api(t, http.MethodPost, "/api/v1/dlq/jobs", redrive.Request{Action: redrive.ActionDiscard, Reason: "x",
 		Selector: redrive.Selector{IDs: []int64{e.dlqIDs["nf1"]}}})
-	if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusNotFound || got.Error.Code != access.ENOTFOUND {
+	if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusNotFound || got.Error.Code != delivery.ENOTFOUND {
 		t.Errorf("API create = %d %+v, want 404 ENOTFOUND", r.status, got)
 	}
 	// No buttons, no checkboxes, no jobs tab; the history says nothing
@@ -533,7 +533,7 @@ func TestDeadLetterJobsAPI(t *testing.T) {
 	}
 	req.DryRun = false
 	r = admin.api(t, http.MethodPost, "/api/v1/dlq/jobs", req)
-	if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusBadRequest || got.Error.Code != access.EINVALID ||
+	if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusBadRequest || got.Error.Code != delivery.EINVALID ||
 		!strings.Contains(got.Error.Message, "reason") {
 		t.Errorf("create without reason = %d %+v", r.status, got)
 	}
@@ -561,7 +561,7 @@ func TestDeadLetterJobsAPI(t *testing.T) {
 		t.Errorf("get = %d %+v", r.status, d)
 	}
 	r = admin.api(t, http.MethodPost, "/api/v1/dlq/jobs/"+strconv.FormatInt(created.ID, 10)+"/cancel", nil)
-	if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusBadRequest || got.Error.Code != access.EINVALID {
+	if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusBadRequest || got.Error.Code != delivery.EINVALID {
 		t.Errorf("cancel of a finished job = %d %+v", r.status, got)
 	}
 
@@ -923,8 +923,8 @@ func TestDeadLetterJobsOfOtherTenantsAreHidden(t *testing.T) {
 			}
 			mustNotContain(t, "tess GET "+path, r.body, secrets...)
 			if strings.HasPrefix(path, "/api/") {
-				if got := decodeJSON[delivery.ErrorResponse](t, r); got.Error.Code != access.ENOTFOUND {
-					t.Errorf("tess GET %s: code %q, want %s", path, got.Error.Code, access.ENOTFOUND)
+				if got := decodeJSON[delivery.ErrorResponse](t, r); got.Error.Code != delivery.ENOTFOUND {
+					t.Errorf("tess GET %s: code %q, want %s", path, got.Error.Code, delivery.ENOTFOUND)
 				}
 			}
 		}
@@ -932,7 +932,7 @@ func TestDeadLetterJobsOfOtherTenantsAreHidden(t *testing.T) {
 			t.Errorf("tess cancels job %d with the page form = %d, want 404", id, r.status)
 		}
 		r := tess.api(t, http.MethodPost, api+"/cancel", nil)
-		if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusNotFound || got.Error.Code != access.ENOTFOUND {
+		if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusNotFound || got.Error.Code != delivery.ENOTFOUND {
 			t.Errorf("tess cancels job %d through the API = %d %+v, want 404 ENOTFOUND", id, r.status, got)
 		}
 		if j, _ := je.engine.Job(ctx, overseer(), id); j.State != redrive.StateCanaryWait || j.Error != "" {

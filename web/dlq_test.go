@@ -244,7 +244,7 @@ func TestDeadLetterEntriesFilters(t *testing.T) {
 		mustContain(t, "invalid query "+q, r.body, `data-testid="search-error"`, "search: ")
 		api := admin.get(t, "/api/v1/dlq/entries?q="+url.QueryEscape(q))
 		er := decodeJSON[delivery.ErrorResponse](t, api)
-		if api.status != http.StatusBadRequest || er.Error.Code != access.EINVALID || !strings.Contains(er.Error.Message, "search:") {
+		if api.status != http.StatusBadRequest || er.Error.Code != delivery.EINVALID || !strings.Contains(er.Error.Message, "search:") {
 			t.Errorf("API q=%s = %d %+v", q, api.status, er)
 		}
 	}
@@ -566,7 +566,7 @@ func TestDeadLetterTriage(t *testing.T) {
 	}
 	mustContain(t, "snoozed", admin.get(t, "/dead-letters").body, "snoozed until "+fmtTime(until))
 	r = e.bearer(t, tok, http.MethodPatch, api, map[string]any{"state": "sleeping"})
-	if er := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusBadRequest || er.Error.Code != access.EINVALID {
+	if er := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusBadRequest || er.Error.Code != delivery.EINVALID {
 		t.Errorf("bad PATCH = %d %+v", r.status, er)
 	}
 	// A group without a t1 entry does not exist for olga.

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/web/static"
 )
 
@@ -87,7 +87,7 @@ func (s *Server) handleStatic(c *fiber.Ctx) error {
 	name := path.Clean(c.Params("*"))
 	b, err := fs.ReadFile(static.FS(), name)
 	if err != nil || name == "static.go" {
-		return s.fail(c, access.Errorf(access.ENOTFOUND, "no such file"))
+		return s.fail(c, delivery.Errorf(delivery.ENOTFOUND, "no such file"))
 	}
 	if c.Query("v") == s.assetVersion {
 		c.Set(fiber.HeaderCacheControl, "public, max-age=31536000, immutable")

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/web/templates"
 )
@@ -58,12 +57,12 @@ func (s *Server) handleLogin(c *fiber.Ctx) error {
 	}
 	sess, err := s.auth.Login(c.UserContext(), l.User, c.FormValue("password"),
 		c.Context().RemoteIP().String(), c.Get(fiber.HeaderUserAgent))
-	switch code := access.ErrorCode(err); {
+	switch code := delivery.ErrorCode(err); {
 	case err == nil:
-	case code == access.EUNAUTHORIZED || code == access.EINVALID:
+	case code == delivery.EUNAUTHORIZED || code == delivery.EINVALID:
 		l.Error = "Wrong user name or password."
 		return s.renderLogin(c, fiber.StatusUnauthorized, l)
-	case code == access.ETOOMANY:
+	case code == delivery.ETOOMANY:
 		secs := retryAfterSeconds(err)
 		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
 		l.Error = fmt.Sprintf("Too many attempts, try again in %d minutes.", max(1, (secs+59)/60))

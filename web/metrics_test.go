@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // scrape reads /metrics as Prometheus does: with the Bearer token of a user
@@ -23,7 +24,7 @@ func (e *env) scraperToken(t *testing.T) string {
 	t.Helper()
 	ctx := context.Background()
 	err := e.store.AddUser(ctx, "prometheus", "scraper password for tests", access.RoleScraper)
-	if err != nil && access.ErrorCode(err) != access.ECONFLICT {
+	if err != nil && delivery.ErrorCode(err) != delivery.ECONFLICT {
 		t.Fatal(err)
 	}
 	tok, err := e.store.CreateToken(ctx, "prometheus", "scrape", time.Hour)

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
+	"switchyard/delivery"
+
 	"github.com/gofiber/fiber/v2"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
-
-	"switchyard/access"
 )
 
 type (
@@ -129,7 +129,7 @@ func (s *Server) recoverPanic(c *fiber.Ctx) (err error) {
 		if r := recover(); r != nil {
 			s.log.Error("panic serving request",
 				"request_id", requestIDOf(c), "route", routeOf(c), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			err = errLogged{access.Errorf(access.EINTERNAL, "panic: %v", r)}
+			err = errLogged{delivery.Errorf(delivery.EINTERNAL, "panic: %v", r)}
 		}
 	}()
 	return c.Next()

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"switchyard/access"
 	"switchyard/collector"
 	"switchyard/delivery"
 )
@@ -22,12 +21,12 @@ import (
 // (the series cap, invalid values). Errors follow the platform contract.
 func (s *Server) handleOTLPMetrics(c *fiber.Ctx) error {
 	if s.otlp == nil {
-		return s.fail(c, access.Errorf(access.ENOTFOUND, "the OTLP metrics receiver is not configured"))
+		return s.fail(c, delivery.Errorf(delivery.ENOTFOUND, "the OTLP metrics receiver is not configured"))
 	}
 	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
 	isJSON := mt == "application/json"
 	if err != nil || (!isJSON && mt != "application/x-protobuf") {
-		return s.fail(c, &delivery.Error{Code: access.EINVALID,
+		return s.fail(c, &delivery.Error{Code: delivery.EINVALID,
 			Message: "Content-Type must be application/x-protobuf or application/json",
 			Details: map[string]any{"content_type": strings.Clone(c.Get(fiber.HeaderContentType))}})
 	}
@@ -37,7 +36,7 @@ func (s *Server) handleOTLPMetrics(c *fiber.Ctx) error {
 	res, err := s.otlp.Ingest(body, isJSON)
 	if err != nil {
 		if errors.Is(err, collector.ErrBadOTLP) {
-			return s.fail(c, &delivery.Error{Code: access.EINVALID, Message: "the body is not an OTLP metrics export", Cause: err})
+			return s.fail(c, &delivery.Error{Code: delivery.EINVALID, Message: "the body is not an OTLP metrics export", Cause: err})
 		}
 		return s.fail(c, err)
 	}

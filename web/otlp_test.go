@@ -119,7 +119,7 @@ func TestOTLPReceiverBadInput(t *testing.T) {
 		"malformed protobuf": {"application/x-protobuf", []byte("\xff\xff\xff not protobuf"), 400, "EINVALID"},
 		"malformed JSON":     {"application/json", []byte(`{"resourceMetrics": [`), 400, "EINVALID"},
 		"other media type":   {"text/plain", []byte("event.processed 1"), 400, "EINVALID"},
-		"just over 8 MiB":    {"application/x-protobuf", make([]byte, 8<<20+1), 413, eTooLarge},
+		"just over 8 MiB":    {"application/x-protobuf", make([]byte, 8<<20+1), 413, delivery.ETOOLARGE},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := e.post(t, "/v1/metrics", tc.ct, auth, tc.body)
@@ -131,7 +131,7 @@ func TestOTLPReceiverBadInput(t *testing.T) {
 	// Beyond the server's own body limit fasthttp refuses the body before
 	// any handler runs (the client may see a reset while still sending);
 	// its error still maps to 413 in the contract.
-	if code, _ := codeOf(fiber.ErrRequestEntityTooLarge); code != eTooLarge || statusOf(code) != http.StatusRequestEntityTooLarge {
+	if code, _ := codeOf(fiber.ErrRequestEntityTooLarge); code != delivery.ETOOLARGE || statusOf(code) != http.StatusRequestEntityTooLarge {
 		t.Errorf("fasthttp's body limit maps to %s/%d", code, statusOf(code))
 	}
 	// A point the receiver refuses is reported as a partial success, in

@@ -5,7 +5,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -23,15 +23,15 @@ func (s *Server) checkQuery(c *fiber.Ctx) error {
 	}
 	vals, err := url.ParseQuery(string(raw))
 	if err != nil {
-		return s.fail(c, access.Errorf(access.EINVALID, "the query string is malformed: escape %% as %%25 and separate parameters with &"))
+		return s.fail(c, delivery.Errorf(delivery.EINVALID, "the query string is malformed: escape %% as %%25 and separate parameters with &"))
 	}
 	for k, vs := range vals {
 		if !sqldb.ValidText(k) {
-			return s.fail(c, access.Errorf(access.EINVALID, "a query parameter name is not UTF-8 text without control characters"))
+			return s.fail(c, delivery.Errorf(delivery.EINVALID, "a query parameter name is not UTF-8 text without control characters"))
 		}
 		for _, v := range vs {
 			if !sqldb.ValidText(v) {
-				return s.fail(c, access.Errorf(access.EINVALID, "query parameter %s must be UTF-8 text without control characters", truncateText(k, 40)))
+				return s.fail(c, delivery.Errorf(delivery.EINVALID, "query parameter %s must be UTF-8 text without control characters", truncateText(k, 40)))
 			}
 		}
 	}

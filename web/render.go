@@ -92,21 +92,21 @@ func (s *Server) flash(c *fiber.Ctx, to, msg string) error {
 // statusOf maps an error code to its HTTP status.
 func statusOf(code string) int {
 	switch code {
-	case access.EINVALID:
+	case delivery.EINVALID:
 		return fiber.StatusBadRequest
-	case access.EUNAUTHORIZED:
+	case delivery.EUNAUTHORIZED:
 		return fiber.StatusUnauthorized
-	case access.EFORBIDDEN:
+	case delivery.EFORBIDDEN:
 		return fiber.StatusForbidden
-	case access.ENOTFOUND:
+	case delivery.ENOTFOUND:
 		return fiber.StatusNotFound
-	case access.ECONFLICT:
+	case delivery.ECONFLICT:
 		return fiber.StatusConflict
-	case access.ETOOMANY:
+	case delivery.ETOOMANY:
 		return fiber.StatusTooManyRequests
-	case eTooLarge:
+	case delivery.ETOOLARGE:
 		return fiber.StatusRequestEntityTooLarge
-	case eUnsupported:
+	case delivery.EUNSUPPORTED:
 		return fiber.StatusUnsupportedMediaType
 	}
 	return fiber.StatusInternalServerError
@@ -135,25 +135,25 @@ func codeOf(err error) (code, message string) {
 	if errors.As(err, &fe) {
 		switch {
 		case fe.Code == fiber.StatusUnauthorized:
-			return access.EUNAUTHORIZED, fe.Message
+			return delivery.EUNAUTHORIZED, fe.Message
 		case fe.Code == fiber.StatusForbidden:
-			return access.EFORBIDDEN, fe.Message
+			return delivery.EFORBIDDEN, fe.Message
 		case fe.Code == fiber.StatusNotFound:
-			return access.ENOTFOUND, fe.Message
+			return delivery.ENOTFOUND, fe.Message
 		case fe.Code == fiber.StatusConflict:
-			return access.ECONFLICT, fe.Message
+			return delivery.ECONFLICT, fe.Message
 		case fe.Code == fiber.StatusRequestEntityTooLarge:
-			return eTooLarge, "the request body is too large"
+			return delivery.ETOOLARGE, "the request body is too large"
 		case fe.Code >= 400 && fe.Code < 500:
-			return access.EINVALID, fe.Message
+			return delivery.EINVALID, fe.Message
 		}
-		return access.EINTERNAL, ""
+		return delivery.EINTERNAL, ""
 	}
-	code = access.ErrorCode(err)
+	code = delivery.ErrorCode(err)
 	if statusOf(code) == fiber.StatusInternalServerError {
-		return access.EINTERNAL, ""
+		return delivery.EINTERNAL, ""
 	}
-	return code, access.ErrorMessage(err)
+	return code, delivery.ErrorMessage(err)
 }
 
 // fail answers the request with err: the JSON error contract under /api,
@@ -167,7 +167,7 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 		status = fe.Code // 405, 408, 431…: more precise than 400
 	}
 	rid := requestIDOf(c)
-	if code == access.EINTERNAL {
+	if code == delivery.EINTERNAL {
 		var logged errLogged
 		if !errors.As(err, &logged) {
 			s.log.Error("request failed", "request_id", rid, "route", routeOf(c),
@@ -175,14 +175,14 @@ func (s *Server) fail(c *fiber.Ctx, err error) error {
 		}
 		msg = "Something went wrong (request id " + rid + ")"
 	}
-	if code == access.EUNAUTHORIZED && isAPI(c) {
+	if code == delivery.EUNAUTHORIZED && isAPI(c) {
 		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="Switchyard"`)
 	}
 	c.Status(status)
 	if unread, _ := c.Locals(unreadRequestKey{}).(bool); unread || isAPI(c) {
 		body := delivery.ErrorResponse{Error: delivery.ErrorBody{Code: code, Message: msg, Details: map[string]any{"request_id": rid}}}
 		var de *delivery.Error
-		if code != access.EINTERNAL && errors.As(err, &de) {
+		if code != delivery.EINTERNAL && errors.As(err, &de) {
 			for k, v := range de.Details {
 				body.Error.Details[k] = v
 			}

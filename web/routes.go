@@ -8,6 +8,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/delivery"
 )
 
 // Route is one entry of the route table. Every route the app serves is
@@ -168,7 +169,7 @@ func (s *Server) register() error {
 		s.app.Add(rt.Method, rt.Path, handlers...)
 	}
 	s.app.Use(func(c *fiber.Ctx) error {
-		return s.fail(c, access.Errorf(access.ENOTFOUND, "no such page: %s", c.Path()))
+		return s.fail(c, delivery.Errorf(delivery.ENOTFOUND, "no such page: %s", c.Path()))
 	})
 	return nil
 }

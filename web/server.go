@@ -24,6 +24,7 @@ import (
 	"switchyard/access"
 	"switchyard/browse"
 	"switchyard/collector"
+	"switchyard/delivery"
 	"switchyard/tsdb"
 	"switchyard/web/static"
 )
@@ -372,11 +373,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type denyAll struct{}
 
 func (denyAll) Authenticate(context.Context, access.Credentials) (*access.Principal, error) {
-	return nil, access.Errorf(access.EUNAUTHORIZED, "authentication is not configured")
+	return nil, delivery.Errorf(delivery.EUNAUTHORIZED, "authentication is not configured")
 }
 
 func (denyAll) Login(context.Context, string, string, string, string) (access.Session, error) {
-	return access.Session{}, access.Errorf(access.EUNAUTHORIZED, "authentication is not configured")
+	return access.Session{}, delivery.Errorf(delivery.EUNAUTHORIZED, "authentication is not configured")
 }
 
 func (denyAll) Logout(context.Context, string) error { return nil }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/sqldb"
 	"switchyard/web/templates"
 )
@@ -64,7 +64,7 @@ func parseRange(key string, now time.Time) (timeRange, error) {
 		return r.key == key
 	})
 	if i < 0 {
-		return timeRange{}, access.Errorf(access.EINVALID, "range must be one of 15m, 1h, 6h, 24h or 7d")
+		return timeRange{}, delivery.Errorf(delivery.EINVALID, "range must be one of 15m, 1h, 6h, 24h or 7d")
 	}
 	d := ranges[i].d
 	return timeRange{Key: key, Explicit: explicit, From: now.Add(-d), To: now, Step: stepFor(d)}, nil
@@ -122,7 +122,7 @@ func parseTime(name, v string) (time.Time, error) {
 	} else if err == nil {
 		return time.Time{}, outOfRange(name)
 	}
-	return time.Time{}, access.Errorf(access.EINVALID, "%s %q: want RFC 3339 (2026-01-02T15:04:05Z) or Unix seconds", name, truncateText(v, 40))
+	return time.Time{}, delivery.Errorf(delivery.EINVALID, "%s %q: want RFC 3339 (2026-01-02T15:04:05Z) or Unix seconds", name, truncateText(v, 40))
 }
 
 // inRange refuses a time the stores cannot hold, naming the parameter.
@@ -134,14 +134,14 @@ func inRange(name string, t time.Time) (time.Time, error) {
 }
 
 func outOfRange(name string) error {
-	return access.Errorf(access.EINVALID, "%s must be a time %s", name, sqldb.TimeRangeText)
+	return delivery.Errorf(delivery.EINVALID, "%s must be a time %s", name, sqldb.TimeRangeText)
 }
 
 // parseStep reads an API step: a Go duration (90s, 1m30s), a Prometheus
 // one (1d, 1w, 1y, also combined: 1d12h) or plain seconds. Errors are
 // EINVALID.
 func parseStep(v string) (time.Duration, error) {
-	bad := access.Errorf(access.EINVALID, "step %q: want a duration such as 15s, 5m, 1h or 1d", v)
+	bad := delivery.Errorf(delivery.EINVALID, "step %q: want a duration such as 15s, 5m, 1h or 1d", v)
 	if f, err := strconv.ParseFloat(v, 64); err == nil {
 		if f <= 0 || math.IsNaN(f) || f > 1e9 {
 			return 0, bad

@@ -13,6 +13,7 @@ import (
 
 	"switchyard/access"
 	"switchyard/browse"
+	"switchyard/delivery"
 	"switchyard/web/templates"
 )
 
@@ -24,20 +25,20 @@ import (
 func (s *Server) readMessages(c *fiber.Ctx) (cluster, topic string, q browse.Query, res browse.Result, err error) {
 	cluster, topic = param(c, "cluster"), param(c, "topic")
 	if s.browser == nil {
-		return cluster, topic, q, res, access.Errorf(access.ENOTFOUND, "the message browser is not configured")
+		return cluster, topic, q, res, delivery.Errorf(delivery.ENOTFOUND, "the message browser is not configured")
 	}
 	q = browse.Query{Partition: -1, Text: strings.TrimSpace(strings.Clone(c.Query("q")))}
 	if v := c.Query("partition"); v != "" {
 		n, perr := strconv.ParseInt(v, 10, 32)
 		if perr != nil || n < -1 {
-			return cluster, topic, q, res, access.Errorf(access.EINVALID, "partition must be a partition number or -1 for all")
+			return cluster, topic, q, res, delivery.Errorf(delivery.EINVALID, "partition must be a partition number or -1 for all")
 		}
 		q.Partition = int32(n)
 	}
 	if v := c.Query("limit"); v != "" {
 		n, perr := strconv.Atoi(v)
 		if perr != nil || n < 1 || n > browse.MaxLimit {
-			return cluster, topic, q, res, access.Errorf(access.EINVALID, "limit must be 1 to %d", browse.MaxLimit)
+			return cluster, topic, q, res, delivery.Errorf(delivery.EINVALID, "limit must be 1 to %d", browse.MaxLimit)
 		}
 		q.Limit = n
 	}

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"switchyard/access"
 	"switchyard/collector"
+	"switchyard/delivery"
 	"switchyard/web/templates"
 )
 
@@ -275,7 +275,7 @@ func findCluster(views []collector.ClusterView, name string) (collector.ClusterV
 			return v, nil
 		}
 	}
-	return collector.ClusterView{}, access.Errorf(access.ENOTFOUND, "cluster %q is not configured", name)
+	return collector.ClusterView{}, delivery.Errorf(delivery.ENOTFOUND, "cluster %q is not configured", name)
 }
 
 func topicOf(views []collector.ClusterView, cluster, topic string, tr timeRange, f freshness) (templates.TopicDetail, error) {
@@ -285,7 +285,7 @@ func topicOf(views []collector.ClusterView, cluster, topic string, tr timeRange,
 	}
 	t, ok := v.Snapshot.Topic(topic)
 	if !ok {
-		return templates.TopicDetail{}, access.Errorf(access.ENOTFOUND, "topic %q not found on cluster %q", topic, cluster)
+		return templates.TopicDetail{}, delivery.Errorf(delivery.ENOTFOUND, "topic %q not found on cluster %q", topic, cluster)
 	}
 	d := templates.TopicDetail{
 		Status: clusterStatusOf(v, f), Name: t.Name, IsDLQ: t.IsDLQ, Messages: t.Messages,
@@ -362,7 +362,7 @@ func groupOf(views []collector.ClusterView, cluster, group string, tr timeRange,
 	}
 	g, ok := v.Snapshot.Group(group)
 	if !ok {
-		return templates.GroupDetail{}, access.Errorf(access.ENOTFOUND, "consumer group %q not found on cluster %q", group, cluster)
+		return templates.GroupDetail{}, delivery.Errorf(delivery.ENOTFOUND, "consumer group %q not found on cluster %q", group, cluster)
 	}
 	d := templates.GroupDetail{
 		Status: clusterStatusOf(v, f), Name: g.Name, State: g.State, Protocol: g.Protocol,
@@ -449,7 +449,7 @@ func findQueue(views []collector.RabbitView, cluster, vhost, queue string) (coll
 				return v, q, nil
 			}
 		}
-		return v, collector.Queue{}, access.Errorf(access.ENOTFOUND, "queue %q not found in vhost %q of %q", queue, vhost, cluster)
+		return v, collector.Queue{}, delivery.Errorf(delivery.ENOTFOUND, "queue %q not found in vhost %q of %q", queue, vhost, cluster)
 	}
-	return collector.RabbitView{}, collector.Queue{}, access.Errorf(access.ENOTFOUND, "RabbitMQ cluster %q is not configured", cluster)
+	return collector.RabbitView{}, collector.Queue{}, delivery.Errorf(delivery.ENOTFOUND, "RabbitMQ cluster %q is not configured", cluster)
 }

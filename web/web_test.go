@@ -16,7 +16,6 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"switchyard/access"
 	"switchyard/collector"
 	"switchyard/delivery"
 )
@@ -317,11 +316,11 @@ func TestAPIErrorContract(t *testing.T) {
 		return er
 	}
 	r := e.admin(t, "/api/v1/nope")
-	if er := decode(r); r.status != 404 || er.Error.Code != access.ENOTFOUND || er.Error.Details["request_id"] == "" {
+	if er := decode(r); r.status != 404 || er.Error.Code != delivery.ENOTFOUND || er.Error.Details["request_id"] == "" {
 		t.Errorf("unknown API route = %d %+v, want 404 ENOTFOUND with request_id", r.status, er)
 	}
 	r = e.get(t, "/api/v1/clusters", "")
-	if er := decode(r); r.status != 401 || er.Error.Code != access.EUNAUTHORIZED {
+	if er := decode(r); r.status != 401 || er.Error.Code != delivery.EUNAUTHORIZED {
 		t.Errorf("anonymous API = %d %+v, want 401 EUNAUTHORIZED", r.status, er)
 	}
 	r = e.admin(t, "/api/v1/clusters")

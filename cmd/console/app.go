@@ -30,6 +30,7 @@ import (
 	"switchyard/access"
 	"switchyard/browse"
 	"switchyard/collector"
+	"switchyard/delivery"
 	"switchyard/delivery/rabbitmq"
 	"switchyard/demo"
 	"switchyard/dlqstore"
@@ -208,7 +209,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// A log keyed with another key (or keyed, and no key now) stops the
 	// start here rather than failing every audited request later.
 	if err := audit.CheckKey(ctx); err != nil {
-		return fmt.Errorf("audit log: %s", access.ErrorMessage(err))
+		return fmt.Errorf("audit log: %s", delivery.ErrorMessage(err))
 	}
 	m.audit = audit
 	users, err := access.NewStore(db, access.Options{

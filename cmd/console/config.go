@@ -399,7 +399,7 @@ func (c Config) Validate() error {
 		}
 		for _, p := range paths {
 			if err := access.ValidPIIRule(p); err != nil {
-				errs = append(errs, fmt.Errorf("pii: %q: %s", typ, access.ErrorMessage(err)))
+				errs = append(errs, fmt.Errorf("pii: %q: %s", typ, delivery.ErrorMessage(err)))
 			}
 		}
 	}

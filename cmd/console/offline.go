@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/delivery"
 	"switchyard/sqldb"
 )
 
@@ -49,7 +50,7 @@ func openStore(ctx context.Context, loc *offlineLocation) (*access.Store, func()
 	}
 	if err := audit.CheckKey(ctx); err != nil {
 		db.Close()
-		return nil, nil, fmt.Errorf("audit log: %s", access.ErrorMessage(err))
+		return nil, nil, fmt.Errorf("audit log: %s", delivery.ErrorMessage(err))
 	}
 	store, err := access.NewStore(db, access.Options{Audit: audit})
 	if err != nil {
@@ -183,7 +184,7 @@ func (a *anchorFlags) String() string { return fmt.Sprint(*a) }
 func (a *anchorFlags) Set(v string) error {
 	x, err := access.ParseAnchor(v)
 	if err != nil {
-		return errors.New(access.ErrorMessage(err))
+		return errors.New(delivery.ErrorMessage(err))
 	}
 	*a = append(*a, x)
 	return nil
@@ -260,8 +261,8 @@ func readAnchorFile(path string) ([]access.Anchor, error) {
 	}
 	defer f.Close()
 	as, err := access.ReadAnchors(f)
-	if access.ErrorCode(err) == access.EINVALID {
-		return nil, fmt.Errorf("anchor file %s: %s", path, access.ErrorMessage(err))
+	if delivery.ErrorCode(err) == delivery.EINVALID {
+		return nil, fmt.Errorf("anchor file %s: %s", path, delivery.ErrorMessage(err))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("anchor file %s: %w", path, err)
