@@ -3,6 +3,15 @@
 // one type; Open it, Append one batch per collection cycle, Query it from
 // any number of goroutines, and let Run enforce retention.
 //
+// What a query's results mean is computed here too, by pure functions over
+// []Series that the pages, the alert evaluator and a history read from
+// Prometheus share: Aggregate and Combine (sum, avg, min, max, count across
+// series, by labels) in aggregate.go, Increase, IncreaseBy and Rate for
+// counters in counter.go, and HistogramsBy and HistogramQuantile
+// (Prometheus' histogram_quantile) in quantile.go. They know nothing of
+// authorization: callers pass results already narrowed to what a principal
+// may see (collector.SeriesScope builds that narrowing as Q.Or).
+//
 // # Design and its trade-offs
 //
 // Points are not stored one row each: at a 10 s interval, 10,000 series

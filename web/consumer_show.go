@@ -44,8 +44,8 @@ func (s *Server) handleConsumerShow(c *fiber.Ctx) error {
 		secs, err := s.history(ctx, collector.MGroupLagSeconds, tr, scope, gm...)
 		if err != nil {
 			s.chartFailed(ctx, &maxC, err)
-		} else if pts := maxPoints(secs); len(pts) > 0 {
-			maxC.Series = []templates.ChartSeries{{Name: "max lag seconds", Points: pts}}
+		} else {
+			addLine(&maxC, "max lag seconds", tsdb.Combine(secs, tsdb.OpMax))
 		}
 	}
 	vm.Charts = append(vm.Charts, totalC, maxC)

@@ -58,9 +58,7 @@ func (s *Server) handleQueueShow(c *fiber.Ctx) error {
 			s.chartFailed(ctx, m.chart, err)
 			continue
 		}
-		if pts := sumPoints(series); len(pts) > 0 {
-			m.chart.Series = append(m.chart.Series, templates.ChartSeries{Name: m.line, Points: pts})
-		}
+		addLine(m.chart, m.line, tsdb.Combine(series, tsdb.OpSum))
 	}
 	vm.Charts = []templates.Chart{backlog, rateC}
 	return s.render(c, dashPage(queue, templates.AreaQueues, tr), templates.QueueView(vm))

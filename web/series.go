@@ -5,8 +5,6 @@ import (
 	"context"
 	"math"
 	"slices"
-	"strconv"
-	"time"
 
 	"switchyard/collector"
 	"switchyard/tsdb"
@@ -54,10 +52,15 @@ func (s *Server) sumChart(ctx context.Context, c templates.Chart, line string, s
 		s.chartFailed(ctx, &c, err)
 		return c
 	}
-	if pts := sumPoints(series); len(pts) > 0 {
-		c.Series = append(c.Series, templates.ChartSeries{Name: line, Points: pts})
-	}
+	addLine(&c, line, tsdb.Combine(series, tsdb.OpSum))
 	return c
+}
+
+// addLine adds pts to c as the line named line, when there are any.
+func addLine(c *templates.Chart, line string, pts []tsdb.Point) {
+	if len(pts) > 0 {
+		c.Series = append(c.Series, templates.ChartSeries{Name: line, Points: chartPoints(pts)})
+	}
 }
 
 // linesChart is one line per series, named by name(labels).
@@ -80,91 +83,8 @@ func chartPoints(pts []tsdb.Point) []templates.ChartPoint {
 	return out
 }
 
-// sumPoints adds series bucket by bucket (buckets are aligned to the
-// step, so equal times are the same bucket). Non-finite values are
-// skipped.
-func sumPoints(series []tsdb.Series) []templates.ChartPoint {
-	if len(series) == 1 {
-		return chartPoints(series[0].Points)
-	}
-	sums := map[int64]float64{}
-	for _, sr := range series {
-		for _, p := range sr.Points {
-			if finite(p.V) {
-				sums[p.T.UnixMilli()] += p.V
-			}
-		}
-	}
-	out := make([]templates.ChartPoint, 0, len(sums))
-	for t, v := range sums {
-		out = append(out, templates.ChartPoint{T: time.UnixMilli(t).UTC(), V: v})
-	}
-	slices.SortFunc(out, func(a, b templates.ChartPoint) int { return a.T.Compare(b.T) })
-	return out
-}
-
-// maxPoints is the largest value over series per bucket.
-func maxPoints(series []tsdb.Series) []templates.ChartPoint {
-	top := map[int64]float64{}
-	for _, sr := range series {
-		for _, p := range sr.Points {
-			if !finite(p.V) {
-				continue
-			}
-			if cur, ok := top[p.T.UnixMilli()]; !ok || p.V > cur {
-				top[p.T.UnixMilli()] = p.V
-			}
-		}
-	}
-	out := make([]templates.ChartPoint, 0, len(top))
-	for t, v := range top {
-		out = append(out, templates.ChartPoint{T: time.UnixMilli(t).UTC(), V: v})
-	}
-	slices.SortFunc(out, func(a, b templates.ChartPoint) int { return a.T.Compare(b.T) })
-	return out
-}
-
-func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
-
-// increase is how much a counter grew over its points, counting a drop as
-// a restart from zero (Prometheus' increase, without extrapolation).
-func increase(pts []tsdb.Point) float64 {
-	var inc, prev float64
-	have := false
-	for _, p := range pts {
-		if !finite(p.V) {
-			continue
-		}
-		if have {
-			if d := p.V - prev; d >= 0 {
-				inc += d
-			} else {
-				inc += p.V
-			}
-		}
-		prev, have = p.V, true
-	}
-	return inc
-}
-
-// rates turns a counter's points into per-second rates between
-// consecutive points, at the later point's time.
-func rates(pts []tsdb.Point) []tsdb.Point {
-	var out []tsdb.Point
-	for i := 1; i < len(pts); i++ {
-		a, b := pts[i-1], pts[i]
-		dt := b.T.Sub(a.T).Seconds()
-		if dt <= 0 || !finite(a.V) || !finite(b.V) {
-			continue
-		}
-		d := b.V - a.V
-		if d < 0 {
-			d = b.V
-		}
-		out = append(out, tsdb.Point{T: b.T, V: d / dt})
-	}
-	return out
-}
+// serviceLabel names the service on the event_* series.
+const serviceLabel = "service"
 
 // services computes the overview's service figures over the range from the
 // stored event_* series the principal may see (their tenants and
@@ -194,36 +114,18 @@ func (s *Server) services(ctx context.Context, tr timeRange, scope *collector.Se
 		}
 		return r
 	}
-	var procRates, failRates []tsdb.Series
-	for _, sr := range processed {
-		row(sr.Labels.Get("service")).Processed += increase(sr.Points)
-		procRates = append(procRates, tsdb.Series{Points: rates(sr.Points)})
+	for _, t := range tsdb.IncreaseBy(processed, serviceLabel) {
+		row(t.Labels.Get(serviceLabel)).Processed += t.V
 	}
-	for _, sr := range failed {
-		row(sr.Labels.Get("service")).Failed += increase(sr.Points)
-		failRates = append(failRates, tsdb.Series{Points: rates(sr.Points)})
+	for _, t := range tsdb.IncreaseBy(failed, serviceLabel) {
+		row(t.Labels.Get(serviceLabel)).Failed += t.V
 	}
-	if pts := sumPoints(procRates); len(pts) > 0 {
-		out.Rates.Series = append(out.Rates.Series, templates.ChartSeries{Name: "processed", Points: pts})
-	}
-	if pts := sumPoints(failRates); len(pts) > 0 {
-		out.Rates.Series = append(out.Rates.Series, templates.ChartSeries{Name: "failed", Points: pts})
-	}
-	// Bucket increases per service and le, and over all services.
-	perSvc := map[string]map[float64]float64{}
-	total := map[float64]float64{}
-	for _, sr := range buckets {
-		le, err := strconv.ParseFloat(sr.Labels.Get("le"), 64)
-		if err != nil {
-			continue
-		}
-		svc := sr.Labels.Get("service")
-		if perSvc[svc] == nil {
-			perSvc[svc] = map[float64]float64{}
-		}
-		inc := increase(sr.Points)
-		perSvc[svc][le] += inc
-		total[le] += inc
+	addLine(&out.Rates, "processed", tsdb.Combine(tsdb.Rates(processed), tsdb.OpSum))
+	addLine(&out.Rates, "failed", tsdb.Combine(tsdb.Rates(failed), tsdb.OpSum))
+	perSvc := map[string]tsdb.Histogram{}
+	for _, h := range tsdb.HistogramsBy(buckets, serviceLabel) {
+		svc := h.Labels.Get(serviceLabel)
+		perSvc[svc] = h
 		row(svc)
 	}
 	out.Total = templates.ServiceRow{Service: "all"}
@@ -235,6 +137,10 @@ func (s *Server) services(ctx context.Context, tr timeRange, scope *collector.Se
 		out.Rows = append(out.Rows, *r)
 	}
 	out.Total.FailureRatio = ratio(out.Total.Failed, out.Total.Processed+out.Total.Failed)
+	var total tsdb.Histogram
+	if all := tsdb.HistogramsBy(buckets); len(all) > 0 {
+		total = all[0]
+	}
 	out.Total.P50, out.Total.P95, out.Total.P99 = quantiles(total)
 	slices.SortFunc(out.Rows, func(a, b templates.ServiceRow) int {
 		return cmp.Or(cmp.Compare(nanLow(b.FailureRatio), nanLow(a.FailureRatio)), cmp.Compare(a.Service, b.Service))
@@ -256,10 +162,7 @@ func ratio(a, b float64) float64 {
 	return a / b
 }
 
-func quantiles(byLE map[float64]float64) (p50, p95, p99 float64) {
-	bs := make([]bucket, 0, len(byLE))
-	for le, n := range byLE {
-		bs = append(bs, bucket{UpperBound: le, Count: n})
-	}
-	return histogramQuantile(0.5, bs), histogramQuantile(0.95, bs), histogramQuantile(0.99, bs)
+// quantiles are the latencies the services table shows.
+func quantiles(h tsdb.Histogram) (p50, p95, p99 float64) {
+	return h.Quantile(0.5), h.Quantile(0.95), h.Quantile(0.99)
 }
