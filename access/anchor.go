@@ -94,7 +94,7 @@ func ReadAnchors(r io.Reader) ([]Anchor, error) {
 
 // AnchorOptions configure an Anchorer.
 type AnchorOptions struct {
-	Audit *Audit // required
+	Audit AuditLog // required
 	// Logger receives each anchor as an info line with msg AnchorMessage
 	// and the attributes seq and hash. Nil discards (then File is the
 	// only record).
@@ -104,9 +104,13 @@ type AnchorOptions struct {
 	// outside the data dir (cmd/console enforces that).
 	File string
 	// Interval is how often the head is anchored while it moves; default
-	// 5 minutes.
+	// DefaultAnchorInterval.
 	Interval time.Duration
 }
+
+// DefaultAnchorInterval is how often a moving audit chain head is anchored
+// unless configured otherwise (the console's auth.audit_anchor_interval).
+const DefaultAnchorInterval = 5 * time.Minute
 
 // Anchorer writes the audit chain's head out of the database: every
 // Interval while the chain grows (Run), and whenever its owner asks
@@ -127,7 +131,7 @@ func NewAnchorer(o AnchorOptions) (*Anchorer, error) {
 		return nil, delivery.Errorf(delivery.EINVALID, "anchorer: negative interval")
 	}
 	if o.Interval == 0 {
-		o.Interval = 5 * time.Minute
+		o.Interval = DefaultAnchorInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

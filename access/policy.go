@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"switchyard/delivery"
 )
@@ -70,42 +69,6 @@ func BuiltInRole(name string) ([]Action, bool) {
 	return nil, false
 }
 
-// Resource names what a request touches:
-//
-//	kafka:<cluster>/<topic>
-//	kafka:<cluster>/group/<group>
-//	rabbitmq:<vhost>/<queue>
-//	console:admin, console:audit, console:alerts, console:export, console:metrics
-//	*   — no specific resource (list routes; see Policy.Can)
-//
-// Tenant is the tenant the thing belongs to, "" when it is not
-// tenant-specific.
-type Resource struct {
-	Name   string
-	Tenant string
-}
-
-// Res returns a resource without a tenant.
-func Res(name string) Resource { return Resource{Name: name} }
-
-// KafkaTopic is the resource of a topic.
-func KafkaTopic(cluster, topic string) Resource { return Res("kafka:" + cluster + "/" + topic) }
-
-// KafkaGroup is the resource of a consumer group.
-func KafkaGroup(cluster, group string) Resource {
-	return Res("kafka:" + cluster + "/group/" + group)
-}
-
-// RabbitQueue is the resource of a queue. The default vhost "/" is written
-// as the empty string, so its queues are "rabbitmq:/<queue>" and a pattern
-// like "rabbitmq:/notify.*" reads naturally; other vhosts appear as named.
-func RabbitQueue(vhost, queue string) Resource {
-	if vhost == "/" {
-		vhost = ""
-	}
-	return Res("rabbitmq:" + vhost + "/" + queue)
-}
-
 // Principal is who a request acts as, with everything the policy needs
 // resolved at authentication.
 type Principal struct {
@@ -154,48 +117,14 @@ func (g Grant) tenantOK(t string) bool {
 }
 
 // MatchResource reports whether the glob pattern matches the resource name
-// as a whole. "*" matches any sequence of characters, "/" included, so
-// "kafka:prod/*" covers prod's topics and its consumer groups
-// ("kafka:prod/group/…") alike, and "kafka:*/group/billing" covers the
-// billing group on every cluster. "?" matches exactly one character.
-// Every other character matches itself; there are no classes or escapes.
-// Matching is case-sensitive, as broker names are.
-func MatchResource(pattern, name string) bool {
-	p, n := 0, 0
-	starP, starN := -1, 0
-	for n < len(name) {
-		if p < len(pattern) {
-			switch c := pattern[p]; c {
-			case '*':
-				starP, starN = p, n
-				p++
-				continue
-			case '?':
-				_, w := utf8.DecodeRuneInString(name[n:])
-				p++
-				n += w
-				continue
-			default:
-				if c == name[n] {
-					p++
-					n++
-					continue
-				}
-			}
-		}
-		if starP < 0 {
-			return false
-		}
-		// Backtrack: let the last star swallow one more character.
-		_, w := utf8.DecodeRuneInString(name[starN:])
-		starN += w
-		p, n = starP+1, starN
-	}
-	for p < len(pattern) && pattern[p] == '*' {
-		p++
-	}
-	return p == len(pattern)
-}
+// as a whole, in the console's one glob syntax (delivery.MatchGlob): "*"
+// matches any sequence of characters, "/" included, so "kafka:prod/*"
+// covers prod's topics and its consumer groups ("kafka:prod/group/…")
+// alike, and "kafka:*/group/billing" covers the billing group on every
+// cluster. "?" matches exactly one character. Every other character
+// matches itself; there are no classes or escapes. Matching is
+// case-sensitive, as broker names are.
+func MatchResource(pattern, name string) bool { return delivery.MatchGlob(pattern, name) }
 
 // Policy decides every request: the web layer calls Authorize once per
 // request with the route's action and resource, and filters lists with Can

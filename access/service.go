@@ -15,12 +15,13 @@ func systemPrincipal() *Principal {
 	}}}
 }
 
-// EnsureServiceAccount makes sure a local account exists for an in-process
+// EnsureServiceAccount makes sure d has a local account for an in-process
 // service (the demo's services exporting metrics), holding a custom role of
 // the same name with exactly these actions on every resource, and issues a
 // fresh API token for it with the given lifetime. The account's password is
-// random and never shown: it signs in only with tokens.
-func (s *Store) EnsureServiceAccount(ctx context.Context, name string, actions []Action, ttl time.Duration) (string, error) {
+// random and never shown: it signs in only with tokens. It is written over
+// the Directory contract, so every implementation gets it as it is.
+func EnsureServiceAccount(ctx context.Context, s Directory, name string, actions []Action, ttl time.Duration) (string, error) {
 	sys := systemPrincipal()
 	pw, err := GeneratePassword()
 	if err != nil {

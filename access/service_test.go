@@ -13,7 +13,7 @@ import (
 func TestEnsureServiceAccount(t *testing.T) {
 	ctx := context.Background()
 	s, _, _ := mustStore(t)
-	tok, err := s.EnsureServiceAccount(ctx, "demo-services", []access.Action{access.ActionView}, time.Hour)
+	tok, err := access.EnsureServiceAccount(ctx, s, "demo-services", []access.Action{access.ActionView}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestEnsureServiceAccount(t *testing.T) {
 	if err := (access.Policy{}).Authorize(p, access.ActionAdmin, access.Res("console:admin")); err == nil {
 		t.Error("service account got admin")
 	}
-	tok2, err := s.EnsureServiceAccount(ctx, "demo-services", []access.Action{access.ActionView}, time.Hour)
+	tok2, err := access.EnsureServiceAccount(ctx, s, "demo-services", []access.Action{access.ActionView}, time.Hour)
 	if err != nil || tok2 == tok {
 		t.Fatalf("second call: token %q err %v, want a new token", tok2, err)
 	}

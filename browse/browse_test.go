@@ -12,6 +12,7 @@ import (
 
 	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/internal/testenv"
 )
 
 const topic = "orders.order.created.v1"
@@ -41,16 +42,8 @@ func (upper) MaskKey(_ string, key []byte) ([]byte, bool) { return key, false }
 
 func setup(t *testing.T) (*Browser, *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c := testenv.Kafka(t, kfake.SeedTopics(2, topic))
+	cl := testenv.KafkaClient(t, c.ListenAddrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var recs []*kgo.Record
 	for i := range 10 {
 		tenant := "t1"
@@ -175,16 +168,8 @@ func TestPretty(t *testing.T) {
 // RevealPII before the text search, so searching for the customer finds
 // nothing; revealed, both are shown and found.
 func TestRecentMasksKeys(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c := testenv.Kafka(t, kfake.SeedTopics(1, topic))
+	cl := testenv.KafkaClient(t, c.ListenAddrs())
 	env, err := delivery.NewEnvelope(topic, "test", map[string]any{"customer": "cust-0042", "note": "n"},
 		delivery.Metadata{PartitionKey: "cust-0042", TenantID: "t1"})
 	if err != nil {

@@ -33,7 +33,7 @@ func TestPollerAddsRatesLagSecondsAndStatus(t *testing.T) {
 	}
 
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	src, err := collector.NewKafkaSource("main", cl)
+	src, err := collector.NewKafkaSource("main", cl, collector.KafkaOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

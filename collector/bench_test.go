@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/collector"
+	"switchyard/internal/testenv"
 	"switchyard/sqldb"
 )
 
@@ -22,16 +23,8 @@ func benchCluster(b *testing.B) (*kgo.Client, *kadm.Client) {
 	for i := range 100 {
 		topics = append(topics, fmt.Sprintf("bench.topic%03d.created.v1", i))
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(20, topics...))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(cl.Close)
+	c := testenv.Kafka(b, kfake.SeedTopics(20, topics...))
+	cl := testenv.KafkaClient(b, c.ListenAddrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var recs []*kgo.Record
 	for _, t := range topics {
 		for p := range int32(20) {
@@ -63,7 +56,7 @@ func BenchmarkCollectCycle(b *testing.B) {
 	ctx := context.Background()
 	b.Run("switchyard", func(b *testing.B) {
 		cl, _ := benchCluster(b)
-		src, err := collector.NewKafkaSource("bench", cl)
+		src, err := collector.NewKafkaSource("bench", cl, collector.KafkaOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}

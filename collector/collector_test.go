@@ -14,26 +14,17 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/collector"
+	"switchyard/internal/testenv"
 )
 
 func newCluster(t *testing.T, partitions int32, topics ...string) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return testenv.Kafka(t, kfake.SeedTopics(partitions, topics...))
 }
 
 func newClient(t *testing.T, addrs []string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return testenv.KafkaClient(t, addrs, opts...)
 }
 
 // produce writes n records to each partition of topic.
@@ -66,7 +57,7 @@ func TestSnapshotLagIsExact(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	src, err := collector.NewKafkaSource("main", cl)
+	src, err := collector.NewKafkaSource("main", cl, collector.KafkaOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,19 +139,16 @@ func TestSnapshotLiveConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	src, _ := collector.NewKafkaSource("main", cl)
+	src, _ := collector.NewKafkaSource("main", cl, collector.KafkaOptions{})
 	var g collector.Group
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testenv.WaitWithin(t, 20*time.Second, "the live group stable on both partitions", func() bool {
 		snap, err := src.Snapshot(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		g, _ = snap.Group("shipping-live")
-		if g.State == "Stable" && len(g.Partitions) == 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return g.State == "Stable" && len(g.Partitions) == 2
+	})
 	if g.State != "Stable" || g.Members != 1 || g.TotalLag != 0 || g.Protocol == "" {
 		t.Errorf("live group = %+v, want Stable, 1 member, lag 0", g)
 	}
@@ -175,7 +163,7 @@ func TestPollerRatesAndUnreachable(t *testing.T) {
 	const topic = "payments.card.charged.v1"
 	c := newCluster(t, 1, topic)
 	cl := newClient(t, c.ListenAddrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	src, _ := collector.NewKafkaSource("main", cl)
+	src, _ := collector.NewKafkaSource("main", cl, collector.KafkaOptions{})
 
 	var mu sync.Mutex
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -249,7 +237,7 @@ func TestPollerRunNeverReachable(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
 	cl := newClient(t, []string{addr}, kgo.DialTimeout(500*time.Millisecond))
-	src, _ := collector.NewKafkaSource("gone", cl)
+	src, _ := collector.NewKafkaSource("gone", cl, collector.KafkaOptions{})
 	p, err := collector.NewPoller(collector.PollerOptions{Sources: []*collector.KafkaSource{src}, Interval: 50 * time.Millisecond, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -257,19 +245,9 @@ func TestPollerRunNeverReachable(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		v := p.Latest()[0]
-		if v.Polled {
-			if v.Reachable || v.Error == "" || v.HasSnapshot {
-				t.Errorf("view of a dead cluster = %+v", v)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no poll attempt recorded within 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
+	testenv.WaitWithin(t, 20*time.Second, "a poll attempt recorded", func() bool { return p.Latest()[0].Polled })
+	if v := p.Latest()[0]; v.Reachable || v.Error == "" || v.HasSnapshot {
+		t.Errorf("view of a dead cluster = %+v", v)
 	}
 	cancel()
 	if err := <-done; err != nil {
@@ -294,8 +272,40 @@ func TestIsDLQTopic(t *testing.T) {
 		{"orders.quarantine", false},
 	}
 	for _, tt := range tests {
-		if got := collector.IsDLQTopic(tt.name); got != tt.want {
+		// A snapshot no source took judges with the default patterns.
+		if got := (collector.ClusterSnapshot{}).IsDLQTopic(tt.name); got != tt.want {
 			t.Errorf("IsDLQTopic(%q) = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestKafkaSourceDLQPatterns: a source given the configured dlq.patterns
+// marks the topics they match, and only those, as the indexer indexes them;
+// the default patterns no longer apply.
+func TestKafkaSourceDLQPatterns(t *testing.T) {
+	const (
+		parked  = "orders.order.created.v1.parked"
+		classic = "orders.order.created.v1.dlq"
+	)
+	c := newCluster(t, 1, parked, classic)
+	src, err := collector.NewKafkaSource("main", newClient(t, c.ListenAddrs()), collector.KafkaOptions{DLQPatterns: []string{"*.parked"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp, ok := snap.Topic(parked); !ok || !tp.IsDLQ {
+		t.Errorf("%s = %+v, want a DLQ by the configured pattern *.parked", parked, tp)
+	}
+	if tp, ok := snap.Topic(classic); !ok || tp.IsDLQ {
+		t.Errorf("%s = %+v, want no DLQ: the configured patterns replace the defaults", classic, tp)
+	}
+	if !snap.IsDLQTopic("payments.payment.failed.v1.parked") || snap.IsDLQTopic("gone.dlq") {
+		t.Error("IsDLQTopic of a name the snapshot does not list ignores the configured patterns")
+	}
+	if _, err := collector.NewKafkaSource("main", newClient(t, c.ListenAddrs()), collector.KafkaOptions{DLQPatterns: []string{""}}); err == nil {
+		t.Error(`NewKafkaSource accepted the dead-letter pattern ""`)
 	}
 }

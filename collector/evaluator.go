@@ -170,7 +170,7 @@ type GroupStatus struct {
 // defaults with no persistence.
 type EvaluatorOptions struct {
 	// Window is how many commits per partition the rules look at; default
-	// 10, at least 2.
+	// DefaultWindow, at least 2.
 	Window int
 	// MinDistance: a commit observed less than this after the previous one
 	// replaces it instead of being appended, so a consumer committing every

@@ -441,7 +441,7 @@ func TestEvaluatorAgainstKafka(t *testing.T) {
 	now := evalT0
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	e := mustEvaluator(t, collector.EvaluatorOptions{Now: clock})
-	src, err := collector.NewKafkaSource("main", cl)
+	src, err := collector.NewKafkaSource("main", cl, collector.KafkaOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

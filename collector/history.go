@@ -26,7 +26,7 @@ var _ Recorder = (*History)(nil)
 type HistoryOptions struct {
 	Store    *tsdb.Store
 	Service  *ServiceMetrics // optional
-	Interval time.Duration   // for service metrics; default 10s
+	Interval time.Duration   // for service metrics; default DefaultPollInterval
 	Logger   *slog.Logger
 	Now      func() time.Time
 }
@@ -34,7 +34,7 @@ type HistoryOptions struct {
 // NewHistory returns a History over a store.
 func NewHistory(opts HistoryOptions) *History {
 	if opts.Interval <= 0 {
-		opts.Interval = 10 * time.Second
+		opts.Interval = DefaultPollInterval
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,8 +45,12 @@ type ServiceMetrics struct {
 	series map[string]*svcSeries
 }
 
+// DefaultMaxServiceSeries is the default cap on service-metric series
+// (the console's otlp.max_series).
+const DefaultMaxServiceSeries = 10000
+
 // ServiceMetricsOptions configures ServiceMetrics; the zero value caps at
-// 10,000 series.
+// DefaultMaxServiceSeries.
 type ServiceMetricsOptions struct {
 	MaxSeries  int
 	Registerer prometheus.Registerer
@@ -96,7 +101,7 @@ type svcSeries struct {
 // NewServiceMetrics returns an empty receiver state.
 func NewServiceMetrics(opts ServiceMetricsOptions) (*ServiceMetrics, error) {
 	if opts.MaxSeries <= 0 {
-		opts.MaxSeries = 10000
+		opts.MaxSeries = DefaultMaxServiceSeries
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -213,8 +218,8 @@ func (m *ServiceMetrics) ingestMetric(service string, met *metrics.Metric, now t
 				res.Rejected++
 				continue
 			}
-			if !delta || !equalBounds(s.bounds, bounds) {
-				if !equalBounds(s.bounds, bounds) {
+			if !delta || !slices.Equal(s.bounds, bounds) {
+				if !slices.Equal(s.bounds, bounds) {
 					s.buckets = make([]uint64, len(counts))
 				}
 				s.bounds = append([]float64(nil), bounds...)
@@ -399,18 +404,6 @@ func countPoints(met *metrics.Metric) int {
 		return len(d.Summary.GetDataPoints())
 	}
 	return 0
-}
-
-func equalBounds(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func attrString(kvs []*common.KeyValue, key string) string {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 )
@@ -32,10 +31,17 @@ type ClusterView struct {
 	GroupRates map[string]float64 `json:"group_rates"`
 }
 
+// DefaultPollInterval is how often broker state is collected unless
+// configured otherwise (the console's poll_interval): the Poller's and
+// History's default, and what the pages take as the interval when judging
+// data stale.
+const DefaultPollInterval = 10 * time.Second
+
 // PollerOptions configures a Poller. The zero value polls nothing.
 type PollerOptions struct {
 	Sources []*KafkaSource
-	// Interval between polls of a healthy cluster; default 5s.
+	// Interval between polls of a healthy cluster; default
+	// DefaultPollInterval.
 	Interval time.Duration
 	// MaxBackoff caps the wait before retrying an unreachable cluster,
 	// which doubles from Interval; default 1 minute.
@@ -100,7 +106,7 @@ type rabbitState struct {
 // NewPoller validates opts and returns a Poller; call Run to start it.
 func NewPoller(opts PollerOptions) (*Poller, error) {
 	if opts.Interval <= 0 {
-		opts.Interval = 5 * time.Second
+		opts.Interval = DefaultPollInterval
 	}
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = time.Minute
@@ -145,18 +151,20 @@ func NewPoller(opts PollerOptions) (*Poller, error) {
 func (p *Poller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, s := range p.opts.Sources {
-		wg.Go(func() { p.loop(ctx, s.Name(), func(ctx context.Context) error { return p.poll(ctx, s) }) })
+		failures := &p.state[s.Name()].failures
+		wg.Go(func() { p.loop(ctx, failures, func(ctx context.Context) error { return p.poll(ctx, s) }) })
 	}
 	for _, s := range p.opts.Rabbit {
-		wg.Go(func() {
-			p.loop(ctx, "rabbitmq:"+s.Name(), func(ctx context.Context) error { return p.pollRabbit(ctx, s) })
-		})
+		failures := &p.rabbit[s.Name()].failures
+		wg.Go(func() { p.loop(ctx, failures, func(ctx context.Context) error { return p.pollRabbit(ctx, s) }) })
 	}
 	wg.Wait()
 	return nil
 }
 
-func (p *Poller) loop(ctx context.Context, name string, poll func(context.Context) error) {
+// loop polls one source on its schedule; failures is that source's count
+// of consecutive failures (guarded by mu), which sets the wait.
+func (p *Poller) loop(ctx context.Context, failures *int, poll func(context.Context) error) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -166,20 +174,15 @@ func (p *Poller) loop(ctx context.Context, name string, poll func(context.Contex
 		case <-t.C:
 		}
 		poll(ctx) //nolint:errcheck // the state records the error
-		t.Reset(p.wait(name))
+		t.Reset(p.wait(failures))
 	}
 }
 
 // wait is Interval after a success, and doubles per consecutive failure up
 // to MaxBackoff, so that a dead cluster is not hammered.
-func (p *Poller) wait(name string) time.Duration {
+func (p *Poller) wait(failures *int) time.Duration {
 	p.mu.Lock()
-	var n int
-	if r, ok := strings.CutPrefix(name, "rabbitmq:"); ok && p.rabbit[r] != nil {
-		n = p.rabbit[r].failures
-	} else {
-		n = p.state[name].failures
-	}
+	n := *failures
 	p.mu.Unlock()
 	d := p.opts.Interval
 	for i := 1; i < n && d < p.opts.MaxBackoff; i++ {

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"switchyard/delivery"
 )
 
 // RabbitSource reads one RabbitMQ cluster through its management HTTP API:
@@ -26,10 +29,12 @@ type RabbitSource struct {
 	pass   string
 	vhosts []string // sorted; empty: all
 	client *http.Client
+	dlq    delivery.DLQMatcher
 }
 
 // RabbitOptions configures a RabbitSource; the zero value watches every
-// vhost with a 10 s request timeout.
+// vhost with a 10 s request timeout and marks queues with the default
+// dead-letter patterns.
 type RabbitOptions struct {
 	// VHosts limits the snapshot to these vhosts: their queues and
 	// bindings are asked for per vhost, so that a console watching one
@@ -38,6 +43,12 @@ type RabbitOptions struct {
 	VHosts []string
 	// Client is the HTTP client; default one with a 10 s timeout.
 	Client *http.Client
+	// DLQPatterns mark the queues whose names match them as dead-letter
+	// queues (Queue.IsDLQ), besides the dead-letter targets of other
+	// queues: the console's dlq.patterns, so that the dashboards mark, and
+	// the indexer takes into custody, what the configuration names. Nil
+	// means delivery.DefaultDLQPatterns; syntax of delivery.MatchGlob.
+	DLQPatterns []string
 }
 
 // NewRabbitSource returns a source for the management API at managementURL
@@ -48,7 +59,11 @@ func NewRabbitSource(name, managementURL string, opts RabbitOptions) (*RabbitSou
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("rabbitmq %s: management url must be http(s)://user:pass@host:port", name)
 	}
-	s := &RabbitSource{name: name, client: opts.Client}
+	dlq, err := delivery.NewDLQMatcher(opts.DLQPatterns, nil)
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmq %s: %w", name, err)
+	}
+	s := &RabbitSource{name: name, client: opts.Client, dlq: dlq}
 	if u.User != nil {
 		s.user = u.User.Username()
 		s.pass, _ = u.User.Password()
@@ -72,6 +87,24 @@ type RabbitSnapshot struct {
 	TakenAt time.Time    `json:"taken_at"`
 	Nodes   []RabbitNode `json:"nodes"`
 	Queues  []Queue      `json:"queues"` // sorted by vhost, name
+	// dlq is the source's dead-letter matcher (RabbitOptions.DLQPatterns),
+	// kept so that IsDLQQueue can judge names the snapshot does not list.
+	dlq delivery.DLQMatcher
+}
+
+// IsDLQQueue reports whether a queue of this cluster holds dead letters:
+// Queue.IsDLQ for a queue the snapshot lists (its name matches the
+// source's dead-letter patterns, or another queue dead-letters into it),
+// else whether its name matches the patterns (a deleted queue's history).
+// A snapshot not taken by a source uses delivery.DefaultDLQPatterns.
+func (s RabbitSnapshot) IsDLQQueue(vhost, name string) bool {
+	i, found := slices.BinarySearchFunc(s.Queues, [2]string{vhost, name}, func(q Queue, k [2]string) int {
+		return cmp.Or(cmp.Compare(q.VHost, k[0]), cmp.Compare(q.Name, k[1]))
+	})
+	if found {
+		return s.Queues[i].IsDLQ
+	}
+	return s.dlq.Match(name)
 }
 
 // RabbitNode is one node and its resource alarms.
@@ -106,8 +139,9 @@ type Queue struct {
 	// x-dead-letter-* arguments (where its rejects go).
 	DeadLetterExchange   string `json:"dead_letter_exchange,omitempty"`
 	DeadLetterRoutingKey string `json:"dead_letter_routing_key,omitempty"`
-	// IsDLQ is true by name convention or because another queue
-	// dead-letters into it; DLQOf names those queues.
+	// IsDLQ is true when the name matches the source's dead-letter
+	// patterns or another queue dead-letters into it; DLQOf names those
+	// queues.
 	IsDLQ bool     `json:"is_dlq"`
 	DLQOf []string `json:"dlq_of,omitempty"`
 }
@@ -156,7 +190,7 @@ type mgmtNode struct {
 
 // Snapshot reads queues, bindings and nodes.
 func (s *RabbitSource) Snapshot(ctx context.Context) (RabbitSnapshot, error) {
-	snap := RabbitSnapshot{Cluster: s.name, TakenAt: time.Now().UTC()}
+	snap := RabbitSnapshot{Cluster: s.name, TakenAt: time.Now().UTC(), dlq: s.dlq}
 	qs, bs, err := s.queuesAndBindings(ctx)
 	if err != nil {
 		return snap, err
@@ -224,7 +258,7 @@ func (s *RabbitSource) queues(qs []mgmtQueue, bs []mgmtBinding) []Queue {
 			Utilisation: -1,
 			PublishRate: q.MessageStats.Publish.Rate, DeliverRate: q.MessageStats.DeliverGet.Rate,
 			AckRate: q.MessageStats.Ack.Rate, RedeliverRate: q.MessageStats.Redeliver.Rate,
-			IsDLQ: IsDLQTopic(q.Name),
+			IsDLQ: s.dlq.Match(q.Name),
 		}
 		if q.ConsumerUtilisation != nil {
 			x.Utilisation = *q.ConsumerUtilisation

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -31,29 +30,11 @@ func findQueue(s RabbitSnapshot, name string) (Queue, bool) {
 func TestRabbitSourceReadsBacklogsAndFindsDLQs(t *testing.T) {
 	amqpURL := testenv.RabbitURL(t)
 	mgmt := testenv.RabbitManagementURL(t)
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := testenv.RabbitChannel(t, amqpURL)
 	p := fmt.Sprintf("sytest%d", rand.Uint32())
 	work, parking, other, graveyard, dlx := p+".work.high", p+"-parking", p+".other.low", p+"-graveyard", p+".dlx"
-	t.Cleanup(func() {
-		for _, q := range []string{work, parking, other, graveyard} {
-			ch.QueueDelete(q, false, false, false)
-		}
-		ch.ExchangeDelete(dlx, false, false)
-		ch.Close()
-		conn.Close()
-	})
-	mustDeclare := func(name string, args amqp.Table) {
-		if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
-			t.Fatal(err)
-		}
-	}
+	t.Cleanup(func() { ch.ExchangeDelete(dlx, false, false) }) //nolint:errcheck // best effort
+	mustDeclare := func(name string, args amqp.Table) { testenv.DeclareQueue(t, ch, amqpURL, name, args) }
 	mustDeclare(parking, nil)
 	mustDeclare(work, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parking})
 	if err := ch.ExchangeDeclare(dlx, "fanout", true, false, false, false, nil); err != nil {
@@ -65,9 +46,7 @@ func TestRabbitSourceReadsBacklogsAndFindsDLQs(t *testing.T) {
 	}
 	mustDeclare(other, amqp.Table{"x-dead-letter-exchange": dlx})
 	for i := range 3 {
-		if err := ch.PublishWithContext(context.Background(), "", work, false, false, amqp.Publishing{Body: []byte(fmt.Sprint(i))}); err != nil {
-			t.Fatal(err)
-		}
+		testenv.Publish(t, ch, work, amqp.Publishing{Body: []byte(fmt.Sprint(i))})
 	}
 
 	src, err := NewRabbitSource("local", mgmt, RabbitOptions{})
@@ -75,21 +54,15 @@ func TestRabbitSourceReadsBacklogsAndFindsDLQs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var snap RabbitSnapshot
-	deadline := time.Now().Add(30 * time.Second) // the management API refreshes its counts every few seconds
-	for {
+	// The management API refreshes its counts every few seconds.
+	testenv.WaitFor(t, fmt.Sprintf("queue %s to show 3 ready", work), func() bool {
 		snap, err = src.Snapshot(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if q, ok := findQueue(snap, work); ok && q.Ready == 3 {
-			break
-		}
-		if time.Now().After(deadline) {
-			q, _ := findQueue(snap, work)
-			t.Fatalf("queue %s shows %d ready after 30s, want 3", work, q.Ready)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		q, ok := findQueue(snap, work)
+		return ok && q.Ready == 3
+	})
 	q, _ := findQueue(snap, work)
 	if q.Total != 3 || q.Unacked != 0 || q.Consumers != 0 || q.IsDLQ {
 		t.Errorf("work queue = %+v, want 3 total, 0 unacked, no consumers, not a DLQ", q)
@@ -144,28 +117,7 @@ func TestRabbitSourceErrorsHideCredentials(t *testing.T) {
 func TestRabbitSourceWatchesOnlyItsVHosts(t *testing.T) {
 	mgmt := testenv.RabbitManagementURL(t)
 	vh, vhURL := testenv.RabbitVHost(t)
-	declare := func(u, name string) {
-		conn, err := amqp.Dial(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ch.QueueDeclare(name, false, true, false, false, nil); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if c, err := amqp.Dial(u); err == nil {
-				if ch, err := c.Channel(); err == nil {
-					ch.QueueDelete(name, false, false, false) //nolint:errcheck // best effort
-				}
-				c.Close()
-			}
-		})
-	}
+	declare := func(u, name string) { testenv.DeclareQueue(t, testenv.RabbitChannel(t, u), u, name, nil) }
 	inRoot := fmt.Sprintf("sytest%d.root.low", rand.Uint32())
 	declare(testenv.RabbitURL(t), inRoot)
 	declare(vhURL, "in.own.vhost.low")
@@ -193,5 +145,39 @@ func TestRabbitSourceWatchesOnlyItsVHosts(t *testing.T) {
 	got = vhostsOf(vh)
 	if len(got) != 1 || !slices.Equal(got[vh], []string{"in.own.vhost.low"}) {
 		t.Errorf("watching %s only: %v", vh, got)
+	}
+}
+
+// TestRabbitSourceDLQPatterns: a source given the configured dlq.patterns
+// marks the queues they match as dead-letter queues, and no longer those of
+// the default patterns (which the indexer would otherwise take into
+// custody although the configuration does not name them).
+func TestRabbitSourceDLQPatterns(t *testing.T) {
+	mgmt := testenv.RabbitManagementURL(t)
+	vh, vhURL := testenv.RabbitVHost(t)
+	ch := testenv.RabbitChannel(t, vhURL)
+	const parked, classic = "notify.email.high.parked", "notify.email.high.dlq"
+	for _, q := range []string{parked, classic} {
+		testenv.DeclareQueue(t, ch, vhURL, q, nil)
+	}
+	src, err := NewRabbitSource("local", mgmt, RabbitOptions{VHosts: []string{vh}, DLQPatterns: []string{"*.parked"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := src.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, ok := findQueue(snap, parked); !ok || !q.IsDLQ || !snap.IsDLQQueue(vh, parked) {
+		t.Errorf("%s = %+v, want a DLQ by the configured pattern *.parked", parked, q)
+	}
+	if q, ok := findQueue(snap, classic); !ok || q.IsDLQ || snap.IsDLQQueue(vh, classic) {
+		t.Errorf("%s = %+v, want no DLQ: the configured patterns replace the defaults", classic, q)
+	}
+	if !snap.IsDLQQueue(vh, "gone.parked") || snap.IsDLQQueue(vh, "gone.dlq") {
+		t.Error("IsDLQQueue of a queue the snapshot does not list ignores the configured patterns")
+	}
+	if _, err := NewRabbitSource("local", mgmt, RabbitOptions{DLQPatterns: []string{""}}); err == nil {
+		t.Error(`NewRabbitSource accepted the dead-letter pattern ""`)
 	}
 }

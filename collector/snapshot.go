@@ -4,6 +4,13 @@
 // requests; Poller keeps the latest snapshot of every cluster and derives
 // rates from consecutive snapshots. History, lag in seconds and RabbitMQ
 // sources build on these.
+//
+// Which topics and queues are dead-letter queues is not decided here: the
+// sources mark them with delivery.DLQMatcher over the configured patterns
+// (KafkaOptions and RabbitOptions.DLQPatterns), the matcher the indexer
+// uses, and a snapshot answers for names it does not list
+// (ClusterSnapshot.IsDLQTopic, RabbitSnapshot.IsDLQQueue). A principal's
+// view of the series is built with access's resource names (scope.go).
 package collector
 
 import (
@@ -29,6 +36,9 @@ type ClusterSnapshot struct {
 	Brokers    []Broker  `json:"brokers"`
 	Topics     []Topic   `json:"topics"` // sorted by name, internal topics left out
 	Groups     []Group   `json:"groups"` // sorted by name
+	// dlq is the source's dead-letter matcher (KafkaOptions.DLQPatterns),
+	// kept so that IsDLQTopic can judge names the snapshot does not list.
+	dlq delivery.DLQMatcher
 }
 
 // Broker is one broker of the cluster.
@@ -45,9 +55,10 @@ type Topic struct {
 	Partitions []Partition `json:"partitions"` // sorted by number
 	// Messages is the sum over partitions of High-Low: what the topic
 	// currently retains (compaction can make it an over-estimate).
-	Messages int64  `json:"messages"`
-	IsDLQ    bool   `json:"is_dlq"`
-	Error    string `json:"error,omitempty"`
+	Messages int64 `json:"messages"`
+	// IsDLQ: the name matches the source's dead-letter patterns.
+	IsDLQ bool   `json:"is_dlq"`
+	Error string `json:"error,omitempty"`
 }
 
 // Partition holds one partition's watermarks; -1 when unknown (Error set).
@@ -124,38 +135,45 @@ func (s ClusterSnapshot) Group(name string) (Group, bool) {
 	return Group{}, false
 }
 
-// IsDLQTopic reports whether a topic holds dead letters: the platform's
-// <topic>.dlq convention, or the Spring (.DLT) and common -dlq / _error
-// suffixes found on clusters that predate it.
-func IsDLQTopic(name string) bool {
-	if delivery.IsDLQName(name) {
-		return true
-	}
-	for _, suf := range []string{".DLT", "-dlq", "_error", "-dlt", "_dlq"} {
-		if strings.HasSuffix(name, suf) {
-			return true
-		}
-	}
-	return false
-}
+// IsDLQTopic reports whether a topic of this cluster holds dead letters:
+// whether its name matches the source's dead-letter patterns, the same
+// verdict as Topic.IsDLQ, also for topics the snapshot does not list (a
+// deleted topic's history). A snapshot not taken by a source uses
+// delivery.DefaultDLQPatterns.
+func (s ClusterSnapshot) IsDLQTopic(name string) bool { return s.dlq.Match(name) }
 
 // KafkaSource snapshots one Kafka cluster.
 type KafkaSource struct {
 	name   string
 	client *kgo.Client
 	adm    *kadm.Client
+	dlq    delivery.DLQMatcher
+}
+
+// KafkaOptions configures a KafkaSource; the zero value marks topics with
+// the default dead-letter patterns.
+type KafkaOptions struct {
+	// DLQPatterns mark the topics whose names match them as dead-letter
+	// topics (Topic.IsDLQ): the console's dlq.patterns, so that the
+	// dashboards mark what the indexer indexes. Nil means
+	// delivery.DefaultDLQPatterns; syntax of delivery.MatchGlob.
+	DLQPatterns []string
 }
 
 // NewKafkaSource returns a source named name over client. The caller owns
 // client and closes it after the source is no longer used.
-func NewKafkaSource(name string, client *kgo.Client) (*KafkaSource, error) {
+func NewKafkaSource(name string, client *kgo.Client, opts KafkaOptions) (*KafkaSource, error) {
 	if name == "" {
 		return nil, errors.New("kafka source: empty name")
 	}
 	if client == nil {
 		return nil, fmt.Errorf("kafka source %s: nil client", name)
 	}
-	return &KafkaSource{name: name, client: client, adm: kadm.NewClient(client)}, nil
+	dlq, err := delivery.NewDLQMatcher(opts.DLQPatterns, nil)
+	if err != nil {
+		return nil, fmt.Errorf("kafka source %s: %w", name, err)
+	}
+	return &KafkaSource{name: name, client: client, adm: kadm.NewClient(client), dlq: dlq}, nil
 }
 
 // Name is the cluster's name in the console.
@@ -174,7 +192,7 @@ func (s *KafkaSource) Ping(ctx context.Context) error {
 // whatever the number of partitions. Failing to reach the cluster is an
 // error; a topic or group that cannot be read carries its own Error.
 func (s *KafkaSource) Snapshot(ctx context.Context) (ClusterSnapshot, error) {
-	snap := ClusterSnapshot{Cluster: s.name}
+	snap := ClusterSnapshot{Cluster: s.name, dlq: s.dlq}
 	md, err := s.adm.Metadata(ctx)
 	if err != nil {
 		return snap, fmt.Errorf("kafka %s: metadata: %w", s.name, err)
@@ -207,7 +225,7 @@ func (s *KafkaSource) Snapshot(ctx context.Context) (ClusterSnapshot, error) {
 		}
 	}
 	for _, name := range names {
-		snap.Topics = append(snap.Topics, topicOf(md.Topics[name], starts, ends))
+		snap.Topics = append(snap.Topics, topicOf(md.Topics[name], starts, ends, s.dlq))
 	}
 
 	// DescribeGroups without names lists every classic group first.
@@ -232,8 +250,8 @@ func partial(err error) bool {
 	return errors.As(err, &se) && !se.AllFailed
 }
 
-func topicOf(d kadm.TopicDetail, starts, ends kadm.ListedOffsets) Topic {
-	t := Topic{Name: d.Topic, IsDLQ: IsDLQTopic(d.Topic)}
+func topicOf(d kadm.TopicDetail, starts, ends kadm.ListedOffsets, dlq delivery.DLQMatcher) Topic {
+	t := Topic{Name: d.Topic, IsDLQ: dlq.Match(d.Topic)}
 	if d.Err != nil {
 		t.Error = d.Err.Error()
 	}

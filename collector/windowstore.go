@@ -12,13 +12,16 @@ import (
 
 // WindowStore persists the Evaluator's commit windows, so that a restart
 // does not leave every partition "window incomplete" for Window cycles.
+// SQLiteWindowStore implements it; windowtest.TestWindowStore is the
+// contract every implementation (a PostgreSQL one too) runs.
 type WindowStore interface {
 	// Load returns every stored window. Rows it cannot read are left out
 	// and reported in the error, alongside the windows it could read.
 	Load(ctx context.Context) (map[PartitionKey][]Commit, error)
 	// Save replaces the stored windows of the given partitions, all in one
 	// transaction: a cycle's worth of changes lands whole or not at all,
-	// and one fsync serves thousands of partitions.
+	// and one fsync serves thousands of partitions. An empty window
+	// deletes the partition's.
 	Save(ctx context.Context, windows map[PartitionKey][]Commit) error
 	// Forget deletes the given partitions' windows in one transaction;
 	// unknown keys are not an error.
@@ -34,17 +37,32 @@ type SQLiteWindowStore struct {
 	db *sql.DB
 }
 
-// NewSQLiteWindowStore returns a store over db, creating its lag_windows
-// table if missing. The table is created here rather than by a sqldb
-// migration because it is a cache the evaluator can rebuild from scratch:
-// dropping it costs Window cycles of "incomplete", never data.
+// NewSQLiteWindowStore returns a store over db, bringing its lag_windows
+// table up to date (WindowSchema) first, so that it works over any
+// database sqldb opened.
 func NewSQLiteWindowStore(ctx context.Context, db *sql.DB) (*SQLiteWindowStore, error) {
 	if db == nil {
 		return nil, errors.New("lag window store: nil db")
 	}
+	if err := sqldb.Migrate(ctx, db, WindowSchema()); err != nil {
+		return nil, fmt.Errorf("lag window store: %w", err)
+	}
+	return &SQLiteWindowStore{db: db}, nil
+}
+
+// WindowSchema is the lag_windows table, which this package owns in
+// console.db beside access's tables. The table is a cache the evaluator
+// can rebuild from scratch: dropping it costs Window cycles of
+// "incomplete", never data.
+//
+// Releases before it created the same table ad hoc, without recording a
+// version; version 1 is therefore CREATE TABLE IF NOT EXISTS, which keeps
+// such a table and its rows and only records the version.
+func WindowSchema() sqldb.Schema {
 	// "partition" is quoted: SQLite knows PARTITION as a window-function
 	// keyword. updated_at is the time of the newest commit in the window.
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS lag_windows (
+	return sqldb.Schema{Owner: "lag_windows", Migrations: []sqldb.Migration{
+		{Version: 1, Name: "lag windows", SQL: `CREATE TABLE IF NOT EXISTS lag_windows (
 	cluster     TEXT NOT NULL,
 	grp         TEXT NOT NULL,
 	topic       TEXT NOT NULL,
@@ -52,10 +70,8 @@ func NewSQLiteWindowStore(ctx context.Context, db *sql.DB) (*SQLiteWindowStore, 
 	window_json TEXT NOT NULL,
 	updated_at  TEXT NOT NULL,
 	PRIMARY KEY (cluster, grp, topic, "partition")
-) WITHOUT ROWID`); err != nil {
-		return nil, fmt.Errorf("create lag_windows: %w", err)
-	}
-	return &SQLiteWindowStore{db: db}, nil
+) WITHOUT ROWID`},
+	}}
 }
 
 // Load implements WindowStore.
@@ -86,7 +102,7 @@ func (s *SQLiteWindowStore) Load(ctx context.Context) (map[PartitionKey][]Commit
 	return out, errors.Join(bad...)
 }
 
-// Save implements WindowStore. An empty window deletes the row.
+// Save implements WindowStore.
 func (s *SQLiteWindowStore) Save(ctx context.Context, windows map[PartitionKey][]Commit) error {
 	if len(windows) == 0 {
 		return nil

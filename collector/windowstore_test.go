@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"switchyard/collector"
+	"switchyard/collector/windowtest"
 	"switchyard/sqldb"
 )
 
@@ -174,23 +175,13 @@ func TestForgottenWindowsLeaveTheStore(t *testing.T) {
 	}
 }
 
-func TestSaveEmptyWindowDeletes(t *testing.T) {
-	ctx := context.Background()
-	store := mustWindowStore(t, mustOpenDB(t, filepath.Join(t.TempDir(), "console.db")))
-	w := []collector.Commit{{Offset: 1, Lag: 0, Time: evalT0}}
-	if err := store.Save(ctx, map[collector.PartitionKey][]collector.Commit{key: w}); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Save(ctx, map[collector.PartitionKey][]collector.Commit{key: nil}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := store.Load(ctx)
-	if err != nil || len(got) != 0 {
-		t.Errorf("Load = %v, %v; want nothing", got, err)
-	}
-	if err := store.Forget(ctx, key, key); err != nil {
-		t.Errorf("Forget of unknown keys: %v", err)
-	}
+// The SQLite store keeps the WindowStore contract; each Open is a new
+// connection pool over the same file, as a restarted console's would be.
+func TestSQLiteWindowStoreContract(t *testing.T) {
+	windowtest.TestWindowStore(t, func(t *testing.T) windowtest.Open {
+		path := filepath.Join(t.TempDir(), "console.db")
+		return func(t *testing.T) collector.WindowStore { return mustWindowStore(t, mustOpenDB(t, path)) }
+	})
 }
 
 // BenchmarkWindowFlush saves one cycle of 2,000 changed windows.

@@ -2,7 +2,6 @@ package delivery_test
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"os"
@@ -12,85 +11,10 @@ import (
 	"time"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// fixtureHeader is one header of a fixture. Exactly one of Value (UTF-8
-// text), ValueHex (binary, e.g. Spring's big-endian ints) or ValueJSON (a
-// JSON value sent compacted, e.g. x-death as delivery/rabbitmq hands it
-// over) is set.
-type fixtureHeader struct {
-	Key       string          `json:"key"`
-	Value     *string         `json:"value,omitempty"`
-	ValueHex  string          `json:"value_hex,omitempty"`
-	ValueJSON json.RawMessage `json:"value_json,omitempty"`
-}
-
-// fixture is a delivery.Message in a form that can be written by hand.
-// The body is Body (text), BodyJSON (compacted) or BodyHex (binary).
-type fixture struct {
-	Location  delivery.Location `json:"location"`
-	MessageID string            `json:"message_id,omitempty"`
-	Key       string            `json:"key,omitempty"`
-	Headers   []fixtureHeader   `json:"headers"`
-	Body      *string           `json:"body,omitempty"`
-	BodyJSON  json.RawMessage   `json:"body_json,omitempty"`
-	BodyHex   string            `json:"body_hex,omitempty"`
-	Timestamp time.Time         `json:"timestamp"`
-}
-
-func compactJSON(t *testing.T, raw json.RawMessage) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		t.Fatalf("compact %s: %v", raw, err)
-	}
-	return b.Bytes()
-}
-
-func loadFixture(t *testing.T, path string) delivery.Message {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx fixture
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&fx); err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	m := delivery.Message{Location: fx.Location, MessageID: fx.MessageID, Timestamp: fx.Timestamp}
-	if fx.Key != "" {
-		m.Key = []byte(fx.Key)
-	}
-	for _, h := range fx.Headers {
-		var v []byte
-		switch {
-		case h.Value != nil:
-			v = []byte(*h.Value)
-		case h.ValueHex != "":
-			if v, err = hex.DecodeString(h.ValueHex); err != nil {
-				t.Fatalf("%s: header %s: %v", path, h.Key, err)
-			}
-		case h.ValueJSON != nil:
-			v = compactJSON(t, h.ValueJSON)
-		}
-		m.Headers = append(m.Headers, delivery.Header{Key: h.Key, Value: v})
-	}
-	switch {
-	case fx.Body != nil:
-		m.Body = []byte(*fx.Body)
-	case fx.BodyJSON != nil:
-		m.Body = compactJSON(t, fx.BodyJSON)
-	case fx.BodyHex != "":
-		if m.Body, err = hex.DecodeString(fx.BodyHex); err != nil {
-			t.Fatalf("%s: body: %v", path, err)
-		}
-	}
-	return m
-}
 
 // TestDecodeGolden decodes every testdata/deadletter/*.input.json and
 // compares the DeadLetter with its .golden.json (rewrite with -update).
@@ -129,7 +53,7 @@ func TestDecodeGolden(t *testing.T) {
 	for _, in := range inputs {
 		name := strings.TrimSuffix(filepath.Base(in), ".input.json")
 		t.Run(name, func(t *testing.T) {
-			m := loadFixture(t, in)
+			m := deliverytest.LoadMessage(t, in)
 			dl := delivery.Decode(m)
 
 			w, ok := wants[name]

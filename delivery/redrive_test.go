@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 )
 
 func TestLocationString(t *testing.T) {
@@ -101,7 +102,7 @@ func TestRedriveHeadersGolden(t *testing.T) {
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
-			m := loadFixture(t, filepath.Join("testdata", "deadletter", name+".input.json"))
+			m := deliverytest.LoadMessage(t, filepath.Join("testdata", "deadletter", name+".input.json"))
 			dl := delivery.Decode(m)
 			out, added, removed := delivery.RedriveHeaders(dl, job)
 
@@ -193,7 +194,7 @@ func TestRedriveHeadersDuplicates(t *testing.T) {
 // over the message's headers), and decodes the new dead letter: it counts
 // one more redrive and says which job sent it, every time round.
 func TestRedriveProvenanceRoundTrip(t *testing.T) {
-	m := loadFixture(t, filepath.Join("testdata", "deadletter", "spring.input.json"))
+	m := deliverytest.LoadMessage(t, filepath.Join("testdata", "deadletter", "spring.input.json"))
 	dl := delivery.Decode(m)
 	if dl.RedriveCount != 0 {
 		t.Fatalf("fixture RedriveCount = %d, want 0", dl.RedriveCount)

@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -68,3 +69,19 @@ func (p RetryPolicy) Delay(n int) time.Duration {
 
 // Retry reports whether another attempt follows failed attempt n.
 func (p RetryPolicy) Retry(n int) bool { return n < p.withDefaults().MaxAttempts }
+
+// Sleep waits d, or until ctx is done, and reports whether d passed: the
+// wait between retries of every loop that must stop at once on shutdown.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

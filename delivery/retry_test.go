@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -82,5 +83,22 @@ func TestRetryPolicyZeroValue(t *testing.T) {
 		if d := p.Delay(3); d < 0 || d >= 400*time.Millisecond {
 			t.Fatalf("zero value Delay(3) = %v, want within [0, 400ms)", d)
 		}
+	}
+}
+
+// TestSleepStopsOnCancel: a retry wait ends at once when its context does,
+// so that shutdown never waits out a backoff.
+func TestSleepStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if !delivery.Sleep(ctx, time.Millisecond) || !delivery.Sleep(ctx, 0) {
+		t.Error("Sleep with a live context did not report the wait as passed")
+	}
+	cancel()
+	start := time.Now()
+	if delivery.Sleep(ctx, time.Hour) || delivery.Sleep(ctx, 0) {
+		t.Error("Sleep with a cancelled context reported the wait as passed")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Sleep with a cancelled context took %s", d)
 	}
 }

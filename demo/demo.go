@@ -48,16 +48,24 @@ const (
 	eventPoisonOrder = "Orders.OrderCreated"
 )
 
+// Defaults of Options that the console's configuration shares
+// (demo.kafka_addr, demo.rate).
+const (
+	DefaultKafkaAddr = "127.0.0.1:9092"
+	DefaultRate      = 50.0
+)
+
 // Options configures the demo; the zero value is usable except for DataDir.
 type Options struct {
 	// DataDir is where the embedded Kafka keeps its log (DataDir/kafka).
 	DataDir string
-	// KafkaAddr is the fixed listen address (default 127.0.0.1:9092).
+	// KafkaAddr is the fixed listen address (default DefaultKafkaAddr).
 	KafkaAddr string
 	// RabbitURL enables the notification service when RabbitMQ answers
 	// there; empty or unreachable leaves it off with one log line.
 	RabbitURL string
-	// Rate is the orders producer's events per second (default 50).
+	// Rate is the orders producer's events per second (default
+	// DefaultRate).
 	Rate float64
 	// FailureRate scales the billing failures (default 1: a few percent).
 	FailureRate float64
@@ -73,10 +81,10 @@ func (o *Options) setDefaults() error {
 		return errors.New("demo: data dir is required")
 	}
 	if o.KafkaAddr == "" {
-		o.KafkaAddr = "127.0.0.1:9092"
+		o.KafkaAddr = DefaultKafkaAddr
 	}
 	if o.Rate <= 0 {
-		o.Rate = 50
+		o.Rate = DefaultRate
 	}
 	if o.FailureRate <= 0 {
 		o.FailureRate = 1

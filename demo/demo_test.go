@@ -43,18 +43,6 @@ func stopDemo(t *testing.T, p *Platform, cancel context.CancelFunc, done chan er
 	p.Close()
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 func endOffsets(t *testing.T, adm *kadm.Client, topic string) int64 {
 	t.Helper()
 	ends, err := adm.ListEndOffsets(context.Background(), topic)
@@ -80,12 +68,12 @@ func TestDemoProducesTrafficFailuresAndResumes(t *testing.T) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
-	waitFor(t, "orders, invoices and dead letters", 60*time.Second, func() bool {
+	testenv.WaitWithin(t, 60*time.Second, "orders, invoices and dead letters", func() bool {
 		return endOffsets(t, adm, TopicOrders) > 200 && endOffsets(t, adm, TopicInvoices) > 50 &&
 			endOffsets(t, adm, delivery.DLQTopic(TopicOrders)) >= 3
 	})
 	var committed int64
-	waitFor(t, "billing to commit offsets", 30*time.Second, func() bool {
+	testenv.WaitWithin(t, 30*time.Second, "billing to commit offsets", func() bool {
 		offs, err := adm.FetchOffsets(context.Background(), GroupBilling)
 		if err != nil {
 			return false
@@ -223,7 +211,7 @@ func TestDemoNotificationFailuresReachRabbitDLQ(t *testing.T) {
 	go func() { done <- p.Run(ctx) }()
 	defer stopDemo(t, p, cancel, done)
 
-	waitFor(t, "a dead letter in "+dlqName, 60*time.Second, func() bool {
+	testenv.WaitWithin(t, 60*time.Second, "a dead letter in "+dlqName, func() bool {
 		q, err := ch.QueueDeclarePassive(dlqName, true, false, false, false, nil)
 		if err != nil { // not declared yet: the failed passive declare closed the channel
 			if ch, err = conn.Channel(); err != nil {

@@ -9,6 +9,11 @@ import (
 // ftsColumns are the column names a query may filter on ("message:timeout").
 var ftsColumns = map[string]bool{"message": true, "exception": true, "ids": true, "payload": true}
 
+// textColumns are the columns a search without payload text keeps to
+// (Filter.NoPayloadText), as an FTS5 column set: a column filter nested
+// inside it can only narrow it further.
+const textColumns = "{message exception ids}"
+
 // ftsQuery turns what an operator types into an FTS5 query, or an EINVALID
 // error that says what is wrong. The syntax is FTS5's own subset: words
 // (implicitly ANDed), "quoted phrases", a trailing * for a prefix, AND, OR,
@@ -16,7 +21,11 @@ var ftsColumns = map[string]bool{"message": true, "exception": true, "ids": true
 // exception:, ids:, payload:). Every word is quoted before it reaches FTS5,
 // so that an id with '-', '.', ':' or '/' in it is a phrase of its parts
 // rather than an FTS5 syntax error, and lower-case and/or/not are words.
-func ftsQuery(q string) (string, error) {
+//
+// With noPayload (Filter.NoPayloadText) the whole query is kept to
+// textColumns and a payload: filter is refused: the query is parsed
+// before it is wrapped, so no parenthesis can close the wrapping early.
+func ftsQuery(q string, noPayload bool) (string, error) {
 	var out []string
 	prev := "start" // kind of the previous item: start, term, op, open, close, col
 	depth := 0
@@ -115,7 +124,12 @@ func ftsQuery(q string) (string, error) {
 			prev = "op"
 			continue
 		}
-		if col, rest, ok := strings.Cut(word, ":"); ok && ftsColumns[col] {
+		col, rest, ok := strings.Cut(word, ":")
+		if ok && noPayload && strings.EqualFold(col, "payload") {
+			// In any case: FTS5 reads column names so.
+			return "", bad("search: you may not search payload text (payload:) in %q")
+		}
+		if ok && ftsColumns[col] {
 			if prev == "col" {
 				return "", bad("search: two column filters in a row in %q")
 			}
@@ -145,7 +159,11 @@ func ftsQuery(q string) (string, error) {
 	if prev == "op" || prev == "col" {
 		return "", bad("search: an operator or column filter needs a term after it in %q")
 	}
-	return strings.Join(out, " "), nil
+	match := strings.Join(out, " ")
+	if noPayload {
+		match = textColumns + " : (" + match + ")"
+	}
+	return match, nil
 }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -13,14 +13,6 @@ import (
 	"switchyard/delivery"
 )
 
-// Triage states of a group.
-const (
-	TriageOpen         = "open"
-	TriageAcknowledged = "acknowledged"
-	TriageResolved     = "resolved"
-	TriageSnoozed      = "snoozed"
-)
-
 // Group is one failure cause: the entries that share a fingerprint.
 type Group struct {
 	ID                                  int64
@@ -104,12 +96,6 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 		src = "SELECT id AS group_id, count AS cnt, first_seen AS fs, last_seen AS ls FROM groups WHERE count > 0"
 	} else {
 		var cs []string
-		if tenants != nil {
-			cs = append(cs, "tenant IN ("+placeholders(len(tenants))+")")
-			for _, t := range tenants {
-				args = append(args, t)
-			}
-		}
 		if f.Broker != "" {
 			cs = append(cs, "broker = ?")
 			args = append(args, f.Broker)
@@ -118,7 +104,7 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 			cs = append(cs, "destination = ?")
 			args = append(args, f.Destination)
 		}
-		if c, a := f.Tenants.ruleCond("resource", "tenant"); c != "" {
+		if c, a := scopeCond(f.Tenants, tenants, "tenant", "resource"); c != "" {
 			cs = append(cs, c)
 			args = append(args, a...)
 		}
@@ -210,13 +196,7 @@ func (s *Store) fillStats(ctx context.Context, gs []Group, tenants []string, sco
 		args = append(args, gs[i].ID)
 	}
 	q := "SELECT group_id, tenant, broker, destination, status, n FROM group_stats WHERE group_id IN (" + placeholders(len(gs)) + ")"
-	if tenants != nil {
-		q += " AND tenant IN (" + placeholders(len(tenants)) + ")"
-		for _, t := range tenants {
-			args = append(args, t)
-		}
-	}
-	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
+	if c, a := scopeCond(scope, tenants, "tenant", "resource"); c != "" {
 		q += " AND " + c
 		args = append(args, a...)
 	}
@@ -234,7 +214,7 @@ func (s *Store) fillStats(ctx context.Context, gs []Group, tenants []string, sco
 			return fmt.Errorf("group stats: %w", err)
 		}
 		g := byID[id]
-		if st == StatusDead || st == StatusQuarantined {
+		if st.Open() {
 			g.Open += n
 		}
 		if !slices.Contains(g.Destinations, dest) {
@@ -265,14 +245,8 @@ func (s *Store) Group(ctx context.Context, id int64, scope *TenantScope) (Group,
 	now := unixNano(s.now())
 	args := []any{id}
 	cond := ""
-	if tenants != nil {
-		cond = " AND tenant IN (" + placeholders(len(tenants)) + ")"
-		for _, t := range tenants {
-			args = append(args, t)
-		}
-	}
-	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
-		cond += " AND " + c
+	if c, a := scopeCond(scope, tenants, "tenant", "resource"); c != "" {
+		cond = " AND " + c
 		args = append(args, a...)
 	}
 	args = append(args, id)
@@ -358,13 +332,7 @@ func (s *Store) Trend(ctx context.Context, groupID int64, scope *TenantScope, fr
 	}
 	args := []any{from.UnixNano(), int64(step), groupID, from.UnixNano(), to.UnixNano()}
 	q := `SELECT (last_failure_at - ?) / ?, count(*) FROM entries WHERE group_id = ? AND last_failure_at >= ? AND last_failure_at < ?`
-	if tenants != nil {
-		q += " AND tenant IN (" + placeholders(len(tenants)) + ")"
-		for _, t := range tenants {
-			args = append(args, t)
-		}
-	}
-	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
+	if c, a := scopeCond(scope, tenants, "tenant", "resource"); c != "" {
 		q += " AND " + c
 		args = append(args, a...)
 	}
@@ -387,68 +355,4 @@ func (s *Store) Trend(ctx context.Context, groupID int64, scope *TenantScope, fr
 		return nil, fmt.Errorf("trend of group %d: %w", groupID, err)
 	}
 	return out, nil
-}
-
-// Counts are entry counts over a tenant scope. Destination keys are topic
-// or queue names.
-type Counts struct {
-	ByStatus            map[Status]int
-	ByDestination       map[string]int            // every status
-	ByDestinationStatus map[string]map[Status]int // for "open entries per destination"
-}
-
-// statsScope is the condition (" AND …", or "") and arguments that keep
-// group_stats rows to a scope: its tenants (scopeTenants) and its rules.
-func statsScope(scope *TenantScope, tenants []string) (string, []any) {
-	var cond string
-	var args []any
-	if tenants != nil {
-		cond += " AND tenant IN (" + placeholders(len(tenants)) + ")"
-		for _, t := range tenants {
-			args = append(args, t)
-		}
-	}
-	if c, a := scope.ruleCond("resource", "tenant"); c != "" {
-		cond += " AND " + c
-		args = append(args, a...)
-	}
-	return cond, args
-}
-
-// Counts returns the entry counts of scope (nil = all), from the
-// per-tenant totals kept with every write, so it costs no scan of entries.
-func (s *Store) Counts(ctx context.Context, scope *TenantScope) (Counts, error) {
-	c := Counts{ByStatus: map[Status]int{}, ByDestination: map[string]int{}, ByDestinationStatus: map[string]map[Status]int{}}
-	tenants, visible := scopeTenants(scope)
-	if !visible {
-		return c, nil
-	}
-	cond, args := statsScope(scope, tenants)
-	rows, err := s.db.QueryContext(ctx, "SELECT destination, status, SUM(n) FROM group_stats WHERE 1"+cond+" GROUP BY destination, status", args...)
-	if err != nil {
-		return c, fmt.Errorf("counts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var dest string
-		var st Status
-		var n int
-		if err := rows.Scan(&dest, &st, &n); err != nil {
-			return c, fmt.Errorf("counts: %w", err)
-		}
-		c.ByStatus[st] += n
-		c.ByDestination[dest] += n
-		if c.ByDestinationStatus[dest] == nil {
-			c.ByDestinationStatus[dest] = map[Status]int{}
-		}
-		c.ByDestinationStatus[dest][st] += n
-	}
-	if err := rows.Err(); err != nil {
-		return c, fmt.Errorf("counts: %w", err)
-	}
-	return c, nil
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
 }

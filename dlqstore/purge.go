@@ -40,7 +40,7 @@ func (s *Store) Purge(ctx context.Context, resolvedBefore time.Time) (int64, err
 func purgeOnce(ctx context.Context, tx *sql.Tx, before int64) (int, error) {
 	// The condition repeats the partial index's WHERE so that SQLite uses it.
 	rows, err := tx.QueryContext(ctx, `SELECT id, group_id, tenant, broker, cluster, destination, resource, event_type, status FROM entries
-WHERE status IN ('resolved', 'discarded') AND updated_at < ? LIMIT ?`, before, purgeBatch)
+WHERE status IN (`+lit(StatusResolved)+`, `+lit(StatusDiscarded)+`) AND updated_at < ? LIMIT ?`, before, purgeBatch)
 	if err != nil {
 		return 0, err
 	}

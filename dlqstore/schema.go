@@ -2,8 +2,16 @@ package dlqstore
 
 import "switchyard/sqldb"
 
-// Migrations returns the schema of dlq.db, in order. Like sqldb's list, a
-// released migration is never edited: a change is a new version.
+// Schema is dlq.db's schema, owned by this package and applied by Open
+// through sqldb. Releases before per-owner bookkeeping recorded its
+// versions without an owner, as the file's only schema; AdoptUnowned takes
+// them over.
+func Schema() sqldb.Schema {
+	return sqldb.Schema{Owner: "dlqstore", Migrations: Migrations(), AdoptUnowned: true}
+}
+
+// Migrations returns the schema of dlq.db, in order. A released migration
+// is never edited: a change is a new version.
 //
 // Times are INTEGER Unix nanoseconds (0 = unknown) rather than sqldb's
 // fixed-width text: the (…, last_failure_at) indexes that serve every list
@@ -144,8 +152,18 @@ CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 		{Version: 3, Name: "redrive jobs, their ledger, and redrive provenance of entries", SQL: migrationJobs},
 		{Version: 4, Name: "tenant at the end of the filter indexes", SQL: migrationFilterTenant},
 		{Version: 5, Name: "who may see a job: the resources and tenants of its entries", SQL: migrationJobScopes},
+		{Version: 6, Name: "who cancelled a job", SQL: migrationCancelledBy},
 	}
 }
+
+// migrationCancelledBy records who asked to cancel a job
+// (JobRecord.CancelledBy), which pages said by reading "cancelled by X"
+// back out of the job's error. Jobs cancelled before it get the name from
+// that error, once.
+const migrationCancelledBy = `
+ALTER TABLE jobs ADD COLUMN cancelled_by TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET cancelled_by = substr(error, 14) WHERE error LIKE 'cancelled by %' AND state IN ('cancelling', 'cancelled');
+`
 
 // migrationJobScopes records, per job, what acting on it needs: its
 // access action (jobs.access: the policy action the engine checks on each

@@ -77,10 +77,7 @@ func TestKafkaKilledMidStream(t *testing.T) {
 		t.Fatalf("%d entries survived the kill, but the child had committed %d", survived, reported)
 	}
 	x, r := startKafka(t, KafkaOptions{Cluster: "local", Client: newClient(t, c), Store: store, BatchSize: 250})
-	waitFor(t, "the rest indexed after the restart", func() bool {
-		return statusOf(x.Status(), topic).Indexed == int64(20000-survived)
-	})
-	time.Sleep(300 * time.Millisecond)
+	settled(t, "the rest indexed after the restart, up to the end of the topic", x, topic, int64(20000-survived))
 	r.stop(t)
 	if d := statusOf(x.Status(), topic).Duplicates; d != 0 {
 		t.Errorf("restart saw %d duplicates; it should resume exactly at the stored offsets", d)

@@ -2,87 +2,24 @@ package indexer
 
 import (
 	"bytes"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
-	"time"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 	"switchyard/dlqstore"
 )
 
 const fixtureDir = "../delivery/testdata/deadletter"
 
-// fixture is the hand-written form of a delivery.Message used by the
-// delivery package's golden tests (testdata/deadletter/*.input.json).
-type fixture struct {
-	Location  delivery.Location `json:"location"`
-	MessageID string            `json:"message_id,omitempty"`
-	Key       string            `json:"key,omitempty"`
-	Headers   []struct {
-		Key       string          `json:"key"`
-		Value     *string         `json:"value,omitempty"`
-		ValueHex  string          `json:"value_hex,omitempty"`
-		ValueJSON json.RawMessage `json:"value_json,omitempty"`
-	} `json:"headers"`
-	Body      *string         `json:"body,omitempty"`
-	BodyJSON  json.RawMessage `json:"body_json,omitempty"`
-	BodyHex   string          `json:"body_hex,omitempty"`
-	Timestamp time.Time       `json:"timestamp"`
-}
-
-func compact(t *testing.T, raw json.RawMessage) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
-
 // loadFixture returns the raw message of name.input.json and the decoded
 // dead letter its name.golden.json pins.
 func loadFixture(t *testing.T, name string) (delivery.Message, delivery.DeadLetter) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(fixtureDir, name+".input.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fx fixture
-	if err := json.Unmarshal(raw, &fx); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	m := delivery.Message{Location: fx.Location, MessageID: fx.MessageID, Timestamp: fx.Timestamp}
-	if fx.Key != "" {
-		m.Key = []byte(fx.Key)
-	}
-	for _, h := range fx.Headers {
-		var v []byte
-		switch {
-		case h.Value != nil:
-			v = []byte(*h.Value)
-		case h.ValueHex != "":
-			if v, err = hex.DecodeString(h.ValueHex); err != nil {
-				t.Fatal(err)
-			}
-		case h.ValueJSON != nil:
-			v = compact(t, h.ValueJSON)
-		}
-		m.Headers = append(m.Headers, delivery.Header{Key: h.Key, Value: v})
-	}
-	switch {
-	case fx.Body != nil:
-		m.Body = []byte(*fx.Body)
-	case fx.BodyJSON != nil:
-		m.Body = compact(t, fx.BodyJSON)
-	case fx.BodyHex != "":
-		if m.Body, err = hex.DecodeString(fx.BodyHex); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m := deliverytest.LoadMessage(t, filepath.Join(fixtureDir, name+".input.json"))
 	graw, err := os.ReadFile(filepath.Join(fixtureDir, name+".golden.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/dlqstore"
+	"switchyard/internal/testenv"
 )
 
 func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -45,27 +46,16 @@ func openStore(t testing.TB, path string) *dlqstore.Store {
 
 func newCluster(t testing.TB, opts ...kfake.Opt) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return testenv.Kafka(t, opts...)
 }
 
 func newClient(t testing.TB, c *kfake.Cluster, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{
-		kgo.SeedBrokers(c.ListenAddrs()...),
+	return testenv.KafkaClient(t, c.ListenAddrs(), append([]kgo.Opt{
 		kgo.ProducerBatchMaxBytes(16 << 20),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerLinger(0),
 	}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
 }
 
 func createTopic(t testing.TB, cl *kgo.Client, topic string, partitions int32, configs map[string]*string) {
@@ -136,16 +126,27 @@ func startKafka(t testing.TB, opts KafkaOptions) (*KafkaIndexer, *running) {
 	return x, start(t, x.Run)
 }
 
-// waitFor polls cond for up to 30 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
+// discovered waits for an indexer's first discovery to have ended.
+func discovered(t testing.TB, x interface{ Discovered() <-chan struct{} }) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	select {
+	case <-x.Discovered():
+	case <-time.After(testenv.Wait):
+		t.Fatalf("the first discovery did not end within %s", testenv.Wait)
 	}
+}
+
+// settled waits until a Kafka indexer has indexed exactly indexed new
+// records of topic with its stored offsets at the end of every partition
+// (lag 0), and that this then holds: the positive sign that nothing more
+// (a wrongly re-read batch) is on its way.
+func settled(t testing.TB, what string, x *KafkaIndexer, topic string, indexed int64) {
+	t.Helper()
+	type progress struct{ indexed, lag int64 }
+	testenv.Settled(t, what, progress{indexed, 0}, func() progress {
+		s := statusOf(x.Status(), topic)
+		return progress{s.Indexed, s.Lag}
+	})
 }
 
 // entries returns every entry matching f, all pages.

@@ -7,7 +7,10 @@
 // after its entry is committed, because the queue no longer has it after
 // that. Both decode whatever dead-letter format a record carries with
 // delivery.Decode and never drop a record: what cannot be decoded is still
-// an entry, flagged, with its raw bytes up to a cap.
+// an entry, flagged (the Flag constants, which the pages compare against),
+// with its raw bytes up to a cap. Which topics and queues are dead-letter
+// sources is delivery.DLQMatcher's decision over the configured patterns,
+// the same matcher the collector marks the dashboards with.
 package indexer
 
 import (
@@ -15,8 +18,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -26,11 +29,6 @@ import (
 	"switchyard/delivery"
 	"switchyard/dlqstore"
 )
-
-// DefaultPatterns are the dead-letter name conventions found in the wild:
-// the platform's <name>.dlq, Spring's .DLT, dlq.<name>, -dlq and
-// MassTransit's _error.
-var DefaultPatterns = []string{"*.dlq", "*.DLT", "dlq.*", "*-dlq", "*_error"}
 
 // Flags an entry can carry; the store keeps them for filtering and the
 // pages show them beside the entry.
@@ -61,60 +59,6 @@ const (
 	DefaultKafkaPayloadCap  = 256 << 10
 	DefaultRabbitPayloadCap = 8 << 20
 )
-
-// Matcher decides which topics or queues are dead-letter sources: a name
-// that matches one of Patterns ('*' matches any run of characters,
-// everything else is literal and case-sensitive) or is one of Names.
-type Matcher struct {
-	Patterns []string
-	Names    []string
-}
-
-// NewMatcher returns a matcher for patterns (DefaultPatterns when nil) and
-// explicit names. An empty, non-nil patterns slice matches names only.
-func NewMatcher(patterns, names []string) Matcher {
-	if patterns == nil {
-		patterns = DefaultPatterns
-	}
-	return Matcher{Patterns: patterns, Names: names}
-}
-
-// Match reports whether name is a dead-letter source.
-func (m Matcher) Match(name string) bool {
-	for _, n := range m.Names {
-		if n == name {
-			return true
-		}
-	}
-	for _, p := range m.Patterns {
-		if matchGlob(p, name) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchGlob matches name against a pattern whose only wildcard is '*'.
-// Unlike path.Match, '*' also spans '/', which RabbitMQ queue names may hold.
-func matchGlob(pattern, name string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == name
-	}
-	if !strings.HasPrefix(name, parts[0]) {
-		return false
-	}
-	name = name[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(name, p)
-		if i < 0 {
-			return false
-		}
-		name = name[i+len(p):]
-	}
-	return len(name) >= len(last) && strings.HasSuffix(name, last)
-}
 
 // buildItem decodes one raw dead-letter record into what the store keeps:
 // the normalized DeadLetter with its fingerprint, flags, and the payload
@@ -353,4 +297,18 @@ func backoff(prev time.Duration) time.Duration {
 		return 10 * time.Second
 	}
 	return 2 * prev
+}
+
+// commonDefaults fills the options both indexers share: the discovery
+// interval, a logger that discards, and the wall clock.
+func commonDefaults(discovery *time.Duration, logger **slog.Logger, now *func() time.Time) {
+	if *discovery <= 0 {
+		*discovery = DefaultDiscoveryInterval
+	}
+	if *logger == nil {
+		*logger = slog.New(slog.DiscardHandler)
+	}
+	if *now == nil {
+		*now = time.Now
+	}
 }

@@ -12,40 +12,6 @@ import (
 	"switchyard/delivery"
 )
 
-func TestMatcher(t *testing.T) {
-	def := NewMatcher(nil, []string{"payments.failed"})
-	cases := []struct {
-		name string
-		want bool
-	}{
-		{"orders.order.created.v1.dlq", true},
-		{"orders.order.created.v1.DLT", true},
-		{"orders.order.created.v1.dlt", false}, // patterns are case-sensitive
-		{"dlq.orders", true},
-		{"notify-dlq", true},
-		{"notify.email.high_error", true},
-		{"payments.failed", true}, // explicit name
-		{"payments.failed.v2", false},
-		{"orders.order.created.v1", false},
-		{"dlq", false},
-		{"my.dlq.archive", false},
-		{"vhost/odd/name.dlq", true}, // '*' spans '/'
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if got := def.Match(c.name); got != c.want {
-				t.Errorf("Match(%q) = %v, want %v", c.name, got, c.want)
-			}
-		})
-	}
-	if NewMatcher([]string{}, nil).Match("x.dlq") {
-		t.Error("an empty pattern list matched x.dlq; it should match explicit names only")
-	}
-	if !NewMatcher([]string{"dead.*.letters"}, nil).Match("dead.orders.letters") {
-		t.Error("a pattern with an inner '*' did not match")
-	}
-}
-
 func TestBuildItemFlags(t *testing.T) {
 	env := `{"id":"3f1c1d7e-0d5b-4bd4-9d1c-0a2f4c1b9e11","type":"orders.order.created.v1","occurred_at":"2025-03-14T09:26:30Z","source":"checkout","correlation_id":"c1","trace_id":"e8f543ca0aee94038dbcc16ac96bc10b","payload":{},"metadata":{"partition_key":"k","tenant_id":"t1"}}`
 	errHeaders := delivery.Headers{{Key: delivery.HeaderErrorCode, Value: []byte("BOOM")}, {Key: delivery.HeaderErrorMessage, Value: []byte("boom")}}

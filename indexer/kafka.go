@@ -15,12 +15,6 @@ import (
 	"switchyard/dlqstore"
 )
 
-// KafkaStore is the part of *dlqstore.Store the Kafka indexer uses.
-type KafkaStore interface {
-	IndexKafka(ctx context.Context, cluster, topic string, partition int32, items []dlqstore.IndexItem, nextOffset int64) (dlqstore.IndexResult, error)
-	KafkaOffsets(ctx context.Context, cluster string) (map[dlqstore.TopicPartition]int64, error)
-}
-
 // Defaults of KafkaOptions.
 const (
 	DefaultKafkaBatchSize    = 1000
@@ -39,9 +33,10 @@ type KafkaOptions struct {
 	// large fetches, and closes it when Run returns.
 	Client  *kgo.Client
 	Brokers []string
-	Store   KafkaStore
-	// Patterns select DLQ topics by name (DefaultPatterns when nil);
-	// Topics are explicit names, indexed whatever the patterns say.
+	Store   dlqstore.IndexStore
+	// Patterns select DLQ topics by name (delivery.DefaultDLQPatterns
+	// when nil; syntax of delivery.MatchGlob); Topics are explicit names,
+	// indexed whatever the patterns say.
 	Patterns []string
 	Topics   []string
 	// PayloadCap is the most payload bytes kept per entry; default
@@ -66,10 +61,14 @@ type KafkaOptions struct {
 // twice. Run one KafkaIndexer per cluster and store.
 type KafkaIndexer struct {
 	opts    KafkaOptions
-	match   Matcher
+	match   delivery.DLQMatcher
 	log     *slog.Logger
 	status  *statusBook
 	batches chan kafkaBatch
+
+	// discovered is closed when the first discovery has ended.
+	discovered chan struct{}
+	once       sync.Once // closes discovered
 }
 
 // kafkaBatch is up to BatchSize decoded records of one partition.
@@ -98,31 +97,36 @@ func NewKafkaIndexer(opts KafkaOptions) (*KafkaIndexer, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultKafkaBatchSize
 	}
-	if opts.DiscoveryInterval <= 0 {
-		opts.DiscoveryInterval = DefaultDiscoveryInterval
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	commonDefaults(&opts.DiscoveryInterval, &opts.Logger, &opts.Now)
+	match, err := delivery.NewDLQMatcher(opts.Patterns, opts.Topics)
+	if err != nil {
+		return nil, fmt.Errorf("kafka indexer: %w", err)
 	}
 	return &KafkaIndexer{
 		opts:   opts,
-		match:  NewMatcher(opts.Patterns, opts.Topics),
+		match:  match,
 		log:    opts.Logger.With("broker", delivery.BrokerKafka, "cluster", opts.Cluster),
 		status: newStatusBook(delivery.BrokerKafka, opts.Cluster, opts.Now, opts.Metrics),
+
+		discovered: make(chan struct{}),
 	}, nil
 }
 
 // Status returns every DLQ topic found so far with its counters and lag.
 func (x *KafkaIndexer) Status() []SourceStatus { return x.status.list() }
 
+// Discovered is closed once Run's first topic discovery has ended,
+// successfully or not (or Run has returned), as RabbitIndexer.Discovered.
+func (x *KafkaIndexer) Discovered() <-chan struct{} { return x.discovered }
+
+func (x *KafkaIndexer) markDiscovered() { x.once.Do(func() { close(x.discovered) }) }
+
 // Run indexes until ctx is done, then returns nil once the goroutines it
 // started have stopped; call it once. Broker and store errors are retried
 // with backoff and shown in Status; a store error never advances past the
 // records it failed to write.
 func (x *KafkaIndexer) Run(ctx context.Context) error {
+	defer x.markDiscovered()
 	cl := x.opts.Client
 	if cl == nil {
 		var err error
@@ -176,7 +180,8 @@ func (x *KafkaIndexer) discoverLoop(ctx context.Context, cl *kgo.Client) {
 		} else {
 			wait = x.opts.DiscoveryInterval
 		}
-		if !sleep(ctx, wait) {
+		x.markDiscovered()
+		if !delivery.Sleep(ctx, wait) {
 			return
 		}
 	}
@@ -350,7 +355,7 @@ func (x *KafkaIndexer) write(ctx context.Context) {
 			x.log.Warn("dlq store write failed; retrying", "err", err)
 			x.status.failed("", b.topic, err)
 			wait = backoff(wait)
-			if !sleep(ctx, wait) {
+			if !delivery.Sleep(ctx, wait) {
 				return
 			}
 		}
@@ -368,16 +373,4 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 		lv = slog.LevelError
 	}
 	k.l.Log(context.Background(), lv, "kgo: "+msg, keyvals...)
-}
-
-// sleep waits d or until ctx is done, reporting whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"switchyard/delivery"
 	"switchyard/dlqstore"
+	"switchyard/internal/testenv"
 )
 
 func kafkaRecord(topic string, partition int32, m delivery.Message) *kgo.Record {
@@ -70,7 +71,7 @@ func TestKafkaGolden(t *testing.T) {
 
 	store := mustStore(t)
 	x, r := startKafka(t, KafkaOptions{Cluster: "prod-eu1", Client: newClient(t, c), Store: store})
-	waitFor(t, "all golden records indexed", func() bool { return statusOf(x.Status(), topic).Indexed == int64(len(all)) })
+	testenv.WaitFor(t, "all golden records indexed", func() bool { return statusOf(x.Status(), topic).Indexed == int64(len(all)) })
 	r.stop(t)
 
 	got := entries(t, store, dlqstore.Filter{Destination: topic})
@@ -117,7 +118,7 @@ func TestKafkaHostileRecords(t *testing.T) {
 	store := mustStore(t)
 	const payloadCap = 256 << 10
 	x, r := startKafka(t, KafkaOptions{Cluster: "local", Brokers: c.ListenAddrs(), Store: store})
-	waitFor(t, "4 hostile records indexed", func() bool { return statusOf(x.Status(), topic).Indexed == 4 })
+	testenv.WaitFor(t, "4 hostile records indexed", func() bool { return statusOf(x.Status(), topic).Indexed == 4 })
 	r.stop(t)
 
 	got := entries(t, store, dlqstore.Filter{Destination: topic})
@@ -173,28 +174,28 @@ func TestKafkaPicksUpNewTopicsAndPartitions(t *testing.T) {
 	cl := newClient(t, c)
 	store := mustStore(t)
 	x, _ := startKafka(t, KafkaOptions{Cluster: "local", Client: newClient(t, c), Store: store, DiscoveryInterval: 100 * time.Millisecond})
-	// Let the first discovery run against a cluster without DLQ topics.
-	time.Sleep(300 * time.Millisecond)
+	// The first discovery runs against a cluster without DLQ topics.
+	discovered(t, x)
 
 	topic := "payments.capture-" + uniq() + ".DLT"
 	plain := "payments.capture-" + uniq()
 	createTopic(t, cl, topic, 1, nil)
 	createTopic(t, cl, plain, 1, nil)
 	produce(t, cl, &kgo.Record{Topic: topic, Value: []byte("a")}, &kgo.Record{Topic: plain, Value: []byte("b")})
-	waitFor(t, "the new DLQ topic indexed", func() bool { return statusOf(x.Status(), topic).Indexed == 1 })
+	testenv.WaitFor(t, "the new DLQ topic indexed", func() bool { return statusOf(x.Status(), topic).Indexed == 1 })
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := kadm.NewClient(cl).CreatePartitions(ctx, 2, topic); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "metadata of the new partitions", func() bool {
+	testenv.WaitFor(t, "metadata of the new partitions", func() bool {
 		m, err := kadm.NewClient(cl).Metadata(ctx, topic)
 		return err == nil && len(m.Topics[topic].Partitions) == 3
 	})
 	// A fresh producer: cl's cached metadata still has one partition.
 	produce(t, newClient(t, c), &kgo.Record{Topic: topic, Partition: 2, Value: []byte("c")})
-	waitFor(t, "the new partition indexed", func() bool { return statusOf(x.Status(), topic).Indexed == 2 })
+	testenv.WaitFor(t, "the new partition indexed", func() bool { return statusOf(x.Status(), topic).Indexed == 2 })
 
 	got := entries(t, store, dlqstore.Filter{Broker: delivery.BrokerKafka})
 	if len(got) != 2 {
@@ -231,7 +232,7 @@ func TestKafkaStoreErrorsAreRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	x, r := startKafka(t, KafkaOptions{Cluster: "local", Client: newClient(t, c), Store: store, BatchSize: 100, Metrics: m})
-	waitFor(t, "500 records indexed", func() bool { return statusOf(x.Status(), topic).Indexed == 500 })
+	testenv.WaitFor(t, "500 records indexed", func() bool { return statusOf(x.Status(), topic).Indexed == 500 })
 	r.stop(t)
 
 	got := entries(t, store.Store, dlqstore.Filter{Destination: topic})
@@ -343,7 +344,7 @@ func TestKafkaCancelAndResume(t *testing.T) {
 
 	stopAt := int64(1000 + rand.IntN(15000))
 	x, r := startKafka(t, KafkaOptions{Cluster: "local", Client: newClient(t, c), Store: store, BatchSize: 250})
-	waitFor(t, fmt.Sprintf("%d records indexed", stopAt), func() bool { return statusOf(x.Status(), topic).Indexed >= stopAt })
+	testenv.WaitFor(t, fmt.Sprintf("%d records indexed", stopAt), func() bool { return statusOf(x.Status(), topic).Indexed >= stopAt })
 	r.stop(t)
 	first := statusOf(x.Status(), topic).Indexed
 	if first >= 20000 {
@@ -351,9 +352,9 @@ func TestKafkaCancelAndResume(t *testing.T) {
 	}
 
 	x2, r2 := startKafka(t, KafkaOptions{Cluster: "local", Client: newClient(t, c), Store: store, BatchSize: 250})
-	waitFor(t, "the rest indexed", func() bool { return statusOf(x2.Status(), topic).Indexed == 20000-first })
-	// A moment for any wrongly re-read batch to land before comparing.
-	time.Sleep(300 * time.Millisecond)
+	// Every record in, and the stored offsets at the end of every
+	// partition (lag 0): a wrongly re-read batch would have landed before.
+	settled(t, "the rest indexed up to the end of the topic", x2, topic, 20000-first)
 	r2.stop(t)
 	if d := statusOf(x2.Status(), topic).Duplicates; d != 0 {
 		t.Errorf("second run saw %d duplicates; it should resume exactly at the stored offsets", d)

@@ -20,11 +20,6 @@ import (
 	"switchyard/dlqstore"
 )
 
-// RabbitStore is the part of *dlqstore.Store the RabbitMQ indexer uses.
-type RabbitStore interface {
-	IndexRabbit(ctx context.Context, items []dlqstore.IndexItem) (dlqstore.IndexResult, error)
-}
-
 // Defaults of RabbitOptions.
 const (
 	DefaultRabbitPrefetch  = 500
@@ -60,9 +55,10 @@ type RabbitOptions struct {
 	QueuesOnly bool
 	// Queues are explicit DLQ queue names in URL's vhost.
 	Queues []string
-	// Patterns select DLQ queues by name; DefaultPatterns when nil.
+	// Patterns select DLQ queues by name (delivery.DefaultDLQPatterns
+	// when nil; syntax of delivery.MatchGlob).
 	Patterns []string
-	Store    RabbitStore
+	Store    dlqstore.IndexStore
 	// Prefetch is the unacked messages the broker sends ahead; default 500.
 	Prefetch int
 	// BatchSize is the most messages per store transaction (default 200);
@@ -88,7 +84,7 @@ type RabbitOptions struct {
 // recognized by message id and dead-letter count and stored once.
 type RabbitIndexer struct {
 	opts   RabbitOptions
-	match  Matcher
+	match  delivery.DLQMatcher
 	vhosts map[string]bool // nil: every vhost
 	log    *slog.Logger
 	status *statusBook
@@ -146,15 +142,7 @@ func NewRabbitIndexer(opts RabbitOptions) (*RabbitIndexer, error) {
 	if opts.PayloadCap <= 0 {
 		opts.PayloadCap = DefaultRabbitPayloadCap
 	}
-	if opts.DiscoveryInterval <= 0 {
-		opts.DiscoveryInterval = DefaultDiscoveryInterval
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	commonDefaults(&opts.DiscoveryInterval, &opts.Logger, &opts.Now)
 	vhosts := map[string]bool{uri.Vhost: true}
 	if len(opts.VHosts) > 0 {
 		vhosts = map[string]bool{}
@@ -168,10 +156,15 @@ func NewRabbitIndexer(opts RabbitOptions) (*RabbitIndexer, error) {
 			vhosts = nil
 		}
 	}
-	// Explicit queues are always wanted, whatever the patterns say.
+	// Explicit queues are always wanted, whatever the patterns say; they
+	// are not names for the matcher, which finds queues in every vhost.
+	match, err := delivery.NewDLQMatcher(opts.Patterns, nil)
+	if err != nil {
+		return nil, fmt.Errorf("rabbitmq indexer: %w", err)
+	}
 	return &RabbitIndexer{
 		opts:       opts,
-		match:      NewMatcher(opts.Patterns, nil),
+		match:      match,
 		vhosts:     vhosts,
 		log:        opts.Logger.With("broker", delivery.BrokerRabbitMQ, "cluster", opts.Cluster),
 		status:     newStatusBook(delivery.BrokerRabbitMQ, opts.Cluster, opts.Now, opts.Metrics),
@@ -248,7 +241,7 @@ func (x *RabbitIndexer) Run(ctx context.Context) error {
 		if err != nil {
 			wait = min(backoff(wait), x.opts.DiscoveryInterval)
 		}
-		if !sleep(ctx, wait) {
+		if !delivery.Sleep(ctx, wait) {
 			return nil
 		}
 	}
@@ -320,7 +313,7 @@ func (x *RabbitIndexer) consumeLoop(ctx context.Context, q RabbitQueue) {
 			x.status.failed(q.VHost, q.Name, err)
 		}
 		wait = backoff(wait)
-		if !sleep(ctx, wait) {
+		if !delivery.Sleep(ctx, wait) {
 			return
 		}
 	}
@@ -414,7 +407,7 @@ func (x *RabbitIndexer) flush(ctx context.Context, ch *amqp.Channel, q RabbitQue
 		x.log.Warn("dlq store write failed; requeueing", "vhost", q.VHost, "queue", q.Name, "err", err)
 		x.status.failed(q.VHost, q.Name, err)
 		*wait = backoff(*wait)
-		sleep(ctx, *wait)
+		delivery.Sleep(ctx, *wait)
 		if err := ch.Nack(last, true, true); err != nil {
 			return fmt.Errorf("requeue after store failure: %w", err)
 		}

@@ -20,45 +20,6 @@ import (
 	"switchyard/internal/testenv"
 )
 
-func amqpChannel(t *testing.T, u string) *amqp.Channel {
-	t.Helper()
-	conn, err := amqp.Dial(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ch
-}
-
-// declare declares durable queues and deletes them when the test ends.
-func declare(t *testing.T, ch *amqp.Channel, u string, name string, args amqp.Table) {
-	t.Helper()
-	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
-		t.Fatalf("declare %s: %v", name, err)
-	}
-	t.Cleanup(func() {
-		if c, err := amqp.Dial(u); err == nil {
-			if dch, err := c.Channel(); err == nil {
-				dch.QueueDelete(name, false, false, false) //nolint:errcheck // best effort
-			}
-			c.Close()
-		}
-	})
-}
-
-func publish(t *testing.T, ch *amqp.Channel, queue string, p amqp.Publishing) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ch.PublishWithContext(ctx, "", queue, false, false, p); err != nil {
-		t.Fatalf("publish to %s: %v", queue, err)
-	}
-}
-
 // depth is the number of messages in queue (ready, not unacked).
 func depth(t *testing.T, ch *amqp.Channel, queue string) int {
 	t.Helper()
@@ -96,28 +57,28 @@ const testEnvelope = `{"id":"5b0b1a7e-6a43-4a7e-9b7e-1f0cfe1d2a10","type":"notif
 func TestRabbitGolden(t *testing.T) {
 	t.Parallel()
 	u := testenv.RabbitURL(t)
-	ch := amqpChannel(t, u)
+	ch := testenv.RabbitChannel(t, u)
 	id := uniq()
 	store := mustStore(t)
 
 	// MassTransit: the fixture's headers as MassTransit publishes them.
 	mtQueue := "notify.golden-" + id + "_error"
-	declare(t, ch, u, mtQueue, nil)
+	testenv.DeclareQueue(t, ch, u, mtQueue, nil)
 	mt, mtWant := loadFixture(t, "masstransit")
 	table := amqp.Table{}
 	for _, h := range mt.Headers {
 		table[h.Key] = string(h.Value)
 	}
-	publish(t, ch, mtQueue, amqp.Publishing{Headers: table, MessageId: mt.MessageID, Timestamp: mt.Timestamp, Body: mt.Body})
+	testenv.Publish(t, ch, mtQueue, amqp.Publishing{Headers: table, MessageId: mt.MessageID, Timestamp: mt.Timestamp, Body: mt.Body})
 
 	// RabbitMQ x-death: a consumer rejects, the broker dead-letters.
 	work, parked := "golden-"+id+".work", "golden-"+id+".parked"
-	declare(t, ch, u, parked, nil)
-	declare(t, ch, u, work, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parked})
-	publish(t, ch, work, amqp.Publishing{MessageId: "msg-xdeath-" + id, Body: []byte(testEnvelope),
+	testenv.DeclareQueue(t, ch, u, parked, nil)
+	testenv.DeclareQueue(t, ch, u, work, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parked})
+	testenv.Publish(t, ch, work, amqp.Publishing{MessageId: "msg-xdeath-" + id, Body: []byte(testEnvelope),
 		Headers: amqp.Table{"tenant_id": "t-acme-de"}})
 	var d amqp.Delivery
-	waitFor(t, "the message in the work queue", func() bool {
+	testenv.WaitFor(t, "the message in the work queue", func() bool {
 		var ok bool
 		var err error
 		d, ok, err = ch.Get(work, false)
@@ -146,12 +107,12 @@ func TestRabbitGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	crun := start(t, cons.Run)
-	publish(t, ch, notify, amqp.Publishing{MessageId: "msg-notify-" + id, ContentType: "application/json", Body: []byte(testEnvelope)})
-	waitFor(t, "the notify consumer's dead letter", func() bool { return depth(t, ch, notify+".dlq") == 1 })
+	testenv.Publish(t, ch, notify, amqp.Publishing{MessageId: "msg-notify-" + id, ContentType: "application/json", Body: []byte(testEnvelope)})
+	testenv.WaitFor(t, "the notify consumer's dead letter", func() bool { return depth(t, ch, notify+".dlq") == 1 })
 	crun.stop(t)
 
 	x, r := startRabbit(t, RabbitOptions{Cluster: "rabbit-eu1", URL: u, Store: store, Queues: []string{mtQueue, parked, notify + ".dlq"}})
-	waitFor(t, "three dead letters indexed", func() bool {
+	testenv.WaitFor(t, "three dead letters indexed", func() bool {
 		var n int64
 		for _, s := range x.Status() {
 			n += s.Indexed
@@ -225,10 +186,10 @@ func TestRabbitGolden(t *testing.T) {
 func TestRabbitCrashBetweenCommitAndAck(t *testing.T) {
 	t.Parallel()
 	u := testenv.RabbitURL(t)
-	ch := amqpChannel(t, u)
+	ch := testenv.RabbitChannel(t, u)
 	queue := "custody-" + uniq() + ".dlq"
-	declare(t, ch, u, queue, nil)
-	publish(t, ch, queue, amqp.Publishing{MessageId: "m-1", Body: []byte(testEnvelope),
+	testenv.DeclareQueue(t, ch, u, queue, nil)
+	testenv.Publish(t, ch, queue, amqp.Publishing{MessageId: "m-1", Body: []byte(testEnvelope),
 		Headers: amqp.Table{delivery.HeaderErrorCode: "BOOM", delivery.HeaderErrorMessage: "boom"}})
 
 	store := mustStore(t)
@@ -240,7 +201,7 @@ func TestRabbitCrashBetweenCommitAndAck(t *testing.T) {
 		}
 	}
 	r := start(t, x.Run)
-	waitFor(t, "the redelivery seen as a duplicate", func() bool { return statusOf(x.Status(), queue).Duplicates == 1 })
+	testenv.WaitFor(t, "the redelivery seen as a duplicate", func() bool { return statusOf(x.Status(), queue).Duplicates == 1 })
 	r.stop(t)
 	if s := statusOf(x.Status(), queue); s.Indexed != 1 {
 		t.Errorf("indexed %d, want 1", s.Indexed)
@@ -248,7 +209,7 @@ func TestRabbitCrashBetweenCommitAndAck(t *testing.T) {
 	if es := entries(t, store, dlqstore.Filter{Destination: queue}); len(es) != 1 {
 		t.Errorf("%d entries, want 1", len(es))
 	}
-	waitFor(t, "the queue empty after the duplicate was acked", func() bool { return depth(t, ch, queue) == 0 })
+	testenv.WaitFor(t, "the queue empty after the duplicate was acked", func() bool { return depth(t, ch, queue) == 0 })
 }
 
 // TestRabbitStoreFailureKeepsMessages: while the store fails, nothing is
@@ -256,16 +217,16 @@ func TestRabbitCrashBetweenCommitAndAck(t *testing.T) {
 func TestRabbitStoreFailureKeepsMessages(t *testing.T) {
 	t.Parallel()
 	u := testenv.RabbitURL(t)
-	ch := amqpChannel(t, u)
+	ch := testenv.RabbitChannel(t, u)
 	queue := "storefail-" + uniq() + ".dlq"
-	declare(t, ch, u, queue, nil)
+	testenv.DeclareQueue(t, ch, u, queue, nil)
 	for _, id := range []string{"a", "b", "c"} {
-		publish(t, ch, queue, amqp.Publishing{MessageId: id, Body: []byte(testEnvelope)})
+		testenv.Publish(t, ch, queue, amqp.Publishing{MessageId: id, Body: []byte(testEnvelope)})
 	}
 	store := mustStore(t)
 	broken := &flakyStore{Store: store, fail: 1 << 30}
 	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: u, Store: broken, Queues: []string{queue}, BatchWait: 20 * time.Millisecond})
-	waitFor(t, "two failed writes", func() bool {
+	testenv.WaitFor(t, "two failed writes", func() bool {
 		broken.mu.Lock()
 		defer broken.mu.Unlock()
 		return broken.seen >= 2
@@ -274,15 +235,15 @@ func TestRabbitStoreFailureKeepsMessages(t *testing.T) {
 		t.Errorf("status while failing: %+v", s)
 	}
 	r.stop(t)
-	waitFor(t, "all 3 messages back in the queue", func() bool { return depth(t, ch, queue) == 3 })
+	testenv.WaitFor(t, "all 3 messages back in the queue", func() bool { return depth(t, ch, queue) == 3 })
 	if es := entries(t, store, dlqstore.Filter{Destination: queue}); len(es) != 0 {
 		t.Fatalf("%d entries written by a failing store", len(es))
 	}
 
 	x2, r2 := startRabbit(t, RabbitOptions{Cluster: "local", URL: u, Store: store, Queues: []string{queue}})
-	waitFor(t, "3 indexed", func() bool { return statusOf(x2.Status(), queue).Indexed == 3 })
+	testenv.WaitFor(t, "3 indexed", func() bool { return statusOf(x2.Status(), queue).Indexed == 3 })
 	r2.stop(t)
-	waitFor(t, "the queue empty", func() bool { return depth(t, ch, queue) == 0 })
+	testenv.WaitFor(t, "the queue empty", func() bool { return depth(t, ch, queue) == 0 })
 }
 
 // testVHost creates a vhost of its own through the management API, so that
@@ -311,9 +272,10 @@ func TestRabbitDiscoversNewQueues(t *testing.T) {
 	// through discovery, over a connection of its own, because it is listed.
 	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: testenv.RabbitURL(t), Management: src, VHosts: []string{vh},
 		Store: store, DiscoveryInterval: 100 * time.Millisecond})
-	time.Sleep(300 * time.Millisecond)
+	// The first discovery runs against the empty vhost.
+	discovered(t, x)
 
-	ch := amqpChannel(t, u)
+	ch := testenv.RabbitChannel(t, u)
 	named := "billing-dlq"
 	work, parked := "billing.work", "billing.parked"
 	for _, q := range []struct {
@@ -324,16 +286,16 @@ func TestRabbitDiscoversNewQueues(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	publish(t, ch, named, amqp.Publishing{Body: []byte{0xff, 0xfe, 0x00}})
-	publish(t, ch, work, amqp.Publishing{MessageId: "w1", Body: []byte(testEnvelope)})
-	waitFor(t, "the work queue's message", func() bool {
+	testenv.Publish(t, ch, named, amqp.Publishing{Body: []byte{0xff, 0xfe, 0x00}})
+	testenv.Publish(t, ch, work, amqp.Publishing{MessageId: "w1", Body: []byte(testEnvelope)})
+	testenv.WaitFor(t, "the work queue's message", func() bool {
 		d, ok, err := ch.Get(work, false)
 		if err != nil || !ok {
 			return false
 		}
 		return d.Reject(false) == nil
 	})
-	waitFor(t, "both new queues indexed", func() bool {
+	testenv.WaitFor(t, "both new queues indexed", func() bool {
 		return statusOf(x.Status(), named).Indexed == 1 && statusOf(x.Status(), parked).Indexed == 1
 	})
 	if isSource(x.Status(), work) {
@@ -369,11 +331,11 @@ func TestRabbitMissingQueueIsRetried(t *testing.T) {
 	queue := "late-" + uniq() + ".dlq"
 	store := mustStore(t)
 	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: u, Store: store, Queues: []string{queue}, DiscoveryInterval: 100 * time.Millisecond})
-	waitFor(t, "the missing queue reported", func() bool { return statusOf(x.Status(), queue).LastError != "" })
-	ch := amqpChannel(t, u)
-	declare(t, ch, u, queue, nil)
-	publish(t, ch, queue, amqp.Publishing{MessageId: "late", Body: []byte(testEnvelope)})
-	waitFor(t, "the late queue indexed", func() bool { return statusOf(x.Status(), queue).Indexed == 1 })
+	testenv.WaitFor(t, "the missing queue reported", func() bool { return statusOf(x.Status(), queue).LastError != "" })
+	ch := testenv.RabbitChannel(t, u)
+	testenv.DeclareQueue(t, ch, u, queue, nil)
+	testenv.Publish(t, ch, queue, amqp.Publishing{MessageId: "late", Body: []byte(testEnvelope)})
+	testenv.WaitFor(t, "the late queue indexed", func() bool { return statusOf(x.Status(), queue).Indexed == 1 })
 	r.stop(t)
 }
 
@@ -432,16 +394,16 @@ func TestRabbitCustodyOnlyInItsVHosts(t *testing.T) {
 	}
 	const queue = "payments.refund.high.dlq"
 	for _, v := range []struct{ url, id string }{{urlA, "in-a"}, {urlB, "in-b"}} {
-		ch := amqpChannel(t, v.url)
+		ch := testenv.RabbitChannel(t, v.url)
 		if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
 			t.Fatal(err)
 		}
-		publish(t, ch, queue, amqp.Publishing{MessageId: v.id, Body: []byte(testEnvelope)})
+		testenv.Publish(t, ch, queue, amqp.Publishing{MessageId: v.id, Body: []byte(testEnvelope)})
 	}
 
 	store := mustStore(t)
 	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: urlA, Management: both, Store: store, DiscoveryInterval: 50 * time.Millisecond})
-	waitFor(t, "vhost A's dead letter indexed", func() bool { return len(entries(t, store, dlqstore.Filter{})) >= 1 })
+	testenv.WaitFor(t, "vhost A's dead letter indexed", func() bool { return len(entries(t, store, dlqstore.Filter{})) >= 1 })
 	<-x.Discovered()
 	if got := peekRabbit(t, vhB, queue); len(got) != 1 || got[0] != "in-b" {
 		t.Fatalf("vhost B's queue holds %v after vhost A's message was indexed, want [in-b]: the indexer took custody of another vhost", got)
@@ -456,7 +418,7 @@ func TestRabbitCustodyOnlyInItsVHosts(t *testing.T) {
 	r.stop(t)
 
 	x2, r2 := startRabbit(t, RabbitOptions{Cluster: "local", URL: urlA, Management: both, VHosts: []string{vhA, vhB}, Store: store, DiscoveryInterval: 50 * time.Millisecond})
-	waitFor(t, "vhost B's dead letter indexed once B is listed", func() bool {
+	testenv.WaitFor(t, "vhost B's dead letter indexed once B is listed", func() bool {
 		es := entries(t, store, dlqstore.Filter{})
 		return len(es) == 2 && slices.ContainsFunc(es, func(e dlqstore.Entry) bool { return e.VHost == vhB && e.MessageID == "in-b" })
 	})
@@ -472,7 +434,7 @@ func TestRabbitCustodyOnlyInItsVHosts(t *testing.T) {
 func TestRabbitQueuesOnly(t *testing.T) {
 	t.Parallel()
 	vh, u, src := testVHost(t)
-	ch := amqpChannel(t, u)
+	ch := testenv.RabbitChannel(t, u)
 	mine, other, parked, work := "notify.email.high.dlq", "other.dlq", "billing.parked", "billing.work"
 	for _, q := range []struct {
 		name string
@@ -483,12 +445,12 @@ func TestRabbitQueuesOnly(t *testing.T) {
 		}
 	}
 	for _, q := range []string{mine, other, parked} {
-		publish(t, ch, q, amqp.Publishing{MessageId: "m-" + q, Body: []byte(testEnvelope)})
+		testenv.Publish(t, ch, q, amqp.Publishing{MessageId: "m-" + q, Body: []byte(testEnvelope)})
 	}
 	store := mustStore(t)
 	x, r := startRabbit(t, RabbitOptions{Cluster: "local", URL: u, Management: src, Queues: []string{mine}, QueuesOnly: true,
 		Store: store, DiscoveryInterval: 50 * time.Millisecond})
-	waitFor(t, "the named queue indexed", func() bool { return statusOf(x.Status(), mine).Indexed == 1 })
+	testenv.WaitFor(t, "the named queue indexed", func() bool { return statusOf(x.Status(), mine).Indexed == 1 })
 	for _, q := range []string{other, parked} {
 		if got := peekRabbit(t, vh, q); len(got) != 1 {
 			t.Errorf("%s holds %v, want its one message: QueuesOnly consumed it", q, got)

@@ -106,7 +106,7 @@ func runEngine(b *testing.B, sender Sender, msgs []Message) {
 	go func() { defer close(done); eng.Run(rctx) }()
 	defer func() { cancel(); <-done }()
 	actor := Actor{P: &access.Principal{User: "bench", Grants: []access.Grant{{Actions: access.Actions(), Resources: []string{"*"}, Tenants: []string{"*"}}}}}
-	sel := Selector{Filter: &FilterSpec{Status: []string{"dead"}}}
+	sel := Selector{Filter: &dlqstore.Filter{Status: []dlqstore.Status{dlqstore.StatusDead}}}
 	b.ReportAllocs()
 	b.ResetTimer()
 	var busy time.Duration
@@ -125,7 +125,7 @@ func runEngine(b *testing.B, sender Sender, msgs []Message) {
 		}
 		busy += time.Since(start)
 		b.Logf("start (freeze %d entries) took %s of %s", len(msgs), started, time.Since(start))
-		if j.State != StateCompleted || j.Done != len(msgs) {
+		if j.State != dlqstore.JobCompleted || j.Done != len(msgs) {
 			b.Fatalf("job ended %s with %d of %d sent: %s", j.State, j.Done, len(msgs), j.Error)
 		}
 		b.StopTimer()

@@ -25,6 +25,7 @@ import (
 	"switchyard/delivery/kafka"
 	"switchyard/delivery/rabbitmq"
 	"switchyard/dlqstore"
+	"switchyard/internal/testenv"
 )
 
 // Crash safety: a redrive job of 10,000 dead letters runs in a child
@@ -397,7 +398,7 @@ func crashRun(t *testing.T, st *dlqstore.Store, jobID int64, run string, env ...
 	c := crashSpawn(t, run, env, log)
 	end := wait(c, "the last child to complete the job", func(j dlqstore.JobRecord) bool { return !j.FinishedAt.IsZero() })
 	c.kill()
-	if end.State != StateCompleted {
+	if end.State != dlqstore.JobCompleted {
 		t.Fatalf("job ended %s (%q), want completed", end.State, end.Error)
 	}
 	return kills
@@ -411,7 +412,7 @@ func crashReadTopic(t *testing.T, addrs []string, topic string) []*kgo.Record {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	end := e2eEndOffsets(t, kadm.NewClient(cl), topic)
+	end := testenv.KafkaEndOffsets(t, kadm.NewClient(cl), topic)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	next := map[int32]int64{}
@@ -516,7 +517,7 @@ func crashCheck(t *testing.T, st *dlqstore.Store, jobID int64, dlq string, envs 
 	}
 
 	job := crashJob(t, st, jobID)
-	if job.State != StateCompleted || job.Done != len(envs) || job.Failed != 0 || job.Cancelled != 0 {
+	if job.State != dlqstore.JobCompleted || job.Done != len(envs) || job.Failed != 0 || job.Cancelled != 0 {
 		t.Errorf("job = %s, %d done, %d failed, %d cancelled; want completed with %d done", job.State, job.Done, job.Failed, job.Cancelled, len(envs))
 	}
 	sent, bad, seen := 0, 0, map[int64]bool{}
@@ -526,7 +527,7 @@ func crashCheck(t *testing.T, st *dlqstore.Store, jobID int64, dlq string, envs 
 			t.Fatal(err)
 		}
 		for _, it := range items {
-			if it.State == ItemSent {
+			if it.State == dlqstore.ItemSent {
 				sent++
 			} else if bad++; bad <= 5 {
 				t.Errorf("ledger item %d (entry %d) is %s %q", it.Seq, it.EntryID, it.State, it.Error)

@@ -35,19 +35,6 @@ const (
 	e2eCode     = "ORDER_NOT_FOUND"
 )
 
-// e2eWait polls cond every 20 ms until it holds, failing the test after
-// e2eWaitFor.
-func e2eWait(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(e2eWaitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", e2eWaitFor, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func e2eQuiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // e2eRetry fails fast: three attempts a few milliseconds apart.
@@ -180,8 +167,8 @@ func e2eRedrive(t *testing.T, e *Engine, st *dlqstore.Store, dlq string, want []
 	if job.Total != len(want) {
 		t.Fatalf("job froze %d entries, want %d", job.Total, len(want))
 	}
-	end := waitJob(t, e, job.ID, StateCompleted, StateFailed, StateCancelled)
-	if end.State != StateCompleted || end.Done != len(want) || end.Failed != 0 || end.Cancelled != 0 {
+	end := waitJob(t, e, job.ID, dlqstore.JobCompleted, dlqstore.JobFailed, dlqstore.JobCancelled)
+	if end.State != dlqstore.JobCompleted || end.Done != len(want) || end.Failed != 0 || end.Cancelled != 0 {
 		t.Fatalf("job ended %+v, want completed with %d done", end, len(want))
 	}
 	ledger, next, err := e.Ledger(ctx, admin, job.ID, 0, 100)
@@ -190,7 +177,7 @@ func e2eRedrive(t *testing.T, e *Engine, st *dlqstore.Store, dlq string, want []
 	}
 	sent := 0
 	for _, it := range ledger {
-		if it.State == ItemSent {
+		if it.State == dlqstore.ItemSent {
 			sent++
 		} else {
 			t.Errorf("ledger item %d (entry %d) is %s %q, want sent", it.Seq, it.EntryID, it.State, it.Error)
@@ -283,7 +270,7 @@ func TestE2EKafkaRedriveAfterFix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e2eWait(t, fmt.Sprintf("%d dead letters indexed", e2eMessages), func() bool {
+	testenv.WaitFor(t, fmt.Sprintf("%d dead letters indexed", e2eMessages), func() bool {
 		return len(e2eEntries(t, st, dlq)) == e2eMessages
 	})
 	if got := bill.counts(); len(got) != 0 {
@@ -309,11 +296,11 @@ func TestE2EKafkaRedriveAfterFix(t *testing.T) {
 	// The group has handled every record of the topic (the originals and
 	// the redriven copies) once it has committed up to the end offsets.
 	adm := kadm.NewClient(pub.Client())
-	end := e2eEndOffsets(t, adm, topic)
-	if n := e2eTotal(end); n != 2*e2eMessages {
+	end := testenv.KafkaEndOffsets(t, adm, topic)
+	if n := testenv.SumOffsets(end); n != 2*e2eMessages {
 		t.Errorf("%s holds %d records, want %d originals + %d redriven", topic, n, e2eMessages, e2eMessages)
 	}
-	e2eWait(t, "the group to commit the redriven records", func() bool {
+	testenv.WaitFor(t, "the group to commit the redriven records", func() bool {
 		os, err := adm.FetchOffsets(ctx, group)
 		if err != nil {
 			return false
@@ -328,36 +315,10 @@ func TestE2EKafkaRedriveAfterFix(t *testing.T) {
 	})
 	stopConsumer()
 	e2eCheckHandled(t, bill, envs)
-	if n := e2eTotal(e2eEndOffsets(t, adm, dlq)); n != e2eMessages {
+	if n := testenv.SumOffsets(testenv.KafkaEndOffsets(t, adm, dlq)); n != e2eMessages {
 		t.Errorf("%s holds %d records, want the original %d: a redriven message failed again", dlq, n, e2eMessages)
 	}
 	e2eCheckEntries(t, st, dlq, e2eMessages)
-}
-
-func e2eEndOffsets(t testing.TB, adm *kadm.Client, topic string) map[int32]int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), e2eWaitFor)
-	defer cancel()
-	lo, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
-	}
-	out := map[int32]int64{}
-	lo.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset of %s/%d: %v", topic, o.Partition, o.Err)
-		}
-		out[o.Partition] = o.Offset
-	})
-	return out
-}
-
-func e2eTotal(m map[int32]int64) int64 {
-	var n int64
-	for _, v := range m {
-		n += v
-	}
-	return n
 }
 
 // e2eQueueName is a unique queue name of the platform's convention.
@@ -459,7 +420,7 @@ func TestE2ERabbitRedriveAfterFix(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	e2eWait(t, fmt.Sprintf("%d dead letters indexed", e2eMessages), func() bool {
+	testenv.WaitFor(t, fmt.Sprintf("%d dead letters indexed", e2eMessages), func() bool {
 		return len(e2eEntries(t, st, dlq)) == e2eMessages
 	})
 	if got := bill.counts(); len(got) != 0 {
@@ -486,7 +447,7 @@ func TestE2ERabbitRedriveAfterFix(t *testing.T) {
 	e2eRun(t, "engine", e.Run)
 	e2eRedrive(t, e, st, dlq, envs)
 
-	e2eWait(t, "the fixed handler to handle every redriven message", func() bool {
+	testenv.WaitFor(t, "the fixed handler to handle every redriven message", func() bool {
 		return len(bill.counts()) == e2eMessages
 	})
 	// Stopping the consumer returns anything it has not acked to the

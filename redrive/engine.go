@@ -24,7 +24,7 @@ type AuditLog interface {
 
 // Options configures an Engine.
 type Options struct {
-	Store  *dlqstore.Store
+	Store  dlqstore.JobStore // required
 	Policy access.Policy
 	Audit  AuditLog // nil = not recorded
 	// Sender returns the sender of a broker cluster (delivery.BrokerKafka
@@ -34,7 +34,7 @@ type Options struct {
 	// Fetch reads a Kafka dead letter's record back when the index holds
 	// only the first bytes of its payload (nil: such entries fail).
 	Fetch Fetcher
-	// MaxRate caps Request.Rate (default 1000 messages/s).
+	// MaxRate caps Request.Rate (default DefaultMaxRate messages/s).
 	MaxRate float64
 	// Unlimited turns the rate limit off (benchmarks).
 	Unlimited   bool
@@ -54,7 +54,7 @@ type Options struct {
 // safe for concurrent use.
 type Engine struct {
 	opts  Options
-	store *dlqstore.Store
+	store dlqstore.JobStore
 	log   *slog.Logger
 	now   func() time.Time
 	wake  chan struct{}
@@ -86,7 +86,7 @@ func New(opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("redrive: a store is required")
 	}
 	if opts.MaxRate <= 0 {
-		opts.MaxRate = 1000
+		opts.MaxRate = DefaultMaxRate
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
@@ -150,10 +150,12 @@ func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error)
 		return spec{}, delivery.Errorf(delivery.EINVALID, format, args...)
 	}
 	sp := spec{req: req}
+	r, ok := ruleOf(req.Action)
+	if !ok {
+		return bad("unknown action %q (want redrive, quarantine, discard, restore or edit_redrive)", req.Action)
+	}
+	sp.access, sp.eligible, sp.hold, sp.done, sp.sends = r.access, r.eligible, r.hold, r.done, req.Action.Republishes()
 	switch req.Action {
-	case ActionRedrive:
-		sp.access, sp.eligible, sp.hold, sp.done, sp.sends = access.ActionRedrive,
-			[]dlqstore.Status{dlqstore.StatusDead, dlqstore.StatusQuarantined}, dlqstore.StatusRedriving, dlqstore.StatusRedriven, true
 	case ActionEditRedrive:
 		if !editAllowed {
 			return bad("edit and redrive is turned off (set dlq.edit_redrive in the console's config)")
@@ -164,20 +166,12 @@ func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error)
 		if req.Edit == nil || len(req.Edit.Payload) == 0 {
 			return bad("edit and redrive needs the edited envelope")
 		}
-		sp.access, sp.eligible, sp.hold, sp.done, sp.sends = access.ActionEdit,
-			[]dlqstore.Status{dlqstore.StatusDead, dlqstore.StatusQuarantined}, dlqstore.StatusRedriving, dlqstore.StatusRedriven, true
 	case ActionQuarantine:
-		sp.access, sp.eligible, sp.done = access.ActionQuarantine, []dlqstore.Status{dlqstore.StatusDead}, dlqstore.StatusQuarantined
+		// Publishing to <topic>.quarantine holds the entries like a redrive.
 		sp.sends = req.PublishQuarantine
 		if sp.sends {
 			sp.hold = dlqstore.StatusRedriving
 		}
-	case ActionDiscard:
-		sp.access, sp.eligible, sp.done = access.ActionDiscard, []dlqstore.Status{dlqstore.StatusDead, dlqstore.StatusQuarantined}, dlqstore.StatusDiscarded
-	case ActionRestore:
-		sp.access, sp.eligible, sp.done = access.ActionDiscard, []dlqstore.Status{dlqstore.StatusQuarantined, dlqstore.StatusDiscarded}, dlqstore.StatusDead
-	default:
-		return bad("unknown action %q (want redrive, quarantine, discard, restore or edit_redrive)", req.Action)
 	}
 	if req.Action != ActionEditRedrive && req.Edit != nil {
 		return bad("an edit is only for edit_redrive")
@@ -217,11 +211,11 @@ func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error)
 	if req.Canary > 0 && req.CanaryWindow == 0 {
 		sp.req.CanaryWindow = DefaultCanaryWindow
 	}
-	if req.Destination != "" {
-		if req.Action != ActionRedrive && req.Action != ActionEditRedrive {
+	if req.Target != "" {
+		if !req.Action.Republishes() {
 			return bad("a destination is only for redrive")
 		}
-		if _, err := parseDestination(req.Destination, ""); err != nil {
+		if _, err := parseTarget(req.Target, ""); err != nil {
 			return spec{}, err
 		}
 	}
@@ -243,37 +237,28 @@ func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error)
 	return sp, nil
 }
 
-// parseDestination reads a resource name as a Target; cluster is the
-// RabbitMQ connection to use.
-func parseDestination(res, rabbitCluster string) (Target, error) {
-	bad := delivery.Errorf(delivery.EINVALID, "destination %q: want kafka:<cluster>/<topic> or rabbitmq:<vhost>/<queue>", res)
+// parseTarget reads a resource name (access.ParseResource) as where to
+// publish; rabbitCluster is the RabbitMQ connection to use. Errors:
+// EINVALID for anything but a Kafka topic or a RabbitMQ queue.
+func parseTarget(res, rabbitCluster string) (Target, error) {
+	n, err := access.ParseResource(res)
 	switch {
-	case strings.HasPrefix(res, "kafka:"):
-		c, t, ok := strings.Cut(strings.TrimPrefix(res, "kafka:"), "/")
-		if !ok || c == "" || t == "" || strings.Contains(t, "/") {
-			return Target{}, bad
-		}
-		return Target{Broker: delivery.BrokerKafka, Cluster: c, Topic: t}, nil
-	case strings.HasPrefix(res, "rabbitmq:"):
-		rest := strings.TrimPrefix(res, "rabbitmq:")
-		i := strings.LastIndexByte(rest, '/')
-		if i < 0 || i == len(rest)-1 {
-			return Target{}, bad
-		}
-		vhost := rest[:i]
-		if vhost == "" {
-			vhost = "/"
-		}
-		return Target{Broker: delivery.BrokerRabbitMQ, Cluster: rabbitCluster, VHost: vhost, RoutingKey: rest[i+1:]}, nil
+	case err == nil && n.Kind == access.KindKafkaTopic:
+		return Target{Broker: delivery.BrokerKafka, Cluster: n.Cluster, Topic: n.Topic}, nil
+	case err == nil && n.Kind == access.KindRabbitQueue:
+		return Target{Broker: delivery.BrokerRabbitMQ, Cluster: rabbitCluster, VHost: n.VHost, RoutingKey: n.Queue}, nil
 	}
-	return Target{}, bad
+	return Target{}, delivery.Errorf(delivery.EINVALID, "destination %q: want kafka:<cluster>/<topic> or rabbitmq:<vhost>/<queue>", res)
 }
 
-// selection is the store selection of a validated request for a principal.
+// selection is the store selection of a validated request for a
+// principal: their scope for the job's action (dlqstore.ScopeFor), and a
+// filter's text kept off payloads unless they may search them
+// (dlqstore.MaySearchPayloads) — a plan's count would otherwise tell them
+// what a masked field holds, whoever calls the engine.
 func (e *Engine) selection(a Actor, sp spec) (dlqstore.Selection, error) {
 	pol := e.opts.Policy
-	rules := pol.Rules(a.P, sp.access)
-	if len(rules) == 0 {
+	if len(pol.Rules(a.P, sp.access)) == 0 {
 		return dlqstore.Selection{}, delivery.Errorf(delivery.EFORBIDDEN, "you may not %s dead letters (no binding grants %s)", verb(sp.req.Action), sp.access)
 	}
 	if sp.req.Action == ActionEditRedrive {
@@ -281,14 +266,12 @@ func (e *Engine) selection(a Actor, sp spec) (dlqstore.Selection, error) {
 			return dlqstore.Selection{}, delivery.Errorf(delivery.EFORBIDDEN, "you may not redrive dead letters")
 		}
 	}
-	if d := sp.req.Destination; d != "" {
+	if d := sp.req.Target; d != "" {
 		if err := pol.Authorize(a.P, access.ActionRedriveElsewhere, access.Res(d)); err != nil {
 			return dlqstore.Selection{}, delivery.Errorf(delivery.EFORBIDDEN, "you may not redrive to %s (needs %s on it)", d, access.ActionRedriveElsewhere)
 		}
 	}
-	sc := pol.Scope(a.P, sp.access, "*")
-	scope := &dlqstore.TenantScope{All: sc.All, Tenants: slices.Clone(sc.Tenants), Rules: rules}
-	sel := dlqstore.Selection{Scope: scope, Eligible: sp.eligible, Destination: sp.req.Destination}
+	sel := dlqstore.Selection{Scope: dlqstore.ScopeFor(pol, a.P, sp.access), Eligible: sp.eligible, Target: sp.req.Target}
 	s := sp.req.Selector
 	switch {
 	case len(s.IDs) > 0:
@@ -296,33 +279,11 @@ func (e *Engine) selection(a Actor, sp spec) (dlqstore.Selection, error) {
 	case s.Group != 0:
 		sel.Group = s.Group
 	default:
-		f, err := s.Filter.storeFilter()
-		if err != nil {
-			return sel, err
-		}
+		f := *s.Filter // validated by the store with the selection
+		f.NoPayloadText = !dlqstore.MaySearchPayloads(pol, a.P, sp.access)
 		sel.Filter = &f
 	}
 	return sel, nil
-}
-
-func (f *FilterSpec) storeFilter() (dlqstore.Filter, error) {
-	out := dlqstore.Filter{Broker: f.Broker, Cluster: f.Cluster, Destination: f.Destination, EventType: f.EventType,
-		ErrorCode: f.ErrorCode, Tenant: f.Tenant, From: f.From, To: f.To, GroupID: f.Group, Q: f.Q}
-	for _, st := range f.Status {
-		s := dlqstore.Status(st)
-		if !s.Valid() {
-			return out, delivery.Errorf(delivery.EINVALID, "unknown status %q", st)
-		}
-		out.Status = append(out.Status, s)
-	}
-	return out, nil
-}
-
-func verb(a Action) string {
-	if a == ActionEditRedrive {
-		return "edit and redrive"
-	}
-	return string(a)
 }
 
 // Plan is a dry run: what Start would freeze now, for this principal.
@@ -344,18 +305,18 @@ func (e *Engine) plan(ctx context.Context, sp spec, sel dlqstore.Selection) (Pla
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Action: sp.req.Action, Count: sp2.Count, Rate: sp.req.Rate, Canary: sp.req.Canary, Destinations: []DestinationCount{}, Sample: []SampleItem{}}
-	for d, n := range sp2.Destinations {
-		p.Destinations = append(p.Destinations, DestinationCount{Destination: d, Count: n})
+	p := Plan{Action: sp.req.Action, Count: sp2.Count, Rate: sp.req.Rate, Canary: sp.req.Canary, Targets: []TargetCount{}, Sample: []SampleItem{}}
+	for t, n := range sp2.Targets {
+		p.Targets = append(p.Targets, TargetCount{Target: t, Count: n})
 	}
-	slices.SortFunc(p.Destinations, func(x, y DestinationCount) int {
+	slices.SortFunc(p.Targets, func(x, y TargetCount) int {
 		if x.Count != y.Count {
 			return y.Count - x.Count
 		}
-		return strings.Compare(x.Destination, y.Destination)
+		return strings.Compare(x.Target, y.Target)
 	})
 	for _, en := range sp2.Sample {
-		si := SampleItem{EntryID: en.ID, Destination: cmpOr(sp.req.Destination, en.Resource), ErrorMessage: firstLine(en.DL.Error.Message)}
+		si := SampleItem{EntryID: en.ID, Target: cmpOr(sp.req.Target, en.Resource), ErrorMessage: firstLine(en.DL.Error.Message)}
 		if sp.sends && sp.req.Action != ActionQuarantine {
 			_, si.HeadersAdded, si.HeadersRemoved = delivery.RedriveHeaders(en.DL, 0)
 			for i := range si.HeadersAdded {
@@ -419,11 +380,11 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 		if err != nil {
 			return Job{}, err
 		}
-		busy, err := e.store.UnfinishedDestinations(ctx)
+		busy, err := e.store.UnfinishedTargets(ctx)
 		if err != nil {
 			return Job{}, err
 		}
-		for d := range pl.Destinations {
+		for d := range pl.Targets {
 			if id, ok := busy[d]; ok {
 				// Name the job only to whoever may see it (see viewer).
 				if _, err := e.store.ViewJob(ctx, id, e.viewer(a)); err != nil {
@@ -434,13 +395,13 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 		}
 	}
 	body, _ := json.Marshal(sp.req)
-	rec := dlqstore.JobRecord{Action: string(sp.req.Action), State: StateRunning, Actor: actorName(a), Reason: sp.req.Reason, Request: body, Access: sp.access}
+	rec := dlqstore.JobRecord{Action: string(sp.req.Action), State: dlqstore.JobRunning, Actor: actorName(a), Reason: sp.req.Reason, Request: body, Access: sp.access}
 	rec, err = e.store.CreateJob(ctx, rec, sel, sp.hold)
 	if err != nil {
 		e.audit(ctx, a, "dlq.job.start", 0, sp.req, access.OutcomeFailure, map[string]any{"error": delivery.ErrorMessage(err)})
 		return Job{}, err
 	}
-	details := map[string]any{"total": rec.Total, "destinations": rec.PerDestination, "rate": sp.req.Rate, "canary": sp.req.Canary}
+	details := map[string]any{"total": rec.Total, "destinations": rec.PerTarget, "rate": sp.req.Rate, "canary": sp.req.Canary}
 	if sp.req.Edit != nil {
 		if d, err := e.editDiff(ctx, sp.req); err == nil {
 			details["edit_diff"] = d
@@ -467,11 +428,11 @@ func (e *Engine) audit(ctx context.Context, a Actor, action string, jobID int64,
 	}
 	details["job_action"] = string(req.Action)
 	details["selector"] = req.Selector
-	if req.Destination != "" {
-		details["destination"] = req.Destination
+	if req.Target != "" {
+		details["destination"] = req.Target
 	}
 	ev := access.AuditEvent{Time: e.now(), Actor: actorName(a), SourceIP: a.SourceIP, UserAgent: a.UserAgent,
-		Action: action, Resource: "console:dlq", Reason: req.Reason, Outcome: outcome, Details: details}
+		Action: action, Resource: access.ConsoleDLQ, Reason: req.Reason, Outcome: outcome, Details: details}
 	if a.P != nil {
 		ev.Method = a.P.Method
 	}
@@ -539,7 +500,7 @@ func (e *Engine) Ledger(ctx context.Context, a Actor, id int64, afterSeq, limit 
 	}
 	out := make([]LedgerItem, len(items))
 	for i, it := range items {
-		out[i] = LedgerItem{Seq: it.Seq, EntryID: it.EntryID, Destination: it.Destination, State: it.State, Error: it.Error, At: it.DoneAt}
+		out[i] = LedgerItem{Seq: it.Seq, EntryID: it.EntryID, Target: it.Target, State: it.State, Error: it.Error, At: it.DoneAt}
 	}
 	return out, next, nil
 }
@@ -560,7 +521,7 @@ func (e *Engine) History(ctx context.Context, a Actor, entryID int64) ([]History
 			at = h.Job.CreatedAt
 		}
 		out[i] = HistoryItem{JobID: h.Job.ID, Action: Action(h.Job.Action), Actor: h.Job.Actor, Reason: h.Job.Reason,
-			State: h.Item.State, Destination: h.Item.Destination, Error: h.Item.Error, At: at}
+			State: h.Item.State, Target: h.Item.Target, Error: h.Item.Error, At: at}
 	}
 	return out, nil
 }
@@ -581,7 +542,8 @@ func (e *Engine) Cancel(ctx context.Context, a Actor, id int64) (Job, error) {
 	if !rec.FinishedAt.IsZero() {
 		return Job{}, delivery.Errorf(delivery.EINVALID, "job %d has already ended (%s)", id, rec.State)
 	}
-	if err := e.store.SetJobState(ctx, id, StateCancelling, "cancelled by "+actorName(a), false); err != nil {
+	// Who asked is a field of the job; the error says it in words.
+	if err := e.store.CancelJob(ctx, id, actorName(a), "cancelled by "+actorName(a)); err != nil {
 		return Job{}, err
 	}
 	if now, err := e.store.Job(ctx, id); err == nil && !now.FinishedAt.IsZero() {
@@ -607,11 +569,11 @@ func (e *Engine) jobOf(r dlqstore.JobRecord) Job {
 	var req Request
 	_ = json.Unmarshal(r.Request, &req)
 	j := Job{ID: r.ID, Action: Action(r.Action), State: r.State, Actor: r.Actor, Reason: r.Reason, Selector: req.Selector,
-		Destination: req.Destination, Rate: req.Rate, Canary: req.Canary, CanaryWindow: req.CanaryWindow, Force: req.Force,
+		Target: req.Target, Rate: req.Rate, Canary: req.Canary, CanaryWindow: req.CanaryWindow, Force: req.Force,
 		PublishQuarantine: req.PublishQuarantine, Total: r.Total, Done: r.Done, Failed: r.Failed, Cancelled: r.Cancelled,
-		Destinations: r.Destinations, Error: r.Error, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, FinishedAt: r.FinishedAt}
-	if j.Destinations == nil {
-		j.Destinations = []string{}
+		Targets: r.Targets, Error: r.Error, CancelledBy: r.CancelledBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, FinishedAt: r.FinishedAt}
+	if j.Targets == nil {
+		j.Targets = []string{}
 	}
 	j.Remaining = max(0, j.Total-j.Done-j.Failed-j.Cancelled)
 	if j.Finished() {

@@ -24,6 +24,7 @@ import (
 	"switchyard/delivery"
 	"switchyard/delivery/kafka"
 	"switchyard/dlqstore"
+	"switchyard/internal/testenv"
 )
 
 const testCluster = "main"
@@ -158,22 +159,17 @@ var (
 		{Role: "viewer", Actions: []access.Action{access.ActionView}, Resources: []string{"*"}, Tenants: []string{"*"}}}}}
 )
 
-func waitJob(t testing.TB, e *Engine, id int64, states ...string) Job {
+func waitJob(t testing.TB, e *Engine, id int64, states ...dlqstore.JobState) Job {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		j, err := e.Job(context.Background(), admin, id)
-		if err != nil {
+	var j Job
+	testenv.WaitWithin(t, 60*time.Second, fmt.Sprintf("job %d to be one of %v", id, states), func() bool {
+		var err error
+		if j, err = e.Job(context.Background(), admin, id); err != nil {
 			t.Fatal(err)
 		}
-		if slices.Contains(states, j.State) {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d still %s (%d/%d done), want %v", id, j.State, j.Done, j.Total, states)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return slices.Contains(states, j.State)
+	})
+	return j
 }
 
 func consume(t testing.TB, brokers []string, topic string, n int) []*kgo.Record {
@@ -209,7 +205,7 @@ func TestRedriveGroupToOrigin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if plan.Count != 20 || len(plan.Destinations) != 1 || plan.Destinations[0] != (DestinationCount{"kafka:main/orders", 20}) || len(plan.Sample) != MaxSample {
+	if plan.Count != 20 || len(plan.Targets) != 1 || plan.Targets[0] != (TargetCount{"kafka:main/orders", 20}) || len(plan.Sample) != MaxSample {
 		t.Fatalf("plan = %+v", plan)
 	}
 	if !slices.Contains(plan.Sample[0].HeadersRemoved, "kafka_dlt-exception-message") || !slices.ContainsFunc(plan.Sample[0].HeadersAdded, func(h delivery.Header) bool { return h.Key == delivery.HeaderRedriveCount }) {
@@ -224,7 +220,7 @@ func TestRedriveGroupToOrigin(t *testing.T) {
 	}
 	// Entries that fail later do not join the frozen set.
 	r.deadLetters(t, "orders", "t1", 3, 1, 0)
-	job = waitJob(t, r.engine, job.ID, StateCompleted)
+	job = waitJob(t, r.engine, job.ID, dlqstore.JobCompleted)
 	if job.Total != 20 || job.Done != 20 || job.Failed != 0 || job.Remaining != 0 {
 		t.Fatalf("job = %+v", job)
 	}
@@ -259,11 +255,11 @@ func TestRedriveGroupToOrigin(t *testing.T) {
 		}
 	}
 	ledger, next, err := r.engine.Ledger(ctx, admin, job.ID, 0, 50)
-	if err != nil || len(ledger) != 20 || next != 0 || ledger[0].State != ItemSent || ledger[0].EntryID != ids[0] {
+	if err != nil || len(ledger) != 20 || next != 0 || ledger[0].State != dlqstore.ItemSent || ledger[0].EntryID != ids[0] {
 		t.Errorf("ledger = %+v %d %v", ledger, next, err)
 	}
 	hist, _ := r.engine.History(ctx, admin, ids[3])
-	if len(hist) != 1 || hist[0].JobID != job.ID || hist[0].Actor != "ada" || hist[0].State != ItemSent {
+	if len(hist) != 1 || hist[0].JobID != job.ID || hist[0].Actor != "ada" || hist[0].State != dlqstore.ItemSent {
 		t.Errorf("history = %+v", hist)
 	}
 	if a := r.audit.actions(); !slices.Equal(a, []string{"dlq.job.start", "dlq.job.finish"}) {
@@ -286,7 +282,7 @@ func TestRedriveAuthorization(t *testing.T) {
 	r.deadLetters(t, "orders", "t2", 3, 1, 0)
 	r.deadLetters(t, "payments", "t1", 2, 1, 0)
 	ctx := context.Background()
-	all := Selector{Filter: &FilterSpec{Status: []string{"dead"}}}
+	all := Selector{Filter: &dlqstore.Filter{Status: []dlqstore.Status{dlqstore.StatusDead}}}
 	if _, err := r.engine.Plan(ctx, viewer, Request{Action: ActionRedrive, Selector: all}); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("viewer plan: %v, want EFORBIDDEN", err)
 	}
@@ -297,7 +293,7 @@ func TestRedriveAuthorization(t *testing.T) {
 	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionQuarantine, Selector: all}); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("operator without quarantine: %v", err)
 	}
-	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionRedrive, Selector: all, Destination: "kafka:main/payments"}); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
+	if _, err := r.engine.Plan(ctx, operatorT1, Request{Action: ActionRedrive, Selector: all, Target: "kafka:main/payments"}); delivery.ErrorCode(err) != delivery.EFORBIDDEN {
 		t.Errorf("operator redrive elsewhere: %v", err)
 	}
 }
@@ -311,7 +307,7 @@ func TestDiscardAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJob(t, r.engine, j.ID, StateCompleted)
+	waitJob(t, r.engine, j.ID, dlqstore.JobCompleted)
 	e, _ := r.store.Entry(ctx, ids[0])
 	if e.Status != dlqstore.StatusDiscarded || e.StatusReason != "test orders <b>from staging</b>" {
 		t.Errorf("discarded entry = %s %q", e.Status, e.StatusReason)
@@ -320,7 +316,7 @@ func TestDiscardAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j = waitJob(t, r.engine, j.ID, StateCompleted); j.Total != 3 {
+	if j = waitJob(t, r.engine, j.ID, dlqstore.JobCompleted); j.Total != 3 {
 		t.Errorf("restore froze %d entries, want the 3 discarded", j.Total)
 	}
 	c, _ := r.store.Counts(ctx, nil)
@@ -339,7 +335,7 @@ func TestRateLimitHeld(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJob(t, r.engine, j.ID, StateCompleted)
+	waitJob(t, r.engine, j.ID, dlqstore.JobCompleted)
 	rate := float64(len(ids)) / time.Since(start).Seconds()
 	if rate > 40*1.1 {
 		t.Errorf("ran at %.1f msgs/s, limit 40", rate)
@@ -356,20 +352,17 @@ func TestCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
+	testenv.WaitFor(t, "10 entries sent", func() bool {
 		cur, _ := r.engine.Job(ctx, admin, j.ID)
-		if cur.Done >= 10 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return cur.Done >= 10
+	})
 	if _, err := r.engine.Cancel(ctx, viewer, j.ID); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 		t.Errorf("viewer cancel: %v, want ENOTFOUND (not a job the viewer may see)", err)
 	}
 	if _, err := r.engine.Cancel(ctx, admin, j.ID); err != nil {
 		t.Fatal(err)
 	}
-	end := waitJob(t, r.engine, j.ID, StateCancelled)
+	end := waitJob(t, r.engine, j.ID, dlqstore.JobCancelled)
 	if end.Done+end.Cancelled != 200 || end.Cancelled == 0 || end.Remaining != 0 {
 		t.Fatalf("cancelled job = %+v", end)
 	}
@@ -402,7 +395,7 @@ func TestJobsVisibleOnlyToWhoMayActOnEveryEntry(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return waitJob(t, r.engine, j.ID, StateCanaryWait)
+		return waitJob(t, r.engine, j.ID, dlqstore.JobCanaryWait)
 	}
 	ours := start(admin, "t1 only", t1[0], t1[1])
 	theirs := start(admin, "t2 secret reason", t2[0], t2[1])
@@ -433,7 +426,7 @@ func TestJobsVisibleOnlyToWhoMayActOnEveryEntry(t *testing.T) {
 		if _, err := r.engine.Cancel(ctx, operatorT1, j.ID); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 			t.Errorf("t1 operator cancels job %d: %v, want ENOTFOUND", j.ID, err)
 		}
-		if cur, _ := r.engine.Job(ctx, admin, j.ID); cur.State != StateCanaryWait {
+		if cur, _ := r.engine.Job(ctx, admin, j.ID); cur.State != dlqstore.JobCanaryWait {
 			t.Errorf("job %d is %s after a refused cancel, want it still waiting on its canary", j.ID, cur.State)
 		}
 	}
@@ -465,7 +458,7 @@ func TestJobsVisibleOnlyToWhoMayActOnEveryEntry(t *testing.T) {
 		t.Errorf("admin cancels the t2 job: %v", err)
 	}
 	for _, j := range []Job{ours, theirs, mixed} {
-		waitJob(t, r.engine, j.ID, StateCancelled)
+		waitJob(t, r.engine, j.ID, dlqstore.JobCancelled)
 	}
 	if list, _, _ := r.engine.Jobs(ctx, operatorT1, JobFilter{Finished: true}); !slices.Equal(ids(list), []int64{ours.ID}) {
 		t.Errorf("t1 operator's finished jobs = %v, want only %d", ids(list), ours.ID)
@@ -504,7 +497,7 @@ func TestOneJobPerDestination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJob(t, r.engine, j2.ID, StateCompleted)
+	waitJob(t, r.engine, j2.ID, dlqstore.JobCompleted)
 	r.engine.Cancel(ctx, admin, j.ID)
 }
 
@@ -518,7 +511,7 @@ func TestCanaryStopsOnRefailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJob(t, r.engine, j.ID, StateCanaryWait)
+	waitJob(t, r.engine, j.ID, dlqstore.JobCanaryWait)
 	// The consumer still fails: one canary message comes back as a new
 	// dead letter carrying the job's provenance.
 	recs := consume(t, r.brokers, "orders", 5)
@@ -535,7 +528,7 @@ func TestCanaryStopsOnRefailure(t *testing.T) {
 	if _, err := r.store.IndexKafka(ctx, testCluster, "orders.dlq", 1, []dlqstore.IndexItem{{DL: dl}}, 1); err != nil {
 		t.Fatal(err)
 	}
-	end := waitJob(t, r.engine, j.ID, StateCanaryFailed)
+	end := waitJob(t, r.engine, j.ID, dlqstore.JobCanaryFailed)
 	if end.Done != 5 || end.Cancelled != 25 || end.Error == "" {
 		t.Errorf("canary-failed job = %+v", end)
 	}
@@ -553,7 +546,7 @@ func TestCanaryPasses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if end := waitJob(t, r.engine, j.ID, StateCompleted); end.Done != 12 {
+	if end := waitJob(t, r.engine, j.ID, dlqstore.JobCompleted); end.Done != 12 {
 		t.Errorf("job = %+v", end)
 	}
 }
@@ -578,13 +571,10 @@ func TestResumeAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
+	testenv.WaitFor(t, "20 entries sent", func() bool {
 		cur, _ := r.engine.Job(ctx, admin, j.ID)
-		if cur.Done >= 20 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return cur.Done >= 20
+	})
 	r.stop()
 	mid, _ := r.engine.Job(ctx, admin, j.ID)
 	if mid.Finished() {
@@ -596,7 +586,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	}
 	r.engine = e2
 	r.start(t)
-	end := waitJob(t, r.engine, j.ID, StateCompleted)
+	end := waitJob(t, r.engine, j.ID, dlqstore.JobCompleted)
 	if end.Done != 120 {
 		t.Errorf("resumed job = %+v", end)
 	}
@@ -653,7 +643,7 @@ func TestRedriveOfCutPayloadReadsTheRecordBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if end := waitJob(t, r.engine, j.ID, StateCompleted); end.Done != 1 {
+	if end := waitJob(t, r.engine, j.ID, dlqstore.JobCompleted); end.Done != 1 {
 		l, _, _ := r.engine.Ledger(ctx, admin, j.ID, 0, 10)
 		t.Fatalf("job = %+v, ledger %+v", end, l)
 	}
@@ -700,7 +690,7 @@ func TestOutagePausesTheJob(t *testing.T) {
 	if _, err := kadm.NewClient(adm).CreateTopic(ctx, 1, 1, nil, "late"); err != nil {
 		t.Fatal(err)
 	}
-	end := waitJob(t, r.engine, j.ID, StateCompleted)
+	end := waitJob(t, r.engine, j.ID, dlqstore.JobCompleted)
 	if end.Done != 5 || end.Failed != 0 || end.Error != "" {
 		t.Errorf("job after the outage = %+v", end)
 	}

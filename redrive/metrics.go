@@ -3,6 +3,8 @@ package redrive
 import (
 	"fmt"
 
+	"switchyard/dlqstore"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -41,16 +43,16 @@ func newMetrics(reg prometheus.Registerer, paused func() float64) (*metrics, err
 	return m, nil
 }
 
-func (m *metrics) item(action Action, outcome string, n int) {
+func (m *metrics) item(action Action, outcome dlqstore.ItemState, n int) {
 	if m == nil || n == 0 {
 		return
 	}
-	m.items.WithLabelValues(string(action), outcome).Add(float64(n))
+	m.items.WithLabelValues(string(action), string(outcome)).Add(float64(n))
 }
 
-func (m *metrics) ended(action Action, state string) {
+func (m *metrics) ended(action Action, state dlqstore.JobState) {
 	if m == nil {
 		return
 	}
-	m.finished.WithLabelValues(string(action), state).Inc()
+	m.finished.WithLabelValues(string(action), string(state)).Inc()
 }

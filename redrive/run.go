@@ -44,13 +44,13 @@ func (e *Engine) Run(ctx context.Context) error {
 			e.log.Warn("redrive: listing unfinished jobs failed", "err", err)
 		}
 		for _, r := range recs {
-			if r.State == StateFreezing {
+			if r.State == dlqstore.JobFreezing {
 				continue // Start is still freezing it
 			}
 			e.mu.Lock()
 			if e.running[r.ID] == nil {
 				rs := &runState{cancel: make(chan struct{})}
-				if r.State == StateCancelling {
+				if r.State == dlqstore.JobCancelling {
 					rs.once.Do(func() { close(rs.cancel) })
 				}
 				e.running[r.ID] = rs
@@ -94,12 +94,12 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 	}
 	var req Request
 	if err := json.Unmarshal(rec.Request, &req); err != nil {
-		e.finish(ctx, rec, StateFailed, "stored request unreadable: "+err.Error())
+		e.finish(ctx, rec, dlqstore.JobFailed, "stored request unreadable: "+err.Error())
 		return
 	}
 	sp, err := e.validateStored(req)
 	if err != nil {
-		e.finish(ctx, rec, StateFailed, delivery.ErrorMessage(err))
+		e.finish(ctx, rec, dlqstore.JobFailed, delivery.ErrorMessage(err))
 		return
 	}
 	pace := newPacer(sp.req.Rate, e.opts.Unlimited || !sp.sends, e.now)
@@ -121,12 +121,12 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			}
 			return
 		}
-		if rs.cancelled() || rec.State == StateCancelling {
+		if rs.cancelled() || rec.State == dlqstore.JobCancelling {
 			// Cancel stored who asked before it signalled: read it again.
 			if fresh, err := e.store.Job(ctx, id); err == nil {
 				rec = fresh
 			}
-			e.finish(ctx, rec, StateCancelled, cmpOr(rec.Error, "cancelled"))
+			e.finish(ctx, rec, dlqstore.JobCancelled, cmpOr(rec.Error, "cancelled"))
 			return
 		}
 		limit := pace.batch()
@@ -140,17 +140,17 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 				if err := e.store.SetCanaryUntil(ctx, id, until); err != nil {
 					return
 				}
-				if err := e.store.SetJobState(ctx, id, StateCanaryWait, "", false); err != nil {
+				if err := e.store.SetJobState(ctx, id, dlqstore.JobCanaryWait, "", false); err != nil {
 					return
 				}
 				continue
-			case rec.State == StateCanaryWait:
+			case rec.State == dlqstore.JobCanaryWait:
 				n, err := e.store.Refailed(ctx, id)
 				if err != nil {
 					return
 				}
 				if n > 0 {
-					e.finish(ctx, rec, StateCanaryFailed, fmt.Sprintf("%d of the %d canary messages dead-lettered again within %s; the other %d were not sent",
+					e.finish(ctx, rec, dlqstore.JobCanaryFailed, fmt.Sprintf("%d of the %d canary messages dead-lettered again within %s; the other %d were not sent",
 						n, processed, sp.req.CanaryWindow, rec.Total-processed))
 					return
 				}
@@ -158,7 +158,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 					e.sleep(ctx, rs, min(wait, e.opts.Poll))
 					continue
 				}
-				if err := e.store.SetJobState(ctx, id, StateRunning, "", false); err != nil {
+				if err := e.store.SetJobState(ctx, id, dlqstore.JobRunning, "", false); err != nil {
 					return
 				}
 				continue
@@ -183,7 +183,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			return
 		}
 		if len(items) == 0 {
-			e.finish(ctx, rec, StateCompleted, "")
+			e.finish(ctx, rec, dlqstore.JobCompleted, "")
 			return
 		}
 		if !pace.wait(ctx, rs.cancel, len(items)) {
@@ -229,7 +229,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			// stays pending and is sent again on resume.
 			kept := outs[:0]
 			for _, o := range outs {
-				if o.State == ItemSent {
+				if o.State == dlqstore.ItemSent {
 					kept = append(kept, o)
 				}
 			}
@@ -246,14 +246,14 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 		if len(outs) < len(items) {
 			after = 0 // stopping with items left pending: read from the start again
 		}
-		byState := map[string]int{}
+		byState := map[dlqstore.ItemState]int{}
 		for _, o := range outs {
 			byState[o.State]++
 		}
 		for st, n := range byState {
 			e.metrics.item(sp.req.Action, st, n)
 		}
-		rs.add(e.now(), byState[ItemSent])
+		rs.add(e.now(), byState[dlqstore.ItemSent])
 	}
 }
 
@@ -288,12 +288,12 @@ func (e *Engine) sleep(ctx context.Context, rs *runState, d time.Duration) {
 
 // finish ends a job: items still pending are cancelled (their entries back
 // in their previous status) unless it completed, and the end is audited.
-func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state, why string) {
+func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state dlqstore.JobState, why string) {
 	ctx = context.WithoutCancel(ctx)
 	e.setPaused(rec.ID, false)
 	pending := rec.Total - rec.Done - rec.Failed - rec.Cancelled
-	if state != StateCompleted {
-		itemWhy := "not sent: the job was " + strings.ReplaceAll(state, "_", " ")
+	if state != dlqstore.JobCompleted {
+		itemWhy := "not sent: the job was " + strings.ReplaceAll(string(state), "_", " ")
 		if err := e.store.CancelPending(ctx, rec.ID, itemWhy); err != nil {
 			e.log.Error("redrive: cancelling pending items failed", "job", rec.ID, "err", err)
 			return
@@ -304,8 +304,8 @@ func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state, why 
 		return
 	}
 	e.metrics.ended(Action(rec.Action), state)
-	if state != StateCompleted {
-		e.metrics.item(Action(rec.Action), ItemCancelled, pending)
+	if state != dlqstore.JobCompleted {
+		e.metrics.item(Action(rec.Action), dlqstore.ItemCancelled, pending)
 	}
 	end, err := e.store.Job(ctx, rec.ID)
 	if err != nil {
@@ -314,7 +314,7 @@ func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state, why 
 	var req Request
 	_ = json.Unmarshal(end.Request, &req)
 	outcome := access.OutcomeSuccess
-	if state != StateCompleted || end.Failed > 0 {
+	if state != dlqstore.JobCompleted || end.Failed > 0 {
 		outcome = access.OutcomeFailure
 	}
 	e.audit(ctx, Actor{P: &access.Principal{User: end.Actor, Method: "job"}}, "dlq.job.finish", end.ID, req, outcome, map[string]any{
@@ -328,9 +328,9 @@ func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state, why 
 func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqstore.JobItem, entries []dlqstore.Entry) ([]dlqstore.Outcome, error) {
 	outs := make([]dlqstore.Outcome, len(items))
 	for i, it := range items {
-		outs[i] = dlqstore.Outcome{Seq: it.Seq, EntryID: it.EntryID, State: ItemSent}
+		outs[i] = dlqstore.Outcome{Seq: it.Seq, EntryID: it.EntryID, State: dlqstore.ItemSent}
 		if entries[i].ID == 0 {
-			outs[i].State, outs[i].Error = ItemFailed, "the entry was purged before the job reached it"
+			outs[i].State, outs[i].Error = dlqstore.ItemFailed, "the entry was purged before the job reached it"
 		}
 	}
 	if !sp.sends {
@@ -344,12 +344,12 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 	var order []string
 	batches := map[string]*batch{}
 	for i, it := range items {
-		if outs[i].State != ItemSent {
+		if outs[i].State != dlqstore.ItemSent {
 			continue
 		}
 		if entries[i].Truncated {
 			if err := e.refetch(ctx, &entries[i]); err != nil {
-				outs[i].State, outs[i].Error = ItemFailed, err.Error()
+				outs[i].State, outs[i].Error = dlqstore.ItemFailed, err.Error()
 				continue
 			}
 		}
@@ -373,7 +373,7 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 				continue
 			}
 		}
-		outs[i].State, outs[i].Error = ItemFailed, delivery.ErrorMessage(err)
+		outs[i].State, outs[i].Error = dlqstore.ItemFailed, delivery.ErrorMessage(err)
 	}
 	sent, down := 0, 0
 	var outage error
@@ -389,7 +389,7 @@ func (e *Engine) apply(ctx context.Context, jobID int64, sp spec, items []dlqsto
 			}
 			sent++
 			if err != nil {
-				outs[i].State, outs[i].Error = ItemFailed, err.Error()
+				outs[i].State, outs[i].Error = dlqstore.ItemFailed, err.Error()
 				if transient(err) {
 					down++
 					outage = err
@@ -451,9 +451,9 @@ func (e *Engine) message(jobID int64, sp spec, it dlqstore.JobItem, en dlqstore.
 	if en.Broker == delivery.BrokerRabbitMQ {
 		rc = en.Cluster
 	}
-	dest := it.Destination
+	target := it.Target
 	if sp.req.Action == ActionQuarantine {
-		t, err := parseDestination(dest, rc)
+		t, err := parseTarget(target, rc)
 		if err != nil {
 			return Message{}, err
 		}
@@ -462,9 +462,9 @@ func (e *Engine) message(jobID int64, sp spec, it dlqstore.JobItem, en dlqstore.
 		} else {
 			t.RoutingKey = delivery.QuarantineName(t.RoutingKey)
 		}
-		dest = t.Resource()
+		target = t.Resource()
 	}
-	t, err := parseDestination(dest, rc)
+	t, err := parseTarget(target, rc)
 	if err != nil {
 		return Message{}, err
 	}

@@ -3,6 +3,7 @@ package redrive
 import (
 	"context"
 
+	"switchyard/access"
 	"switchyard/delivery"
 )
 
@@ -23,9 +24,9 @@ type Target struct {
 // or rabbitmq:<vhost>/<queue>).
 func (t Target) Resource() string {
 	if t.Broker == delivery.BrokerRabbitMQ {
-		return accessRabbit(t.VHost, t.RoutingKey)
+		return access.RabbitQueue(t.VHost, t.RoutingKey).Name
 	}
-	return "kafka:" + t.Cluster + "/" + t.Topic
+	return access.KafkaTopic(t.Cluster, t.Topic).Name
 }
 
 // Message is one dead letter to publish again.
@@ -46,11 +47,4 @@ type Message struct {
 // are written in the order given.
 type Sender interface {
 	Send(ctx context.Context, msgs []Message) []error
-}
-
-func accessRabbit(vhost, queue string) string {
-	if vhost == "/" {
-		vhost = ""
-	}
-	return "rabbitmq:" + vhost + "/" + queue
 }

@@ -318,20 +318,16 @@ func senderGet(tb testing.TB, conn *amqp.Connection, q string) amqp.Delivery {
 		tb.Fatal(err)
 	}
 	defer ch.Close()
-	deadline := time.Now().Add(senderWait)
-	for {
-		d, ok, err := ch.Get(q, true)
-		if err != nil {
+	var d amqp.Delivery
+	testenv.WaitWithin(tb, senderWait, "a message in "+q, func() bool {
+		var ok bool
+		var err error
+		if d, ok, err = ch.Get(q, true); err != nil {
 			tb.Fatalf("get %s: %v", q, err)
 		}
-		if ok {
-			return d
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("no message in %s", q)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return ok
+	})
+	return d
 }
 
 func TestRabbitSenderDelivers(t *testing.T) {

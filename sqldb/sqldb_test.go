@@ -12,9 +12,20 @@ import (
 	"switchyard/sqldb"
 )
 
+// testSchema stands for a store's schema: two tables with a foreign key
+// between them, as the first versions of access's have.
+func testSchema() sqldb.Schema {
+	return sqldb.Schema{Owner: "test", Migrations: []sqldb.Migration{
+		{Version: 1, Name: "users", SQL: `CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE,
+	password_hash TEXT NOT NULL, role TEXT NOT NULL, created_at TEXT NOT NULL)`},
+		{Version: 2, Name: "api_tokens", SQL: `CREATE TABLE api_tokens (id INTEGER PRIMARY KEY,
+	user_id INTEGER NOT NULL REFERENCES users(id), name TEXT NOT NULL, token_hash TEXT NOT NULL, created_at TEXT NOT NULL)`},
+	}}
+}
+
 func mustOpen(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := sqldb.Open(context.Background(), path)
+	db, err := sqldb.Open(context.Background(), path, testSchema())
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
@@ -31,7 +42,7 @@ func TestOpenMigratesAndSetsPragmas(t *testing.T) {
 	if err := db.QueryRow("SELECT MAX(version) FROM schema_migrations").Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	ms := sqldb.Migrations()
+	ms := testSchema().Migrations
 	if want := ms[len(ms)-1].Version; version != want {
 		t.Errorf("schema version = %d, want %d", version, want)
 	}
@@ -69,18 +80,19 @@ func TestOpenTwiceIsIdempotent(t *testing.T) {
 	var n, migrations int
 	db.QueryRow("SELECT COUNT(*) FROM users").Scan(&n)
 	db.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&migrations)
-	if n != 1 || migrations != len(sqldb.Migrations()) {
-		t.Errorf("after reopen: users=%d migrations=%d, want 1 and %d", n, migrations, len(sqldb.Migrations()))
+	if n != 1 || migrations != len(testSchema().Migrations) {
+		t.Errorf("after reopen: users=%d migrations=%d, want 1 and %d", n, migrations, len(testSchema().Migrations))
 	}
 }
 
 func TestMigrationRollsBackOnFailure(t *testing.T) {
 	db := mustOpen(t, filepath.Join(t.TempDir(), "console.db"))
-	ms := append(sqldb.Migrations(), sqldb.Migration{
-		Version: len(sqldb.Migrations()) + 1, Name: "broken",
+	s := testSchema()
+	s.Migrations = append(s.Migrations, sqldb.Migration{
+		Version: len(s.Migrations) + 1, Name: "broken",
 		SQL: "CREATE TABLE half (x INTEGER); INSERT INTO nosuchtable VALUES (1);",
 	})
-	err := sqldb.Migrate(context.Background(), db, ms)
+	err := sqldb.Migrate(context.Background(), db, s)
 	if err == nil || !strings.Contains(err.Error(), "broken") {
 		t.Fatalf("Migrate = %v, want an error naming the broken migration", err)
 	}
@@ -122,7 +134,7 @@ func TestOpenErrors(t *testing.T) {
 		{"newer schema", func(t *testing.T) string {
 			p := filepath.Join(t.TempDir(), "console.db")
 			db := mustOpen(t, p)
-			if _, err := db.Exec(`INSERT INTO schema_migrations VALUES (999, 'future', 'now')`); err != nil {
+			if _, err := db.Exec(`INSERT INTO schema_migrations (owner, version, name, applied_at) VALUES ('test', 999, 'future', 'now')`); err != nil {
 				t.Fatal(err)
 			}
 			db.Close()
@@ -147,7 +159,7 @@ func TestOpenErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := tt.setup(t)
-			db, err := sqldb.Open(ctx, p)
+			db, err := sqldb.Open(ctx, p, testSchema())
 			if err == nil {
 				db.Close()
 				t.Fatalf("Open(%s) succeeded, want error containing %q", p, tt.want)
@@ -161,9 +173,9 @@ func TestOpenErrors(t *testing.T) {
 	var tooNew *sqldb.SchemaTooNewError
 	p := filepath.Join(t.TempDir(), "c.db")
 	db := mustOpen(t, p)
-	db.Exec(`INSERT INTO schema_migrations VALUES (999, 'future', 'now')`)
+	db.Exec(`INSERT INTO schema_migrations (owner, version, name, applied_at) VALUES ('test', 999, 'future', 'now')`)
 	db.Close()
-	if _, err := sqldb.Open(ctx, p); !errors.As(err, &tooNew) || tooNew.Have != 999 {
+	if _, err := sqldb.Open(ctx, p, testSchema()); !errors.As(err, &tooNew) || tooNew.Have != 999 {
 		t.Errorf("newer schema error = %v, want *SchemaTooNewError{Have: 999}", err)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"switchyard/delivery/deliverytest"
 )
 
 // benchSeries returns n series shaped like the collector's: per partition
@@ -52,7 +54,7 @@ func (b *benchValue) next(i int) float64 {
 // (10,000 series at a 10 s interval), including the sealing of a window
 // every 360 cycles.
 func BenchmarkAppendCycle(b *testing.B) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(b, Options{Dir: b.TempDir(), Now: c.Now})
 	series := benchSeries(10_000)
 	vals := newBenchValue(len(series))
@@ -78,7 +80,7 @@ func BenchmarkAppendCycle(b *testing.B) {
 // BenchmarkQuery24hOneSeries reads 24 h of one series stored at 10 s
 // (8,640 points, 24 sealed chunks and an open head) among 300 others.
 func BenchmarkQuery24hOneSeries(b *testing.B) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(b, Options{Dir: b.TempDir(), Now: c.Now})
 	series := benchSeries(300)
 	vals := newBenchValue(len(series))
@@ -120,7 +122,7 @@ func BenchmarkDisk24h(b *testing.B) {
 	}
 	for b.Loop() {
 		dir := b.TempDir()
-		c := &clock{t: t0}
+		c := deliverytest.NewClock(t0)
 		s := mustOpen(b, Options{Dir: dir, Now: c.Now})
 		series := benchSeries(n)
 		vals := newBenchValue(n)

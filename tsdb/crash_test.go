@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/delivery/deliverytest"
 )
 
 const crashHelperEnv = "TSDB_CRASH_HELPER_DIR"
@@ -78,7 +80,7 @@ func TestKillDuringAppends(t *testing.T) {
 }
 
 func crashHelper(dir string) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s, err := Open(context.Background(), Options{Dir: dir, Now: c.Now, Logger: quietLogger()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "helper open:", err)

@@ -6,13 +6,14 @@ import (
 	"time"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 )
 
 // Q.Or keeps the series that match one of its alternatives; the store
 // reads nothing else, so a narrowed query never returns a series the
 // alternatives exclude.
 func TestQueryOrAlternatives(t *testing.T) {
-	c := &clock{t: t0.Add(time.Minute)}
+	c := deliverytest.NewClock(t0.Add(time.Minute))
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now})
 	ev := func(tenant, dest string) Labels {
 		return L(MetricName, "event_processed_total", "tenant", tenant, "destination", dest)

@@ -58,7 +58,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -70,6 +69,14 @@ import (
 
 // FileName is the store's file in the data directory.
 const FileName = "tsdb.db"
+
+// Defaults of Options that the console's configuration shares
+// (history.raw_retention, history.rollup_retention, history.max_series).
+const (
+	DefaultRawRetention    = 24 * time.Hour
+	DefaultRollupRetention = 14 * 24 * time.Hour
+	DefaultMaxSeries       = 100_000
+)
 
 // Options configures a Store. The zero value, with Dir set, is the default.
 type Options struct {
@@ -114,14 +121,14 @@ func (o *Options) setDefaults() error {
 			*d = v
 		}
 	}
-	def(&o.RawRetention, 24*time.Hour)
-	def(&o.RollupRetention, 14*24*time.Hour)
+	def(&o.RawRetention, DefaultRawRetention)
+	def(&o.RollupRetention, DefaultRollupRetention)
 	def(&o.RollupStep, time.Minute)
 	def(&o.ChunkWindow, time.Hour)
 	def(&o.MaxFuture, 10*time.Minute)
 	def(&o.MaintainEvery, time.Minute)
 	if o.MaxSeries == 0 {
-		o.MaxSeries = 100_000
+		o.MaxSeries = DefaultMaxSeries
 	}
 	if o.MaxPoints == 0 {
 		o.MaxPoints = 11_000
@@ -208,22 +215,20 @@ type sealedChunk struct {
 	head   *head
 }
 
-// Open opens or creates the store in opts.Dir and replays the head log, so
-// that points appended before a crash are back. Errors name the file.
+// Open opens or creates the store in opts.Dir — through sqldb, with the
+// schema of schema.go — and replays the head log, so that points appended
+// before a crash are back. Errors name the file and say what is wrong with
+// it (not a database, corrupt, written by a newer release).
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(opts.Dir, FileName)
-	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
 	// auto_vacuum must be chosen before the first table exists; it lets
 	// Maintain give deleted chunks' pages back to the file system.
-	dsn := path + "?_busy_timeout=5000&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate&_auto_vacuum=incremental"
-	db, err := sql.Open("sqlite3", dsn)
+	db, err := sqldb.OpenWith(ctx, path, sqldb.Options{IncrementalVacuum: true}, schema())
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	db.SetMaxOpenConns(8)
 	s := &Store{
@@ -233,44 +238,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		window: opts.ChunkWindow.Milliseconds(),
 		step:   opts.RollupStep.Milliseconds(),
 	}
-	if err := sqldb.Migrate(ctx, db, migrations()); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
 	if err := s.load(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return s, nil
-}
-
-func migrations() []sqldb.Migration {
-	return []sqldb.Migration{{Version: 1, Name: "tsdb", SQL: `
-CREATE TABLE series (
-	id             INTEGER PRIMARY KEY,
-	labels         TEXT    NOT NULL UNIQUE,
-	sealed_through INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE raw_chunks (
-	id        INTEGER PRIMARY KEY,
-	series_id INTEGER NOT NULL,
-	start     INTEGER NOT NULL,
-	data      BLOB    NOT NULL
-);
-CREATE UNIQUE INDEX raw_chunks_series ON raw_chunks(series_id, start);
-CREATE INDEX raw_chunks_start ON raw_chunks(start);
-CREATE TABLE rollup_chunks (
-	id        INTEGER PRIMARY KEY,
-	series_id INTEGER NOT NULL,
-	start     INTEGER NOT NULL,
-	data      BLOB    NOT NULL
-);
-CREATE UNIQUE INDEX rollup_chunks_series ON rollup_chunks(series_id, start);
-CREATE INDEX rollup_chunks_start ON rollup_chunks(start);
-CREATE TABLE head_log (
-	seq  INTEGER PRIMARY KEY,
-	data BLOB NOT NULL
-);`}}
 }
 
 // load rebuilds the in-memory state from the database: the series, then
@@ -502,7 +474,7 @@ func (s *Store) Append(ctx context.Context, samples []Sample) error {
 	for _, smp := range samples {
 		ms := prevMS
 		// Batches often carry runs of the same series; skip the lookup.
-		if ms == nil || !sameLabels(prevLabel, smp.Series) {
+		if ms == nil || !slices.Equal(prevLabel, smp.Series) {
 			ms = s.lookup(smp.Series)
 		}
 		if ms == nil {
@@ -571,7 +543,7 @@ func (s *Store) lookup(ls Labels) *memSeries {
 		}
 	}
 	for _, ms := range s.byHash[hashLabels(ls)] {
-		if sameLabels(ms.labels, ls) {
+		if slices.Equal(ms.labels, ls) {
 			return ms
 		}
 	}
@@ -593,18 +565,6 @@ func hashLabels(ls Labels) uint64 {
 		add(l.Value)
 	}
 	return h
-}
-
-func sameLabels(a, b Labels) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Store) commit(ctx context.Context, seq int64, batch []byte, created []*memSeries, sealed []sealedChunk) error {

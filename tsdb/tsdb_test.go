@@ -15,27 +15,10 @@ import (
 	"time"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// clock is the injected Now of a test store.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -74,7 +57,7 @@ func lag(group string) Labels {
 
 // fill appends one sample per series every 10 s over [from, to), value
 // f(series index, cycle), advancing the clock to each cycle's time.
-func fill(t testing.TB, s *Store, c *clock, series []Labels, from, to time.Time, f func(i, cycle int) float64) {
+func fill(t testing.TB, s *Store, c *deliverytest.Clock, series []Labels, from, to time.Time, f func(i, cycle int) float64) {
 	t.Helper()
 	cycle := 0
 	for ts := from; ts.Before(to); ts = ts.Add(10 * time.Second) {
@@ -97,7 +80,7 @@ func groupsOf(ss []Series) []string {
 }
 
 func TestAppendQueryMatchers(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now})
 	series := []Labels{lag("billing"), lag("billing-retry"), lag("shipping"), L(MetricName, "switchyard_consumer_group_lag", "cluster", "prod", "group", "billing")}
 	fill(t, s, c, series, t0, t0.Add(time.Minute), func(i, cycle int) float64 { return float64(i*100 + cycle) })
@@ -146,7 +129,7 @@ func TestAppendQueryMatchers(t *testing.T) {
 }
 
 func TestStepAggregations(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now})
 	ls := lag("billing")
 	// Minute 0: 1..6; minute 1: 10, 20, 30, 40, 50, 60 (then now = 1m50s).
@@ -205,7 +188,7 @@ func TestStepAggregations(t *testing.T) {
 }
 
 func TestRawVersusRollupAndRetention(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	dir := t.TempDir()
 	s := mustOpen(t, Options{Dir: dir, Now: c.Now, RawRetention: 3 * time.Hour, RollupRetention: 6 * time.Hour})
 	ls := lag("billing")
@@ -269,7 +252,7 @@ func TestRawVersusRollupAndRetention(t *testing.T) {
 
 func TestRollupMatchesRaw(t *testing.T) {
 	// Served from rollups or raw points, a 1m-aligned query must agree.
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now})
 	ls := lag("billing")
 	fill(t, s, c, []Labels{ls}, t0, t0.Add(90*time.Minute), func(_, cycle int) float64 { return float64((cycle * 7919) % 1000) })
@@ -296,7 +279,7 @@ func TestRollupMatchesRaw(t *testing.T) {
 }
 
 func TestRestartKeepsPoints(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	dir := t.TempDir()
 	opts := Options{Dir: dir, Now: c.Now, Logger: quietLogger()}
 	s, err := Open(context.Background(), opts)
@@ -359,7 +342,7 @@ func copyDir(t *testing.T, from string) string {
 }
 
 func TestCrashWithoutCloseLosesNothingAppended(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	dir := t.TempDir()
 	s := mustOpen(t, Options{Dir: dir, Now: c.Now})
 	fill(t, s, c, []Labels{lag("a"), lag("b")}, t0, t0.Add(70*time.Minute), func(i, cycle int) float64 { return float64(cycle) })
@@ -380,7 +363,7 @@ func TestCrashWithoutCloseLosesNothingAppended(t *testing.T) {
 }
 
 func TestTornWALWriteIsIgnored(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	dir := t.TempDir()
 	s := mustOpen(t, Options{Dir: dir, Now: c.Now})
 	fill(t, s, c, []Labels{lag("a")}, t0, t0.Add(10*time.Minute), func(_, cycle int) float64 { return float64(cycle) })
@@ -404,7 +387,7 @@ func TestTornWALWriteIsIgnored(t *testing.T) {
 }
 
 func TestCardinalityCap(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now, MaxSeries: 3})
 	var batch []Sample
 	for _, g := range []string{"a", "b", "c", "d", "e"} {
@@ -424,7 +407,7 @@ func TestCardinalityCap(t *testing.T) {
 }
 
 func TestRefusedSamples(t *testing.T) {
-	c := &clock{t: t0.Add(time.Hour)}
+	c := deliverytest.NewClock(t0.Add(time.Hour))
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now, RawRetention: 30 * time.Minute, RollupRetention: time.Hour})
 	now := c.Now()
 	mustAppend(t, s, []Sample{
@@ -519,7 +502,7 @@ func TestLabelsCanonicalForm(t *testing.T) {
 }
 
 func TestLabelValues(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now})
 	mustAppend(t, s, []Sample{
 		{Series: lag("b"), T: t0, V: 1},
@@ -537,7 +520,7 @@ func TestLabelValues(t *testing.T) {
 }
 
 func TestIdleSeriesIsSealedAndLogTrimmed(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now})
 	fill(t, s, c, []Labels{lag("quiet")}, t0, t0.Add(10*time.Minute), func(_, cycle int) float64 { return float64(cycle) })
 	if st := s.Stats(); st.LogRows != 60 {
@@ -556,7 +539,7 @@ func TestIdleSeriesIsSealedAndLogTrimmed(t *testing.T) {
 }
 
 func TestConcurrentQueriesDuringAppends(t *testing.T) {
-	c := &clock{t: t0}
+	c := deliverytest.NewClock(t0)
 	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now, ChunkWindow: 10 * time.Minute})
 	var series []Labels
 	for i := range 50 {

@@ -84,7 +84,11 @@ func (s *Server) handleAPIDLQEntries(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	page, err := s.findEntries(c, eq.Filter)
+	st, err := s.deadLetters()
+	if err != nil {
+		return s.fail(c, err)
+	}
+	page, err := st.FindEntries(c.UserContext(), callerOf(c), eq.Filter)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -142,44 +146,35 @@ func (s *Server) handleAPIDLQEntry(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	pv, err := s.entryPayload(c, e)
-	if err != nil {
-		return s.fail(c, err)
-	}
+	dl := e.DL
 	out := apiDLQEntryDetail{
-		apiDLQEntry: apiDLQEntryOf(e), Error: e.DL.Error, EnvelopeError: e.DL.EnvelopeError, DLQ: e.DL.DLQ,
-		PayloadAllowed: pv.Allowed, MaskedFields: pv.Masked,
+		apiDLQEntry: apiDLQEntryOf(e.Entry), Error: dl.Error, EnvelopeError: dl.EnvelopeError, DLQ: dl.DLQ,
+		PayloadAllowed: e.PayloadAllowed, MaskedFields: e.Masked, Withheld: e.Withheld,
 	}
-	if env := e.DL.Envelope; env != nil {
+	if env := dl.Envelope; env != nil {
 		out.Envelope = &apiEnvelope{ID: env.ID, Type: env.Type, OccurredAt: env.OccurredAt, Source: env.Source,
 			CorrelationID: env.CorrelationID, TraceID: env.TraceID,
-			Metadata: apiMetadata{PartitionKey: pv.Metadata.PartitionKey, TenantID: pv.Metadata.TenantID}}
+			Metadata: apiMetadata{PartitionKey: env.Metadata.PartitionKey, TenantID: env.Metadata.TenantID}}
 	}
-	if !pv.Allowed {
-		out.Withheld = []string{"payload", "key", "headers"}
-		if e.DL.Envelope != nil && e.DL.Envelope.Metadata.PartitionKey != "" {
-			out.Withheld = append(out.Withheld, "envelope.metadata.partition_key")
-		}
-	}
-	if pv.Allowed {
-		if utf8.Valid(pv.Key) {
-			out.Key = string(pv.Key)
+	if e.PayloadAllowed {
+		if utf8.Valid(dl.Key) {
+			out.Key = string(dl.Key)
 		} else {
-			out.KeyBase64 = pv.Key
+			out.KeyBase64 = dl.Key
 		}
 		out.Headers = []apiHeader{}
-		for _, h := range e.DL.Headers {
+		for _, h := range dl.Headers {
 			if utf8.Valid(h.Value) {
 				out.Headers = append(out.Headers, apiHeader{Key: h.Key, Value: string(h.Value)})
 			} else {
 				out.Headers = append(out.Headers, apiHeader{Key: h.Key, ValueBase64: h.Value})
 			}
 		}
-		if utf8.Valid(pv.Body) {
-			t := string(pv.Body)
+		if utf8.Valid(dl.Payload) {
+			t := string(dl.Payload)
 			out.PayloadText = &t
 		} else {
-			out.PayloadBase64 = pv.Body
+			out.PayloadBase64 = dl.Payload
 		}
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
@@ -243,7 +238,7 @@ func (s *Server) handleAPIDLQGroups(c *fiber.Ctx) error {
 	}
 	q := queryOf(c)
 	f := dlqstore.GroupFilter{
-		Tenants: s.dlqScope(principal(c)), State: strings.TrimSpace(q.Get("state")),
+		State:  strings.TrimSpace(q.Get("state")),
 		Broker: strings.TrimSpace(q.Get("broker")), Destination: strings.TrimSpace(q.Get("destination")),
 		Q: strings.TrimSpace(q.Get("q")), Sort: cmp.Or(strings.TrimSpace(q.Get("sort")), "count"),
 		Cursor: strings.TrimSpace(q.Get("cursor")),
@@ -253,7 +248,7 @@ func (s *Server) handleAPIDLQGroups(c *fiber.Ctx) error {
 			return s.fail(c, delivery.Errorf(delivery.EINVALID, "limit must be 1 to 500"))
 		}
 	}
-	groups, next, err := st.Groups(c.UserContext(), f)
+	groups, next, err := st.Groups(c.UserContext(), callerOf(c), f)
 	if err != nil {
 		return s.fail(c, err)
 	}

@@ -12,8 +12,8 @@ import (
 	"switchyard/redrive"
 )
 
-// The dead-letter jobs API: the same engine and rules as the pages,
-// errors in the platform contract.
+// The dead-letter jobs API: the same service, engine and rules as the
+// pages, errors in the platform contract.
 
 // apiJobPlan is the answer of a dry run.
 type apiJobPlan struct {
@@ -35,7 +35,7 @@ type apiJobDetail struct {
 // handleAPIDLQJobCreate takes a redrive.Request: with dry_run it answers
 // {"plan": …}, else it starts the job and answers 201 with it.
 func (s *Server) handleAPIDLQJobCreate(c *fiber.Ctx) error {
-	jobs, err := s.dlqJobs()
+	jobs, _, err := s.dlqJobs()
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -45,18 +45,15 @@ func (s *Server) handleAPIDLQJobCreate(c *fiber.Ctx) error {
 	if err := dec.Decode(&req); err != nil {
 		return s.fail(c, delivery.Errorf(delivery.EINVALID, "body must be a job request {action, selector, reason, …}: %s", jsonProblem(err)))
 	}
-	if req, err = s.guardRequest(principal(c), req); err != nil {
-		return s.fail(c, err)
-	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	if req.DryRun {
-		plan, err := jobs.Plan(c.UserContext(), actorOf(c), req)
+		plan, err := jobs.Plan(c.UserContext(), callerOf(c), req)
 		if err != nil {
 			return s.fail(c, err)
 		}
 		return c.JSON(apiJobPlan{Plan: plan})
 	}
-	j, err := jobs.Start(c.UserContext(), actorOf(c), req)
+	j, err := jobs.Start(c.UserContext(), callerOf(c), req)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -68,7 +65,7 @@ func (s *Server) handleAPIDLQJobCreate(c *fiber.Ctx) error {
 // them in its query, so a page is full unless it is the last), newest
 // first: ?running=1, limit (1–500, default 50), before (keyset cursor).
 func (s *Server) handleAPIDLQJobs(c *fiber.Ctx) error {
-	jobs, err := s.dlqJobs()
+	jobs, _, err := s.dlqJobs()
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -88,7 +85,7 @@ func (s *Server) handleAPIDLQJobs(c *fiber.Ctx) error {
 	if f.Before, err = int64Query(c, "before"); err != nil {
 		return s.fail(c, err)
 	}
-	list, next, err := jobs.Jobs(c.UserContext(), actorOf(c), f)
+	list, next, err := jobs.Jobs(c.UserContext(), callerOf(c), f)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -103,11 +100,7 @@ func (s *Server) handleAPIDLQJobs(c *fiber.Ctx) error {
 // handleAPIDLQJob is a job with a page of its ledger: ?after_seq=,
 // limit (1–1000, default 100).
 func (s *Server) handleAPIDLQJob(c *fiber.Ctx) error {
-	jobs, err := s.dlqJobs()
-	if err != nil {
-		return s.fail(c, err)
-	}
-	j, err := s.loadJob(c, jobs)
+	jobs, j, err := s.loadJob(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -130,15 +123,11 @@ func (s *Server) handleAPIDLQJob(c *fiber.Ctx) error {
 
 // handleAPIDLQJobCancel asks a running job to stop and returns it.
 func (s *Server) handleAPIDLQJobCancel(c *fiber.Ctx) error {
-	jobs, err := s.dlqJobs()
+	jobs, j, err := s.loadJob(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
-	j, err := s.loadJob(c, jobs)
-	if err != nil {
-		return s.fail(c, err)
-	}
-	if j, err = jobs.Cancel(c.UserContext(), actorOf(c), j.ID); err != nil {
+	if j, err = jobs.Cancel(c.UserContext(), callerOf(c), j.ID); err != nil {
 		return s.fail(c, err)
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")

@@ -32,7 +32,7 @@ func benchCluster(at time.Time, step int) collector.ClusterView {
 		if ti%25 == 0 {
 			name += ".dlq"
 		}
-		t := collector.Topic{Name: name, IsDLQ: collector.IsDLQTopic(name)}
+		t := collector.Topic{Name: name, IsDLQ: v.Snapshot.IsDLQTopic(name)}
 		for p := range int32(10) {
 			high := int64(step*100 + ti*10 + int(p))
 			t.Partitions = append(t.Partitions, collector.Partition{Partition: p, Leader: p % 3, Low: 0, High: high, Rate: float64(ti%9) / 10})
@@ -102,7 +102,7 @@ func newBenchEnv(b *testing.B, cold, scoped bool) *benchEnv {
 		view = benchCluster(now.Add(-time.Duration(i)*30*time.Second), 120-i)
 		hist.RecordKafka(ctx, view)
 	}
-	db, err := sqldb.Open(ctx, filepath.Join(b.TempDir(), "console.db"))
+	db, err := sqldb.Open(ctx, filepath.Join(b.TempDir(), "console.db"), access.Schema())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func (s *Server) topicRateCharts(c *fiber.Ctx, v collector.ClusterView, tr timeR
 	all, err := s.history(ctx, collector.MKafkaTopicRate, tr, scope, eq("cluster", v.Name))
 	var dlq []tsdb.Series
 	for _, sr := range all {
-		if collector.IsDLQTopic(sr.Labels.Get("topic")) {
+		if v.Snapshot.IsDLQTopic(sr.Labels.Get("topic")) {
 			dlq = append(dlq, sr)
 		}
 	}
@@ -85,16 +85,10 @@ func (s *Server) topicRateCharts(c *fiber.Ctx, v collector.ClusterView, tr timeR
 func (s *Server) rabbitRateCharts(c *fiber.Ctx, v collector.RabbitView, tr timeRange, scope *collector.SeriesScope) (pub, dlq templates.Chart) {
 	ctx := c.UserContext()
 	id := "r-" + slug(v.Name)
-	isDLQ := map[[2]string]bool{}
-	for _, q := range v.Snapshot.Queues {
-		if q.IsDLQ {
-			isDLQ[[2]string{q.VHost, q.Name}] = true
-		}
-	}
 	all, err := s.history(ctx, collector.MQueuePublishRate, tr, scope, eq("cluster", v.Name))
 	var dl []tsdb.Series
 	for _, sr := range all {
-		if isDLQ[[2]string{sr.Labels.Get("vhost"), sr.Labels.Get("queue")}] || collector.IsDLQTopic(sr.Labels.Get("queue")) {
+		if v.Snapshot.IsDLQQueue(sr.Labels.Get("vhost"), sr.Labels.Get("queue")) {
 			dl = append(dl, sr)
 		}
 	}

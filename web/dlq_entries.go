@@ -7,7 +7,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/dlqstore"
 	"switchyard/redrive"
@@ -23,19 +22,19 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 		return s.dlqNotConfigured(c)
 	}
 	vm := templates.DeadLetterEntries{GroupsHref: "/dead-letters"}
-	for _, sv := range []dlqstore.Status{dlqstore.StatusDead, dlqstore.StatusRedriving, dlqstore.StatusRedriven,
-		dlqstore.StatusQuarantined, dlqstore.StatusDiscarded, dlqstore.StatusResolved} {
+	for _, sv := range dlqstore.Statuses() {
 		vm.StatusOptions = append(vm.StatusOptions, string(sv))
 	}
 	for _, r := range ranges {
 		vm.RangeOptions = append(vm.RangeOptions, r.key)
 	}
 	page := templates.Page{Title: "Dead letters · entries", Area: templates.AreaDeadLetters}
-	jobs := templates.EntriesJobs{DLQActions: s.jobActions(principal(c), access.Res("*"))}
+	caller := callerOf(c)
+	jobs := templates.EntriesJobs{DLQActions: dlqActionsOf(st.Actions(caller, nil))}
 	eq, err := s.parseEntryQuery(c)
 	vm.Filter = entryForm(eq)
 	if err == nil && eq.Filter.GroupID != 0 {
-		g, gerr := st.Group(c.UserContext(), eq.Filter.GroupID, s.dlqScope(principal(c)))
+		g, gerr := st.Group(c.UserContext(), caller, eq.Filter.GroupID)
 		switch {
 		case gerr == nil:
 			vm.GroupTitle = g.Title
@@ -45,7 +44,7 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 	}
 	var res dlqstore.Page
 	if err == nil {
-		res, err = s.findEntries(c, eq.Filter)
+		res, err = st.FindEntries(c.UserContext(), caller, eq.Filter)
 	}
 	if err != nil {
 		if delivery.ErrorCode(err) != delivery.EINVALID {
@@ -67,10 +66,11 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 	}
 	vm.Total = totalText(res.Total, res.TotalCapped)
 	if len(vm.Rows) > 0 {
-		// "Redrive all N matching": the filter as typed, without the
-		// page's cursor; the engine freezes the set when the job starts.
-		spec := filterSpecOf(eq.Filter)
-		if b, err := json.Marshal(redrive.Selector{Filter: &spec}); err == nil {
+		// "Redrive all N matching": the filter as typed (its JSON holds
+		// neither the page's cursor nor a scope); the engine freezes the
+		// set when the job starts.
+		f := eq.Filter
+		if b, err := json.Marshal(redrive.Selector{Filter: &f}); err == nil {
 			jobs.FilterSelector, jobs.Total = string(b), vm.Total
 		}
 	}

@@ -10,27 +10,26 @@ import (
 
 	"switchyard/browse"
 	"switchyard/delivery"
+	"switchyard/dlq"
 	"switchyard/dlqstore"
+	"switchyard/indexer"
 	"switchyard/web/templates"
 )
 
 func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 
-// handleDLQEntry is one dead letter: 404 unless the principal may view its
-// origin destination in its tenant; the payload, key, headers and the
-// envelope's partition key only with read_payload, PII (in the payload,
-// the key and the metadata) masked without read_pii.
+// handleDLQEntry is one dead letter as the service shows it to the
+// caller: 404 unless they may view its origin destination in its tenant;
+// the payload, key, headers and the envelope's partition key only with
+// read_payload, PII (in the payload, the key and the metadata) masked
+// without read_pii.
 func (s *Server) handleDLQEntry(c *fiber.Ctx) error {
 	e, err := s.loadEntry(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
-	pv, err := s.entryPayload(c, e)
-	if err != nil {
-		return s.fail(c, err)
-	}
-	vm := entryViewOf(e, pv)
-	jv, err := s.entryJobs(c, e, pv)
+	vm := entryViewOf(e)
+	jv, err := s.entryJobs(c, e)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -38,7 +37,7 @@ func (s *Server) handleDLQEntry(c *fiber.Ctx) error {
 		templates.DeadLetterEntryView(vm, jv))
 }
 
-func entryViewOf(e dlqstore.Entry, pv payloadView) templates.DeadLetterEntry {
+func entryViewOf(e dlq.Entry) templates.DeadLetterEntry {
 	dl := e.DL
 	vm := templates.DeadLetterEntry{
 		ID: e.ID, Status: string(e.Status), Format: string(dl.Format), StatusReason: e.StatusReason,
@@ -61,22 +60,21 @@ func entryViewOf(e dlqstore.Entry, pv payloadView) templates.DeadLetterEntry {
 		vm.Envelope = nonEmpty([]templates.KV{
 			{Key: "id", Value: env.ID}, {Key: "type", Value: env.Type}, {Key: "source", Value: env.Source},
 			{Key: "occurred_at", Value: env.OccurredAt}, {Key: "correlation_id", Value: env.CorrelationID},
-			{Key: "trace_id", Value: env.TraceID}, {Key: "tenant_id", Value: pv.Metadata.TenantID},
-			{Key: "partition_key", Value: pv.Metadata.PartitionKey},
+			{Key: "trace_id", Value: env.TraceID}, {Key: "tenant_id", Value: env.Metadata.TenantID},
+			{Key: "partition_key", Value: env.Metadata.PartitionKey},
 		})
-		if !pv.Allowed && env.Metadata.PartitionKey != "" {
-			// Part of the message, like the key it usually is.
+		if slices.Contains(e.Withheld, dlq.WithheldPartitionKey) {
 			vm.Envelope = append(vm.Envelope, templates.KV{Key: "partition_key", Withheld: true})
 		}
 	}
-	vm.Origin, vm.OriginHref, vm.OriginLabel = originOf(e)
-	vm.DLQ, vm.DLQHref = dlqLocationOf(e)
+	vm.Origin, vm.OriginHref, vm.OriginLabel = originOf(e.Entry)
+	vm.DLQ, vm.DLQHref = dlqLocationOf(e.Entry)
 	vm.Flags = flagsOf(e)
-	if pv.Allowed {
+	if e.PayloadAllowed {
 		vm.PayloadAllowed = true
-		vm.Payload, vm.PayloadKind = browse.Pretty(pv.Body)
-		vm.Masked = pv.Masked
-		vm.Key = printable(pv.Key)
+		vm.Payload, vm.PayloadKind = browse.Pretty(dl.Payload)
+		vm.Masked = e.Masked
+		vm.Key = printable(dl.Key)
 		for _, h := range dl.Headers {
 			vm.Headers = append(vm.Headers, templates.HeaderRow{Key: h.Key, Value: printable(h.Value)})
 		}
@@ -134,28 +132,56 @@ func dlqLocationOf(e dlqstore.Entry) ([]templates.KV, string) {
 
 // flagsOf explains an entry's flags; a cut payload always says its
 // original size and hash.
-func flagsOf(e dlqstore.Entry) []templates.DLQFlag {
+func flagsOf(e dlq.Entry) []templates.DLQFlag {
 	var out []templates.DLQFlag
 	size := fmt.Sprintf("original size %s bytes, SHA-256 %s", templates.Exact(int64(e.PayloadSize)), e.PayloadHash)
 	for _, f := range e.Flags {
 		text := ""
 		switch f {
-		case "undecodable":
+		case indexer.FlagUndecodable:
 			text = "the record could not be decoded as a dead letter; raw bytes are kept"
-		case "not_utf8":
+		case indexer.FlagNotUTF8:
 			text = "the payload is not UTF-8 text; shown as hex"
-		case "invalid_envelope":
+		case indexer.FlagInvalidEnvelope:
 			text = "the payload is not a valid platform envelope"
-		case "too_large":
+		case indexer.FlagTooLarge:
 			text = fmt.Sprintf("the payload is too large: the first %s bytes are kept; %s",
-				templates.Exact(int64(len(e.DL.Payload))), size)
-		case "no_error_context":
+				templates.Exact(int64(e.PayloadKept)), size)
+		case indexer.FlagNoErrorContext:
 			text = "the record carries no error context"
 		}
 		out = append(out, templates.DLQFlag{Name: f, Text: text})
 	}
-	if e.Truncated && !slices.Contains(e.Flags, "too_large") {
+	if e.Truncated && !slices.Contains(e.Flags, indexer.FlagTooLarge) {
 		out = append(out, templates.DLQFlag{Name: "truncated", Text: "the payload was cut; " + size})
 	}
 	return out
+}
+
+// entryJobs is the jobs part of an entry's page: the buttons and the
+// edit-and-redrive form the service offers the caller on the entry, and
+// the jobs they may see that acted on it.
+func (s *Server) entryJobs(c *fiber.Ctx, e dlq.Entry) (templates.EntryJobs, error) {
+	caller := callerOf(c)
+	a := s.dlq.Actions(caller, &e)
+	j := templates.EntryJobs{DLQActions: dlqActionsOf(a), ID: e.ID, Edit: a.Edit, EditNote: a.EditNote}
+	if a.Edit {
+		j.EditPayload, _ = browse.Pretty(e.DL.Payload)
+	}
+	if !a.Enabled {
+		return j, nil
+	}
+	hist, err := s.dlq.History(c.UserContext(), caller, e.ID)
+	if err != nil {
+		return j, err
+	}
+	now := s.now()
+	for _, h := range hist {
+		j.History = append(j.History, templates.JobHistoryRow{
+			JobID: h.JobID, JobHref: jobHref(h.JobID), Action: string(h.Action), Actor: h.Actor, Reason: h.Reason,
+			State: string(h.State), StateClass: itemTone(h.State).Badge(), Destination: h.Target, Error: h.Error,
+			At: templates.Ago(now, h.At), AtExact: fmtTime(h.At),
+		})
+	}
+	return j, nil
 }

@@ -17,8 +17,10 @@ import (
 	"switchyard/access"
 	"switchyard/delivery"
 	"switchyard/delivery/kafka"
+	"switchyard/dlq"
 	"switchyard/dlqstore"
 	"switchyard/indexer"
+	"switchyard/internal/testenv"
 	"switchyard/redrive"
 )
 
@@ -86,7 +88,7 @@ func deadLetterOf(t testing.TB, f dlqFixture, origin, dlqLoc delivery.Location, 
 		dl.Payload = binaryPayload
 		dl.EnvelopeError = "not UTF-8"
 		dl.Headers = append(dl.Headers, delivery.Header{Key: delivery.HeaderEventType, Value: []byte(otherTopic)})
-		flags = []string{"not_utf8", "invalid_envelope"}
+		flags = []string{indexer.FlagNotUTF8, indexer.FlagInvalidEnvelope}
 	} else {
 		env, err := delivery.NewEnvelope(testTopic, "checkout", map[string]any{
 			"note": "fixture " + f.name, "email": fixtureEmail(f.name),
@@ -155,6 +157,24 @@ func seedDLQ(t testing.TB) (*dlqstore.Store, map[string]int64) {
 	return st, ids
 }
 
+// deadLetterOptions are the dead-letter service's over the seeded store,
+// as cmd/console wires it: the env's PII masker, its audit log with
+// payload reads audited, and the seeded sources' indexer status; no job
+// engine (withJobs adds one).
+func deadLetterOptions(st *dlqstore.Store, masker dlq.Masker, audit dlq.AuditLog) dlq.Options {
+	return dlq.Options{Store: st, Masker: masker, Audit: audit, AuditReads: true, Indexers: dlqSources{}}
+}
+
+// newDeadLetters is the dead-letter service of o.
+func newDeadLetters(t testing.TB, o dlq.Options) *dlq.Service {
+	t.Helper()
+	svc, err := dlq.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // dlqSources is the indexers' status as the console would report it for
 // the seeded sources (the indexer itself needs brokers; its own tests run
 // it against kfake and RabbitMQ).
@@ -183,11 +203,7 @@ type jobsEnv struct {
 // Edit-and-redrive is enabled.
 func (e *env) withJobs(t *testing.T) *jobsEnv {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, testTopic), kfake.SeedTopics(1, otherTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := testenv.Kafka(t, kfake.SeedTopics(3, testTopic), kfake.SeedTopics(1, otherTopic))
 	pub, err := kafka.NewPublisher(kafka.PublisherOptions{Brokers: c.ListenAddrs(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +239,9 @@ func (e *env) withJobs(t *testing.T) *jobsEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(read.Close)
-	e.srv.jobs = eng // before any request of the test
+	o := e.dlqOpts
+	o.Jobs = eng
+	e.srv.dlq = newDeadLetters(t, o) // before any request of the test
 	return &jobsEnv{engine: eng, kafka: read}
 }
 

@@ -11,9 +11,10 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
-	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/dlq"
 	"switchyard/dlqstore"
+	"switchyard/sqldb"
 	"switchyard/web/templates"
 )
 
@@ -38,7 +39,7 @@ func (s *Server) groupsRange(c *fiber.Ctx) (timeRange, error) {
 }
 
 // handleDeadLetters is the landing page: failure groups over the
-// principal's tenant scope, each with its trend over the range.
+// principal's scope, each with its trend over the range.
 func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 	st, err := s.deadLetters()
 	if err != nil {
@@ -48,8 +49,7 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	p := principal(c)
-	scope := s.dlqScope(p)
+	caller := callerOf(c)
 	ctx := c.UserContext()
 	q := queryOf(c)
 	f := templates.GroupFilterForm{
@@ -67,19 +67,17 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 		}
 	}
 	vm := templates.DeadLetterGroups{
-		Range: tr.picker("/dead-letters", pickerQuery), Filter: f, CanTriage: s.mayTriage(p),
+		Range: tr.picker("/dead-letters", pickerQuery), Filter: f, CanTriage: st.MayTriage(caller),
 		EntriesHref: "/dead-letters/entries",
 	}
-	if err := s.indexerStrip(ctx, st, p, scope, &vm); err != nil {
+	if err := s.indexerStrip(ctx, st, caller, &vm); err != nil {
 		return s.fail(c, err)
 	}
-	if counts, err := st.Counts(ctx, scope); err == nil {
-		vm.Open = openOf(counts)
-	} else {
+	if vm.Open, err = st.OpenCount(ctx, caller); err != nil {
 		return s.fail(c, err)
 	}
-	groups, next, err := st.Groups(ctx, dlqstore.GroupFilter{
-		Tenants: scope, State: f.State, Broker: f.Broker, Destination: f.Destination, Q: f.Q,
+	groups, next, err := st.Groups(ctx, caller, dlqstore.GroupFilter{
+		State: f.State, Broker: f.Broker, Destination: f.Destination, Q: f.Q,
 		Sort: f.Sort, Cursor: strings.TrimSpace(q.Get("cursor")), Limit: groupsPerPage,
 	})
 	if err != nil {
@@ -92,7 +90,7 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 	step := tr.To.Sub(tr.From) / trendBuckets
 	now := s.now()
 	for _, g := range groups {
-		counts, err := st.Trend(ctx, g.ID, scope, tr.From, tr.To, step)
+		counts, err := st.Trend(ctx, caller, g.ID, tr.From, tr.To, step)
 		if err != nil {
 			return s.fail(c, err)
 		}
@@ -110,7 +108,7 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 		}
 	}
 	return s.render(c, templates.Page{Title: "Dead letters", Area: templates.AreaDeadLetters, RangeQuery: tr.query()},
-		templates.DeadLetterGroupsView(vm, s.jobActions(p, access.Res("*"))))
+		templates.DeadLetterGroupsView(vm, dlqActionsOf(st.Actions(caller, nil))))
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -157,44 +155,27 @@ func triageText(t dlqstore.Triage) string {
 	return cmp.Or(t.State, dlqstore.TriageOpen)
 }
 
-// indexerStrip shows the sources the principal may view: their names and
-// lag are as telling as the entries. What each holds is counted in the
-// store over the principal's scope (SourceCounts), like every other number
-// of the dead-letter pages. The indexers' own counters (indexed,
-// duplicates, lag, last indexed) span every tenant of a source, so they are
-// shown only to a principal who may view every tenant there.
-func (s *Server) indexerStrip(ctx context.Context, st DeadLetters, p *access.Principal, scope *dlqstore.TenantScope, vm *templates.DeadLetterGroups) error {
-	if s.indexers == nil {
-		return nil
-	}
-	counts, err := st.SourceCounts(ctx, scope)
-	if err != nil {
+// indexerStrip shows the sources the service lets the caller see, with
+// what each holds for them; the indexers' own counters only where they
+// may view every tenant (dlq.Source).
+func (s *Server) indexerStrip(ctx context.Context, st DeadLetters, caller dlq.Caller, vm *templates.DeadLetterGroups) error {
+	sources, known, err := st.Sources(ctx, caller)
+	if err != nil || !known {
 		return err
-	}
-	type source struct{ broker, cluster, destination string }
-	own := map[source]dlqstore.SourceCount{}
-	for _, sc := range counts {
-		own[source{sc.Broker, sc.Cluster, sc.Destination}] = sc
 	}
 	vm.SourcesKnown = true
 	now := s.now()
-	for _, src := range s.indexers.Status() {
-		r := access.KafkaTopic(src.Cluster, src.Destination)
+	for _, src := range sources {
 		where := src.Cluster
 		if src.Broker == delivery.BrokerRabbitMQ {
-			r = access.RabbitQueue(src.VHost, src.Destination)
 			where = src.Cluster + " " + src.VHost
 		}
-		if !s.policy.Can(p, access.ActionView, r) {
-			continue
-		}
-		mine := own[source{src.Broker, src.Cluster, src.Destination}]
 		row := templates.DLQSource{
 			Broker: src.Broker, Where: where, Destination: src.Destination,
-			Entries: mine.Count, LastEntryAgo: templates.Ago(now, mine.LastSeen),
+			Entries: src.Entries, LastEntryAgo: templates.Ago(now, src.LastEntry),
 			LastError: src.LastError, LastErrorAgo: templates.Ago(now, src.LastErrorAt),
 		}
-		if s.policy.Scope(p, access.ActionView, r.Name).All {
+		if src.AllTenants {
 			row.AllTenants = true
 			row.Indexed, row.Duplicates, row.Lag = src.Indexed, src.Duplicates, src.Lag
 			row.LastIndexedAgo = templates.Ago(now, src.LastIndexedAt)
@@ -218,7 +199,7 @@ type triageInput struct {
 func (in triageInput) triage() (dlqstore.Triage, error) {
 	t := dlqstore.Triage{State: strings.TrimSpace(in.State), Owner: in.Owner, Note: in.Note}
 	if v := strings.TrimSpace(in.SnoozedUntil); v != "" && t.State == dlqstore.TriageSnoozed {
-		at, err := parseFormTime("snoozed_until", v)
+		at, err := sqldb.ParseFormTime("snoozed_until", v)
 		if err != nil {
 			return t, err
 		}
@@ -227,8 +208,8 @@ func (in triageInput) triage() (dlqstore.Triage, error) {
 	return t, nil
 }
 
-// setTriage changes a group the principal can see (else 404), records it
-// in the audit log and returns the group as the principal sees it.
+// setTriage parses the :id of a group and the change, and has the service
+// make it (for a group the caller can see, else 404; audited).
 func (s *Server) setTriage(c *fiber.Ctx, in triageInput) (dlqstore.Group, error) {
 	st, err := s.deadLetters()
 	if err != nil {
@@ -239,38 +220,11 @@ func (s *Server) setTriage(c *fiber.Ctx, in triageInput) (dlqstore.Group, error)
 	if perr != nil || id <= 0 {
 		return dlqstore.Group{}, delivery.Errorf(delivery.ENOTFOUND, "failure group %s not found", raw)
 	}
-	p := principal(c)
-	scope := s.dlqScope(p)
-	ctx := c.UserContext()
-	if _, err := st.Group(ctx, id, scope); err != nil {
-		return dlqstore.Group{}, err
-	}
 	t, err := in.triage()
 	if err != nil {
 		return dlqstore.Group{}, err
 	}
-	t.UpdatedBy = p.User
-	_, err = st.SetTriage(ctx, id, t)
-	if s.audit != nil {
-		outcome := access.OutcomeSuccess
-		if err != nil {
-			outcome = access.OutcomeFailure
-		}
-		ev := s.auditEvent(c, p, "dlq.triage", dlqResource, outcome)
-		ev.AffectedIDs = []string{strconv.FormatInt(id, 10)}
-		ev.Reason = strings.TrimSpace(t.Note)
-		ev.Details = map[string]any{"group": id, "state": t.State, "owner": strings.TrimSpace(t.Owner)}
-		if !t.SnoozedUntil.IsZero() {
-			ev.Details["snoozed_until"] = t.SnoozedUntil.UTC().Format(time.RFC3339)
-		}
-		if aerr := s.audit.Append(ctx, ev); aerr != nil && err == nil {
-			err = aerr
-		}
-	}
-	if err != nil {
-		return dlqstore.Group{}, err
-	}
-	return st.Group(ctx, id, scope)
+	return st.SetTriage(c.UserContext(), callerOf(c), id, t)
 }
 
 // handleDLQTriage is the triage form of a group: a POST, then back to the

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"html"
 	"net/http"
 	"net/url"
@@ -18,7 +19,9 @@ import (
 
 	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/dlq"
 	"switchyard/dlqstore"
+	"switchyard/internal/testenv"
 	"switchyard/redrive"
 )
 
@@ -111,24 +114,17 @@ func overseer() redrive.Actor {
 
 // waitJob polls the engine until the job's state is one of states; the
 // deadline only bounds a hung engine.
-func waitJob(t *testing.T, je *jobsEnv, id int64, states ...string) redrive.Job {
+func waitJob(t *testing.T, je *jobsEnv, id int64, states ...dlqstore.JobState) redrive.Job {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		j, err := je.engine.Job(context.Background(), overseer(), id)
-		if err != nil {
+	var j redrive.Job
+	testenv.WaitWithin(t, 15*time.Second, fmt.Sprintf("job %d to be one of %v", id, states), func() bool {
+		var err error
+		if j, err = je.engine.Job(context.Background(), overseer(), id); err != nil {
 			t.Fatal(err)
 		}
-		for _, s := range states {
-			if j.State == s {
-				return j
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d is %s, want one of %v: %+v", id, j.State, states, j)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return slices.Contains(states, j.State)
+	})
+	return j
 }
 
 func statusOfEntry(t *testing.T, e *env, id int64) dlqstore.Status {
@@ -288,7 +284,7 @@ func TestDeadLetterJobPlanPage(t *testing.T) {
 
 func (e *env) mustJobs(t *testing.T) []redrive.Job {
 	t.Helper()
-	jobs, _, err := e.srv.jobs.Jobs(context.Background(), overseer(), redrive.JobFilter{Limit: 500})
+	jobs, _, err := e.srv.dlq.Jobs(context.Background(), dlq.Caller{Actor: overseer()}, redrive.JobFilter{Limit: 500})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +323,7 @@ func TestDeadLetterJobDiscardAndRestore(t *testing.T) {
 	mustContain(t, "no reason", r.body, `data-testid="plan-error"`, "needs a reason", `data-testid="job-start-form"`)
 
 	id := startJob(t, tess, plan, "duplicates of a replayed batch")
-	j := waitJob(t, je, id, redrive.StateCompleted)
+	j := waitJob(t, je, id, dlqstore.JobCompleted)
 	if j.Done != 2 || j.Actor != "tess" {
 		t.Errorf("job = %+v, want 2 done by tess", j)
 	}
@@ -340,7 +336,7 @@ func TestDeadLetterJobDiscardAndRestore(t *testing.T) {
 	mustContain(t, "job page", page.body, `data-testid="job-state" data-state="completed"`,
 		"Completed: 2 of 2 were discarded.", "duplicates of a replayed batch", `data-testid="job-actor">tess<`)
 	rows := ledgerRowRE.FindAllStringSubmatch(page.body, -1)
-	if len(rows) != 2 || rows[0][2] != redrive.ItemSent || rows[1][2] != redrive.ItemSent {
+	if len(rows) != 2 || dlqstore.ItemState(rows[0][2]) != dlqstore.ItemSent || dlqstore.ItemState(rows[1][2]) != dlqstore.ItemSent {
 		t.Errorf("ledger = %v, want both entries sent", rows)
 	}
 	mustContain(t, "ledger links", page.body, `href="`+entryHref(nf1)+`"`, `href="`+entryHref(nf2)+`"`)
@@ -365,7 +361,7 @@ func TestDeadLetterJobDiscardAndRestore(t *testing.T) {
 		t.Fatalf("restore plan = %q", got)
 	}
 	rid := startJob(t, tess, plan, "discarded by mistake")
-	waitJob(t, je, rid, redrive.StateCompleted)
+	waitJob(t, je, rid, dlqstore.JobCompleted)
 	if st := statusOfEntry(t, e, nf1); st != dlqstore.StatusDead {
 		t.Errorf("restored entry is %s, want dead", st)
 	}
@@ -401,7 +397,7 @@ func TestDeadLetterJobRedriveSendsToKafka(t *testing.T) {
 	}
 	plan := tess.post(t, "/dead-letters/jobs/plan", hiddenFields(form))
 	id := startJob(t, tess, plan, "the order service is fixed")
-	waitJob(t, je, id, redrive.StateCompleted)
+	waitJob(t, je, id, dlqstore.JobCompleted)
 	if st := statusOfEntry(t, e, nf1); st != dlqstore.StatusRedriven {
 		t.Errorf("entry is %s, want redriven", st)
 	}
@@ -440,7 +436,7 @@ func TestDeadLetterJobLiveRefreshAndCancel(t *testing.T) {
 	tess := e.as(t, "tess")
 	plan := tess.post(t, "/dead-letters/jobs/plan", url.Values{"action": {"redrive"}, "ids": {idList(nf1, nf2)}})
 	id := startJob(t, tess, plan, "canary first", "canary", "1", "canary_window", "3600")
-	waitJob(t, je, id, redrive.StateCanaryWait)
+	waitJob(t, je, id, dlqstore.JobCanaryWait)
 
 	page := tess.get(t, jobHref(id))
 	mustContain(t, "running job", page.body, `<main id="panel" data-refresh-ms="5000"`, `http-equiv="refresh"`,
@@ -456,7 +452,7 @@ func TestDeadLetterJobLiveRefreshAndCancel(t *testing.T) {
 	if r.status != http.StatusSeeOther || r.header.Get("Location") != jobHref(id) {
 		t.Fatalf("cancel = %d → %q", r.status, r.header.Get("Location"))
 	}
-	j := waitJob(t, je, id, redrive.StateCancelled)
+	j := waitJob(t, je, id, dlqstore.JobCancelled)
 	page = tess.get(t, jobHref(id))
 	mustContain(t, "cancelled job", page.body, `data-refresh-stop`,
 		"Cancelled by tess after 1 of 2 were sent; nothing sent was reverted")
@@ -474,7 +470,7 @@ func TestDeadLetterJobLiveRefreshAndCancel(t *testing.T) {
 	for _, n := range []int64{nf1, nf2} {
 		if statusOfEntry(t, e, n) == dlqstore.StatusDead {
 			dead++
-			if s := states[strconv.FormatInt(n, 10)]; s != redrive.ItemCancelled {
+			if s := states[strconv.FormatInt(n, 10)]; dlqstore.ItemState(s) != dlqstore.ItemCancelled {
 				t.Errorf("ledger state of unsent entry %d = %q, want cancelled", n, s)
 			}
 		}
@@ -496,7 +492,7 @@ func TestDeadLetterJobConflictOffersForce(t *testing.T) {
 	tess := e.as(t, "tess")
 	plan := tess.post(t, "/dead-letters/jobs/plan", url.Values{"action": {"redrive"}, "ids": {idList(e.dlqIDs["nf1"], e.dlqIDs["nf2"])}})
 	first := startJob(t, tess, plan, "first", "canary", "1", "canary_window", "3600")
-	waitJob(t, je, first, redrive.StateCanaryWait)
+	waitJob(t, je, first, dlqstore.JobCanaryWait)
 
 	plan = tess.post(t, "/dead-letters/jobs/plan", url.Values{"action": {"redrive"}, "ids": {idList(e.dlqIDs["script"])}})
 	v := hiddenFields(section(plan.body, `data-testid="job-start-form"`, "</form>"))
@@ -508,7 +504,7 @@ func TestDeadLetterJobConflictOffersForce(t *testing.T) {
 	mustContain(t, "conflict", r.body, `data-testid="plan-error"`, "job "+strconv.FormatInt(first, 10)+" is still running on kafka:demo/"+testTopic,
 		`data-testid="job-start-force"`)
 	second := startJob(t, tess, r, "second", "force", "1")
-	j := waitJob(t, je, second, redrive.StateCompleted)
+	j := waitJob(t, je, second, dlqstore.JobCompleted)
 	if !j.Force || j.Done != 1 {
 		t.Errorf("forced job = %+v", j)
 	}
@@ -547,7 +543,7 @@ func TestDeadLetterJobsAPI(t *testing.T) {
 	if r.status != http.StatusCreated || created.ID == 0 || created.Total != 1 || r.header.Get("Location") != "/api/v1/dlq/jobs/"+strconv.FormatInt(created.ID, 10) {
 		t.Fatalf("create = %d %+v %v", r.status, created, r.header)
 	}
-	waitJob(t, je, created.ID, redrive.StateCompleted)
+	waitJob(t, je, created.ID, dlqstore.JobCompleted)
 
 	type detail struct {
 		redrive.Job
@@ -556,8 +552,8 @@ func TestDeadLetterJobsAPI(t *testing.T) {
 	}
 	r = admin.get(t, "/api/v1/dlq/jobs/"+strconv.FormatInt(created.ID, 10))
 	d := decodeJSON[detail](t, r)
-	if r.status != http.StatusOK || d.State != redrive.StateCompleted || len(d.Ledger) != 1 ||
-		d.Ledger[0].EntryID != declined || d.Ledger[0].State != redrive.ItemSent || d.NextSeq != 0 {
+	if r.status != http.StatusOK || d.State != dlqstore.JobCompleted || len(d.Ledger) != 1 ||
+		d.Ledger[0].EntryID != declined || d.Ledger[0].State != dlqstore.ItemSent || d.NextSeq != 0 {
 		t.Errorf("get = %d %+v", r.status, d)
 	}
 	r = admin.api(t, http.MethodPost, "/api/v1/dlq/jobs/"+strconv.FormatInt(created.ID, 10)+"/cancel", nil)
@@ -572,7 +568,7 @@ func TestDeadLetterJobsAPI(t *testing.T) {
 	if r.status != http.StatusCreated {
 		t.Fatalf("create canary job = %d %s", r.status, r.body)
 	}
-	waitJob(t, je, running.ID, redrive.StateCanaryWait)
+	waitJob(t, je, running.ID, dlqstore.JobCanaryWait)
 	base := "/api/v1/dlq/jobs/" + strconv.FormatInt(running.ID, 10)
 	d = decodeJSON[detail](t, admin.get(t, base+"?limit=1"))
 	if len(d.Ledger) != 1 || d.NextSeq == 0 {
@@ -595,10 +591,10 @@ func TestDeadLetterJobsAPI(t *testing.T) {
 		t.Errorf("jobs = %+v, want %d then %d", list.Jobs, running.ID, created.ID)
 	}
 	r = admin.api(t, http.MethodPost, base+"/cancel", nil)
-	if c := decodeJSON[redrive.Job](t, r); r.status != http.StatusOK || (c.State != redrive.StateCancelling && c.State != redrive.StateCancelled) {
+	if c := decodeJSON[redrive.Job](t, r); r.status != http.StatusOK || (c.State != dlqstore.JobCancelling && c.State != dlqstore.JobCancelled) {
 		t.Errorf("cancel = %d %+v", r.status, c)
 	}
-	waitJob(t, je, running.ID, redrive.StateCancelled)
+	waitJob(t, je, running.ID, dlqstore.JobCancelled)
 
 	// An API token needs no CSRF token.
 	by, err := e.store.PrincipalFor(context.Background(), "admin")
@@ -649,11 +645,11 @@ func TestDeadLetterJobFormsNeedCSRF(t *testing.T) {
 	// Cancel too.
 	plan := tess.post(t, "/dead-letters/jobs/plan", url.Values{"action": {"redrive"}, "ids": {idList(nf1, e.dlqIDs["nf2"])}})
 	id := startJob(t, tess, plan, "canary", "canary", "1", "canary_window", "3600")
-	waitJob(t, je, id, redrive.StateCanaryWait)
+	waitJob(t, je, id, dlqstore.JobCanaryWait)
 	if r := tess.send(t, http.MethodPost, jobHref(id)+"/cancel", url.Values{}); r.status != http.StatusForbidden {
 		t.Errorf("cancel without CSRF = %d, want 403", r.status)
 	}
-	if j, _ := je.engine.Job(context.Background(), overseer(), id); j.State != redrive.StateCanaryWait {
+	if j, _ := je.engine.Job(context.Background(), overseer(), id); j.State != dlqstore.JobCanaryWait {
 		t.Errorf("job is %s after a forged cancel", j.State)
 	}
 }
@@ -666,7 +662,7 @@ func TestDeadLetterJobHostileReasonIsEscaped(t *testing.T) {
 	const hostile = `<script>alert("job")</script><img src=x onerror=alert(1)>`
 	plan := tess.post(t, "/dead-letters/jobs/plan", url.Values{"action": {"quarantine"}, "ids": {idList(nf2)}})
 	id := startJob(t, tess, plan, hostile)
-	waitJob(t, je, id, redrive.StateCompleted)
+	waitJob(t, je, id, dlqstore.JobCompleted)
 	escaped := html.EscapeString(hostile)
 	for _, path := range []string{jobHref(id), "/dead-letters/jobs", entryHref(nf2)} {
 		r := tess.get(t, path)
@@ -721,7 +717,7 @@ func TestDeadLetterJobEditAndRedrive(t *testing.T) {
 		t.Fatalf("edit plan = %q\n%s", got, plan.body)
 	}
 	id := startJob(t, admin, plan, "fix the note")
-	waitJob(t, je, id, redrive.StateCompleted)
+	waitJob(t, je, id, dlqstore.JobCompleted)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -768,7 +764,7 @@ func TestDeadLetterJobsListPaging(t *testing.T) {
 	for _, n := range []string{"nf1", "nf2", "script"} {
 		plan := tess.post(t, "/dead-letters/jobs/plan", url.Values{"action": {"quarantine"}, "ids": {idList(e.dlqIDs[n])}})
 		id := startJob(t, tess, plan, "quarantine "+n)
-		waitJob(t, je, id, redrive.StateCompleted)
+		waitJob(t, je, id, dlqstore.JobCompleted)
 		ids = append(ids, id)
 	}
 	// Older than the newest: the other two, and a link back.
@@ -843,7 +839,7 @@ func TestBrowserDeadLetterJob(t *testing.T) {
 
 // A job paused by a broker outage says so on its page.
 func TestJobSentenceSaysWhyAJobIsPaused(t *testing.T) {
-	j := redrive.Job{Action: redrive.ActionRedrive, State: redrive.StateRunning, Total: 10, Done: 4, Remaining: 6,
+	j := redrive.Job{Action: redrive.ActionRedrive, State: dlqstore.JobRunning, Total: 10, Done: 4, Remaining: 6,
 		Error: "sending paused: dial tcp 127.0.0.1:5672: connection refused; retrying every 4s"}
 	got := jobSentence(j)
 	if !strings.Contains(got, "4 of 10") || !strings.Contains(got, "Sending paused: dial tcp 127.0.0.1:5672: connection refused; retrying every 4s.") {
@@ -888,7 +884,7 @@ func TestDeadLetterJobsOfOtherTenantsAreHidden(t *testing.T) {
 		if r.status != http.StatusCreated {
 			t.Fatalf("admin starts %q = %d %s", reason, r.status, r.body)
 		}
-		waitJob(t, je, j.ID, redrive.StateCanaryWait)
+		waitJob(t, je, j.ID, dlqstore.JobCanaryWait)
 		return j.ID
 	}
 	theirs := start("t2 refund SECRET-T2", e.dlqIDs["nf3"], e.dlqIDs["declined"])
@@ -935,7 +931,7 @@ func TestDeadLetterJobsOfOtherTenantsAreHidden(t *testing.T) {
 		if got := decodeJSON[delivery.ErrorResponse](t, r); r.status != http.StatusNotFound || got.Error.Code != delivery.ENOTFOUND {
 			t.Errorf("tess cancels job %d through the API = %d %+v, want 404 ENOTFOUND", id, r.status, got)
 		}
-		if j, _ := je.engine.Job(ctx, overseer(), id); j.State != redrive.StateCanaryWait || j.Error != "" {
+		if j, _ := je.engine.Job(ctx, overseer(), id); j.State != dlqstore.JobCanaryWait || j.Error != "" {
 			t.Errorf("job %d after tess's cancels: %s %q, want still waiting on its canary", id, j.State, j.Error)
 		}
 	}
@@ -978,7 +974,7 @@ func TestDeadLetterJobsOfOtherTenantsAreHidden(t *testing.T) {
 	if r := tina.post(t, jobHref(mixed)+"/cancel", nil); r.status != http.StatusSeeOther {
 		t.Errorf("tina cancels the mixed job = %d, want 303", r.status)
 	}
-	if j := waitJob(t, je, mixed, redrive.StateCancelled); j.Error != "cancelled by tina" {
+	if j := waitJob(t, je, mixed, dlqstore.JobCancelled); j.Error != "cancelled by tina" {
 		t.Errorf("mixed job ended %q, want cancelled by tina", j.Error)
 	}
 	// The admin sees and cancels the t2 job; tess cancels her own kind.
@@ -991,8 +987,8 @@ func TestDeadLetterJobsOfOtherTenantsAreHidden(t *testing.T) {
 	if r := tess.api(t, http.MethodPost, "/api/v1/dlq/jobs/"+strconv.FormatInt(ours, 10)+"/cancel", nil); r.status != http.StatusOK {
 		t.Errorf("tess cancels the t1 job = %d %s", r.status, r.body)
 	}
-	waitJob(t, je, theirs, redrive.StateCancelled)
-	waitJob(t, je, ours, redrive.StateCancelled)
+	waitJob(t, je, theirs, dlqstore.JobCancelled)
+	waitJob(t, je, ours, dlqstore.JobCancelled)
 }
 
 // seedPaymentsDLQ indexes dead letters of tenant that failed on
@@ -1079,7 +1075,7 @@ func TestDeadLetterJobsListPagingSkipsHiddenJobs(t *testing.T) {
 		quarantine(pay["p"+strconv.Itoa(i)])
 	}
 	for _, id := range all {
-		waitJob(t, je, id, redrive.StateCompleted)
+		waitJob(t, je, id, dlqstore.JobCompleted)
 	}
 	slices.Reverse(visible) // newest first
 	slices.Reverse(all)

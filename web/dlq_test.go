@@ -604,23 +604,3 @@ func TestTotalText(t *testing.T) {
 		}
 	}
 }
-
-func TestWithoutPayloadColumn(t *testing.T) {
-	for _, tc := range []struct {
-		q, want string
-		ok      bool
-	}{
-		{"timeout", "message:(timeout) OR exception:(timeout) OR ids:(timeout)", true},
-		{`"a (b"`, `message:("a (b") OR exception:("a (b") OR ids:("a (b")`, true},
-		{"a) OR (b", "", false},
-		{"(a", "", false},
-		{`"a`, "", false},
-		{"payload:x", "", false},
-		{"PAYLOAD:x", "", false},
-	} {
-		got, err := withoutPayloadColumn(tc.q)
-		if (err == nil) != tc.ok || got != tc.want {
-			t.Errorf("withoutPayloadColumn(%q) = %q, %v", tc.q, got, err)
-		}
-	}
-}

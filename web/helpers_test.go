@@ -27,7 +27,9 @@ import (
 	"switchyard/browse"
 	"switchyard/collector"
 	"switchyard/delivery"
+	"switchyard/dlq"
 	"switchyard/dlqstore"
+	"switchyard/internal/testenv"
 	"switchyard/sqldb"
 	"switchyard/tsdb"
 )
@@ -47,33 +49,23 @@ const (
 	otherTopic = "payments.settled.v1"
 )
 
-// syncBuffer is a log sink the server and the test may touch at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 type env struct {
 	srv    *Server
 	kafka  *kgo.Client
 	store  *access.Store
-	audit  *access.Audit
+	audit  access.AuditLog
 	poller *collector.Poller
 	reg    *prometheus.Registry
 	series *tsdb.Store
 	hist   *collector.History
 	svc    *collector.ServiceMetrics
-	logs   *syncBuffer
+	logs   *testenv.SyncBuffer
 	dlq    *dlqstore.Store
 	// dlqIDs are the seeded dead letters by fixture name (see dlqSeed).
 	dlqIDs map[string]int64
+	// dlqOpts built the server's dead-letter service (withJobs adds an
+	// engine to them).
+	dlqOpts dlq.Options
 
 	mu       sync.Mutex
 	sessions map[string]*client // logged-in clients by user, for e.admin
@@ -121,16 +113,8 @@ func customerOf(i int) string { return fmt.Sprintf("cust-%04d", 100+i) }
 func newEnv(t testing.TB, o envOptions) *env {
 	t.Helper()
 	ctx := context.Background()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, testTopic, testDLQ), kfake.SeedTopics(1, envTopic, otherTopic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c := testenv.Kafka(t, kfake.SeedTopics(3, testTopic, testDLQ), kfake.SeedTopics(1, envTopic, otherTopic))
+	cl := testenv.KafkaClient(t, c.ListenAddrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var recs []*kgo.Record
 	for p := range int32(3) {
 		for range 10 {
@@ -159,7 +143,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err := kadm.NewClient(cl).CommitAllOffsets(ctx, testGroup, offs); err != nil {
 		t.Fatal(err)
 	}
-	src, err := collector.NewKafkaSource(testCluster, cl)
+	src, err := collector.NewKafkaSource(testCluster, cl, collector.KafkaOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +184,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 
-	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "console.db"))
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "console.db"), access.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,9 +223,10 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 
-	dlq, dlqIDs := seedDLQ(t)
+	dlqStore, dlqIDs := seedDLQ(t)
+	dlqOpts := deadLetterOptions(dlqStore, masker, store.Audit())
 
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	reg := prometheus.NewRegistry()
 	svc, err := collector.NewServiceMetrics(collector.ServiceMetricsOptions{Registerer: reg})
 	if err != nil {
@@ -269,9 +254,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		Audit:             store.Audit(),
 		Browser:           browser,
 		AuditPayloadReads: true,
-		DLQ:               dlq,
-		Indexers:          dlqSources{},
-		Masker:            masker,
+		DLQ:               newDeadLetters(t, dlqOpts),
 		Clusters:          clusters,
 		Series:            series,
 		OTLP:              svc,
@@ -282,7 +265,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	return &env{srv: srv, kafka: cl, store: store, audit: store.Audit(), poller: poller, reg: reg, logs: logs,
-		series: series, hist: hist, svc: svc, sessions: map[string]*client{}, dlq: dlq, dlqIDs: dlqIDs}
+		series: series, hist: hist, svc: svc, sessions: map[string]*client{}, dlq: dlqStore, dlqIDs: dlqIDs, dlqOpts: dlqOpts}
 }
 
 // withRabbit serves the poller's Kafka views with fixed RabbitMQ views.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"switchyard/access"
 )
 
 // metrics are the web's own HTTP metrics. Routes are labelled by their
@@ -36,7 +38,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // metricsResource is the console resource /metrics is checked on (action
 // scrape).
-const metricsResource = "console:metrics"
+const metricsResource = access.ConsoleMetrics
 
 // metricsOpen: /metrics is public only when the configuration says so
 // (metrics.auth "none"); the route table asks it once, at registration.

@@ -21,48 +21,26 @@ import (
 func TestQueuesPageWithRealRabbitMQ(t *testing.T) {
 	amqpURL := testenv.RabbitURL(t)
 	mgmt := testenv.RabbitManagementURL(t)
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := testenv.RabbitChannel(t, amqpURL)
 	p := fmt.Sprintf("syweb%d", rand.Uint32())
 	work, parking := p+".work.high", p+".parking"
-	t.Cleanup(func() {
-		ch.QueueDelete(work, false, false, false)    //nolint:errcheck // cleanup
-		ch.QueueDelete(parking, false, false, false) //nolint:errcheck // cleanup
-	})
-	if _, err := ch.QueueDeclare(parking, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(work, true, false, false, false, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parking}); err != nil {
-		t.Fatal(err)
-	}
+	testenv.DeclareQueue(t, ch, amqpURL, parking, nil)
+	testenv.DeclareQueue(t, ch, amqpURL, work, amqp.Table{"x-dead-letter-exchange": "", "x-dead-letter-routing-key": parking})
 	for i := range 3 {
-		if err := ch.Publish("", work, false, false, amqp.Publishing{Body: []byte(fmt.Sprint("msg ", i))}); err != nil {
-			t.Fatal(err)
-		}
+		testenv.Publish(t, ch, work, amqp.Publishing{Body: []byte(fmt.Sprint("msg ", i))})
 	}
 
 	e := newEnv(t, envOptions{rabbitURL: mgmt})
 	list := "/queues?q=" + url.QueryEscape(p)
 	// The management API refreshes its counts every few seconds.
 	var page response
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.WaitWithin(t, 20*time.Second, "the queues page to show 3 ready", func() bool {
 		if err := e.poller.Refresh(t.Context()); err != nil {
 			t.Fatal(err)
 		}
 		page = e.admin(t, list)
-		if strings.Contains(page.body, `data-testid="queue-ready"><span title="3">3<`) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return strings.Contains(page.body, `data-testid="queue-ready"><span title="3">3<`)
+	})
 	if got := rows(page.body, "queue-row", "data-queue"); strings.Join(got, ",") != parking+","+work {
 		t.Fatalf("queues matching %s = %v\n%s", p, got, page.body)
 	}

@@ -56,7 +56,7 @@ func (s *Server) framePage(c *fiber.Ctx, page *templates.Page) {
 		a, r := areaAccess(n.Area)
 		if s.policy.Can(p, a, r) {
 			if n.Area == templates.AreaDeadLetters {
-				n.Badge = s.dlqBadge(c, p)
+				n.Badge = s.dlqBadge(c)
 			}
 			page.Nav = append(page.Nav, n)
 		}
@@ -75,7 +75,7 @@ func areaAccess(area string) (access.Action, access.Resource) {
 	case templates.AreaExport:
 		return access.ActionExport, access.Res("*")
 	case templates.AreaAdmin:
-		return access.ActionAdmin, access.Res("console:admin")
+		return access.ActionAdmin, access.Res(access.ConsoleAdmin)
 	}
 	return access.ActionView, access.Res("*")
 }

@@ -21,7 +21,7 @@ type Route struct {
 	Name   string // label for logs and metrics
 	Action access.Action
 	// Resource names what the request touches, for the policy:
-	// access.KafkaTopic, access.KafkaGroup, access.Res("console:admin").
+	// access.KafkaTopic, access.KafkaGroup, access.Res(access.ConsoleAdmin).
 	// Nil means access.Res("*"): a list, filtered row by row.
 	Resource func(c *fiber.Ctx) access.Resource
 	// Public routes skip authentication: health, readiness, static files
@@ -47,8 +47,8 @@ func Routes() []Route {
 		patch  = fiber.MethodPatch
 		view   = access.ActionView
 		admin  = access.ActionAdmin
-		adminR = fixed("console:admin")
-		auditR = fixed("console:audit")
+		adminR = fixed(access.ConsoleAdmin)
+		auditR = fixed(access.ConsoleAudit)
 		dlqR   = fixed(dlqResource)
 	)
 	return []Route{
@@ -121,7 +121,7 @@ func Routes() []Route {
 
 		// OTLP/HTTP receiver: services push their event metrics with an API
 		// token whose user may ingest (admins, or a custom role).
-		{Method: post, Path: "/v1/metrics", Name: "otlp.metrics", Action: access.ActionIngest, Resource: fixed("console:ingest"), handle: (*Server).handleOTLPMetrics},
+		{Method: post, Path: "/v1/metrics", Name: "otlp.metrics", Action: access.ActionIngest, Resource: fixed(access.ConsoleIngest), handle: (*Server).handleOTLPMetrics},
 
 		// JSON API.
 		{Method: get, Path: "/api/v1/clusters", Name: "api.clusters", Action: view, handle: (*Server).handleAPIClusters},

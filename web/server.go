@@ -3,7 +3,9 @@
 // metrics endpoints. Server is the type that matters; routes.go lists every
 // route with the access.Action it needs, and authz.go is the one place that
 // authenticates and authorizes requests. Handlers stay thin: parse, one
-// call, build a view model, render.
+// call, build a view model, render. The rules that protect dead letters
+// are not here but in the dead-letter service (package dlq, the
+// DeadLetters interface), which the dead-letter pages and API call.
 package web
 
 import (
@@ -146,7 +148,7 @@ type Options struct {
 	// answers that route 404.
 	OTLP MetricsReceiver
 	// PollInterval is the collectors' interval; data older than three of
-	// them is marked stale. Default 10s.
+	// them is marked stale. Default collector.DefaultPollInterval.
 	PollInterval time.Duration
 	// MaxOTLPBody caps an OTLP request body after decompression; default
 	// 8 MiB. Larger bodies get 413.
@@ -163,24 +165,14 @@ type Options struct {
 	// PII masking happens inside it (browse.Options.Masker), before the
 	// text search, so that a search cannot probe masked fields.
 	Browser Browser
-	// AuditPayloadReads records every message-browser read, and every
-	// dead-letter payload shown, as "payload.read".
+	// AuditPayloadReads records every message-browser read as
+	// "payload.read" (the dead-letter service audits its own).
 	AuditPayloadReads bool
-	// DLQ is the dead-letter index behind /dead-letters and
-	// /api/v1/dlq; nil answers them "not configured". *dlqstore.Store.
+	// DLQ is the dead-letter service behind /dead-letters and
+	// /api/v1/dlq, its jobs included (without an engine it answers those
+	// "not configured" and offers no buttons); nil answers every
+	// dead-letter route "not configured". *dlq.Service.
 	DLQ DeadLetters
-	// Indexers report the dead-letter sources for the status strip of
-	// the failure groups page; nil hides it.
-	Indexers IndexerStatus
-	// Masker masks PII in dead letters (payload, key, envelope metadata)
-	// for principals without read_pii; nil shows them as stored.
-	// *access.Masker.
-	Masker PayloadMasker
-	// Jobs runs dead-letter jobs (redrive, quarantine, discard, restore,
-	// edit and redrive) behind /dead-letters/jobs and /api/v1/dlq/jobs;
-	// nil answers those routes "not configured" and hides the buttons.
-	// *redrive.Engine.
-	Jobs DLQJobs
 	// SecureCookies marks cookies Secure even on plain HTTP requests (the
 	// console behind a TLS-terminating proxy).
 	SecureCookies bool
@@ -215,9 +207,6 @@ type Server struct {
 	audit          AuditLog
 	browser        Browser
 	dlq            DeadLetters
-	indexers       IndexerStatus
-	masker         PayloadMasker
-	jobs           DLQJobs
 	auditReads     bool
 	secureCookies  bool
 	proxyUser      string
@@ -250,9 +239,6 @@ func New(opts Options) (*Server, error) {
 		audit:         opts.Audit,
 		browser:       opts.Browser,
 		dlq:           opts.DLQ,
-		indexers:      opts.Indexers,
-		masker:        opts.Masker,
-		jobs:          opts.Jobs,
 		auditReads:    opts.AuditPayloadReads,
 		secureCookies: opts.SecureCookies,
 		proxyUser:     cmp.Or(opts.ProxyUserHeader, "X-Forwarded-User"),
@@ -280,7 +266,7 @@ func New(opts Options) (*Server, error) {
 		s.series = newSeriesCache(s.series, func() time.Time { return s.now() })
 	}
 	if s.pollInterval <= 0 {
-		s.pollInterval = 10 * time.Second
+		s.pollInterval = collector.DefaultPollInterval
 	}
 	if s.maxOTLPBody <= 0 {
 		s.maxOTLPBody = 8 << 20

@@ -109,33 +109,12 @@ func (tr timeRange) picker(path string, query url.Values) templates.RangePicker 
 }
 
 // parseTime reads an API time: RFC 3339 or Unix seconds (fractions
-// allowed). Errors are EINVALID.
-func parseTime(name, v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return inRange(name, t)
-	}
-	// Seconds beyond ±1e11 are outside any range the stores accept, and
-	// would overflow on the way to a time.
-	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsNaN(f) && math.Abs(f) < 1e11 {
-		sec, frac := math.Modf(f)
-		return inRange(name, time.Unix(int64(sec), int64(frac*1e9)).UTC())
-	} else if err == nil {
-		return time.Time{}, outOfRange(name)
-	}
-	return time.Time{}, delivery.Errorf(delivery.EINVALID, "%s %q: want RFC 3339 (2026-01-02T15:04:05Z) or Unix seconds", name, truncateText(v, 40))
-}
+// allowed), as every store's reader does (sqldb.ParseQueryTime). Errors
+// are EINVALID.
+func parseTime(name, v string) (time.Time, error) { return sqldb.ParseQueryTime(name, v) }
 
 // inRange refuses a time the stores cannot hold, naming the parameter.
-func inRange(name string, t time.Time) (time.Time, error) {
-	if !sqldb.TimeInRange(t) {
-		return time.Time{}, outOfRange(name)
-	}
-	return t, nil
-}
-
-func outOfRange(name string) error {
-	return delivery.Errorf(delivery.EINVALID, "%s must be a time %s", name, sqldb.TimeRangeText)
-}
+func inRange(name string, t time.Time) (time.Time, error) { return sqldb.CheckTime(name, t) }
 
 // parseStep reads an API step: a Go duration (90s, 1m30s), a Prometheus
 // one (1d, 1w, 1y, also combined: 1d12h) or plain seconds. Errors are

@@ -110,17 +110,7 @@ func byWorst(a, b templates.GroupRow) int {
 	if c := cmp.Compare(severity(b.Status), severity(a.Status)); c != 0 {
 		return c
 	}
-	la, lb := -1.0, -1.0
-	if a.LagSecondsKnown {
-		la = a.LagSeconds
-	}
-	if b.LagSecondsKnown {
-		lb = b.LagSeconds
-	}
-	if c := cmp.Compare(lb, la); c != 0 {
-		return c
-	}
-	return byLag(a, b)
+	return byLagSeconds(a, b)
 }
 
 // byLag sorts groups by lag, largest first, then by name.

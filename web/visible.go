@@ -70,7 +70,7 @@ func filterView(v collector.ClusterView, can func(access.Resource) bool) (collec
 		}
 		groups = append(groups, g)
 	}
-	if len(topics) == 0 && len(groups) == 0 && !can(access.Res("kafka:"+v.Name+"/*")) {
+	if len(topics) == 0 && len(groups) == 0 && !can(access.AllOfKafkaCluster(v.Name)) {
 		return collector.ClusterView{}, false
 	}
 	snap.Topics, snap.Groups = topics, groups
@@ -98,7 +98,7 @@ func filterRates(m map[string]float64, keep func(string) bool) map[string]float6
 func (s *Server) visibleRabbit(c *fiber.Ctx) []collector.RabbitView {
 	p := principal(c)
 	var out []collector.RabbitView
-	all := s.policy.Can(p, access.ActionView, access.Res("rabbitmq:*"))
+	all := s.policy.Can(p, access.ActionView, access.AllRabbitQueues())
 	for _, v := range s.clusters.RabbitLatest() {
 		qs := make([]collector.Queue, 0, len(v.Snapshot.Queues))
 		for _, q := range v.Snapshot.Queues {

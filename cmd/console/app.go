@@ -33,6 +33,7 @@ import (
 	"switchyard/delivery"
 	"switchyard/delivery/rabbitmq"
 	"switchyard/demo"
+	"switchyard/dlq"
 	"switchyard/dlqstore"
 	"switchyard/indexer"
 	"switchyard/redrive"
@@ -60,12 +61,12 @@ type Main struct {
 
 	db       *sql.DB
 	tsdb     *tsdb.Store
-	dlq      *dlqstore.Store
+	dlq      dlqstore.Backend
 	jobs     *redrive.Engine
 	senders  *senders
 	indexers indexerStatus
 	service  *collector.ServiceMetrics
-	audit    *access.Audit
+	audit    access.AuditLog
 	anchorer *access.Anchorer // nil until Run succeeded
 	ln       net.Listener
 	server   *web.Server
@@ -197,7 +198,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := os.MkdirAll(c.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	db, err := sqldb.Open(ctx, filepath.Join(c.DataDir, "console.db"))
+	db, err := openConsoleDB(ctx, c.DataDir)
 	if err != nil {
 		return err
 	}
@@ -273,7 +274,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("kafka cluster %q: %w", k.Name, err)
 		}
 		m.clients = append(m.clients, cl)
-		src, err := collector.NewKafkaSource(k.Name, cl)
+		src, err := collector.NewKafkaSource(k.Name, cl, collector.KafkaOptions{DLQPatterns: c.DLQ.Patterns})
 		if err != nil {
 			return fmt.Errorf("kafka cluster %q: %w", k.Name, err)
 		}
@@ -367,14 +368,18 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	deadLetters, err := dlq.New(dlq.Options{Store: m.dlq, Jobs: m.jobs, Masker: masker, Audit: m.audit,
+		AuditReads: c.Auth.AuditPayloadReads, Indexers: m.indexers})
+	if err != nil {
+		return err
+	}
 	proxy := users.ProxyOptions()
 	srv, err := web.New(web.Options{
 		Logger: m.logger.With("component", "web"), Gatherer: reg, Registerer: reg, MetricsPublic: c.Metrics.Auth == MetricsAuthNone,
 		Auth: users, Policy: access.Policy{}, Store: users, Audit: users.Audit(), Clusters: poller,
 		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
-		Series: store, OTLP: svc, PollInterval: time.Duration(c.PollInterval),
-		DLQ: m.dlq, Indexers: m.indexers, Masker: masker, Jobs: m.jobs,
+		Series: store, OTLP: svc, PollInterval: time.Duration(c.PollInterval), DLQ: deadLetters,
 		Ready: ready, Version: version, TracerProvider: m.tracerProvider(),
 	})
 	if err != nil {
@@ -516,7 +521,7 @@ func (m *Main) rabbitSources(ctx context.Context, rabbitURL string) ([]*collecto
 	if all {
 		vhosts = nil
 	}
-	src, err := collector.NewRabbitSource("rabbitmq", mgmt, collector.RabbitOptions{VHosts: vhosts})
+	src, err := collector.NewRabbitSource("rabbitmq", mgmt, collector.RabbitOptions{VHosts: vhosts, DLQPatterns: c.DLQ.Patterns})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -643,8 +648,8 @@ func (m *Main) setupTracing(ctx context.Context) error {
 // setupDemoMetrics makes the demo services export their event metrics over
 // OTLP/HTTP to this console's own receiver, as any platform service would,
 // authenticated with a token of a service account that may only ingest.
-func (m *Main) setupDemoMetrics(ctx context.Context, users *access.Store) error {
-	tok, err := users.EnsureServiceAccount(ctx, "demo-services", []access.Action{access.ActionIngest}, 7*24*time.Hour)
+func (m *Main) setupDemoMetrics(ctx context.Context, users access.Directory) error {
+	tok, err := access.EnsureServiceAccount(ctx, users, "demo-services", []access.Action{access.ActionIngest}, 7*24*time.Hour)
 	if err != nil {
 		return fmt.Errorf("demo service account: %w", err)
 	}

@@ -13,27 +13,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
+	"switchyard/internal/testenv"
 	"switchyard/sqldb"
 )
-
-// lockedBuffer is a log sink the console and the test may touch at once.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // auditKeyHex is a 32-byte audit key as `openssl rand -hex 32` prints it.
 const auditKeyHex = "8f1e3b9a0c7d46e2a5b4c3d2e1f00918273645546372819a0b1c2d3e4f506172"
@@ -128,11 +112,7 @@ func tamper(t *testing.T, dataDir string, id int64) {
 // row. Offline commands keep the chain keyed, or refuse without the key.
 func TestAuditVerifyKeyedChainAndAnchorsEndToEnd(t *testing.T) {
 	ctx := context.Background()
-	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kafka.Close)
+	kafka := testenv.Kafka(t)
 	dataDir := filepath.Join(t.TempDir(), "data")
 	secrets := t.TempDir() // outside the data dir
 	keyFile := filepath.Join(secrets, "audit.key")
@@ -145,7 +125,7 @@ func TestAuditVerifyKeyedChainAndAnchorsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	logs := &lockedBuffer{}
+	logs := &testenv.SyncBuffer{}
 	m := NewMain(io.Discard, logs, envMap("CONSOLE_ADDR", "127.0.0.1:0", "CONSOLE_DATA_DIR", dataDir,
 		"KAFKA_BROKERS", strings.Join(kafka.ListenAddrs(), ","), "CONSOLE_ADMIN_PASSWORD", "correct-horse-battery"))
 	if err := m.ParseFlags([]string{"--config", cfg}); err != nil {

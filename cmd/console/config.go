@@ -7,14 +7,18 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"path"
 	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"switchyard/access"
+	"switchyard/collector"
 	"switchyard/delivery"
+	"switchyard/demo"
+	"switchyard/indexer"
+	"switchyard/redrive"
+	"switchyard/tsdb"
 )
 
 // Config is everything the console reads at start, from (lowest to highest
@@ -33,7 +37,8 @@ type Config struct {
 	// RabbitMQ is optional (RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL,
 	// RABBITMQ_VHOSTS).
 	RabbitMQ RabbitMQ `json:"rabbitmq"`
-	// PollInterval is how often broker state is collected (default 10s).
+	// PollInterval is how often broker state is collected (default
+	// collector.DefaultPollInterval).
 	PollInterval Duration `json:"poll_interval"`
 	// StartupTimeout bounds the reachability check of configured brokers at
 	// start (default 10s); an unreachable broker then ends the start with one
@@ -89,14 +94,14 @@ type RabbitMQ struct {
 
 // History configures the time-series store under the data dir.
 type History struct {
-	RawRetention    Duration `json:"raw_retention"`    // default 24h
-	RollupRetention Duration `json:"rollup_retention"` // default 14 days (1-minute rollups)
-	MaxSeries       int      `json:"max_series"`       // default 100000
+	RawRetention    Duration `json:"raw_retention"`    // default tsdb.DefaultRawRetention
+	RollupRetention Duration `json:"rollup_retention"` // default tsdb.DefaultRollupRetention (1-minute rollups)
+	MaxSeries       int      `json:"max_series"`       // default tsdb.DefaultMaxSeries
 }
 
 // Lag configures the status evaluator.
 type Lag struct {
-	Window      int      `json:"window"`       // commits per partition window; default 10
+	Window      int      `json:"window"`       // commits per partition window; default collector.DefaultWindow
 	MinDistance Duration `json:"min_distance"` // a closer commit replaces the previous one
 	AllowedLag  int64    `json:"allowed_lag"`  // lag that still counts as caught up (1 for transactional producers)
 }
@@ -104,24 +109,27 @@ type Lag struct {
 // DLQ configures which topics and queues are indexed as dead-letter
 // sources, how much of each payload is kept, and retention.
 type DLQ struct {
-	// Patterns match DLQ topic and queue names (default *.dlq, *.DLT,
-	// dlq.*, *-dlq, *_error); Topics and Queues name more explicitly.
+	// Patterns match DLQ topic and queue names (default
+	// delivery.DefaultDLQPatterns, syntax of delivery.MatchGlob); Topics
+	// and Queues name more explicitly.
 	Patterns []string `json:"patterns"`
 	Topics   []string `json:"topics"`
 	Queues   []string `json:"queues"`
 	// KafkaPayloadCap bytes of a Kafka dead letter's payload are kept in the
 	// index (the record stays in Kafka); RabbitPayloadCap for RabbitMQ,
 	// whose queue no longer has the message once indexed.
-	KafkaPayloadCap  int `json:"kafka_payload_cap"`  // default 256 KiB
-	RabbitPayloadCap int `json:"rabbit_payload_cap"` // default 8 MiB
+	KafkaPayloadCap  int `json:"kafka_payload_cap"`  // default indexer.DefaultKafkaPayloadCap
+	RabbitPayloadCap int `json:"rabbit_payload_cap"` // default indexer.DefaultRabbitPayloadCap
 	// Retention purges resolved and discarded entries older than this;
 	// unresolved entries are never purged.
 	Retention Duration `json:"retention"` // default 30 days
 	// MaxRedrives is loop protection: a message that comes back to a DLQ
-	// after this many redrives is quarantined automatically (default 3).
+	// after this many redrives is quarantined automatically (default
+	// delivery.DefaultMaxRedrives).
 	MaxRedrives int `json:"max_redrives"`
 	// MaxRate caps the rate (messages/s) an operator may give a redrive
-	// job (default 1000; a job's default is 50).
+	// job (default redrive.DefaultMaxRate; a job's default is
+	// redrive.DefaultRate).
 	MaxRate float64 `json:"max_rate"`
 	// EditRedrive allows edit-and-redrive: an operator with the edit
 	// permission changes one entry's envelope and sends it as a new
@@ -146,22 +154,23 @@ const (
 
 // OTLP configures the metrics receiver.
 type OTLP struct {
-	MaxSeries int `json:"max_series"` // service-metric series cap; default 10000
+	MaxSeries int `json:"max_series"` // service-metric series cap; default collector.DefaultMaxServiceSeries
 }
 
 // Demo configures the embedded demo platform.
 type Demo struct {
 	// KafkaAddr is where the embedded Kafka listens (DEMO_KAFKA_ADDR,
-	// default 127.0.0.1:9092).
+	// default demo.DefaultKafkaAddr).
 	KafkaAddr string `json:"kafka_addr"`
-	// Rate is the orders producer's events per second (default 50).
+	// Rate is the orders producer's events per second (default
+	// demo.DefaultRate).
 	Rate float64 `json:"rate"`
 }
 
 // Auth configures authentication.
 type Auth struct {
-	SessionIdle     Duration `json:"session_idle"`     // default 30m
-	SessionAbsolute Duration `json:"session_absolute"` // default 12h
+	SessionIdle     Duration `json:"session_idle"`     // default access.DefaultSessionIdle
+	SessionAbsolute Duration `json:"session_absolute"` // default access.DefaultSessionAbsolute
 	// SecureCookies marks session cookies Secure even when the console
 	// itself serves plain HTTP behind a TLS-terminating proxy.
 	SecureCookies bool `json:"secure_cookies"`
@@ -176,14 +185,14 @@ type Auth struct {
 	// every AuditAnchorInterval while it moves (and at start and
 	// shutdown), besides the log line. It must be outside the data dir.
 	AuditAnchorFile     string   `json:"audit_anchor_file"`
-	AuditAnchorInterval Duration `json:"audit_anchor_interval"` // default 5m
+	AuditAnchorInterval Duration `json:"audit_anchor_interval"` // default access.DefaultAnchorInterval
 }
 
 // Proxy is the optional trusted reverse-proxy (SSO) mode.
 type Proxy struct {
 	Enabled      bool     `json:"enabled"`
-	UserHeader   string   `json:"user_header"`   // default X-Forwarded-User
-	GroupsHeader string   `json:"groups_header"` // default X-Forwarded-Groups
+	UserHeader   string   `json:"user_header"`   // default access.DefaultProxyUserHeader
+	GroupsHeader string   `json:"groups_header"` // default access.DefaultProxyGroupsHeader
 	TrustedCIDRs []string `json:"trusted_cidrs"` // required when enabled
 }
 
@@ -213,23 +222,28 @@ const (
 	defaultRabbitManagement = "http://guest:guest@127.0.0.1:15672"
 )
 
+// defaultConfig holds the defaults of what only the console configures;
+// a value that a package also defaults for its own zero options comes from
+// that package's exported default, so that each has one.
 func defaultConfig() Config {
 	return Config{
 		Addr:           ":8080",
 		DataDir:        "./data",
 		LogLevel:       "info",
-		PollInterval:   Duration(10 * time.Second),
+		PollInterval:   Duration(collector.DefaultPollInterval),
 		StartupTimeout: Duration(10 * time.Second),
-		Demo:           Demo{KafkaAddr: "127.0.0.1:9092", Rate: 50},
-		History:        History{RawRetention: Duration(24 * time.Hour), RollupRetention: Duration(14 * 24 * time.Hour), MaxSeries: 100000},
-		Lag:            Lag{Window: 10},
-		OTLP:           OTLP{MaxSeries: 10000},
-		Metrics:        Metrics{Auth: MetricsAuthToken},
-		DLQ:            DLQ{KafkaPayloadCap: 256 << 10, RabbitPayloadCap: 8 << 20, Retention: Duration(30 * 24 * time.Hour), MaxRedrives: 3, MaxRate: 1000},
+		Demo:           Demo{KafkaAddr: demo.DefaultKafkaAddr, Rate: demo.DefaultRate},
+		History: History{RawRetention: Duration(tsdb.DefaultRawRetention), RollupRetention: Duration(tsdb.DefaultRollupRetention),
+			MaxSeries: tsdb.DefaultMaxSeries},
+		Lag:     Lag{Window: collector.DefaultWindow},
+		OTLP:    OTLP{MaxSeries: collector.DefaultMaxServiceSeries},
+		Metrics: Metrics{Auth: MetricsAuthToken},
+		DLQ: DLQ{KafkaPayloadCap: indexer.DefaultKafkaPayloadCap, RabbitPayloadCap: indexer.DefaultRabbitPayloadCap,
+			Retention: Duration(30 * 24 * time.Hour), MaxRedrives: delivery.DefaultMaxRedrives, MaxRate: redrive.DefaultMaxRate},
 		Auth: Auth{
-			SessionIdle: Duration(30 * time.Minute), SessionAbsolute: Duration(12 * time.Hour),
-			AuditPayloadReads: true, AuditAnchorInterval: Duration(5 * time.Minute),
-			Proxy: Proxy{UserHeader: "X-Forwarded-User", GroupsHeader: "X-Forwarded-Groups"},
+			SessionIdle: Duration(access.DefaultSessionIdle), SessionAbsolute: Duration(access.DefaultSessionAbsolute),
+			AuditPayloadReads: true, AuditAnchorInterval: Duration(access.DefaultAnchorInterval),
+			Proxy: Proxy{UserHeader: access.DefaultProxyUserHeader, GroupsHeader: access.DefaultProxyGroupsHeader},
 		},
 	}
 }
@@ -363,10 +377,10 @@ func (c Config) Validate() error {
 	if c.DLQ.MaxRedrives < 1 || c.DLQ.MaxRate < 1 {
 		errs = append(errs, fmt.Errorf("dlq: max_redrives and max_rate must be at least 1"))
 	}
-	for _, pat := range c.DLQ.Patterns {
-		if _, err := path.Match(pat, "x"); err != nil {
-			errs = append(errs, fmt.Errorf("dlq: pattern %q: %v", pat, err))
-		}
+	// The collector and the indexers read the patterns with the same
+	// matcher, so what passes here is what they accept.
+	if _, err := delivery.NewDLQMatcher(c.DLQ.Patterns, nil); err != nil {
+		errs = append(errs, fmt.Errorf("dlq: %w", err))
 	}
 	if c.StartupTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("startup_timeout must be positive"))

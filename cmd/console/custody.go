@@ -38,7 +38,7 @@ type rabbitCustody struct {
 // then takes the demo's own dead-letter queue and the queues named in
 // dlq.queues, by name, and nothing a pattern or a dead-letter binding
 // would find there.
-func (m *Main) startRabbitIndexer(ctx, runCtx context.Context, rabbitURL string, rabbitSources []*collector.RabbitSource, store *dlqstore.Store, metrics *indexer.Metrics) error {
+func (m *Main) startRabbitIndexer(ctx, runCtx context.Context, rabbitURL string, rabbitSources []*collector.RabbitSource, store dlqstore.IndexStore, metrics *indexer.Metrics) error {
 	c := m.Config
 	vhosts, all := c.RabbitMQ.vhosts(rabbitURL)
 	m.rabbit = rabbitCustody{url: redactURL(rabbitURL), vhosts: "vhost " + strings.Join(vhosts, ", ")}

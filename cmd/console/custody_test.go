@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -23,31 +24,9 @@ import (
 // deleted when the test ends.
 func dlqQueue(t *testing.T, amqpURL, queue, id string) {
 	t.Helper()
-	conn, err := amqp.Dial(amqpURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		t.Fatalf("declare %s: %v", queue, err)
-	}
-	t.Cleanup(func() {
-		if c, err := amqp.Dial(amqpURL); err == nil {
-			if dch, err := c.Channel(); err == nil {
-				dch.QueueDelete(queue, false, false, false) //nolint:errcheck // best effort
-			}
-			c.Close()
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := ch.PublishWithContext(ctx, "", queue, false, false, amqp.Publishing{MessageId: id, Body: []byte(`{"not":"an envelope"}`)}); err != nil {
-		t.Fatal(err)
-	}
+	ch := testenv.RabbitChannel(t, amqpURL)
+	testenv.DeclareQueue(t, ch, amqpURL, queue, nil)
+	testenv.Publish(t, ch, queue, amqp.Publishing{MessageId: id, Body: []byte(`{"not":"an envelope"}`)})
 }
 
 // peekQueue returns the ids of the messages in a queue right now, through
@@ -104,22 +83,13 @@ func adminToken(t *testing.T, dataDir string) string {
 // waitEntry polls the dead-letter API until an entry with message id shows.
 func waitEntry(t *testing.T, base, auth, id string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testenv.WaitWithin(t, 60*time.Second, fmt.Sprintf("dead letter %q indexed", id), func() bool {
 		var r entriesResponse
 		if code := getJSON(t, base+"/api/v1/dlq/entries?broker=rabbitmq&limit=500", auth, &r); code != http.StatusOK {
 			t.Fatalf("GET /api/v1/dlq/entries: %d", code)
 		}
-		if slices.ContainsFunc(r.Entries, func(e apiEntry) bool {
-			return e.MessageID == id
-		}) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 60 s no dead letter %q is indexed; entries: %+v", id, r.Entries)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return slices.ContainsFunc(r.Entries, func(e apiEntry) bool { return e.MessageID == id })
+	})
 }
 
 // TestConsoleTakesCustodyOnlyInItsVHost: a shared broker has a DLQ-named
@@ -163,28 +133,22 @@ func TestConsoleTakesCustodyOnlyInItsVHost(t *testing.T) {
 		t.Errorf("banner should name %q as taken into custody, and nothing of %s:\n%s", want, vhB, banner)
 	}
 	// The dashboards watch the same vhost as the indexer.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var vhosts []string
+	testenv.WaitWithin(t, 30*time.Second, "the queue dashboards to show vhost "+vhA, func() bool {
 		var qs struct {
 			Queues []struct {
 				VHost string `json:"vhost"`
 			} `json:"queues"`
 		}
 		getJSON(t, m.URL+"/api/v1/queues", auth, &qs)
-		var vhosts []string
+		vhosts = vhosts[:0]
 		for _, q := range qs.Queues {
 			vhosts = append(vhosts, q.VHost)
 		}
-		if slices.Contains(vhosts, vhA) {
-			if slices.ContainsFunc(vhosts, func(v string) bool { return v != vhA }) {
-				t.Errorf("queue dashboards show vhosts %v, want only %s", vhosts, vhA)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s the queue dashboards show vhosts %v, want %s", vhosts, vhA)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return slices.Contains(vhosts, vhA)
+	})
+	if slices.ContainsFunc(vhosts, func(v string) bool { return v != vhA }) {
+		t.Errorf("queue dashboards show vhosts %v, want only %s", vhosts, vhA)
 	}
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
@@ -218,20 +182,11 @@ func TestDemoTakesOnlyItsOwnQueue(t *testing.T) {
 	auth := adminToken(t, dir)
 	// A demo dead letter indexed from RabbitMQ: the indexer has consumed
 	// for a while, long enough to have taken the other queue too.
-	deadline := time.Now().Add(90 * time.Second)
-	for {
+	testenv.WaitWithin(t, 90*time.Second, "a dead letter of notify.email.high.dlq indexed", func() bool {
 		var r entriesResponse
 		getJSON(t, m.URL+"/api/v1/dlq/entries?broker=rabbitmq&limit=500", auth, &r)
-		if slices.ContainsFunc(r.Entries, func(e apiEntry) bool {
-			return e.Destination == "notify.email.high.dlq"
-		}) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 90 s no dead letter of notify.email.high.dlq is indexed: %+v", r.Entries)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return slices.ContainsFunc(r.Entries, func(e apiEntry) bool { return e.Destination == "notify.email.high.dlq" })
+	})
 	if got := peekQueue(t, "/", other); !slices.Equal(got, []string{"not-the-demos"}) {
 		t.Errorf("%s holds %v, want its message: the demo took custody of a queue that is not its own", other, got)
 	}

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"switchyard/delivery"
+	"switchyard/dlqstore"
 	"switchyard/redrive"
-	"switchyard/sqldb"
 )
 
 const dlqUsage = `usage: console dlq <command> [flags]
@@ -229,7 +229,7 @@ func runDLQJob(ctx context.Context, action redrive.Action, args []string, stdout
 		return err
 	}
 	req := redrive.Request{Action: action, Selector: sel, Rate: *rate, DryRun: *dry, Canary: *canary, CanaryWindow: *window,
-		Destination: *dest, Reason: *reason, Force: *force, PublishQuarantine: *pubQ}
+		Target: *dest, Reason: *reason, Force: *force, PublishQuarantine: *pubQ}
 	var raw json.RawMessage
 	if err := c.do(ctx, http.MethodPost, "/api/v1/dlq/jobs", req, &raw); err != nil {
 		return err
@@ -281,7 +281,7 @@ func runDLQJob(ctx context.Context, action redrive.Action, args []string, stdout
 		return err
 	}
 	printJob(stdout, j)
-	if j.State != redrive.StateCompleted || j.Failed > 0 {
+	if j.State != dlqstore.JobCompleted || j.Failed > 0 {
 		return fmt.Errorf("job %d ended %s with %d failed", j.ID, j.State, j.Failed)
 	}
 	return nil
@@ -311,42 +311,18 @@ func parseSelector(ids string, group int64, filter string) (redrive.Selector, er
 		if err != nil {
 			return sel, fmt.Errorf("--filter: %v", err)
 		}
-		fs := &redrive.FilterSpec{Broker: q.Get("broker"), Cluster: q.Get("cluster"), Destination: q.Get("destination"),
-			EventType: q.Get("event_type"), ErrorCode: q.Get("error_code"), Tenant: q.Get("tenant"), Q: q.Get("q")}
-		for _, v := range q["status"] {
-			for _, s := range strings.Split(v, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					fs.Status = append(fs.Status, s)
-				}
-			}
-		}
-		for name, dst := range map[string]*time.Time{"from": &fs.From, "to": &fs.To} {
-			if v := q.Get(name); v != "" {
-				t, err := time.Parse(time.RFC3339, v)
-				if err != nil {
-					return sel, fmt.Errorf("--filter %s: want RFC 3339 (2026-11-26T10:00:00Z), got %q", name, v)
-				}
-				if !sqldb.TimeInRange(t) {
-					return sel, fmt.Errorf("--filter %s: %s is not a time %s", name, v, sqldb.TimeRangeText)
-				}
-				*dst = t
-			}
-		}
-		if v := q.Get("group"); v != "" {
-			g, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return sel, fmt.Errorf("--filter group: %q is not a group id", v)
-			}
-			fs.Group = g
-		}
+		// The fields a job's filter has, as the API takes them: limit and
+		// cursor page a list, and anything else is a typo to refuse.
 		for k := range q {
-			switch k {
-			case "status", "broker", "cluster", "destination", "event_type", "error_code", "tenant", "from", "to", "group", "q":
-			default:
+			if !dlqstore.FilterField(k) {
 				return sel, fmt.Errorf("--filter: unknown field %q", k)
 			}
 		}
-		sel.Filter = fs
+		f, err := dlqstore.ParseValues(q)
+		if err != nil {
+			return sel, fmt.Errorf("--filter %s", delivery.ErrorMessage(err))
+		}
+		sel.Filter = &f
 	}
 	if n != 1 {
 		return sel, errors.New("give exactly one of --ids, --group or --filter")
@@ -360,11 +336,11 @@ func printPlan(w io.Writer, p redrive.Plan) {
 		fmt.Fprintf(w, " (about %s at %g msgs/s)", p.EstimatedTime, p.Rate)
 	}
 	fmt.Fprintln(w)
-	for _, d := range p.Destinations {
-		fmt.Fprintf(w, "  %6d  %s\n", d.Count, d.Destination)
+	for _, t := range p.Targets {
+		fmt.Fprintf(w, "  %6d  %s\n", t.Count, t.Target)
 	}
 	for _, s := range p.Sample {
-		fmt.Fprintf(w, "  sample entry %d → %s: %s\n", s.EntryID, s.Destination, oneLine(s.ErrorMessage, 80))
+		fmt.Fprintf(w, "  sample entry %d → %s: %s\n", s.EntryID, s.Target, oneLine(s.ErrorMessage, 80))
 		for _, h := range s.HeadersAdded {
 			fmt.Fprintf(w, "      + %s: %s\n", h.Key, oneLine(string(h.Value), 80))
 		}

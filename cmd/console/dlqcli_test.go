@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/dlqstore"
+	"switchyard/internal/testenv"
 	"switchyard/redrive"
 )
 
@@ -41,14 +43,10 @@ func TestDLQCommandDrivesJobsThroughTheAPI(t *testing.T) {
 			Status string `json:"status"`
 		} `json:"entries"`
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(entries.Entries) < 3 {
+	testenv.WaitWithin(t, 60*time.Second, "3 dead letters indexed", func() bool {
 		getJSON(t, m.URL+"/api/v1/dlq/entries?status=dead&destination=orders.order.created.v1.dlq", "Bearer "+token, &entries)
-		if time.Now().After(deadline) {
-			t.Fatal("after 60s fewer than 3 dead letters are indexed")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return len(entries.Entries) >= 3
+	})
 
 	out, err := dlq("redrive", "--filter", "status=dead&destination=orders.order.created.v1.dlq", "--dry-run")
 	if err != nil || !strings.Contains(out, "redrive would act on") || !strings.Contains(out, "kafka:demo/orders.order.created.v1") {
@@ -76,7 +74,7 @@ func TestDLQCommandDrivesJobsThroughTheAPI(t *testing.T) {
 		t.Fatalf("redrive --wait: %v\n%s", err, out)
 	}
 	var j redrive.Job
-	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &j); err != nil || j.State != redrive.StateCompleted || j.Done != 1 {
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &j); err != nil || j.State != dlqstore.JobCompleted || j.Done != 1 {
 		t.Errorf("redrive job = %+v, %v", j, err)
 	}
 	out, err = dlq("jobs")

@@ -15,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
-
 	"switchyard/access"
+	"switchyard/internal/testenv"
 	"switchyard/sqldb"
 )
 
@@ -129,11 +128,7 @@ func TestBadStartsEndWithOneClearLine(t *testing.T) {
 		os.WriteFile(filepath.Join(d, file), bytes.Repeat([]byte("not a database "), 500), 0o600)
 		return d
 	}
-	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kafka.Close)
+	kafka := testenv.Kafka(t)
 	up := "KAFKA_BROKERS=" + strings.Join(kafka.ListenAddrs(), ",")
 	free, demoKafka := "CONSOLE_ADDR=127.0.0.1:0", "DEMO_KAFKA_ADDR=127.0.0.1:0"
 
@@ -258,8 +253,7 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 
 	var dlqMessages int64
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testenv.WaitWithin(t, 60*time.Second, "the demo's topics, groups and dead letters on the console", func() bool {
 		var cr clustersResponse
 		if code := getJSON(t, m.URL+"/api/v1/clusters", admin, &cr); code != http.StatusOK {
 			t.Fatalf("GET /api/v1/clusters: %d", code)
@@ -274,14 +268,8 @@ func TestDemoEndToEnd(t *testing.T) {
 			}
 		}
 		dlqMessages = topics["orders.order.created.v1.dlq"]
-		if topics["orders.order.created.v1"] > 0 && groups["billing"] && groups["analytics"] && dlqMessages > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after 60s the console shows topics %v and groups %v", topics, groups)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return topics["orders.order.created.v1"] > 0 && groups["billing"] && groups["analytics"] && dlqMessages > 0
+	})
 
 	// The indexer picks the dead letters up from the DLQ topic.
 	var entries struct {
@@ -290,16 +278,12 @@ func TestDemoEndToEnd(t *testing.T) {
 			Destination string `json:"destination"`
 		} `json:"entries"`
 	}
-	deadline = time.Now().Add(60 * time.Second)
-	for entries.Total == 0 {
+	testenv.WaitWithin(t, 60*time.Second, "a dead letter indexed", func() bool {
 		if code := getJSON(t, m.URL+"/api/v1/dlq/entries?broker=kafka", admin, &entries); code != http.StatusOK {
 			t.Fatalf("GET /api/v1/dlq/entries: %d", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("after 60s no dead letter is indexed")
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
+		return entries.Total > 0
+	})
 	if entries.Entries[0].Destination != "orders.order.created.v1.dlq" {
 		t.Errorf("indexed entry destination = %q", entries.Entries[0].Destination)
 	}
@@ -346,8 +330,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		t.Fatalf("API with the offline token: status %d", code)
 	}
 	var after int64
-	deadline = time.Now().Add(30 * time.Second)
-	for after < dlqMessages && time.Now().Before(deadline) {
+	testenv.WaitWithin(t, 30*time.Second, fmt.Sprintf("the DLQ topic to show its %d messages again after a restart (the embedded Kafka resumes)", dlqMessages), func() bool {
 		getJSON(t, m2.URL+"/api/v1/clusters", "Bearer "+token, &cr)
 		for _, c := range cr.Clusters {
 			for _, tp := range c.Snapshot.Topics {
@@ -356,11 +339,8 @@ func TestDemoEndToEnd(t *testing.T) {
 				}
 			}
 		}
-		time.Sleep(300 * time.Millisecond)
-	}
-	if after < dlqMessages {
-		t.Errorf("after a restart the DLQ topic shows %d messages, had %d: the embedded Kafka did not resume", after, dlqMessages)
-	}
+		return after >= dlqMessages
+	})
 }
 
 // `console audit verify` says the chain is intact, and names the row after

@@ -11,24 +11,22 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"switchyard/access"
 	"switchyard/delivery"
-	"switchyard/sqldb"
 )
 
 // openAudit opens the data dir's database and its audit log, keyed as the
 // console's is (see offlineLocation).
-func openAudit(ctx context.Context, loc *offlineLocation) (Config, *sql.DB, *access.Audit, error) {
+func openAudit(ctx context.Context, loc *offlineLocation) (Config, *sql.DB, access.AuditLog, error) {
 	c, err := loc.resolve()
 	if err != nil {
 		return Config{}, nil, nil, err
 	}
-	db, err := sqldb.Open(ctx, filepath.Join(c.DataDir, "console.db"))
+	db, err := openConsoleDB(ctx, c.DataDir)
 	if err != nil {
 		return Config{}, nil, nil, err
 	}
@@ -43,7 +41,7 @@ func openAudit(ctx context.Context, loc *offlineLocation) (Config, *sql.DB, *acc
 // openStore opens the data dir's database for the offline commands that
 // change it; their audit rows are keyed like the console's, and a keyed
 // log without its key is refused before anything changes.
-func openStore(ctx context.Context, loc *offlineLocation) (*access.Store, func(), error) {
+func openStore(ctx context.Context, loc *offlineLocation) (access.Directory, func(), error) {
 	_, db, audit, err := openAudit(ctx, loc)
 	if err != nil {
 		return nil, nil, err

@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"switchyard/internal/testenv"
 )
@@ -46,11 +45,7 @@ func readyz(t *testing.T, base string) (int, readyzResponse) {
 // console is ready again.
 func TestReadyzReflectsAFullDisk(t *testing.T) {
 	mnt := testenv.TmpFS(t, 64<<20)
-	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(kafka.Close)
+	kafka := testenv.Kafka(t)
 	m := NewMain(io.Discard, io.Discard, envMap(
 		"CONSOLE_ADDR", "127.0.0.1:0", "CONSOLE_DATA_DIR", filepath.Join(mnt, "data"),
 		"KAFKA_BROKERS", strings.Join(kafka.ListenAddrs(), ","), "CONSOLE_ADMIN_PASSWORD", "correct-horse-battery",
@@ -92,15 +87,11 @@ func TestReadyzReflectsAFullDisk(t *testing.T) {
 // waitReady polls /readyz until it answers code, for up to 15 s.
 func waitReady(t *testing.T, base string, code int) readyzResponse {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got, r := readyz(t, base)
-		if got == code {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still answers %d %+v after 15 s, want %d", got, r, code)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var r readyzResponse
+	testenv.WaitWithin(t, 15*time.Second, fmt.Sprintf("/readyz to answer %d", code), func() bool {
+		var got int
+		got, r = readyz(t, base)
+		return got == code
+	})
+	return r
 }

@@ -1,7 +1,9 @@
 // Package deliverytest holds contract tests that every implementation of a
 // delivery interface must pass, run by each implementation's own tests:
 // TestIdempotencyKeyStore for delivery.IdempotencyKeyStore, with Clock to
-// drive expiry.
+// drive expiry (the manual clock every package's tests share). LoadMessage
+// (fixture.go) reads the hand-written dead-letter fixtures of
+// delivery/testdata for any package's tests.
 package deliverytest
 
 import (
@@ -14,7 +16,8 @@ import (
 	"switchyard/delivery"
 )
 
-// Clock is a manual clock: time moves only when Advance is called.
+// Clock is a manual clock: time moves only when Advance or Set is called.
+// It is the clock every package's tests share.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -35,6 +38,13 @@ func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+// Set moves the clock to t.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = t
 }
 
 // TestIdempotencyKeyStore checks the IdempotencyKeyStore contract: a put

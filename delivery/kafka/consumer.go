@@ -538,7 +538,7 @@ func (c *Consumer) process(w *worker, r *kgo.Record) bool {
 			return c.deadLetter(ctx, w, r, headers, info, attempt, first, last, span, out, start)
 		}
 		log().Debug("handler failed, retrying", "attempt", attempt, "err", err)
-		if !sleep(ctx, c.opts.Retry.Delay(attempt)) {
+		if !delivery.Sleep(ctx, c.opts.Retry.Delay(attempt)) {
 			return false
 		}
 	}
@@ -607,7 +607,7 @@ func (c *Consumer) deadLetter(ctx context.Context, w *worker, r *kgo.Record, hea
 			committedBefore = true
 			w.commit()
 		}
-		if !sleep(ctx, dlqBackoff(try)) {
+		if !delivery.Sleep(ctx, dlqBackoff(try)) {
 			return false
 		}
 	}
@@ -623,19 +623,4 @@ func dlqBackoff(n int) time.Duration {
 	d := 100 * time.Millisecond << min(n-1, 6)
 	d = min(d, 5*time.Second)
 	return d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
-
-// sleep waits d or until ctx is done, reporting whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"switchyard/delivery"
+	"switchyard/internal/testenv"
 )
 
 // A message that always fails lands once in <topic>.dlq with the
@@ -151,7 +152,7 @@ func TestConsumerRetriesThenSucceeds(t *testing.T) {
 		t.Errorf("attempts = %v, want [1 2 3]", attempts)
 	}
 	mu.Unlock()
-	if n := total(endOffsets(t, adm, topic+".dlq")); n != 0 {
+	if n := testenv.SumOffsets(testenv.KafkaEndOffsets(t, adm, topic+".dlq")); n != 0 {
 		t.Errorf("dlq holds %d records, want none", n)
 	}
 }
@@ -285,7 +286,7 @@ func TestConsumerHoldsOffsetUntilDeadLetterLands(t *testing.T) {
 	if got := committed(t, adm, group, topic, 0); got != bad.Offset {
 		t.Fatalf("while the DLQ refuses writes committed offset = %d, want %d (the failed record)", got, bad.Offset)
 	}
-	if n := total(endOffsets(t, adm, dlq)); n != 0 {
+	if n := testenv.SumOffsets(testenv.KafkaEndOffsets(t, adm, dlq)); n != 0 {
 		t.Fatalf("dlq holds %d records while refusing writes", n)
 	}
 
@@ -365,7 +366,7 @@ func TestConsumerKeepsPerKeyOrder(t *testing.T) {
 	if err := pub.Flush(ctx); err != nil || failed.Load() > 0 {
 		t.Fatalf("publish: flush %v, %d failed", err, failed.Load())
 	}
-	waitFor(t, "200 messages handled", func() bool { mu.Lock(); defer mu.Unlock(); return n >= 200 })
+	testenv.WaitFor(t, "200 messages handled", func() bool { mu.Lock(); defer mu.Unlock(); return n >= 200 })
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -418,11 +419,11 @@ func TestConsumerRebalanceHandsOverWithoutDuplicates(t *testing.T) {
 		return func() bool { mu.Lock(); defer mu.Unlock(); return len(count) >= n }
 	}
 	send(0, 100)
-	waitFor(t, "first 100 handled", handled(100))
+	testenv.WaitFor(t, "first 100 handled", handled(100))
 
 	startConsumer(t, ConsumerOptions{Brokers: addrs, Group: group, Topics: []string{topic}, Handler: handler("b")})
 	send(100, 200) // while the group rebalances
-	waitFor(t, "both members to own partitions", func() bool {
+	testenv.WaitFor(t, "both members to own partitions", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
 		gs, err := adm.DescribeGroups(ctx, group)
@@ -442,9 +443,9 @@ func TestConsumerRebalanceHandsOverWithoutDuplicates(t *testing.T) {
 		return true
 	})
 	send(200, 300)
-	waitFor(t, "all 300 handled", handled(300))
+	testenv.WaitFor(t, "all 300 handled", handled(300))
 	// Everything handled is committed once the members settle.
-	waitFor(t, "group to commit all 300", func() bool {
+	testenv.WaitFor(t, "group to commit all 300", func() bool {
 		var sum int64
 		for p := range int32(6) {
 			if o := committed(t, adm, group, topic, p); o > 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/delivery"
+	"switchyard/internal/testenv"
 )
 
 // wait is the generous deadline every polling assertion gets.
@@ -32,27 +33,18 @@ func uniqueTopic(event string) string {
 // partitions partitions each.
 func newCluster(t testing.TB, partitions int32, topics ...string) (*kfake.Cluster, []string) {
 	t.Helper()
-	opts := []kfake.Opt{kfake.NumBrokers(1)}
+	var opts []kfake.Opt
 	if len(topics) > 0 {
 		opts = append(opts, kfake.SeedTopics(partitions, topics...))
 	}
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatalf("start kfake: %v", err)
-	}
-	t.Cleanup(c.Close)
+	c := testenv.Kafka(t, opts...)
 	return c, c.ListenAddrs()
 }
 
 // newClient returns a plain kgo client closed at cleanup.
 func newClient(t testing.TB, addrs []string, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...)}, opts...)...)
-	if err != nil {
-		t.Fatalf("new client: %v", err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return testenv.KafkaClient(t, addrs, opts...)
 }
 
 func newAdmin(t testing.TB, addrs []string) *kadm.Client {
@@ -136,18 +128,6 @@ func startConsumer(t testing.TB, opts ConsumerOptions) (stop func()) {
 	return stop
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", wait, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // committed returns the group's committed offset of topic/partition, -1
 // when none.
 func committed(t testing.TB, adm *kadm.Client, group, topic string, partition int32) int64 {
@@ -170,44 +150,17 @@ func committed(t testing.TB, adm *kadm.Client, group, topic string, partition in
 // waitCommitted waits until the group has committed at least off.
 func waitCommitted(t testing.TB, adm *kadm.Client, group, topic string, partition int32, off int64) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("group %s to commit %s/%d past %d", group, topic, partition, off-1), func() bool {
+	testenv.WaitFor(t, fmt.Sprintf("group %s to commit %s/%d past %d", group, topic, partition, off-1), func() bool {
 		return committed(t, adm, group, topic, partition) >= off
 	})
-}
-
-// endOffsets returns the high watermark of every partition of topic.
-func endOffsets(t testing.TB, adm *kadm.Client, topic string) map[int32]int64 {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	lo, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatalf("list end offsets of %s: %v", topic, err)
-	}
-	out := map[int32]int64{}
-	lo.Each(func(o kadm.ListedOffset) {
-		if o.Err != nil {
-			t.Fatalf("end offset of %s/%d: %v", topic, o.Partition, o.Err)
-		}
-		out[o.Partition] = o.Offset
-	})
-	return out
-}
-
-func total(m map[int32]int64) int64 {
-	var n int64
-	for _, v := range m {
-		n += v
-	}
-	return n
 }
 
 // readAll reads every record of topic up to its current high watermarks
 // with a plain (group-less) consumer.
 func readAll(t testing.TB, addrs []string, topic string, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	end := endOffsets(t, newAdmin(t, addrs), topic)
-	if total(end) == 0 {
+	end := testenv.KafkaEndOffsets(t, newAdmin(t, addrs), topic)
+	if testenv.SumOffsets(end) == 0 {
 		return nil
 	}
 	seen := map[int32]int64{}

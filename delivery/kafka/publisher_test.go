@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/delivery"
+	"switchyard/internal/testenv"
 )
 
 var traceparentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-0[0-3]$`)
@@ -43,7 +44,7 @@ func newTelemetry(t *testing.T) testTelemetry {
 func (tt testTelemetry) span(t *testing.T, name string) sdktrace.ReadOnlySpan {
 	t.Helper()
 	var found sdktrace.ReadOnlySpan
-	waitFor(t, "span "+name, func() bool {
+	testenv.WaitFor(t, "span "+name, func() bool {
 		for _, s := range tt.spans.Ended() {
 			if s.Name() == name {
 				found = s
@@ -185,7 +186,7 @@ func TestPublishRejectsInvalidEnvelope(t *testing.T) {
 	adm := newAdmin(t, addrs)
 	pub := newPublisher(t, addrs, PublisherOptions{})
 	publish(t, pub, topic, nil, envelope(t, "k", 1))
-	before := endOffsets(t, adm, topic)
+	before := testenv.KafkaEndOffsets(t, adm, topic)
 
 	env := envelope(t, "", 1)
 	env.Type = "Order Created"
@@ -201,7 +202,7 @@ func TestPublishRejectsInvalidEnvelope(t *testing.T) {
 	if !fields["type"] || !fields["metadata.partition_key"] {
 		t.Errorf("violations %v, want type and metadata.partition_key", ve.Violations)
 	}
-	if after := endOffsets(t, adm, topic); total(after) != total(before) {
+	if after := testenv.KafkaEndOffsets(t, adm, topic); testenv.SumOffsets(after) != testenv.SumOffsets(before) {
 		t.Errorf("high watermark moved from %v to %v after a rejected publish", before, after)
 	}
 }
@@ -226,7 +227,7 @@ func TestPublishTx(t *testing.T) {
 	if err := pub.PublishTx(ctx, topic, []delivery.Envelope{envelope(t, "k", 1), invalid}); !errors.As(err, &ve) {
 		t.Fatalf("PublishTx with an invalid envelope = %v, want *delivery.ValidationError", err)
 	}
-	if n := total(endOffsets(t, adm, topic)); n != 0 {
+	if n := testenv.SumOffsets(testenv.KafkaEndOffsets(t, adm, topic)); n != 0 {
 		t.Fatalf("an invalid batch wrote %d records", n)
 	}
 
@@ -293,7 +294,7 @@ func TestConsumerTelemetry(t *testing.T) {
 	waitCommitted(t, adm, group, topic, 0, 2)
 
 	var procs []sdktrace.ReadOnlySpan
-	waitFor(t, "two process spans", func() bool {
+	testenv.WaitFor(t, "two process spans", func() bool {
 		procs = procs[:0]
 		for _, s := range tt.spans.Ended() {
 			if s.Name() == topic+" process" {

@@ -171,7 +171,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.log.Warn("rabbitmq consumer disconnected; reconnecting", "err", err)
 		}
 		backoff = nextBackoff(backoff)
-		if !sleep(ctx, backoff) {
+		if !delivery.Sleep(ctx, backoff) {
 			return nil
 		}
 	}
@@ -314,7 +314,7 @@ func (c *Consumer) handle(ctx context.Context, s *session, d amqp.Delivery) erro
 		if delivery.IsPermanent(err) || !policy.Retry(attempt) {
 			return c.deadLetter(ctx, span, s, d, hdrs, env, f, start)
 		}
-		if !sleep(ctx, policy.Delay(attempt)) {
+		if !delivery.Sleep(ctx, policy.Delay(attempt)) {
 			return c.requeue(ctx, d, 0)
 		}
 	}
@@ -427,7 +427,7 @@ func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, s *session, 
 
 // requeue waits wait (cut short by ctx) and returns the message to the queue.
 func (c *Consumer) requeue(ctx context.Context, d amqp.Delivery, wait time.Duration) error {
-	sleep(ctx, wait)
+	delivery.Sleep(ctx, wait)
 	return ackErr(d.Nack(false, true))
 }
 
@@ -448,19 +448,4 @@ func ackErr(err error) error {
 		return fmt.Errorf("acknowledge: %w", err)
 	}
 	return nil
-}
-
-// sleep waits d or until ctx is done, reporting whether d elapsed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

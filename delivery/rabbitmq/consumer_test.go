@@ -105,7 +105,7 @@ func TestConsumerRetriesThenSucceeds(t *testing.T) {
 			return nil
 		},
 	})
-	waitFor(t, "the side effect", func() bool { return sent.Load() == 1 })
+	testenv.WaitFor(t, "the side effect", func() bool { return sent.Load() == 1 })
 	stop()
 	b.waitDrained(q)
 	if n, _ := b.inspect(delivery.DLQQueue(q)); n != 0 {
@@ -239,7 +239,7 @@ func TestConsumerDuplicateHandledOnce(t *testing.T) {
 	})
 	// Deliveries are handled in order, so once the last one is handled the
 	// duplicate has been seen twice.
-	waitFor(t, "the last message", func() bool {
+	testenv.WaitFor(t, "the last message", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return seen[last.ID] == 1
@@ -304,7 +304,7 @@ func TestConsumerNeverLosesMessageWhenDLQWriteFails(t *testing.T) {
 		},
 	})
 	// The dead letter is unroutable (no DLQ), so the message must come back.
-	waitFor(t, "the message to be requeued and redelivered", redelivered.Load)
+	testenv.WaitFor(t, "the message to be requeued and redelivered", redelivered.Load)
 	if b.exists(dlq) {
 		t.Fatal("DLQ exists though it was deleted")
 	}
@@ -313,7 +313,7 @@ func TestConsumerNeverLosesMessageWhenDLQWriteFails(t *testing.T) {
 		t.Fatalf("redeclare DLQ: %v", err)
 	}
 	ch.Close()
-	waitFor(t, "the dead letter", func() bool { n, _ := b.inspect(dlq); return n >= 1 })
+	testenv.WaitFor(t, "the dead letter", func() bool { n, _ := b.inspect(dlq); return n >= 1 })
 	stop()
 	b.waitDrained(q)
 	if n, _ := b.inspect(dlq); n != 1 {

@@ -12,6 +12,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"switchyard/delivery"
+	"switchyard/internal/testenv"
 )
 
 // broker is a test's admin connection to the real RabbitMQ.
@@ -118,7 +119,7 @@ func (b *broker) get(queue string) (amqp.Delivery, bool) {
 func (b *broker) waitGet(queue string) amqp.Delivery {
 	b.t.Helper()
 	var d amqp.Delivery
-	waitFor(b.t, "a message in "+queue, func() bool {
+	testenv.WaitFor(b.t, "a message in "+queue, func() bool {
 		var ok bool
 		d, ok = b.get(queue)
 		return ok
@@ -131,24 +132,12 @@ func (b *broker) waitGet(queue string) amqp.Delivery {
 // so an empty queue then means every message was acked.
 func (b *broker) waitDrained(queue string) {
 	b.t.Helper()
-	waitFor(b.t, queue+" without consumers", func() bool {
+	testenv.WaitFor(b.t, queue+" without consumers", func() bool {
 		_, c := b.inspect(queue)
 		return c == 0
 	})
 	if n, _ := b.inspect(queue); n != 0 {
 		b.t.Errorf("%s holds %d messages after the consumer stopped, want 0 (unacked or requeued)", queue, n)
-	}
-}
-
-// waitFor polls cond every 20 ms for up to 20 s.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after 20s waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

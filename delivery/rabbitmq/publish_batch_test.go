@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"switchyard/internal/testenv"
 )
 
 func rawMsg(q, id string, body string) RawPublishing {
@@ -53,7 +55,7 @@ func TestPublishRawBatchUnroutableFailsAlone(t *testing.T) {
 			t.Errorf("message %d: %v", i, err)
 		}
 	}
-	waitFor(t, fmt.Sprintf("%d messages in %s", len(want), q), func() bool { m, _ := b.inspect(q); return m == len(want) })
+	testenv.WaitFor(t, fmt.Sprintf("%d messages in %s", len(want), q), func() bool { m, _ := b.inspect(q); return m == len(want) })
 	for i, id := range want {
 		d, ok := b.get(q)
 		if !ok || d.MessageId != id {

@@ -125,16 +125,7 @@ func (p *Publisher) Publish(ctx context.Context, exchange, routingKey string, en
 	if err := env.Validate(); err != nil {
 		return err
 	}
-	ctx, span := p.opts.Telemetry.Tracer().Start(ctx, routingKey+" publish",
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
-			attribute.String(delivery.AttrDest, exchange),
-			attribute.String("messaging.rabbitmq.destination.routing_key", routingKey),
-			attribute.String("messaging.message.id", env.ID),
-			attribute.String("messaging.operation.type", "send"),
-			attribute.String(delivery.AttrEventType, env.Type),
-		))
+	ctx, span := p.startSpan(ctx, exchange, routingKey, env.ID, attribute.String(delivery.AttrEventType, env.Type))
 	defer span.End()
 
 	body, err := json.Marshal(env)
@@ -171,18 +162,23 @@ func (p *Publisher) Publish(ctx context.Context, exchange, routingKey string, en
 	return nil
 }
 
+// startSpan opens the producer span of one publish, with the messaging
+// attributes of the semantic conventions and any extra ones.
+func (p *Publisher) startSpan(ctx context.Context, exchange, routingKey, id string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
+	attrs := append([]attribute.KeyValue{
+		attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
+		attribute.String(delivery.AttrDest, exchange),
+		attribute.String("messaging.rabbitmq.destination.routing_key", routingKey),
+		attribute.String("messaging.message.id", id),
+		attribute.String("messaging.operation.type", "send"),
+	}, extra...)
+	return p.opts.Telemetry.Tracer().Start(ctx, routingKey+" publish", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+}
+
 // PublishRaw publishes msg as it is, mandatory and with confirms; dead
 // letters and redrives use it. Errors as for Publish, without validation.
 func (p *Publisher) PublishRaw(ctx context.Context, exchange, routingKey string, msg amqp.Publishing) error {
-	ctx, span := p.opts.Telemetry.Tracer().Start(ctx, routingKey+" publish",
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
-			attribute.String(delivery.AttrDest, exchange),
-			attribute.String("messaging.rabbitmq.destination.routing_key", routingKey),
-			attribute.String("messaging.message.id", msg.MessageId),
-			attribute.String("messaging.operation.type", "send"),
-		))
+	ctx, span := p.startSpan(ctx, exchange, routingKey, msg.MessageId)
 	defer span.End()
 	if err := p.publish(ctx, exchange, routingKey, msg); err != nil {
 		span.RecordError(err)

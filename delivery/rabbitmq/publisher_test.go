@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/delivery"
+	"switchyard/internal/testenv"
 )
 
 var traceparentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-0[01]$`)
@@ -183,9 +184,9 @@ func TestTraceFlowsFromProducerToConsumer(t *testing.T) {
 		handled.Store(trace.SpanContextFromContext(ctx))
 		return nil
 	}})
-	waitFor(t, "the handler", func() bool { return handled.Load() != nil })
+	testenv.WaitFor(t, "the handler", func() bool { return handled.Load() != nil })
 	var pub, proc sdktrace.ReadOnlySpan
-	waitFor(t, "both spans to end", func() bool {
+	testenv.WaitFor(t, "both spans to end", func() bool {
 		for _, s := range rec.Ended() {
 			switch s.Name() {
 			case q + " publish":

@@ -19,7 +19,7 @@ func killConnection(t *testing.T, mgmt, name string) {
 	t.Helper()
 	cl := http.Client{Timeout: 5 * time.Second}
 	var target string
-	waitFor(t, "connection "+name+" in the management API", func() bool {
+	testenv.WaitFor(t, "connection "+name+" in the management API", func() bool {
 		resp, err := cl.Get(mgmt + "/api/connections?columns=name,client_properties.connection_name")
 		if err != nil {
 			t.Fatalf("list connections: %v", err)
@@ -68,13 +68,13 @@ func TestConsumerReconnectsAfterConnectionLoss(t *testing.T) {
 	if err := p.Publish(context.Background(), "", q, newEnvelope(t), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the first message", func() bool { return handled.Load() == 1 })
+	testenv.WaitFor(t, "the first message", func() bool { return handled.Load() == 1 })
 
 	killConnection(t, mgmt, "switchyard-consumer "+q)
 	if err := p.Publish(context.Background(), "", q, newEnvelope(t), nil); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the message published after the outage", func() bool { return handled.Load() == 2 })
+	testenv.WaitFor(t, "the message published after the outage", func() bool { return handled.Load() == 2 })
 }
 
 func TestPublisherReconnectsAfterConnectionLoss(t *testing.T) {
@@ -95,7 +95,7 @@ func TestPublisherReconnectsAfterConnectionLoss(t *testing.T) {
 	// A publish racing the close may fail, with an error; once the client
 	// has seen the close, the next publish redials and succeeds.
 	env := newEnvelope(t)
-	waitFor(t, "a publish after the outage to succeed", func() bool {
+	testenv.WaitFor(t, "a publish after the outage to succeed", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err := p.Publish(ctx, "", q, env, nil)

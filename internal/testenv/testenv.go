@@ -1,7 +1,13 @@
-// Package testenv finds the real services the tests run against (RabbitMQ,
-// its management API, Chromium, a small filesystem to fill). Where one is
-// missing a test skips on a developer machine and fails in CI (CI=true), so
-// that CI never passes by skipping.
+// Package testenv is what the tests of every package share. It finds the
+// real services they run against (RabbitMQ, its management API, Chromium,
+// a small filesystem to fill; this file): where one is missing a test skips
+// on a developer machine and fails in CI (CI=true), so that CI never passes
+// by skipping. It opens RabbitMQ channels and test queues (rabbit.go),
+// starts in-process Kafka clusters and clients (kafka.go), waits by
+// polling — WaitFor for a condition, Settled for "nothing more arrives" as
+// a positive end state that then holds, never a fixed sleep (wait.go) —
+// and offers a SyncBuffer for logs (logbuf.go). The manual clock tests
+// share is delivery/deliverytest.Clock.
 package testenv
 
 import (

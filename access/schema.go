@@ -1,22 +1,19 @@
-package sqldb
+package access
 
-// Migration is one step of the console's schema. Versions are applied in
-// order, each in its own transaction, and recorded in schema_migrations.
-// A migration is never edited after release: a change is a new version.
-type Migration struct {
-	Version int
-	Name    string
-	SQL     string
-}
+import "switchyard/sqldb"
 
-// Migrations returns the schema steps this binary knows, in order. It is a
-// function rather than a package variable so that nothing can change the
-// list at run time.
+// Schema is the part of console.db that access owns — users, api_tokens,
+// sessions, roles, role_bindings, login_attempts and audit_log — for
+// sqldb.Open, which whoever opens console.db passes it to (cmd/console).
+// Versions are applied in order, each in its own transaction. A migration
+// is never edited after release: a change is a new version. Releases
+// before per-owner bookkeeping recorded these versions without an owner,
+// as the file's only schema; AdoptUnowned takes them over.
 //
-// Timestamps are TEXT in the fixed-width UTC layout of TimeLayout, so that
-// they sort and compare as strings.
-func Migrations() []Migration {
-	return []Migration{
+// Timestamps are TEXT in the fixed-width UTC layout of sqldb.TimeLayout,
+// so that they sort and compare as strings.
+func Schema() sqldb.Schema {
+	return sqldb.Schema{Owner: "access", AdoptUnowned: true, Migrations: []sqldb.Migration{
 		{Version: 1, Name: "users", SQL: `
 CREATE TABLE users (
 	id            INTEGER PRIMARY KEY,
@@ -128,5 +125,5 @@ END;`},
 		// trigger, so the append-only guard stays as it is.
 		{Version: 4, Name: "audit hash scheme", SQL: `
 ALTER TABLE audit_log ADD COLUMN hash_scheme TEXT NOT NULL DEFAULT 'sha256';`},
-	}
+	}}
 }

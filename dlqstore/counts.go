@@ -6,6 +6,58 @@ import (
 	"time"
 )
 
+// Counts are entry counts over a tenant scope. Destination keys are topic
+// or queue names.
+type Counts struct {
+	ByStatus            map[Status]int
+	ByDestination       map[string]int            // every status
+	ByDestinationStatus map[string]map[Status]int // for "open entries per destination"
+}
+
+// statsScope is the condition (" AND …", or "") and arguments that keep
+// group_stats rows to a scope (scopeCond).
+func statsScope(scope *TenantScope, tenants []string) (string, []any) {
+	c, args := scopeCond(scope, tenants, "tenant", "resource")
+	if c == "" {
+		return "", nil
+	}
+	return " AND " + c, args
+}
+
+// Counts returns the entry counts of scope (nil = all), from the
+// per-tenant totals kept with every write, so it costs no scan of entries.
+func (s *Store) Counts(ctx context.Context, scope *TenantScope) (Counts, error) {
+	c := Counts{ByStatus: map[Status]int{}, ByDestination: map[string]int{}, ByDestinationStatus: map[string]map[Status]int{}}
+	tenants, visible := scopeTenants(scope)
+	if !visible {
+		return c, nil
+	}
+	cond, args := statsScope(scope, tenants)
+	rows, err := s.db.QueryContext(ctx, "SELECT destination, status, SUM(n) FROM group_stats WHERE 1"+cond+" GROUP BY destination, status", args...)
+	if err != nil {
+		return c, fmt.Errorf("counts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var dest string
+		var st Status
+		var n int
+		if err := rows.Scan(&dest, &st, &n); err != nil {
+			return c, fmt.Errorf("counts: %w", err)
+		}
+		c.ByStatus[st] += n
+		c.ByDestination[dest] += n
+		if c.ByDestinationStatus[dest] == nil {
+			c.ByDestinationStatus[dest] = map[Status]int{}
+		}
+		c.ByDestinationStatus[dest][st] += n
+	}
+	if err := rows.Err(); err != nil {
+		return c, fmt.Errorf("counts: %w", err)
+	}
+	return c, nil
+}
+
 // EntryGauge is the number of entries of one destination in one status,
 // for one tenant and one resource (the origin topic or queue the entries
 // are checked against, Entry.Resource), so that a reader of the history can

@@ -1,0 +1,479 @@
+package dlqstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"switchyard/delivery"
+)
+
+// IndexItem is one decoded dead letter ready to store (the indexer decodes
+// with delivery.Decode).
+type IndexItem struct {
+	DL          delivery.DeadLetter // DL.DLQ = where the record is (broker, cluster, topic/partition/offset or vhost/queue)
+	MessageID   string              // RabbitMQ message id ("" for Kafka; "" for RabbitMQ means no redelivery dedupe)
+	DeathCount  int                 // RabbitMQ: x-death count of the DLQ hop, for redelivery dedupe
+	Fingerprint string              // delivery.Fingerprint(DL); filled in when empty
+	Flags       []string            // "undecodable", "not_utf8", "invalid_envelope", "too_large", "no_error_context"
+	PayloadSize int                 // original size in bytes
+	PayloadHash string              // sha256 hex of the original payload
+	Truncated   bool                // DL.Payload was cut to the configured cap
+	ReceivedAt  time.Time           // not stored: Entry.IndexedAt is the store's own clock
+}
+
+// IndexResult says how many items of a batch became entries and how many
+// were already stored.
+type IndexResult struct{ Inserted, Duplicates int }
+
+// TopicPartition names a Kafka partition.
+type TopicPartition struct {
+	Topic     string
+	Partition int32
+}
+
+// maxFTSText caps the payload text put into the full-text index: the
+// first 64 KiB of a body hold whatever an operator searches for, and a 5 MB
+// body would otherwise cost megabytes of index.
+const maxFTSText = 64 << 10
+
+// IndexKafka stores the records read from one partition of a DLQ topic and
+// sets the partition's next offset to nextOffset, in ONE transaction: after
+// a crash at any moment the stored offset and the stored entries agree, so
+// the indexer resumes exactly where the committed entries end. A record
+// already stored (same cluster, topic, partition and offset) counts as a
+// Duplicate. Every item's DL.DLQ.Offset must lie in [0, nextOffset).
+// Errors: EINVALID for a malformed batch.
+func (s *Store) IndexKafka(ctx context.Context, cluster, topic string, partition int32, items []IndexItem, nextOffset int64) (IndexResult, error) {
+	if cluster == "" || topic == "" || partition < 0 || nextOffset < 0 {
+		return IndexResult{}, delivery.Errorf(delivery.EINVALID, "index kafka: want a cluster, topic, partition and next offset (got %q %q %d %d)", cluster, topic, partition, nextOffset)
+	}
+	for i := range items {
+		if o := items[i].DL.DLQ.Offset; o < 0 || o >= nextOffset {
+			return IndexResult{}, delivery.Errorf(delivery.EINVALID, "index kafka %s/%d: offset %d of item %d outside [0, %d)", topic, partition, o, i, nextOffset)
+		}
+	}
+	loc := func(it *IndexItem) key {
+		return key{broker: delivery.BrokerKafka, cluster: cluster, destination: topic, partition: partition, offset: it.DL.DLQ.Offset}
+	}
+	var res IndexResult
+	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+		var err error
+		if res, err = s.insert(ctx, tx, now, items, loc); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO kafka_offsets (cluster, topic, kpartition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (cluster, topic, kpartition) DO UPDATE SET next_offset = excluded.next_offset, updated_at = excluded.updated_at`,
+			cluster, topic, partition, nextOffset, now)
+		if err != nil {
+			return fmt.Errorf("store offset: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return IndexResult{}, fmt.Errorf("index kafka %s %s/%d: %w", cluster, topic, partition, err)
+	}
+	s.inserted(ctx, res.Inserted)
+	return res, nil
+}
+
+// KafkaOffsets returns the next offset to read of every partition of
+// cluster that has been indexed.
+func (s *Store) KafkaOffsets(ctx context.Context, cluster string) (map[TopicPartition]int64, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT topic, kpartition, next_offset FROM kafka_offsets WHERE cluster = ?", cluster)
+	if err != nil {
+		return nil, fmt.Errorf("kafka offsets: %w", err)
+	}
+	defer rows.Close()
+	out := map[TopicPartition]int64{}
+	for rows.Next() {
+		var tp TopicPartition
+		var next int64
+		if err := rows.Scan(&tp.Topic, &tp.Partition, &next); err != nil {
+			return nil, fmt.Errorf("kafka offsets: %w", err)
+		}
+		out[tp] = next
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("kafka offsets: %w", err)
+	}
+	return out, nil
+}
+
+// IndexRabbit stores a batch of messages taken from RabbitMQ DLQ queues in
+// one transaction; the caller acks them only after it returns nil. The same
+// (cluster, vhost, queue, message id, death count) is a Duplicate (a
+// redelivery); a message without a message id is never taken for a
+// duplicate, since two different messages could not be told apart.
+// Errors: EINVALID for an item without a RabbitMQ location.
+func (s *Store) IndexRabbit(ctx context.Context, items []IndexItem) (IndexResult, error) {
+	for i := range items {
+		d := items[i].DL.DLQ
+		if d.Broker != delivery.BrokerRabbitMQ || d.Cluster == "" || d.Queue == "" {
+			return IndexResult{}, delivery.Errorf(delivery.EINVALID, "index rabbitmq: item %d has no RabbitMQ cluster and queue in DL.DLQ", i)
+		}
+	}
+	loc := func(it *IndexItem) key {
+		d := it.DL.DLQ
+		return key{broker: delivery.BrokerRabbitMQ, cluster: d.Cluster, vhost: d.VHost, destination: d.Queue,
+			messageID: it.MessageID, deathCount: it.DeathCount}
+	}
+	var res IndexResult
+	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+		var err error
+		res, err = s.insert(ctx, tx, now, items, loc)
+		return err
+	})
+	if err != nil {
+		return IndexResult{}, fmt.Errorf("index rabbitmq: %w", err)
+	}
+	s.inserted(ctx, res.Inserted)
+	return res, nil
+}
+
+// key is where an entry's record lives, its deduplication key.
+type key struct {
+	broker, cluster, vhost, destination string
+	partition                           int32
+	offset                              int64
+	messageID                           string
+	deathCount                          int
+}
+
+// statKey is one row of group_stats.
+type statKey struct {
+	group                                                     int64
+	tenant, broker, cluster, destination, resource, eventType string
+	status                                                    Status
+}
+
+type statDelta struct {
+	n           int
+	first, last int64
+}
+
+// groupDelta is what one batch adds to a group's totals.
+type groupDelta struct {
+	n           int
+	first, last int64
+}
+
+// insert stores items, skipping duplicates, and updates groups, their stats
+// and the full-text index, all inside tx. Statements are prepared once per
+// batch; group and stats rows are written once per distinct key per batch,
+// not per entry.
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, now int64, items []IndexItem, loc func(*IndexItem) key) (IndexResult, error) {
+	var res IndexResult
+	if len(items) == 0 {
+		return res, nil
+	}
+	groupIDs, err := s.ensureGroups(ctx, tx, now, items)
+	if err != nil {
+		return res, err
+	}
+	insEntry, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO entries (
+	status, broker, cluster, vhost, destination, kpartition, koffset, message_id, death_count,
+	tenant, event_type, error_code, fingerprint, group_id, first_failure_at, last_failure_at,
+	indexed_at, updated_at, flags, payload_size, payload_hash, truncated, resource,
+	redrive_count, redrive_job, status_reason)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return res, fmt.Errorf("prepare entry insert: %w", err)
+	}
+	defer insEntry.Close()
+	insBody, err := tx.PrepareContext(ctx, "INSERT INTO entry_bodies (id, payload, headers, record) VALUES (?, ?, ?, ?)")
+	if err != nil {
+		return res, fmt.Errorf("prepare body insert: %w", err)
+	}
+	defer insBody.Close()
+	insFTS, err := tx.PrepareContext(ctx, "INSERT INTO entries_fts (rowid, message, exception, ids, payload) VALUES (?, ?, ?, ?, ?)")
+	if err != nil {
+		return res, fmt.Errorf("prepare fts insert: %w", err)
+	}
+	defer insFTS.Close()
+
+	groups := map[int64]*groupDelta{}
+	stats := map[statKey]*statDelta{}
+	var enc encoder
+	for i := range items {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		it := &items[i]
+		k := loc(it)
+		r := rowOf(it, &enc)
+		r.resource = resourceOf(&it.DL, k)
+		gid := groupIDs[it.Fingerprint]
+		var part, off, dc any
+		var mid any
+		if k.broker == delivery.BrokerKafka {
+			part, off = k.partition, k.offset
+		} else {
+			dc = k.deathCount
+			if k.messageID != "" {
+				mid = k.messageID
+			}
+		}
+		truncated := 0
+		if it.Truncated {
+			truncated = 1
+		}
+		status, reason := StatusDead, ""
+		if it.DL.RedriveCount >= s.maxRedrives {
+			status = StatusQuarantined
+			reason = fmt.Sprintf("quarantined automatically: redriven %d times (limit %d) and still failing", it.DL.RedriveCount, s.maxRedrives)
+		}
+		job, _ := strconv.ParseInt(it.DL.Headers.String(delivery.HeaderRedriveJob), 10, 64)
+		result, err := insEntry.ExecContext(ctx, string(status),
+			k.broker, k.cluster, k.vhost, k.destination, part, off, mid, dc,
+			r.tenant, r.eventType, it.DL.Error.Code, it.Fingerprint, gid, r.first, r.last,
+			now, now, strings.Join(it.Flags, ","), it.PayloadSize, it.PayloadHash, truncated, r.resource,
+			it.DL.RedriveCount, job, reason)
+		if err != nil {
+			return res, fmt.Errorf("insert entry %d: %w", i, err)
+		}
+		if n, _ := result.RowsAffected(); n == 0 {
+			res.Duplicates++
+			continue
+		}
+		id, err := result.LastInsertId()
+		if err != nil {
+			return res, fmt.Errorf("insert entry %d: %w", i, err)
+		}
+		res.Inserted++
+		if _, err := insBody.ExecContext(ctx, id, nonNil(it.DL.Payload), r.headers, r.record); err != nil {
+			return res, fmt.Errorf("insert body of entry %d: %w", i, err)
+		}
+		if _, err := insFTS.ExecContext(ctx, id, it.DL.Error.Message, it.DL.Error.ExceptionType,
+			idsText(id, it), payloadText(it.DL.Payload)); err != nil {
+			return res, fmt.Errorf("index text of entry %d: %w", i, err)
+		}
+		g := groups[gid]
+		if g == nil {
+			g = &groupDelta{first: r.first, last: r.last}
+			groups[gid] = g
+		}
+		g.n++
+		g.first, g.last = min(g.first, r.first), max(g.last, r.last)
+		sk := statKey{group: gid, tenant: r.tenant, broker: k.broker, cluster: k.cluster, destination: k.destination,
+			resource: r.resource, eventType: r.eventType, status: status}
+		st := stats[sk]
+		if st == nil {
+			st = &statDelta{first: r.first, last: r.last}
+			stats[sk] = st
+		}
+		st.n++
+		st.first, st.last = min(st.first, r.first), max(st.last, r.last)
+	}
+	if len(groups) > 0 {
+		updGroup, err := tx.PrepareContext(ctx, `UPDATE groups SET count = count + ?,
+	first_seen = CASE WHEN first_seen = 0 OR ? < first_seen THEN ? ELSE first_seen END,
+	last_seen = max(last_seen, ?) WHERE id = ?`)
+		if err != nil {
+			return res, fmt.Errorf("prepare group update: %w", err)
+		}
+		defer updGroup.Close()
+		for gid, d := range groups {
+			if _, err := updGroup.ExecContext(ctx, d.n, d.first, d.first, d.last, gid); err != nil {
+				return res, fmt.Errorf("update group %d: %w", gid, err)
+			}
+		}
+	}
+	if err := applyStats(ctx, tx, stats); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// applyStats adds deltas (possibly negative) to group_stats and drops rows
+// that reach zero.
+//
+// The statement is prepared once per call: an insert batch has up to one
+// row per entry, and re-preparing the upsert for each cost more than running
+// it. Only a negative delta can bring a row to zero, so the sweep of
+// group_stats (a scan of the whole table) runs only then.
+func applyStats(ctx context.Context, tx *sql.Tx, stats map[statKey]*statDelta) error {
+	if len(stats) == 0 {
+		return nil
+	}
+	up, err := tx.PrepareContext(ctx, `INSERT INTO group_stats (group_id, tenant, broker, cluster, destination, resource, event_type, status, n, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (group_id, tenant, broker, cluster, destination, resource, event_type, status) DO UPDATE SET
+	n = n + excluded.n, first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)`)
+	if err != nil {
+		return fmt.Errorf("update group stats: %w", err)
+	}
+	defer up.Close()
+	negative := false
+	for k, d := range stats {
+		if d.n == 0 {
+			continue
+		}
+		negative = negative || d.n < 0
+		if _, err := up.ExecContext(ctx, k.group, k.tenant, k.broker, k.cluster, k.destination, k.resource, k.eventType, string(k.status), d.n, d.first, d.last); err != nil {
+			return fmt.Errorf("update group stats: %w", err)
+		}
+	}
+	if negative {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM group_stats WHERE n <= 0"); err != nil {
+			return fmt.Errorf("update group stats: %w", err)
+		}
+	}
+	return nil
+}
+
+// ensureGroups returns the group id of every fingerprint of items, creating
+// the groups that do not exist yet. Counts are added after the entries, so
+// that a batch of duplicates changes nothing but possibly an empty group.
+func (s *Store) ensureGroups(ctx context.Context, tx *sql.Tx, now int64, items []IndexItem) (map[string]int64, error) {
+	ids := map[string]int64{}
+	// Most groups exist already: look them up, and insert only the new
+	// ones (the upsert rewrote the row of every existing group).
+	get, err := tx.PrepareContext(ctx, "SELECT id FROM groups WHERE fingerprint = ?")
+	if err != nil {
+		return nil, fmt.Errorf("prepare group lookup: %w", err)
+	}
+	defer get.Close()
+	var add *sql.Stmt
+	for i := range items {
+		it := &items[i]
+		if it.Fingerprint == "" {
+			it.Fingerprint = delivery.Fingerprint(it.DL)
+		}
+		if _, ok := ids[it.Fingerprint]; ok {
+			continue
+		}
+		var id int64
+		err := get.QueryRowContext(ctx, it.Fingerprint).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			if add == nil {
+				if add, err = tx.PrepareContext(ctx, `INSERT INTO groups (fingerprint, title, error_code, event_type, exception_type, updated_at)
+VALUES (?, ?, ?, ?, ?, ?) RETURNING id`); err != nil {
+					return nil, fmt.Errorf("prepare group insert: %w", err)
+				}
+				defer add.Close()
+			}
+			err = add.QueryRowContext(ctx, it.Fingerprint, groupTitle(it.DL), it.DL.Error.Code, eventType(it.DL), it.DL.Error.ExceptionType, now).Scan(&id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("group %s: %w", it.Fingerprint, err)
+		}
+		ids[it.Fingerprint] = id
+	}
+	return ids, nil
+}
+
+// groupTitle is the normalized message of a group's first entry, or what
+// else names the failure when there is no message.
+func groupTitle(dl delivery.DeadLetter) string {
+	if t := delivery.NormalizeMessage(dl.Error.Message); t != "" {
+		return t
+	}
+	if dl.Error.ExceptionType != "" {
+		return dl.Error.ExceptionType
+	}
+	if dl.Error.Code != "" {
+		return dl.Error.Code
+	}
+	return "(no error message)"
+}
+
+func tenantOf(dl delivery.DeadLetter) string {
+	if dl.Envelope != nil && dl.Envelope.Metadata.TenantID != "" {
+		return dl.Envelope.Metadata.TenantID
+	}
+	return dl.Headers.String(delivery.HeaderTenantID)
+}
+
+func eventType(dl delivery.DeadLetter) string {
+	if dl.Envelope != nil && dl.Envelope.Type != "" {
+		return dl.Envelope.Type
+	}
+	return dl.Headers.String(delivery.HeaderEventType)
+}
+
+// idsText is the ids column of the full-text index: entry id, envelope id,
+// correlation id (envelope or header), trace id and message id.
+func idsText(id int64, it *IndexItem) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", id)
+	add := func(v string) {
+		if v != "" {
+			b.WriteByte(' ')
+			b.WriteString(v)
+		}
+	}
+	dl := &it.DL
+	if dl.Envelope != nil {
+		add(dl.Envelope.ID)
+		add(dl.Envelope.CorrelationID)
+		add(dl.Envelope.TraceID)
+	}
+	if c := dl.Headers.String(delivery.HeaderCorrelationID); dl.Envelope == nil || c != dl.Envelope.CorrelationID {
+		add(c)
+	}
+	if dl.Envelope == nil {
+		add(dl.Headers.String(delivery.HeaderEventID))
+		add(traceIDOf(dl.Headers.String(delivery.HeaderTraceparent)))
+	}
+	add(it.MessageID)
+	return b.String()
+}
+
+// traceIDOf returns the trace id of a W3C traceparent header.
+func traceIDOf(tp string) string {
+	parts := strings.Split(tp, "-")
+	if len(parts) == 4 && len(parts[1]) == 32 {
+		return parts[1]
+	}
+	return ""
+}
+
+// payloadText is the searchable text of a payload: the payload itself when
+// it is UTF-8 (cut at a rune boundary to maxFTSText), nothing otherwise.
+func payloadText(p []byte) string {
+	if len(p) > maxFTSText {
+		p = p[:maxFTSText]
+		for len(p) > 0 && !utf8.RuneStart(p[len(p)-1]) {
+			p = p[:len(p)-1]
+		}
+		if len(p) > 0 {
+			p = p[:len(p)-1] // the last rune may be cut: drop it
+		}
+	}
+	if !utf8.Valid(p) {
+		return ""
+	}
+	return string(p)
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// row is the derived columns of one item.
+type row struct {
+	tenant, eventType, resource string
+	first, last                 int64
+	headers, record             []byte
+}
+
+func rowOf(it *IndexItem, enc *encoder) row {
+	dl := &it.DL
+	r := row{tenant: tenantOf(*dl), eventType: eventType(*dl),
+		first: unixNano(dl.FirstFailureAt), last: unixNano(dl.LastFailureAt)}
+	if r.first == 0 {
+		r.first = r.last
+	}
+	r.headers = enc.headers(dl.Headers)
+	r.record = enc.record(dl, it.Truncated)
+	return r
+}

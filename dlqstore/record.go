@@ -1,0 +1,129 @@
+package dlqstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	"switchyard/delivery"
+)
+
+// encoder reuses its buffers across a batch.
+type encoder struct{}
+
+// storedHeader is one header in entries.headers: the value as a JSON string
+// when it is UTF-8 (most are), base64 only when it is not, so that the
+// column stays readable and a third smaller than []byte's base64.
+type storedHeader struct {
+	K string  `json:"k"`
+	V *string `json:"v,omitempty"`
+	B []byte  `json:"b,omitempty"`
+}
+
+func (encoder) headers(h delivery.Headers) []byte {
+	if len(h) == 0 {
+		return nil
+	}
+	out := make([]storedHeader, len(h))
+	for i, x := range h {
+		out[i].K = x.Key
+		switch {
+		case x.Value == nil:
+		case utf8.Valid(x.Value):
+			v := string(x.Value)
+			out[i].V = &v
+		default:
+			out[i].B = x.Value
+		}
+	}
+	b, _ := json.Marshal(out) // cannot fail: strings and bytes only
+	return b
+}
+
+func decodeHeaders(b []byte) (delivery.Headers, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var in []storedHeader
+	if err := json.Unmarshal(b, &in); err != nil {
+		return nil, err
+	}
+	out := make(delivery.Headers, len(in))
+	for i, x := range in {
+		out[i].Key = x.K
+		switch {
+		case x.V != nil:
+			out[i].Value = []byte(*x.V)
+		case x.B != nil:
+			out[i].Value = x.B
+		}
+	}
+	return out, nil
+}
+
+// storedRecord is entries.record: the dead letter minus what has its own
+// column (payload, headers), the envelope's inner payload when the stored
+// payload is whole (it is re-read from there), and the stack trace when a
+// header carries it verbatim (Spring, Connect and Switchyard's own format
+// all do): StackHeader then names that header. Stacks are the biggest part
+// of a dead letter, often kilobytes, and would otherwise be stored twice.
+type storedRecord struct {
+	delivery.DeadLetter
+	StackHeader string `json:"stack_header,omitempty"`
+}
+
+func (encoder) record(dl *delivery.DeadLetter, truncated bool) []byte {
+	r := storedRecord{DeadLetter: *dl}
+	c := &r.DeadLetter
+	c.Payload, c.Headers = nil, nil
+	if c.Envelope != nil {
+		env := *c.Envelope
+		// A cut payload cannot give the inner payload back; keep it
+		// then, unless it alone is bigger than the cap the indexer chose.
+		if !truncated || len(env.Payload) > len(dl.Payload) {
+			env.Payload = nil
+		}
+		c.Envelope = &env
+	}
+	if st := c.Error.Stack; len(st) > 64 {
+		for _, h := range dl.Headers {
+			if len(h.Value) == len(st) && string(h.Value) == st {
+				if v, _ := dl.Headers.Get(h.Key); string(v) == st { // read back with Get: the last of the key
+					r.StackHeader, c.Error.Stack = h.Key, ""
+					break
+				}
+			}
+		}
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		// Only Error.Details can hold an unmarshalable value (it came
+		// from JSON, so in practice it cannot); keep the rest.
+		c.Error.Details = nil
+		b, _ = json.Marshal(r)
+	}
+	return b
+}
+
+func decodeRecord(b, payload []byte, headers []byte, truncated bool) (delivery.DeadLetter, error) {
+	var r storedRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r.DeadLetter, fmt.Errorf("decode record: %w", err)
+	}
+	dl := r.DeadLetter
+	dl.Payload = payload
+	h, err := decodeHeaders(headers)
+	if err != nil {
+		return dl, fmt.Errorf("decode headers: %w", err)
+	}
+	dl.Headers = h
+	if r.StackHeader != "" {
+		dl.Error.Stack = h.String(r.StackHeader)
+	}
+	if dl.Envelope != nil && (dl.Envelope.Payload == nil || string(dl.Envelope.Payload) == "null") && !truncated {
+		if env, err := delivery.ParseEnvelope(payload); err == nil {
+			dl.Envelope.Payload = env.Payload
+		}
+	}
+	return dl, nil
+}
