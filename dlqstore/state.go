@@ -104,3 +104,8 @@ const (
 	TriageResolved     = "resolved"
 	TriageSnoozed      = "snoozed"
 )
+
+// TriageStates are every triage state, in the order pages offer them.
+func TriageStates() []string {
+	return []string{TriageOpen, TriageAcknowledged, TriageResolved, TriageSnoozed}
+}

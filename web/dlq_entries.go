@@ -61,7 +61,7 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 			Time: templates.Ago(now, e.DL.LastFailureAt), TimeExact: fmtTime(e.DL.LastFailureAt),
 			Destination: e.Destination, Where: whereOf(e),
 			ErrorCode: e.ErrorCode, Message: truncateText(e.DL.Error.Message, 160),
-			EventType: e.EventType, Tenant: e.Tenant, Status: string(e.Status), Attempts: e.DL.Attempts,
+			EventType: e.EventType, Tenant: e.Tenant, Status: string(e.Status), StatusClass: statusTone(e.Status).Badge(), Attempts: e.DL.Attempts,
 		})
 	}
 	vm.Total = totalText(res.Total, res.TotalCapped)

@@ -40,7 +40,7 @@ func (s *Server) handleDLQEntry(c *fiber.Ctx) error {
 func entryViewOf(e dlq.Entry) templates.DeadLetterEntry {
 	dl := e.DL
 	vm := templates.DeadLetterEntry{
-		ID: e.ID, Status: string(e.Status), Format: string(dl.Format), StatusReason: e.StatusReason,
+		ID: e.ID, Status: string(e.Status), StatusClass: statusTone(e.Status).Badge(), Format: string(dl.Format), StatusReason: e.StatusReason,
 		Title:     cmpOr(truncateText(dl.Error.Message, 200), "Dead letter "+itoa64(e.ID)),
 		GroupHref: "/dead-letters/entries?group=" + itoa64(e.GroupID),
 		Error: templates.DLQError{
@@ -179,7 +179,7 @@ func (s *Server) entryJobs(c *fiber.Ctx, e dlq.Entry) (templates.EntryJobs, erro
 	for _, h := range hist {
 		j.History = append(j.History, templates.JobHistoryRow{
 			JobID: h.JobID, JobHref: jobHref(h.JobID), Action: string(h.Action), Actor: h.Actor, Reason: h.Reason,
-			State: string(h.State), StateClass: itemTone(h.State).Badge(), Destination: h.Target, Error: h.Error,
+			State: string(h.State), StateClass: itemTone(h.State).Badge(), Target: h.Target, Error: h.Error,
 			At: templates.Ago(now, h.At), AtExact: fmtTime(h.At),
 		})
 	}

@@ -67,7 +67,7 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 		}
 	}
 	vm := templates.DeadLetterGroups{
-		Range: tr.picker("/dead-letters", pickerQuery), Filter: f, CanTriage: st.MayTriage(caller),
+		Range: tr.picker("/dead-letters", pickerQuery), Filter: f, CanTriage: st.MayTriage(caller), TriageStates: dlqstore.TriageStates(),
 		EntriesHref: "/dead-letters/entries",
 	}
 	if err := s.indexerStrip(ctx, st, caller, &vm); err != nil {
@@ -130,7 +130,7 @@ func groupRowOf(g dlqstore.Group, trend []int, tr timeRange, now time.Time) temp
 		FirstSeen: templates.Ago(now, g.FirstSeen), LastSeen: templates.Ago(now, g.LastSeen),
 		FirstSeenExact: fmtTime(g.FirstSeen), LastSeenExact: fmtTime(g.LastSeen),
 		Destinations: g.Destinations, Tenants: g.Tenants,
-		State: g.Triage.State, StateText: triageText(g.Triage), Owner: g.Triage.Owner, Note: g.Triage.Note,
+		State: g.Triage.State, StateClass: triageTone(g.Triage.State).Badge(), StateText: triageText(g.Triage), Owner: g.Triage.Owner, Note: g.Triage.Note,
 		UpdateBy:     g.Triage.UpdatedBy,
 		Trend:        templates.Sparkline{Counts: trend, Label: strconv.Itoa(total) + " in the last " + tr.Key},
 		EntriesHref:  "/dead-letters/entries?group=" + strconv.FormatInt(g.ID, 10),

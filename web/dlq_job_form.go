@@ -55,7 +55,7 @@ func parseJobForm(c *fiber.Ctx, opts dlq.JobOptions) (jobInput, error) {
 	get := func(k string) string { return strings.TrimSpace(v.Get(k)) }
 	in := jobInput{form: templates.JobForm{
 		Reason: v.Get("reason"), Rate: get("rate"), Canary: get("canary"), CanaryWindow: get("canary_window"),
-		Destination: get("destination"), Force: checked(get("force")), PublishQuarantine: checked(get("publish_quarantine")),
+		Target: get("destination"), Force: checked(get("force")), PublishQuarantine: checked(get("publish_quarantine")),
 		Payload: v.Get("payload"), Headers: v.Get("headers"),
 	}}
 	a := redrive.Action(get("action"))
@@ -85,7 +85,7 @@ func parseJobForm(c *fiber.Ctx, opts dlq.JobOptions) (jobInput, error) {
 
 	r := &in.req
 	r.Reason = strings.TrimSpace(f.Reason)
-	r.Target, r.Force, r.PublishQuarantine = f.Destination, f.Force, f.PublishQuarantine && f.Quarantine
+	r.Target, r.Force, r.PublishQuarantine = f.Target, f.Force, f.PublishQuarantine && f.Quarantine
 	if f.Sends {
 		if r.Rate, err = strconv.ParseFloat(f.Rate, 64); err != nil || math.IsNaN(r.Rate) || math.IsInf(r.Rate, 0) || r.Rate <= 0 {
 			return in, delivery.Errorf(delivery.EINVALID, "rate must be a positive number of messages per second")
@@ -102,7 +102,7 @@ func parseJobForm(c *fiber.Ctx, opts dlq.JobOptions) (jobInput, error) {
 		if r.Canary > 0 {
 			r.CanaryWindow = time.Duration(secs) * time.Second
 		}
-	} else if f.Destination != "" {
+	} else if f.Target != "" {
 		return in, delivery.Errorf(delivery.EINVALID, "a destination applies to redrives only")
 	}
 	if f.Edit {
@@ -280,10 +280,10 @@ func planView(vm *templates.JobPlan, p redrive.Plan) {
 	vm.Planned = true
 	vm.Count, vm.CountN = templates.Exact(int64(p.Count)), p.Count
 	for _, t := range p.Targets {
-		vm.Destinations = append(vm.Destinations, templates.JobDestination{Destination: t.Target, Count: templates.Exact(int64(t.Count))})
+		vm.Targets = append(vm.Targets, templates.JobTarget{Target: t.Target, Count: templates.Exact(int64(t.Count))})
 	}
 	for _, si := range p.Sample {
-		row := templates.JobSampleRow{EntryID: si.EntryID, Href: entryHref(si.EntryID), Destination: si.Target,
+		row := templates.JobSampleRow{EntryID: si.EntryID, Href: entryHref(si.EntryID), Target: si.Target,
 			Error: truncateText(si.ErrorMessage, 200), HeadersRemoved: si.HeadersRemoved}
 		for _, h := range si.HeadersAdded {
 			row.HeadersAdded = append(row.HeadersAdded, h.Key+": "+truncateText(printable(h.Value), 120))

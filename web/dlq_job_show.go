@@ -27,7 +27,7 @@ func (s *Server) handleDLQJob(c *fiber.Ctx) error {
 		JobRow: jobRowOf(j, now), Sentence: jobSentence(j), Live: !j.Finished(),
 		Failed:       j.State == dlqstore.JobFailed || j.State == dlqstore.JobCanaryFailed,
 		Cancelled:    j.State == dlqstore.JobCancelled || j.State == dlqstore.JobCancelling,
-		SelectorText: selectorText(j.Selector), Destination: j.Target, Destinations: j.Targets,
+		SelectorText: selectorText(j.Selector), Target: j.Target, Targets: j.Targets,
 		Error: j.Error, Updated: fmtTime(j.UpdatedAt), Finished: fmtTime(j.FinishedAt),
 	}
 	if b, err := json.Marshal(j.Selector); err == nil {
@@ -47,7 +47,7 @@ func (s *Server) handleDLQJob(c *fiber.Ctx) error {
 	}
 	for _, it := range items {
 		vm.Ledger = append(vm.Ledger, templates.LedgerRow{
-			Seq: it.Seq, EntryID: it.EntryID, Href: entryHref(it.EntryID), Destination: it.Target,
+			Seq: it.Seq, EntryID: it.EntryID, Href: entryHref(it.EntryID), Target: it.Target,
 			State: string(it.State), StateCls: itemTone(it.State).Badge(), Error: it.Error, At: fmtTime(it.At),
 		})
 	}

@@ -169,6 +169,33 @@ func jobTone(st dlqstore.JobState) templates.Tone {
 	return templates.ToneNeutral
 }
 
+// statusTone is the colour of an entry status's badge: needs attention,
+// under way, or dealt with.
+func statusTone(st dlqstore.Status) templates.Tone {
+	switch st {
+	case dlqstore.StatusDead, dlqstore.StatusQuarantined:
+		return templates.ToneBad
+	case dlqstore.StatusRedriving:
+		return templates.ToneWarn
+	case dlqstore.StatusRedriven, dlqstore.StatusResolved:
+		return templates.ToneOK
+	}
+	return templates.ToneNeutral
+}
+
+// triageTone is the colour of a failure group's triage badge.
+func triageTone(state string) templates.Tone {
+	switch state {
+	case dlqstore.TriageOpen:
+		return templates.ToneBad
+	case dlqstore.TriageAcknowledged, dlqstore.TriageSnoozed:
+		return templates.ToneWarn
+	case dlqstore.TriageResolved:
+		return templates.ToneOK
+	}
+	return templates.ToneNeutral
+}
+
 // itemTone is the colour of a ledger state's badge.
 func itemTone(st dlqstore.ItemState) templates.Tone {
 	switch st {

@@ -18,6 +18,8 @@ type DeadLetterGroups struct {
 	NextHref     string // "" on the last page
 	FirstHref    string // "" on the first page
 	CanTriage    bool
+	// TriageStates are the states a group may be filtered by and set to.
+	TriageStates []string
 	Error        string // what is wrong with the filter
 	Open         int    // open entries in scope
 	EntriesHref  string
@@ -53,6 +55,7 @@ type DLQGroupRow struct {
 	FirstSeenExact, LastSeenExact       string
 	Destinations, Tenants               []string
 	State                               string // open, acknowledged, resolved, snoozed
+	StateClass                          string // the badge of State
 	StateText                           string // "acknowledged by alice"
 	Owner, Note, SnoozedUntil, UpdateBy string
 	Trend                               Sparkline
@@ -105,6 +108,7 @@ type DLQEntryRow struct {
 	Destination, Where        string
 	ErrorCode, Message        string
 	EventType, Tenant, Status string
+	StatusClass               string // the badge of Status
 	Attempts                  int
 }
 
@@ -112,6 +116,7 @@ type DLQEntryRow struct {
 type DeadLetterEntry struct {
 	ID            int64
 	Status        string
+	StatusClass   string // the badge of Status
 	Title         string
 	GroupHref     string
 	Envelope      []KV
@@ -192,33 +197,6 @@ func sparkPoints(counts []int) string {
 	}
 	return b.String()
 }
-
-func stateClass(state string) string {
-	switch state {
-	case "open":
-		return "badge bad"
-	case "acknowledged", "snoozed":
-		return "badge warn"
-	case "resolved":
-		return "badge ok"
-	}
-	return "badge"
-}
-
-func statusClassDLQ(status string) string {
-	switch status {
-	case "dead", "quarantined":
-		return "badge bad"
-	case "redriving":
-		return "badge warn"
-	case "redriven", "resolved":
-		return "badge ok"
-	}
-	return "badge"
-}
-
-// TriageStates are the states a group may be set to.
-func TriageStates() []string { return []string{"open", "acknowledged", "resolved", "snoozed"} }
 
 func joinInts(ns []int) string {
 	var b strings.Builder

@@ -44,7 +44,7 @@ func (e EntryJobs) Selector() string { return `{"ids":[` + itoa(e.ID) + `]}` }
 type JobHistoryRow struct {
 	JobID                          int64
 	JobHref, Action, Actor, Reason string
-	State, StateClass, Destination string
+	State, StateClass, Target      string
 	Error, At, AtExact             string
 }
 
@@ -61,10 +61,10 @@ type JobPlan struct {
 	ActionLabel  string // "Redrive"
 	Selector     string // JSON, for the hidden field
 	SelectorText string
-	Planned      bool // Count, Destinations and Sample hold a plan
+	Planned      bool // Count, Targets and Sample hold a plan
 	Count        string
 	CountN       int
-	Destinations []JobDestination
+	Targets      []JobTarget
 	Sample       []JobSampleRow
 	Warnings     []string
 	Estimated    string
@@ -76,21 +76,21 @@ type JobPlan struct {
 
 // JobForm is the confirmation form as typed.
 type JobForm struct {
-	Reason, Rate, MaxRate, Canary, CanaryWindow, Destination string
-	Force, PublishQuarantine                                 bool
-	Payload, Headers                                         string // edit-and-redrive
-	Sends                                                    bool   // the action publishes: rate, canary, destination
-	Quarantine                                               bool   // offer publishing to <topic>.quarantine
-	Edit                                                     bool
+	Reason, Rate, MaxRate, Canary, CanaryWindow, Target string
+	Force, PublishQuarantine                            bool
+	Payload, Headers                                    string // edit-and-redrive
+	Sends                                               bool   // the action publishes: rate, canary, destination
+	Quarantine                                          bool   // offer publishing to <topic>.quarantine
+	Edit                                                bool
 }
 
-// JobDestination is a plan's count for one destination.
-type JobDestination struct{ Destination, Count string }
+// JobTarget is a plan's count for one target (where its entries go).
+type JobTarget struct{ Target, Count string }
 
 // JobSampleRow is one entry of a plan's sample.
 type JobSampleRow struct {
 	EntryID                      int64
-	Href, Destination, Error     string
+	Href, Target, Error          string
 	HeadersAdded, HeadersRemoved []string
 }
 
@@ -124,8 +124,8 @@ type JobDetail struct {
 	CancelAction string // "" when the job cannot be cancelled
 	SelectorText string
 	Selector     string // JSON
-	Destination  string // the override, "" = each entry's origin
-	Destinations []string
+	Target       string // the override, "" = each entry's origin
+	Targets      []string
 	Canary       string
 	Options      []string // force, publish to quarantine
 	Error        string
@@ -138,10 +138,10 @@ type JobDetail struct {
 
 // LedgerRow is one entry of a job's ledger.
 type LedgerRow struct {
-	Seq                                int
-	EntryID                            int64
-	Href, Destination, State, StateCls string
-	Error, At                          string
+	Seq                           int
+	EntryID                       int64
+	Href, Target, State, StateCls string
+	Error, At                     string
 }
 
 // Tone is the colour of a state's badge. The view model says which (the
@@ -582,15 +582,15 @@ func entryHistory(j EntryJobs) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				if h.Destination != "" {
+				if h.Target != "" {
 					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 29, "<span class=\"mono\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var22 string
-					templ_7745c5c3_Var22, templ_7745c5c3_Err = templ.JoinStringErrs(h.Destination)
+					templ_7745c5c3_Var22, templ_7745c5c3_Err = templ.JoinStringErrs(h.Target)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 246, Col: 44}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 246, Col: 39}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var22))
 					if templ_7745c5c3_Err != nil {
@@ -991,20 +991,20 @@ func JobPlanView(p JobPlan) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			if len(p.Destinations) > 0 {
+			if len(p.Targets) > 0 {
 				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 64, "<h3>Per destination</h3><table data-testid=\"plan-destinations\"><tbody>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				for _, d := range p.Destinations {
+				for _, d := range p.Targets {
 					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 65, "<tr data-testid=\"plan-destination\"><td class=\"mono name\">")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var41 string
-					templ_7745c5c3_Var41, templ_7745c5c3_Err = templ.JoinStringErrs(d.Destination)
+					templ_7745c5c3_Var41, templ_7745c5c3_Err = templ.JoinStringErrs(d.Target)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 327, Col: 79}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 327, Col: 74}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var41))
 					if templ_7745c5c3_Err != nil {
@@ -1017,7 +1017,7 @@ func JobPlanView(p JobPlan) templ.Component {
 					var templ_7745c5c3_Var42 string
 					templ_7745c5c3_Var42, templ_7745c5c3_Err = templ.JoinStringErrs(d.Count)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 327, Col: 111}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 327, Col: 106}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var42))
 					if templ_7745c5c3_Err != nil {
@@ -1083,9 +1083,9 @@ func JobPlanView(p JobPlan) templ.Component {
 						return templ_7745c5c3_Err
 					}
 					var templ_7745c5c3_Var46 string
-					templ_7745c5c3_Var46, templ_7745c5c3_Err = templ.JoinStringErrs(s.Destination)
+					templ_7745c5c3_Var46, templ_7745c5c3_Err = templ.JoinStringErrs(s.Target)
 					if templ_7745c5c3_Err != nil {
-						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 341, Col: 46}
+						return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 341, Col: 41}
 					}
 					_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var46))
 					if templ_7745c5c3_Err != nil {
@@ -1324,9 +1324,9 @@ func JobPlanView(p JobPlan) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var60 string
-				templ_7745c5c3_Var60, templ_7745c5c3_Err = templruntime.NewAttributeExpression(p.Form.Destination).Resolve(ctx)
+				templ_7745c5c3_Var60, templ_7745c5c3_Err = templruntime.NewAttributeExpression(p.Form.Target).Resolve(ctx)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 379, Col: 97}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 379, Col: 92}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ_7745c5c3_Var60)
 				if templ_7745c5c3_Err != nil {
@@ -2264,15 +2264,15 @@ func JobView(j JobDetail) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		if j.Destination != "" {
+		if j.Target != "" {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 180, "<tr><th>Destination override</th><td class=\"mono name\">")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
 			var templ_7745c5c3_Var113 string
-			templ_7745c5c3_Var113, templ_7745c5c3_Err = templ.JoinStringErrs(j.Destination)
+			templ_7745c5c3_Var113, templ_7745c5c3_Err = templ.JoinStringErrs(j.Target)
 			if templ_7745c5c3_Err != nil {
-				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 515, Col: 75}
+				return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 515, Col: 70}
 			}
 			_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var113))
 			if templ_7745c5c3_Err != nil {
@@ -2287,7 +2287,7 @@ func JobView(j JobDetail) templ.Component {
 		if templ_7745c5c3_Err != nil {
 			return templ_7745c5c3_Err
 		}
-		for _, d := range j.Destinations {
+		for _, d := range j.Targets {
 			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 183, "<div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
@@ -2527,9 +2527,9 @@ func JobView(j JobDetail) templ.Component {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var128 string
-				templ_7745c5c3_Var128, templ_7745c5c3_Err = templ.JoinStringErrs(l.Destination)
+				templ_7745c5c3_Var128, templ_7745c5c3_Err = templ.JoinStringErrs(l.Target)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 556, Col: 45}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `web/templates/dlq_jobs.templ`, Line: 556, Col: 40}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var128))
 				if templ_7745c5c3_Err != nil {
