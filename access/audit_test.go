@@ -20,6 +20,7 @@ import (
 	"switchyard/access"
 	"switchyard/access/accesstest"
 	"switchyard/delivery"
+	"switchyard/internal/testenv"
 )
 
 func TestAuditTamperDetection(t *testing.T) {
@@ -306,16 +307,9 @@ func TestAnchorerRunAnchorsWhileTheChainMoves(t *testing.T) {
 	}()
 	for want := int64(1); want <= 3; want++ {
 		accesstest.AppendN(t, a, 1)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testenv.WaitWithin(t, 10*time.Second, fmt.Sprintf("head %d anchored in %s", want, file), func() bool {
 			b, _ := os.ReadFile(file)
-			if strings.Contains(string(b), fmt.Sprintf(`"seq":%d,`, want)) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("head %d not anchored within 10s; file:\n%s", want, b)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return strings.Contains(string(b), fmt.Sprintf(`"seq":%d,`, want))
+		})
 	}
 }

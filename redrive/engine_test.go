@@ -665,22 +665,19 @@ func TestOutagePausesTheJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		cur, _ := r.engine.Job(ctx, admin, j.ID)
-		if strings.Contains(cur.Error, "sending paused") && strings.Contains(cur.Error, "UNKNOWN_TOPIC_OR_PARTITION") {
-			if cur.Failed != 0 || cur.Done != 0 || cur.Finished() {
-				t.Fatalf("paused job = %+v", cur)
-			}
-			if n := gaugeValue(t, reg, "switchyard_dlq_jobs_paused"); n != 1 {
-				t.Errorf("switchyard_dlq_jobs_paused = %v during the outage, want 1", n)
-			}
-			break
-		}
-		if time.Now().After(deadline) || cur.Finished() {
+	var cur Job
+	testenv.WaitWithin(t, 30*time.Second, "the job to pause on the missing topic", func() bool {
+		cur, _ = r.engine.Job(ctx, admin, j.ID)
+		if cur.Finished() {
 			t.Fatalf("job never paused: %+v", cur)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return strings.Contains(cur.Error, "sending paused") && strings.Contains(cur.Error, "UNKNOWN_TOPIC_OR_PARTITION")
+	})
+	if cur.Failed != 0 || cur.Done != 0 || cur.Finished() {
+		t.Fatalf("paused job = %+v", cur)
+	}
+	if n := gaugeValue(t, reg, "switchyard_dlq_jobs_paused"); n != 1 {
+		t.Errorf("switchyard_dlq_jobs_paused = %v during the outage, want 1", n)
 	}
 	adm, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...))
 	if err != nil {
