@@ -124,6 +124,21 @@ type Commit struct {
 	Time   time.Time `json:"time"`
 }
 
+// PartitionWindow is what the evaluator keeps of one partition, and what a
+// WindowStore persists: the last commits, and the partition's high
+// watermarks at the last polls.
+type PartitionWindow struct {
+	// Commits are the window's commits, oldest first.
+	Commits []Commit `json:"commits"`
+	// Watermarks are the high watermarks seen at the last Window polls,
+	// oldest first, one per poll whether or not the group committed:
+	// Burrow's "broker offsets", which the recent-lag-zero rule reads
+	// (judge). They are kept across restarts with the commits, since a
+	// consumer that was caught up at the polls before a restart is still
+	// one that was caught up recently.
+	Watermarks []int64 `json:"watermarks"`
+}
+
 // PartitionStatus is the verdict on one partition.
 type PartitionStatus struct {
 	Key    PartitionKey `json:"key"`
@@ -223,9 +238,10 @@ type groupState struct {
 
 type partState struct {
 	window []Commit  // oldest first, at most opts.Window
+	highs  []int64   // high watermarks of the last opts.Window observations, oldest first
 	lag    int64     // at the latest observation
 	seen   time.Time // latest observation
-	dirty  bool      // window changed since the last Flush
+	dirty  bool      // window or highs changed since the last Flush
 }
 
 // NewEvaluator validates opts and returns an Evaluator. Call Restore before
@@ -324,8 +340,16 @@ func (e *Evaluator) observe(key PartitionKey, committed, high int64, at time.Tim
 		st = &partState{window: make([]Commit, 0, e.opts.Window)}
 		g.parts[tp] = st
 	}
-	if !at.Before(st.seen) {
+	switch {
+	case at.After(st.seen) || len(st.highs) == 0:
+		st.pushHigh(high, e.opts.Window)
 		st.lag, st.seen = lag, at
+	case at.Equal(st.seen):
+		if last := &st.highs[len(st.highs)-1]; *last != high {
+			*last = high
+			st.dirty = true
+		}
+		st.lag = lag
 	}
 
 	c := Commit{Offset: committed, Lag: lag, Time: at}
@@ -360,6 +384,21 @@ func (e *Evaluator) observe(key PartitionKey, committed, high int64, at time.Tim
 	st.dirty = true
 }
 
+// pushHigh appends one poll's high watermark, keeping the last size. An
+// idle partition's ring (the same watermark again) does not change, so it
+// does not make the window dirty: a quiet topic costs no writes.
+func (st *partState) pushHigh(high int64, size int) {
+	if len(st.highs) == size && !slices.ContainsFunc(st.highs, func(h int64) bool { return h != high }) {
+		return
+	}
+	if len(st.highs) >= size {
+		copy(st.highs, st.highs[len(st.highs)-size+1:])
+		st.highs = st.highs[:size-1]
+	}
+	st.highs = append(st.highs, high)
+	st.dirty = true
+}
+
 // Evaluate judges key's partition at now. A partition never observed is OK
 // with an incomplete window, like one just started.
 func (e *Evaluator) Evaluate(key PartitionKey, now time.Time) PartitionStatus {
@@ -371,17 +410,29 @@ func (e *Evaluator) Evaluate(key PartitionKey, now time.Time) PartitionStatus {
 func (e *Evaluator) evaluateLocked(key PartitionKey, now time.Time) PartitionStatus {
 	var ps PartitionStatus
 	if st := e.lookupLocked(key); st != nil {
-		ps = judge(st.window, st.lag, now, e.opts.Window, e.opts.AllowedLag)
+		ps = judge(st.window, st.highs, st.lag, now, e.opts.Window, e.opts.AllowedLag)
 	} else {
-		ps = judge(nil, 0, now, e.opts.Window, e.opts.AllowedLag)
+		ps = judge(nil, nil, 0, now, e.opts.Window, e.opts.AllowedLag)
 	}
 	ps.Key = key
 	return ps
 }
 
 // judge applies Burrow's rules, in Burrow's order, to a window (oldest
-// first) and the current lag. The first rule that matches decides.
-func judge(w []Commit, lag int64, now time.Time, size int, allowed int64) PartitionStatus {
+// first), the high watermarks of the last polls (highs) and the current
+// lag. The first rule that matches decides, with one exception, Burrow's
+// recent-lag-zero rule (Burrow #303): STOP does not apply while some
+// recent poll's high watermark was at or below the last committed offset
+// (plus the allowed lag), because then the consumer had read everything a
+// few polls ago, and an old last commit only means that nothing arrived
+// to commit. Evaluation then goes on with the rules after STOP. Without it
+// a consumer that commits only when it has something to commit (one that
+// commits on checkpoints, or through assign() without a live member, whose
+// unchanged offsets ObserveSnapshot does not count as commits) would turn
+// STOP — its group ERR — at the first message after an idle spell. Once
+// the watermarks of the last Window polls are all above the last commit,
+// STOP applies again.
+func judge(w []Commit, highs []int64, lag int64, now time.Time, size int, allowed int64) PartitionStatus {
 	n := len(w)
 	ps := PartitionStatus{CurrentLag: lag, Complete: n >= size, Commits: n}
 	ok := func(format string, args ...any) PartitionStatus {
@@ -404,8 +455,11 @@ func judge(w []Commit, lag int64, now time.Time, size int, allowed int64) Partit
 	}
 	first, last := w[0], w[n-1]
 	span := last.Time.Sub(first.Time)
-	// 3. Behind, and silent for longer than the window took to fill.
-	if since := now.Sub(last.Time); since > span {
+	// 3. Behind, and silent for longer than the window took to fill —
+	// unless a recent poll found it caught up (recent lag zero).
+	since := now.Sub(last.Time)
+	recentHigh, recent := recentLagZero(highs, last.Offset, allowed)
+	if since > span && !recent {
 		ps.Status = StatusStop
 		ps.Reason = fmt.Sprintf("STOP: last commit at offset %d was %s ago, longer than the window's %s span; lag %d",
 			last.Offset, fmtDuration(since), fmtDuration(span), lag)
@@ -415,6 +469,10 @@ func judge(w []Commit, lag int64, now time.Time, size int, allowed int64) Partit
 	// or an idle topic whose offsets rightly do not move.
 	for i := n - 1; i >= 0; i-- {
 		if w[i].Lag <= allowed {
+			if since > span { // STOP was set aside by rule 3's exception: say why
+				return ok("last commit at offset %d was %s ago, but a recent poll found it caught up (high watermark %d); now %d",
+					last.Offset, fmtDuration(since), recentHigh, lag)
+			}
 			return ok("lag was %d at offset %d at %s, within the window; now %d", w[i].Lag, w[i].Offset, fmtClock(w[i].Time, now), lag)
 		}
 	}
@@ -458,6 +516,19 @@ func judge(w []Commit, lag int64, now time.Time, size int, allowed int64) Partit
 		return ps
 	}
 	return ok("lag fell from %d to %d at %s (offset %d); now %d", w[dec-1].Lag, w[dec].Lag, fmtClock(w[dec].Time, now), w[dec].Offset, lag)
+}
+
+// recentLagZero is Burrow's checkIfRecentLagZero: whether some recent
+// poll's high watermark was at or below the last committed offset, with
+// allowed lag counting as caught up as everywhere else. It returns that
+// watermark (the newest such one).
+func recentLagZero(highs []int64, lastOffset, allowed int64) (int64, bool) {
+	for i := len(highs) - 1; i >= 0; i-- {
+		if highs[i]-allowed <= lastOffset {
+			return highs[i], true
+		}
+	}
+	return 0, false
 }
 
 // fmtDuration prints whole seconds without trailing zero units: "9m40s",
@@ -567,7 +638,8 @@ func (e *Evaluator) Restore(ctx context.Context) error {
 	windows, loadErr := e.opts.Store.Load(ctx)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for k, w := range windows {
+	for k, pw := range windows {
+		w := pw.Commits
 		if len(w) == 0 {
 			continue
 		}
@@ -589,6 +661,15 @@ func (e *Evaluator) Restore(ctx context.Context) error {
 		}
 		last := st.window[len(w)-1]
 		st.lag, st.seen = last.Lag, last.Time
+		highs := pw.Watermarks[max(0, len(pw.Watermarks)-e.opts.Window):]
+		st.highs = append(make([]int64, 0, e.opts.Window), highs...)
+		if n := len(highs); n > 0 {
+			// The latest poll's lag: the offset did not move since the
+			// last commit (or that poll was the commit), so it is the
+			// newest watermark minus it. A memberless consumer's last
+			// commit can be hours older than that poll.
+			st.lag = max(0, highs[n-1]-last.Offset)
+		}
 		g.parts[tp] = st
 	}
 	if loadErr != nil {
@@ -623,11 +704,13 @@ func (e *Evaluator) Flush(ctx context.Context) error {
 		e.mu.Unlock()
 		return nil
 	}
-	save := make(map[PartitionKey][]Commit)
+	save := make(map[PartitionKey]PartitionWindow)
 	for gid, g := range e.groups {
 		for tp, st := range g.parts {
 			if st.dirty {
-				save[PartitionKey{Cluster: gid.cluster, Group: gid.group, Topic: tp.topic, Partition: tp.partition}] = slices.Clone(st.window)
+				save[PartitionKey{Cluster: gid.cluster, Group: gid.group, Topic: tp.topic, Partition: tp.partition}] = PartitionWindow{
+					Commits: slices.Clone(st.window), Watermarks: slices.Clone(st.highs),
+				}
 				st.dirty = false
 			}
 		}

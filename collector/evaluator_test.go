@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -301,6 +302,65 @@ func TestEvaluatorObserveSnapshotTellsStopFromStall(t *testing.T) {
 	}
 	if got := e.Evaluate(gone, minute(9.5)); got.CurrentLag != 185 {
 		t.Errorf("memberless current lag = %d, want 185 (the latest watermark)", got.CurrentLag)
+	}
+}
+
+// TestEvaluatorRecentLagZero is Burrow #303 as the console meets it: a
+// memberless consumer (assign-and-commit, committing on checkpoints) on a
+// quiet topic is caught up for an hour, so its window's last commit grows
+// old; the first message after the idle spell must not make it STOP (its
+// group ERR) while the last polls found it caught up — also after a
+// restart, from the stored watermarks — and it is STOP once a whole
+// window of polls has seen the message unread.
+func TestEvaluatorRecentLagZero(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "console.db")
+	clock := func() time.Time { return minute(70) } // for Flush's forgetting
+	e := mustEvaluator(t, collector.EvaluatorOptions{Store: mustWindowStore(t, mustOpenDB(t, path)), Now: clock})
+	k := collector.PartitionKey{Cluster: "main", Group: "checkpoints", Topic: "t"}
+	poll := func(e *collector.Evaluator, m float64, committed, high int64) {
+		e.ObserveSnapshot(collector.ClusterSnapshot{Cluster: "main", TakenAt: minute(m), Groups: []collector.Group{
+			{Name: k.Group, Partitions: []collector.GroupPartition{{Topic: k.Topic, Committed: committed, High: high}}},
+		}})
+	}
+	for i := range 10 { // ten commits, each reading everything there was
+		poll(e, float64(i), int64(11+i), int64(11+i))
+	}
+	for m := 10; m < 70; m++ { // an hour with nothing produced: no commits
+		poll(e, float64(m), 20, 20)
+	}
+	if got := e.Evaluate(k, minute(69.5)); got.Status != collector.StatusOK || got.Reason != "OK: lag 0" {
+		t.Fatalf("idle and caught up: %s %q, want OK", got.Status, got.Reason)
+	}
+	poll(e, 70, 20, 21) // one message arrives
+	want := "OK: last commit at offset 20 was 1h1m ago, but a recent poll found it caught up (high watermark 20); now 1"
+	if got := e.Evaluate(k, minute(70)); got.Status != collector.StatusOK || got.Reason != want {
+		t.Errorf("first message after an idle hour: %s %q\nwant OK %q", got.Status, got.Reason, want)
+	}
+	if g := e.EvaluateGroup("main", k.Group, nil, minute(70)); g.Status != collector.StatusOK {
+		t.Errorf("group: %s %q, want OK", g.Status, g.Reason)
+	}
+	if err := e.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart keeps the recent polls' watermarks with the window.
+	e2 := mustEvaluator(t, collector.EvaluatorOptions{Store: mustWindowStore(t, mustOpenDB(t, path)), Now: clock})
+	if err := e2.Restore(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := e2.Evaluate(k, minute(70)); got.Status != collector.StatusOK || got.Reason != want {
+		t.Errorf("after a restart: %s %q, want OK %q", got.Status, got.Reason, want)
+	}
+
+	// Nobody commits the message: OK while one of the last ten polls
+	// saw the consumer caught up, STOP from the tenth poll after it.
+	for m := 71; m <= 80; m++ {
+		poll(e2, float64(m), 20, 21)
+		got := e2.Evaluate(k, minute(float64(m)))
+		if wantStop := m >= 79; (got.Status == collector.StatusStop) != wantStop {
+			t.Errorf("minute %d: %s %q, want STOP %v", m, got.Status, got.Reason, wantStop)
+		}
 	}
 }
 

@@ -10,19 +10,22 @@ import (
 	"switchyard/sqldb"
 )
 
-// WindowStore persists the Evaluator's commit windows, so that a restart
-// does not leave every partition "window incomplete" for Window cycles.
+// WindowStore persists the Evaluator's windows (commits and the recent
+// polls' high watermarks), so that a restart does not leave every
+// partition "window incomplete" for Window cycles, nor forget that a
+// consumer was caught up at the last polls (the recent-lag-zero rule).
 // SQLiteWindowStore implements it; windowtest.TestWindowStore is the
 // contract every implementation (a PostgreSQL one too) runs.
 type WindowStore interface {
 	// Load returns every stored window. Rows it cannot read are left out
 	// and reported in the error, alongside the windows it could read.
-	Load(ctx context.Context) (map[PartitionKey][]Commit, error)
+	// A window saved before watermarks were kept has none.
+	Load(ctx context.Context) (map[PartitionKey]PartitionWindow, error)
 	// Save replaces the stored windows of the given partitions, all in one
 	// transaction: a cycle's worth of changes lands whole or not at all,
-	// and one fsync serves thousands of partitions. An empty window
-	// deletes the partition's.
-	Save(ctx context.Context, windows map[PartitionKey][]Commit) error
+	// and one fsync serves thousands of partitions. A window without
+	// commits deletes the partition's.
+	Save(ctx context.Context, windows map[PartitionKey]PartitionWindow) error
 	// Forget deletes the given partitions' windows in one transaction;
 	// unknown keys are not an error.
 	Forget(ctx context.Context, keys ...PartitionKey) error
@@ -31,8 +34,8 @@ type WindowStore interface {
 var _ WindowStore = (*SQLiteWindowStore)(nil)
 
 // SQLiteWindowStore keeps windows in the console's SQLite database, one row
-// per partition with the window as JSON (ten small commits; nothing queries
-// inside them).
+// per partition with the commits and the watermarks as JSON (ten small
+// values each; nothing queries inside them).
 type SQLiteWindowStore struct {
 	db *sql.DB
 }
@@ -57,7 +60,9 @@ func NewSQLiteWindowStore(ctx context.Context, db *sql.DB) (*SQLiteWindowStore, 
 //
 // Releases before it created the same table ad hoc, without recording a
 // version; version 1 is therefore CREATE TABLE IF NOT EXISTS, which keeps
-// such a table and its rows and only records the version.
+// such a table and its rows and only records the version. Version 2 adds
+// the recent polls' high watermarks (Burrow's recent-lag-zero rule); rows
+// of before it read as having none, which is what a fresh start has too.
 func WindowSchema() sqldb.Schema {
 	// "partition" is quoted: SQLite knows PARTITION as a window-function
 	// keyword. updated_at is the time of the newest commit in the window.
@@ -71,26 +76,27 @@ func WindowSchema() sqldb.Schema {
 	updated_at  TEXT NOT NULL,
 	PRIMARY KEY (cluster, grp, topic, "partition")
 ) WITHOUT ROWID`},
+		{Version: 2, Name: "lag window watermarks", SQL: `ALTER TABLE lag_windows ADD COLUMN watermarks_json TEXT NOT NULL DEFAULT '[]'`},
 	}}
 }
 
 // Load implements WindowStore.
-func (s *SQLiteWindowStore) Load(ctx context.Context) (map[PartitionKey][]Commit, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT cluster, grp, topic, "partition", window_json FROM lag_windows`)
+func (s *SQLiteWindowStore) Load(ctx context.Context) (map[PartitionKey]PartitionWindow, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT cluster, grp, topic, "partition", window_json, watermarks_json FROM lag_windows`)
 	if err != nil {
 		return nil, fmt.Errorf("load lag windows: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[PartitionKey][]Commit)
+	out := make(map[PartitionKey]PartitionWindow)
 	var bad []error
 	for rows.Next() {
 		var k PartitionKey
-		var js string
-		if err := rows.Scan(&k.Cluster, &k.Group, &k.Topic, &k.Partition, &js); err != nil {
+		var commits, marks string
+		if err := rows.Scan(&k.Cluster, &k.Group, &k.Topic, &k.Partition, &commits, &marks); err != nil {
 			return out, fmt.Errorf("load lag windows: %w", err)
 		}
-		var w []Commit
-		if err := json.Unmarshal([]byte(js), &w); err != nil {
+		var w PartitionWindow
+		if err := errors.Join(json.Unmarshal([]byte(commits), &w.Commits), json.Unmarshal([]byte(marks), &w.Watermarks)); err != nil {
 			bad = append(bad, fmt.Errorf("lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err))
 			continue
 		}
@@ -103,7 +109,7 @@ func (s *SQLiteWindowStore) Load(ctx context.Context) (map[PartitionKey][]Commit
 }
 
 // Save implements WindowStore.
-func (s *SQLiteWindowStore) Save(ctx context.Context, windows map[PartitionKey][]Commit) error {
+func (s *SQLiteWindowStore) Save(ctx context.Context, windows map[PartitionKey]PartitionWindow) error {
 	if len(windows) == 0 {
 		return nil
 	}
@@ -112,9 +118,10 @@ func (s *SQLiteWindowStore) Save(ctx context.Context, windows map[PartitionKey][
 		return fmt.Errorf("save lag windows: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
-	upsert, err := tx.PrepareContext(ctx, `INSERT INTO lag_windows (cluster, grp, topic, "partition", window_json, updated_at)
-VALUES (?, ?, ?, ?, ?, ?)
-ON CONFLICT (cluster, grp, topic, "partition") DO UPDATE SET window_json = excluded.window_json, updated_at = excluded.updated_at`)
+	upsert, err := tx.PrepareContext(ctx, `INSERT INTO lag_windows (cluster, grp, topic, "partition", window_json, watermarks_json, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (cluster, grp, topic, "partition") DO UPDATE SET
+	window_json = excluded.window_json, watermarks_json = excluded.watermarks_json, updated_at = excluded.updated_at`)
 	if err != nil {
 		return fmt.Errorf("save lag windows: %w", err)
 	}
@@ -124,7 +131,8 @@ ON CONFLICT (cluster, grp, topic, "partition") DO UPDATE SET window_json = exclu
 		return fmt.Errorf("save lag windows: %w", err)
 	}
 	defer del.Close()
-	for k, w := range windows {
+	for k, pw := range windows {
+		w := pw.Commits
 		if len(w) == 0 {
 			if _, err := del.ExecContext(ctx, k.Cluster, k.Group, k.Topic, k.Partition); err != nil {
 				return fmt.Errorf("save lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err)
@@ -135,7 +143,14 @@ ON CONFLICT (cluster, grp, topic, "partition") DO UPDATE SET window_json = exclu
 		if err != nil {
 			return fmt.Errorf("encode lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err)
 		}
-		if _, err := upsert.ExecContext(ctx, k.Cluster, k.Group, k.Topic, k.Partition, string(js), sqldb.FormatTime(w[len(w)-1].Time)); err != nil {
+		marks := []byte("[]")
+		if len(pw.Watermarks) > 0 {
+			marks, err = json.Marshal(pw.Watermarks)
+		}
+		if err != nil {
+			return fmt.Errorf("encode lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err)
+		}
+		if _, err := upsert.ExecContext(ctx, k.Cluster, k.Group, k.Topic, k.Partition, string(js), string(marks), sqldb.FormatTime(w[len(w)-1].Time)); err != nil {
 			return fmt.Errorf("save lag window %s/%s/%s/%d: %w", k.Cluster, k.Group, k.Topic, k.Partition, err)
 		}
 	}

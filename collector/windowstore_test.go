@@ -41,7 +41,7 @@ type countingStore struct {
 	windows int
 }
 
-func (c *countingStore) Save(ctx context.Context, w map[collector.PartitionKey][]collector.Commit) error {
+func (c *countingStore) Save(ctx context.Context, w map[collector.PartitionKey]collector.PartitionWindow) error {
 	c.saves++
 	c.windows += len(w)
 	return c.WindowStore.Save(ctx, w)
@@ -121,7 +121,8 @@ func TestRestoreTrimsToWindowAndKeepsReadableRows(t *testing.T) {
 	for i := range 12 {
 		w = append(w, collector.Commit{Offset: int64(i), Lag: 5, Time: minute(float64(i))})
 	}
-	if err := store.Save(ctx, map[collector.PartitionKey][]collector.Commit{good: w, bad: w}); err != nil {
+	pw := collector.PartitionWindow{Commits: w, Watermarks: []int64{20, 21, 22, 23, 24, 25, 26}}
+	if err := store.Save(ctx, map[collector.PartitionKey]collector.PartitionWindow{good: pw, bad: pw}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Exec(`UPDATE lag_windows SET window_json = '[{' WHERE "partition" = 1`); err != nil {
@@ -172,6 +173,29 @@ func TestForgottenWindowsLeaveTheStore(t *testing.T) {
 	var left string
 	if err := db.QueryRow(`SELECT grp FROM lag_windows`).Scan(&left); err != nil || rows() != 1 || left != key.Group {
 		t.Errorf("rows after forgetting = %d (%q, %v), want only %s", rows(), left, err, key.Group)
+	}
+}
+
+// A console.db whose lag_windows is at version 1 (before watermarks) opens
+// with its windows intact and no watermarks, which judge as before: the
+// recent-lag-zero rule simply has nothing to go on until the next polls.
+func TestWindowStoreUpgradeKeepsWindows(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpenDB(t, filepath.Join(t.TempDir(), "console.db"))
+	v1 := collector.WindowSchema()
+	v1.Migrations = v1.Migrations[:1]
+	if err := sqldb.Migrate(ctx, db, v1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO lag_windows VALUES ('demo', 'billing', 'orders.v1', 3,
+	'[{"offset":41,"lag":2,"time":"2025-04-21T10:00:00Z"},{"offset":44,"lag":0,"time":"2025-04-21T10:01:00Z"}]',
+	'2025-04-21T10:01:00.000000000Z')`); err != nil {
+		t.Fatal(err)
+	}
+	got, err := mustWindowStore(t, db).Load(ctx)
+	k := collector.PartitionKey{Cluster: "demo", Group: "billing", Topic: "orders.v1", Partition: 3}
+	if err != nil || len(got) != 1 || len(got[k].Commits) != 2 || got[k].Commits[1].Offset != 44 || len(got[k].Watermarks) != 0 {
+		t.Errorf("Load after the upgrade = %+v, %v; want the two commits and no watermarks", got, err)
 	}
 }
 

@@ -3,7 +3,8 @@
 // LegacyBookkeeping is schema_migrations as the releases before per-owner
 // bookkeeping created it, MakeLegacy turns a file's bookkeeping back into
 // that form, and Rows reads every row of every table, to compare before and
-// after.
+// after (RowsIn over the old file's Shape when the upgrade adds tables or
+// columns).
 package sqldbtest
 
 import (
@@ -60,33 +61,78 @@ func MakeLegacy(t testing.TB, db *sql.DB, owner string) {
 // rewrites it.
 func Rows(t testing.TB, db *sql.DB) map[string][]string {
 	t.Helper()
+	out := map[string][]string{}
+	for _, table := range tables(t, db) {
+		out[table] = tableRows(t, db, table, nil)
+	}
+	return out
+}
+
+// Shape is the columns of every table Rows reads, in their order.
+func Shape(t testing.TB, db *sql.DB) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, table := range tables(t, db) {
+		rows, err := db.Query(`SELECT * FROM "` + table + `" LIMIT 0`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, err := rows.Columns()
+		rows.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[table] = cols
+	}
+	return out
+}
+
+// RowsIn is Rows over the tables and columns of shape only (an older
+// file's Shape): what an upgrade must have kept of that file, whatever
+// tables and columns it added.
+func RowsIn(t testing.TB, db *sql.DB, shape map[string][]string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for table, cols := range shape {
+		out[table] = tableRows(t, db, table, cols)
+	}
+	return out
+}
+
+func tables(t testing.TB, db *sql.DB) []string {
+	t.Helper()
 	rows, err := db.Query(`SELECT name, sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var tables []string
+	var out []string
 	for rows.Next() {
 		var name, ddl string
 		if err := rows.Scan(&name, &ddl); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.HasPrefix(strings.ToUpper(ddl), "CREATE VIRTUAL") {
-			tables = append(tables, name)
+			out = append(out, name)
 		}
 	}
 	if err := rows.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]string{}
-	for _, table := range tables {
-		out[table] = tableRows(t, db, table)
-	}
 	return out
 }
 
-func tableRows(t testing.TB, db *sql.DB, table string) []string {
+// tableRows reads the columns of table (nil: all of them).
+func tableRows(t testing.TB, db *sql.DB, table string, columns []string) []string {
 	t.Helper()
-	rows, err := db.Query(`SELECT * FROM "` + table + `"`)
+	sel := "*"
+	if columns != nil {
+		quoted := make([]string, len(columns))
+		for i, c := range columns {
+			quoted[i] = `"` + c + `"`
+		}
+		sel = strings.Join(quoted, ", ")
+	}
+	rows, err := db.Query(`SELECT ` + sel + ` FROM "` + table + `"`)
 	if err != nil {
 		t.Fatal(err)
 	}
