@@ -105,7 +105,9 @@ func ServiceSamples(points []ServicePoint, at time.Time) []tsdb.Sample {
 	return out
 }
 
-// Run records the service metrics every Interval until ctx is done.
+// Run records the service metrics every Interval until ctx is done: each
+// series that received a point since the previous record (FreshPoints),
+// at the time of the record, so that the series stay aligned for sums.
 func (h *History) Run(ctx context.Context) error {
 	if h.svc == nil {
 		<-ctx.Done()
@@ -119,7 +121,7 @@ func (h *History) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		if s := ServiceSamples(h.svc.Points(), h.now()); len(s) > 0 {
+		if s := ServiceSamples(h.svc.FreshPoints(), h.now()); len(s) > 0 {
 			if err := h.store.Append(ctx, s); err != nil {
 				h.log.Warn("record service metrics", "err", err)
 			}

@@ -5,7 +5,14 @@ import (
 	"testing"
 	"time"
 
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
+	resource "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/proto"
+
 	"switchyard/collector"
+	"switchyard/delivery"
 	"switchyard/tsdb"
 )
 
@@ -54,5 +61,56 @@ func TestHistoryRecordsBrokerAndServiceSeries(t *testing.T) {
 	}
 	if les["0.01"] != 3 || les["0.1"] != 9 || les["+Inf"] != 10 {
 		t.Errorf("bucket series = %v, want cumulative 3, 9, 10", les)
+	}
+}
+
+// A service that did not export since the last record is not recorded
+// again with its old value: that would draw 0/s, then a spike when its
+// next export lands. Only the series that received a point are fresh.
+func TestFreshPointsOnlyWhatArrivedSinceTheLastRecord(t *testing.T) {
+	m, err := collector.NewServiceMetrics(collector.ServiceMetricsOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	export := func(service string, v int64) {
+		t.Helper()
+		req := &colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metrics.ResourceMetrics{{
+			Resource: &resource.Resource{Attributes: []*common.KeyValue{{Key: "service.name", Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: service}}}}},
+			ScopeMetrics: []*metrics.ScopeMetrics{{Metrics: []*metrics.Metric{{
+				Name: delivery.MetricProcessed,
+				Data: &metrics.Metric_Sum{Sum: &metrics.Sum{IsMonotonic: true,
+					AggregationTemporality: metrics.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE,
+					DataPoints:             []*metrics.NumberDataPoint{{Value: &metrics.NumberDataPoint_AsInt{AsInt: v}}}}},
+			}}}},
+		}}}
+		body, err := proto.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Ingest(body, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := func() map[string]float64 {
+		out := map[string]float64{}
+		for _, p := range m.FreshPoints() {
+			out[p.Labels["service"]] = p.Value
+		}
+		return out
+	}
+	export("orders", 10)
+	export("billing", 4)
+	if got := fresh(); len(got) != 2 || got["orders"] != 10 || got["billing"] != 4 {
+		t.Fatalf("first record = %v, want orders 10 and billing 4", got)
+	}
+	if got := fresh(); len(got) != 0 {
+		t.Errorf("nothing exported since, yet recorded again: %v", got)
+	}
+	export("orders", 25)
+	if got := fresh(); len(got) != 1 || got["orders"] != 25 {
+		t.Errorf("after orders exported again = %v, want orders 25 only", got)
+	}
+	if all := m.Points(); len(all) != 2 {
+		t.Errorf("Points = %d series, want both still (for /metrics and the tables)", len(all))
 	}
 }

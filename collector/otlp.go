@@ -96,6 +96,9 @@ type svcSeries struct {
 	count   uint64
 	ex      *svcExemplar
 	updated time.Time
+	// fresh: a point arrived since History last recorded the series
+	// (FreshPoints).
+	fresh bool
 }
 
 // NewServiceMetrics returns an empty receiver state.
@@ -269,7 +272,7 @@ func (m *ServiceMetrics) seriesFor(name, service string, attrs []*common.KeyValu
 		s = &svcSeries{name: name, labels: labels}
 		m.series[key] = s
 	}
-	s.updated = now
+	s.updated, s.fresh = now, true
 	return s
 }
 
@@ -345,11 +348,26 @@ type ServicePoint struct {
 }
 
 // Points returns every series' current value.
-func (m *ServiceMetrics) Points() []ServicePoint {
+func (m *ServiceMetrics) Points() []ServicePoint { return m.points(false) }
+
+// FreshPoints returns the current value of the series that received a
+// point since the previous call, for History alone to record: a series
+// whose service did not export since is left out rather than repeated, so
+// a missed export is a missing sample (a gap in its rate), not a flat
+// stretch of 0/s followed by a spike.
+func (m *ServiceMetrics) FreshPoints() []ServicePoint { return m.points(true) }
+
+func (m *ServiceMetrics) points(fresh bool) []ServicePoint {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]ServicePoint, 0, len(m.series))
 	for _, s := range m.series {
+		if fresh {
+			if !s.fresh {
+				continue
+			}
+			s.fresh = false
+		}
 		p := ServicePoint{Name: s.name, Labels: map[string]string{}, Value: s.value, Sum: s.sum, Count: s.count}
 		for i, l := range ServiceLabelNames {
 			if s.labels[i] != "" {

@@ -75,3 +75,27 @@ func TestIncreaseBy(t *testing.T) {
 		t.Errorf("no series gave %v", none)
 	}
 }
+
+// A counter recorded every 10 s: one missed sample is bridged with the
+// average rate (at the missed time too, so sums of series stay level); a
+// longer silence is a gap (NaN), never 0/s followed by a spike.
+func TestRateBridgesOneMissedSampleAndGapsLongerSilences(t *testing.T) {
+	at := func(s int, v float64) Point { return Point{T: t0.Add(time.Duration(s) * time.Second), V: v} }
+	// The sample at 30 s is missed; those at 50, 60 and 70 s too.
+	pts := []Point{at(0, 0), at(10, 10), at(20, 20), at(40, 60), at(80, 100), at(90, 130)}
+	got := Rate(pts)
+	want := []Point{at(10, 1), at(20, 1), at(30, 2), at(40, 2), at(80, math.NaN()), at(90, 3)}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if !got[i].T.Equal(want[i].T) || !(got[i].V == want[i].V || math.IsNaN(got[i].V) && math.IsNaN(want[i].V)) {
+			t.Errorf("point %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+	for _, p := range got {
+		if p.V == 0 {
+			t.Errorf("a 0/s point at %v: the silence read as idleness", p.T)
+		}
+	}
+}
