@@ -101,6 +101,18 @@ const (
 	FormatUnknown     Format = "unknown"     // no known headers: payload and coordinates only
 )
 
+// Foreign reports whether f is another framework's dead-letter format
+// (Spring, Connect, Streams, MassTransit), whose payload is that
+// framework's own record: decoded from its headers, a dead letter of it is
+// whole without a platform envelope.
+func (f Format) Foreign() bool {
+	switch f {
+	case FormatSpring, FormatConnect, FormatStreams, FormatMassTransit:
+		return true
+	}
+	return false
+}
+
 // DeadLetter is one normalized failure record, whatever format it came in.
 type DeadLetter struct {
 	Format Format `json:"format"`

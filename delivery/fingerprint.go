@@ -36,20 +36,53 @@ const (
 	placeholderNumber = "<num>"
 )
 
-var uuidRE = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+var uuidRE = regexp.MustCompile(`(?i)[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 
-// NormalizeMessage reduces an error message to its shape, for grouping and
-// as a group's title: lower-cased; quoted values ('…', "…", `…`) become
-// <str>, UUIDs <uuid>, hex ids (0x…, or 8+ hex digits with a digit among
-// them, or 16+ hex digits) <hex>, numbers (also with a unit: 250ms) and
-// digit runs of 4+ inside words (ord12345) <num>; whitespace collapsed.
-// Short digits inside words stay: v1, http2 and sha256 are wording.
+// NormalizeMessage reduces an error message to its shape, for grouping
+// (Fingerprint): MessageTitle, lower-cased, so that "Order 4711 not
+// found" and "order 99 not found" are one failure.
 func NormalizeMessage(msg string) string {
-	s := strings.ToLower(msg)
-	s = replaceQuoted(s)
+	return strings.ToLower(MessageTitle(msg))
+}
+
+// MessageTitle is an error message as a failure group's title: its shape,
+// with the case of its words kept (a Kafka Connect message names Java
+// classes) — quoted values ('…', "…", `…`) become <str>, UUIDs <uuid>, hex
+// ids (0x…, or 8+ hex digits with a digit among them, or 16+ hex digits)
+// <hex>, numbers (also with a unit: 250ms) and digit runs of 4+ inside
+// words (ord12345) <num>; whitespace collapsed. Short digits inside words
+// stay: v1, http2 and sha256 are wording; so do SMTP status codes (550
+// 5.1.1: a reply code and its enhanced code, RFC 3463), which say what
+// failed and whether a retry can help. Lower-cased, it is NormalizeMessage.
+func MessageTitle(msg string) string {
+	s := replaceQuoted(msg)
 	s = uuidRE.ReplaceAllString(s, placeholderUUID)
-	s = replaceTokens(s)
+	s = replaceTokensKeepingSMTP(s)
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// smtpCodeRE is an SMTP reply code with its enhanced status code: "550
+// 5.1.1", "450-4.2.1" (a continuation line).
+var smtpCodeRE = regexp.MustCompile(`[245][0-9]{2}[ -][245]\.[0-9]{1,3}\.[0-9]{1,3}`)
+
+// replaceTokensKeepingSMTP is replaceTokens around the SMTP status codes
+// of s, which it keeps as they are. A code must stand alone: not part of
+// a longer number, word or dotted version.
+func replaceTokensKeepingSMTP(s string) string {
+	var b strings.Builder
+	last := 0
+	for _, m := range smtpCodeRE.FindAllStringIndex(s, -1) {
+		before := m[0] > 0 && (isAlnum(s[m[0]-1]) || s[m[0]-1] == '.')
+		after := m[1] < len(s) && (isAlnum(s[m[1]]) || s[m[1]] == '.' && m[1]+1 < len(s) && isAlnum(s[m[1]+1]))
+		if before || after {
+			continue
+		}
+		b.WriteString(replaceTokens(s[last:m[0]]))
+		b.WriteString(s[m[0]:m[1]])
+		last = m[1]
+	}
+	b.WriteString(replaceTokens(s[last:]))
+	return b.String()
 }
 
 func isAlnum(c byte) bool {
@@ -115,7 +148,7 @@ func normalizeToken(t string) string {
 		switch {
 		case c >= '0' && c <= '9':
 			digits++
-		case c >= 'a' && c <= 'f':
+		case c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F':
 		default:
 			hexOnly = false
 		}
@@ -123,7 +156,7 @@ func normalizeToken(t string) string {
 	switch {
 	case digits == len(t):
 		return placeholderNumber
-	case len(t) > 2 && strings.HasPrefix(t, "0x") && isHex(t[2:]):
+	case len(t) > 2 && (t[:2] == "0x" || t[:2] == "0X") && isHex(t[2:]):
 		return placeholderHex
 	case hexOnly && (len(t) >= 8 && digits > 0 || len(t) >= 16):
 		return placeholderHex
@@ -161,7 +194,7 @@ func normalizeToken(t string) string {
 func isHex(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
 			return false
 		}
 	}

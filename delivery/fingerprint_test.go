@@ -27,11 +27,56 @@ func TestNormalizeMessage(t *testing.T) {
 		{"quantity must be >= 0 but was -3", "quantity must be >= <num> but was -<num>"},
 		{"deadbeef and facade are words", "deadbeef and facade are words"},
 		{"unterminated 'quote stays", "unterminated 'quote stays"},
+		// SMTP status codes say what failed: 550 (permanent) and 450
+		// (try again) are different failures.
+		{"550 5.1.1 mailbox unavailable", "550 5.1.1 mailbox unavailable"},
+		{"450 4.2.1 Mailbox busy, retry in 300s", "450 4.2.1 mailbox busy, retry in <num>s"},
 		{"", ""},
 	}
 	for _, tt := range tests {
 		if got := delivery.NormalizeMessage(tt.in); got != tt.want {
 			t.Errorf("NormalizeMessage(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// A failure group's title is the message's shape with its case kept (a
+// Kafka Connect message names Java classes and settings) and SMTP status
+// codes kept; lower-cased it is the shape the fingerprint groups by.
+func TestMessageTitle(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"Order 4711 not found", "Order <num> not found"},
+		{"Event 9D45D438-0E6F-46DF-A270-1EEABDB227E1 already processed", "Event <uuid> already processed"},
+		{"segfault at 0X7FFD5E8C, trace E8F543CA0AEE94038DBCC16AC96BC10B", "segfault at <hex>, trace <hex>"},
+		{"Template 'order-confirmation' for locale 'de-DE' was not found.", "Template <str> for locale <str> was not found."},
+		// Kafka Connect (__connect.errors.exception.message).
+		{"Tolerance exceeded in error handler", "Tolerance exceeded in error handler"},
+		{"Converting byte[] to Kafka Connect data failed due to serialization error of topic orders.v1: ",
+			"Converting byte[] to Kafka Connect data failed due to serialization error of topic orders.v1:"},
+		{`JsonConverter with schemas.enable requires "schema" and "payload" fields and may not contain additional fields.`,
+			"JsonConverter with schemas.enable requires <str> and <str> fields and may not contain additional fields."},
+		{"org.apache.kafka.connect.errors.RetriableException: Failed to write 500 records to PostgreSQL",
+			"org.apache.kafka.connect.errors.RetriableException: Failed to write <num> records to PostgreSQL"},
+		// SMTP: a reply code with its enhanced status code, also on a
+		// continuation line, stays; numbers around it do not.
+		{"550 5.1.1 mailbox unavailable", "550 5.1.1 mailbox unavailable"},
+		{"550-5.1.1 The email account that you tried to reach does not exist", "550-5.1.1 The email account that you tried to reach does not exist"},
+		{"smtp; 452 4.2.2 Mailbox full (quota 1024 MB)", "smtp; 452 4.2.2 Mailbox full (quota <num> MB)"},
+		{"RCPT TO failed: 550 5.7.1 Relaying denied after 3 attempts", "RCPT TO failed: 550 5.7.1 Relaying denied after <num> attempts"},
+		// Not SMTP codes: a version, a longer number, a code inside a word.
+		{"client 2.8.1 unsupported", "client <num>.<num>.<num> unsupported"},
+		{"error 5550 5.1.1", "error <num> <num>.<num>.<num>"},
+		{"build 550 5.1.1.4 failed", "build <num> <num>.<num>.<num>.<num> failed"},
+		{"v550 5.1.1x", "v550 <num>.<num>.<num>x"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		got := delivery.MessageTitle(tt.in)
+		if got != tt.want {
+			t.Errorf("MessageTitle(%q)\n got %q\nwant %q", tt.in, got, tt.want)
+		}
+		if n := delivery.NormalizeMessage(tt.in); n != strings.ToLower(got) {
+			t.Errorf("NormalizeMessage(%q) = %q, not the title lower-cased", tt.in, n)
 		}
 	}
 }

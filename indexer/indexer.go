@@ -34,11 +34,13 @@ import (
 // pages show them beside the entry.
 const (
 	// FlagUndecodable: the payload is not a JSON envelope at all (empty,
-	// not UTF-8 or not JSON).
+	// not UTF-8 or not JSON) where one was expected: not for a foreign
+	// format (delivery.Format.Foreign), decoded from its own headers.
 	FlagUndecodable = "undecodable"
 	// FlagNotUTF8: the payload is not valid UTF-8 (binary or another encoding).
 	FlagNotUTF8 = "not_utf8"
-	// FlagInvalidEnvelope: JSON of the envelope's shape that breaks its schema.
+	// FlagInvalidEnvelope: JSON of the envelope's shape that breaks its
+	// schema (not for a foreign format either).
 	FlagInvalidEnvelope = "invalid_envelope"
 	// FlagTooLarge: the payload was over the cap and is stored cut; its
 	// size and hash are of the original.
@@ -80,6 +82,8 @@ func buildItem(m delivery.Message, payloadCap int, now time.Time) dlqstore.Index
 		it.Flags = append(it.Flags, FlagNotUTF8)
 	}
 	switch {
+	case dl.Format.Foreign():
+		// Its payload is the framework's own record, not an envelope.
 	case dl.Envelope == nil:
 		it.Flags = append(it.Flags, FlagUndecodable)
 	case dl.EnvelopeError != "":

@@ -15,6 +15,14 @@ import (
 func TestBuildItemFlags(t *testing.T) {
 	env := `{"id":"3f1c1d7e-0d5b-4bd4-9d1c-0a2f4c1b9e11","type":"orders.order.created.v1","occurred_at":"2025-03-14T09:26:30Z","source":"checkout","correlation_id":"c1","trace_id":"e8f543ca0aee94038dbcc16ac96bc10b","payload":{},"metadata":{"partition_key":"k","tenant_id":"t1"}}`
 	errHeaders := delivery.Headers{{Key: delivery.HeaderErrorCode, Value: []byte("BOOM")}, {Key: delivery.HeaderErrorMessage, Value: []byte("boom")}}
+	// Another framework's dead letters: their payload is their own record,
+	// decoded from their headers, never "could not be decoded".
+	connect := delivery.Headers{{Key: "__connect.errors.topic", Value: []byte("orders")},
+		{Key: "__connect.errors.exception.class.name", Value: []byte("org.apache.kafka.connect.errors.DataException")},
+		{Key: "__connect.errors.exception.message", Value: []byte("Converting byte[] to Kafka Connect data failed")}}
+	spring := delivery.Headers{{Key: "kafka_dlt-original-topic", Value: []byte("orders")},
+		{Key: "kafka_dlt-exception-fqcn", Value: []byte("org.springframework.kafka.listener.ListenerExecutionFailedException")},
+		{Key: "kafka_dlt-exception-message", Value: []byte("Listener failed")}}
 	big := make([]byte, 300<<10)
 	for i := range big {
 		big[i] = 'a'
@@ -35,6 +43,9 @@ func TestBuildItemFlags(t *testing.T) {
 		{"envelope breaking the schema", []byte(`{"id":"x"}`), errHeaders, 1 << 20, []string{FlagInvalidEnvelope}, false},
 		{"over the cap", big, errHeaders, 256 << 10, []string{FlagUndecodable, FlagTooLarge}, true},
 		{"exactly the cap", big[:1024], errHeaders, 1024, []string{FlagUndecodable}, false},
+		{"kafka connect, not JSON", []byte("order_id=ord-8841"), connect, 1 << 20, nil, false},
+		{"spring, JSON of its own", []byte(`{"orderId":"ord-8841"}`), spring, 1 << 20, nil, false},
+		{"kafka connect, not UTF-8", []byte{0xff, 0xfe, 'x'}, connect, 1 << 20, []string{FlagNotUTF8}, false},
 	}
 	now := time.Date(2025, 3, 14, 9, 30, 0, 0, time.UTC)
 	for _, c := range cases {
