@@ -68,7 +68,7 @@ func setup(t *testing.T) (*Browser, *kgo.Client) {
 	return b, cl
 }
 
-func TestRecent(t *testing.T) {
+func TestRead(t *testing.T) {
 	b, _ := setup(t)
 	ctx := context.Background()
 	only := func(ts ...string) func(string) bool {
@@ -82,7 +82,7 @@ func TestRecent(t *testing.T) {
 		}
 	}
 
-	all, err := b.Recent(ctx, "demo", topic, Query{Partition: -1, RevealPII: only("t1", "t2")})
+	all, err := b.Read(ctx, "demo", topic, Query{Partition: -1, RevealPII: only("t1", "t2")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestRecent(t *testing.T) {
 		t.Errorf("binary record pretty kind = %s", kind)
 	}
 
-	t1, err := b.Recent(ctx, "demo", topic, Query{Partition: -1, Tenants: only("t1"), Text: "refund"})
+	t1, err := b.Read(ctx, "demo", topic, Query{Partition: -1, Tenants: only("t1"), Text: "refund"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestRecent(t *testing.T) {
 		}
 	}
 
-	p1, err := b.Recent(ctx, "demo", topic, Query{Partition: 1, Limit: 2})
+	p1, err := b.Read(ctx, "demo", topic, Query{Partition: 1, Limit: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestRecent(t *testing.T) {
 		"limit too big":     {"demo", topic, Query{Partition: -1, Limit: 501}, delivery.EINVALID},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := b.Recent(ctx, tc.cluster, tc.topic, tc.q)
+			_, err := b.Read(ctx, tc.cluster, tc.topic, tc.q)
 			if got := delivery.ErrorCode(err); got != tc.code {
 				t.Errorf("code = %q (%v), want %s", got, err, tc.code)
 			}
@@ -163,11 +163,12 @@ func TestPretty(t *testing.T) {
 	}
 }
 
-// TestRecentMasksKeys: with the real Masker, a record's key and its
-// envelope's metadata.partition_key are masked for a tenant without
-// RevealPII before the text search, so searching for the customer finds
-// nothing; revealed, both are shown and found.
-func TestRecentMasksKeys(t *testing.T) {
+// maskedBrowser is a browser with the real Masker (customer, the key and
+// metadata.partition_key of topic are PII) over three records of tenant
+// t1: an envelope keyed cust-0042, a poison pill keyed cust-0043 and a
+// bare payload of customer cust-0044 whose type a header names.
+func maskedBrowser(t *testing.T) *Browser {
+	t.Helper()
 	c := testenv.Kafka(t, kfake.SeedTopics(1, topic))
 	cl := testenv.KafkaClient(t, c.ListenAddrs())
 	env, err := delivery.NewEnvelope(topic, "test", map[string]any{"customer": "cust-0042", "note": "n"},
@@ -197,9 +198,18 @@ func TestRecentMasksKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// TestReadMasksKeys: with the real Masker, a record's key and its
+// envelope's metadata.partition_key are masked for a tenant without
+// RevealPII before the text search, so searching for the customer finds
+// nothing; revealed, both are shown and found.
+func TestReadMasksKeys(t *testing.T) {
+	b := maskedBrowser(t)
 	ctx := context.Background()
 
-	res, err := b.Recent(ctx, "demo", topic, Query{Partition: -1})
+	res, err := b.Read(ctx, "demo", topic, Query{Partition: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,14 +228,14 @@ func TestRecentMasksKeys(t *testing.T) {
 		t.Errorf("header-typed payload: type %q masked %d; want %s, 2", got.EventType, got.Masked, topic)
 	}
 	for _, q := range []string{"cust-0042", "CUST-0043", "0044"} {
-		res, err := b.Recent(ctx, "demo", topic, Query{Partition: -1, Text: q})
+		res, err := b.Read(ctx, "demo", topic, Query{Partition: -1, Text: q})
 		if err != nil || len(res.Messages) != 0 {
 			t.Errorf("masked search %q: %d messages, %v; want none", q, len(res.Messages), err)
 		}
 	}
 
 	all := func(string) bool { return true }
-	res, err = b.Recent(ctx, "demo", topic, Query{Partition: -1, Text: "cust-0042", RevealPII: all})
+	res, err = b.Read(ctx, "demo", topic, Query{Partition: -1, Text: "cust-0042", RevealPII: all})
 	if err != nil || len(res.Messages) != 1 {
 		t.Fatalf("revealed search: %d messages, %v; want 1", len(res.Messages), err)
 	}

@@ -139,6 +139,9 @@ type Queue struct {
 	// x-dead-letter-* arguments (where its rejects go).
 	DeadLetterExchange   string `json:"dead_letter_exchange,omitempty"`
 	DeadLetterRoutingKey string `json:"dead_letter_routing_key,omitempty"`
+	// DeadLetterQueues are the queues of the same vhost those arguments
+	// route this queue's rejects to (the reverse of DLQOf).
+	DeadLetterQueues []string `json:"dead_letter_queues,omitempty"`
 	// IsDLQ is true when the name matches the source's dead-letter
 	// patterns or another queue dead-letters into it; DLQOf names those
 	// queues.
@@ -267,11 +270,12 @@ func (s *RabbitSource) queues(qs []mgmtQueue, bs []mgmtBinding) []Queue {
 		index[[2]string{q.VHost, q.Name}] = len(out)
 		out = append(out, x)
 	}
-	for _, q := range out {
+	for j, q := range out {
 		for _, target := range dlxTargets(q, bs) {
 			if i, ok := index[[2]string{q.VHost, target}]; ok {
 				out[i].IsDLQ = true
 				out[i].DLQOf = append(out[i].DLQOf, q.Name)
+				out[j].DeadLetterQueues = append(out[j].DeadLetterQueues, target)
 			}
 		}
 	}

@@ -70,6 +70,12 @@ func TestRabbitSourceReadsBacklogsAndFindsDLQs(t *testing.T) {
 	if q.DeadLetterRoutingKey != parking {
 		t.Errorf("work queue's dead-letter routing key = %q, want %q", q.DeadLetterRoutingKey, parking)
 	}
+	if len(q.DeadLetterQueues) != 1 || q.DeadLetterQueues[0] != parking {
+		t.Errorf("work queue dead-letters to %v, want [%s]", q.DeadLetterQueues, parking)
+	}
+	if oq, ok := findQueue(snap, other); !ok || oq.DeadLetterExchange != dlx || len(oq.DeadLetterQueues) != 1 || oq.DeadLetterQueues[0] != graveyard {
+		t.Errorf("other queue = %+v, want exchange %s reaching [%s]", oq, dlx, graveyard)
+	}
 	if pq, ok := findQueue(snap, parking); !ok || !pq.IsDLQ || len(pq.DLQOf) != 1 || pq.DLQOf[0] != work {
 		t.Errorf("parking queue = %+v, want a DLQ of %s (found through x-dead-letter-routing-key)", pq, work)
 	}

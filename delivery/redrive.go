@@ -59,6 +59,60 @@ func LocationString(l Location) string {
 	return b.String()
 }
 
+// ParseLocation reads a LocationString back: the broker, cluster and topic
+// with partition and offset (-1 when left out) of a Kafka location, the
+// broker, cluster, vhost and queue of a RabbitMQ one. A re-failed
+// message's HeaderRedriveFrom names the dead-letter record it was
+// redriven from this way. Errors: EINVALID for anything LocationString
+// does not write.
+func ParseLocation(s string) (Location, error) {
+	bad := func() (Location, error) {
+		return Location{}, Errorf(EINVALID, "location %q: want kafka:<cluster>/<topic>[/<partition>][@<offset>] or rabbitmq:<cluster>/<vhost>/<queue>", s)
+	}
+	broker, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return bad()
+	}
+	cluster, path, ok := strings.Cut(rest, "/")
+	if !ok || path == "" {
+		return bad()
+	}
+	l := Location{Broker: broker, Cluster: cluster, Partition: -1, Offset: -1}
+	switch broker {
+	case BrokerRabbitMQ:
+		vhost, queue, ok := strings.Cut(path, "/")
+		v, err := url.PathUnescape(vhost)
+		if !ok || queue == "" || err != nil {
+			return bad()
+		}
+		l.VHost, l.Queue = v, queue
+		return l, nil
+	case BrokerKafka:
+		// A topic holds no '/' nor '@' (Kafka allows [a-zA-Z0-9._-]).
+		if i := strings.LastIndexByte(path, '@'); i >= 0 {
+			off, err := strconv.ParseInt(path[i+1:], 10, 64)
+			if err != nil || off < 0 {
+				return bad()
+			}
+			l.Offset, path = off, path[:i]
+		}
+		topic, part, hasPart := strings.Cut(path, "/")
+		if hasPart {
+			p, err := strconv.ParseInt(part, 10, 32)
+			if err != nil || p < 0 {
+				return bad()
+			}
+			l.Partition = int32(p)
+		}
+		if topic == "" {
+			return bad()
+		}
+		l.Topic = topic
+		return l, nil
+	}
+	return bad()
+}
+
 // RedriveHeaders returns the headers of dl redriven by job jobID: dl's
 // headers minus every dead-letter header of any format (IsDeadLetterHeader)
 // and minus earlier redrive provenance (HeaderRedrivePrefix), followed by

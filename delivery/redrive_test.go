@@ -36,6 +36,33 @@ func TestLocationString(t *testing.T) {
 	}
 }
 
+// TestParseLocation reads back what LocationString writes, so that a
+// re-failure's switchyard.redrive.from finds the entry it was redriven
+// from, and refuses anything else.
+func TestParseLocation(t *testing.T) {
+	for _, loc := range []delivery.Location{
+		{Broker: delivery.BrokerKafka, Cluster: "prod-eu1", Topic: "orders.order.created.v1.dlq", Partition: 2, Offset: 58},
+		{Broker: delivery.BrokerKafka, Cluster: "c", Topic: "t", Partition: 0, Offset: 0},
+		{Broker: delivery.BrokerKafka, Cluster: "c", Topic: "t", Partition: -1, Offset: -1},
+		{Broker: delivery.BrokerKafka, Cluster: "c", Topic: "t", Partition: 3, Offset: -1},
+		{Broker: delivery.BrokerKafka, Cluster: "c", Topic: "t", Partition: -1, Offset: 7},
+		{Broker: delivery.BrokerRabbitMQ, Cluster: "r", VHost: "/", Queue: "notify.email.high.dlq", Partition: -1, Offset: -1},
+		{Broker: delivery.BrokerRabbitMQ, Cluster: "r", VHost: "team a/x", Queue: "q", Partition: -1, Offset: -1},
+	} {
+		s := delivery.LocationString(loc)
+		got, err := delivery.ParseLocation(s)
+		if err != nil || got != loc {
+			t.Errorf("ParseLocation(%q) = %+v, %v; want %+v", s, got, err, loc)
+		}
+	}
+	for _, s := range []string{"", "kafka", "kafka:", "kafka:c", "kafka:c/", "kafka:c/t/x", "kafka:c/t/1@-2", "kafka:c/@3",
+		"rabbitmq:r/%2F", "rabbitmq:r/%zz/q", "pulsar:c/t"} {
+		if _, err := delivery.ParseLocation(s); delivery.ErrorCode(err) != delivery.EINVALID {
+			t.Errorf("ParseLocation(%q) = %v, want EINVALID", s, err)
+		}
+	}
+}
+
 func keys(h delivery.Headers) []string {
 	out := make([]string, len(h))
 	for i, x := range h {

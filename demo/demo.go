@@ -48,11 +48,29 @@ const (
 	eventPoisonOrder = "Orders.OrderCreated"
 )
 
+// The demo's services, by the service.name each reports in its OTLP
+// resource, as the source of its envelopes and the origin service of its
+// dead letters.
+const (
+	ServiceOrders    = "orders-service"
+	ServiceBilling   = "billing-service"
+	ServiceAnalytics = "analytics-service"
+	ServiceNotify    = "notify-service"
+)
+
+// Services lists the demo's services (see ServiceOrders).
+func Services() []string {
+	return []string{ServiceOrders, ServiceBilling, ServiceAnalytics, ServiceNotify}
+}
+
 // Defaults of Options that the console's configuration shares
 // (demo.kafka_addr, demo.rate).
 const (
 	DefaultKafkaAddr = "127.0.0.1:9092"
 	DefaultRate      = 50.0
+	// DefaultOutage is how long a transient fault lasts for the event
+	// that met it (Options.Outage).
+	DefaultOutage = time.Minute
 )
 
 // Options configures the demo; the zero value is usable except for DataDir.
@@ -69,11 +87,21 @@ type Options struct {
 	Rate float64
 	// FailureRate scales the billing failures (default 1: a few percent).
 	FailureRate float64
+	// Outage is how long the payment gateway (UPSTREAM_TIMEOUT) and the
+	// SMTP relay (SMTP_TIMEOUT) stay down for an event that met their
+	// timeout, from the moment the event occurred (default
+	// DefaultOutage): longer than the services' retries, so the event is
+	// dead-lettered, and a redrive after it succeeds.
+	Outage time.Duration
 	// Retry is the services' retry policy (default: 3 attempts, 50 ms → 1 s).
-	Retry          delivery.RetryPolicy
-	Logger         *slog.Logger
-	MeterProvider  metric.MeterProvider
-	TracerProvider trace.TracerProvider
+	Retry  delivery.RetryPolicy
+	Logger *slog.Logger
+	// Telemetry returns the providers one service records its metrics
+	// and spans with, given its service.name (ServiceOrders, …), so that
+	// each reports under its own name. Nil, or a nil provider, records
+	// no metrics and traces without exporting (every event still gets a
+	// real trace id in its headers and envelope).
+	Telemetry func(service string) (metric.MeterProvider, trace.TracerProvider)
 }
 
 func (o *Options) setDefaults() error {
@@ -89,16 +117,14 @@ func (o *Options) setDefaults() error {
 	if o.FailureRate <= 0 {
 		o.FailureRate = 1
 	}
+	if o.Outage <= 0 {
+		o.Outage = DefaultOutage
+	}
 	if o.Retry.MaxAttempts == 0 {
 		o.Retry = delivery.RetryPolicy{MaxAttempts: 3, Initial: 50 * time.Millisecond, MaxDelay: time.Second, Multiplier: 2}
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.TracerProvider == nil {
-		// No exporter: spans are not shipped anywhere, but every event gets a
-		// real trace id that travels in its headers and envelope.
-		o.TracerProvider = sdktrace.NewTracerProvider()
 	}
 	return nil
 }
@@ -108,7 +134,8 @@ type Platform struct {
 	opts      Options
 	cluster   *kfake.Cluster
 	addr      string
-	telemetry *delivery.Telemetry
+	telemetry map[string]*delivery.Telemetry // by service
+	fixes     *Fixes
 	rabbitOK  bool
 }
 
@@ -135,18 +162,38 @@ func Start(ctx context.Context, opts Options) (*Platform, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded kafka on %s: %w", addr, err)
 	}
-	tel, err := delivery.NewTelemetry(opts.MeterProvider, opts.TracerProvider)
+	fixes, err := OpenFixes(filepath.Join(opts.DataDir, "demo", "fixes.json"))
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	p := &Platform{opts: opts, cluster: c, addr: c.ListenAddrs()[0], telemetry: tel}
+	p := &Platform{opts: opts, cluster: c, addr: c.ListenAddrs()[0], telemetry: map[string]*delivery.Telemetry{}, fixes: fixes}
+	// No exporter unless Telemetry gives one: spans are not shipped
+	// anywhere, but every event gets a real trace id.
+	local := sdktrace.NewTracerProvider()
+	for _, svc := range Services() {
+		var mp metric.MeterProvider
+		var tp trace.TracerProvider
+		if opts.Telemetry != nil {
+			mp, tp = opts.Telemetry(svc)
+		}
+		if tp == nil {
+			tp = local
+		}
+		if p.telemetry[svc], err = delivery.NewTelemetry(mp, tp); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
 	if err := p.createTopics(ctx); err != nil {
 		c.Close()
 		return nil, err
 	}
 	return p, nil
 }
+
+// Fixes is the platform's "deploy the fix" switch.
+func (p *Platform) Fixes() *Fixes { return p.fixes }
 
 // KafkaBrokers returns the embedded Kafka's bootstrap address.
 func (p *Platform) KafkaBrokers() []string { return []string{p.addr} }

@@ -17,9 +17,17 @@ import (
 
 func startDemo(t *testing.T, dir string, rate, failures float64) (*Platform, context.CancelFunc, chan error) {
 	t.Helper()
+	return startWith(t, Options{DataDir: dir, Rate: rate, FailureRate: failures})
+}
+
+// startWith starts and runs the demo with opts on a free port, with fast
+// retries.
+func startWith(t *testing.T, opts Options) (*Platform, context.CancelFunc, chan error) {
+	t.Helper()
+	opts.KafkaAddr = "127.0.0.1:0"
+	opts.Retry = delivery.RetryPolicy{MaxAttempts: 3, Initial: time.Millisecond, MaxDelay: 5 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := Start(ctx, Options{DataDir: dir, KafkaAddr: "127.0.0.1:0", Rate: rate, FailureRate: failures,
-		Retry: delivery.RetryPolicy{MaxAttempts: 3, Initial: time.Millisecond, MaxDelay: 5 * time.Millisecond}})
+	p, err := Start(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -200,15 +208,7 @@ func TestDemoNotificationFailuresReachRabbitDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithCancel(context.Background())
-	p, err := Start(ctx, Options{DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", RabbitURL: url, Rate: 300,
-		Retry: delivery.RetryPolicy{MaxAttempts: 3, Initial: time.Millisecond, MaxDelay: 5 * time.Millisecond}})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
+	p, cancel, done := startWith(t, Options{DataDir: t.TempDir(), RabbitURL: url, Rate: 300})
 	defer stopDemo(t, p, cancel, done)
 
 	testenv.WaitWithin(t, 60*time.Second, "a dead letter in "+dlqName, func() bool {

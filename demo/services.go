@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -36,7 +37,7 @@ var (
 // truncated envelope, or one without a tenant), as a buggy producer would.
 func (p *Platform) runOrders(ctx context.Context) error {
 	pub, err := kafka.NewPublisher(kafka.PublisherOptions{
-		Brokers: p.KafkaBrokers(), ClientID: "orders-service", Telemetry: p.telemetry, Logger: p.opts.Logger,
+		Brokers: p.KafkaBrokers(), ClientID: ServiceOrders, Telemetry: p.telemetry[ServiceOrders], Logger: p.opts.Logger,
 	})
 	if err != nil {
 		return err
@@ -45,7 +46,7 @@ func (p *Platform) runOrders(ctx context.Context) error {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	tick := time.NewTicker(time.Duration(float64(time.Second) / p.opts.Rate))
 	defer tick.Stop()
-	tracer := p.telemetry.Tracer()
+	tracer := p.telemetry[ServiceOrders].Tracer()
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
@@ -68,7 +69,7 @@ func (p *Platform) runOrders(ctx context.Context) error {
 			}
 			continue
 		}
-		env, err := delivery.NewEnvelope(TopicOrders, "orders-service", order, delivery.Metadata{PartitionKey: order.Customer, TenantID: tenant})
+		env, err := delivery.NewEnvelope(TopicOrders, ServiceOrders, order, delivery.Metadata{PartitionKey: order.Customer, TenantID: tenant})
 		if err != nil {
 			return err
 		}
@@ -89,7 +90,7 @@ func poisonRecord(rng *rand.Rand, o Order, tenant string) *kgo.Record {
 	if rng.IntN(2) == 0 {
 		r.Value = []byte(fmt.Sprintf(`{"id":"%s","type":"orders.order.created.v1","payload":{"order_id":"%s","amount":`, o.OrderID, o.OrderID))
 	} else {
-		env, _ := delivery.NewEnvelope(eventPoisonOrder, "orders-service", o, delivery.Metadata{PartitionKey: o.Customer})
+		env, _ := delivery.NewEnvelope(eventPoisonOrder, ServiceOrders, o, delivery.Metadata{PartitionKey: o.Customer})
 		b, _ := json.Marshal(env)
 		r.Value = b
 	}
@@ -97,29 +98,61 @@ func poisonRecord(rng *rand.Rand, o Order, tenant string) *kgo.Record {
 	return r
 }
 
-// billingFailure decides, from the order id alone (so retries agree), whether
-// and how billing fails: a few percent in all, with varied error codes, some
-// permanent, some transient.
-func billingFailure(id string, scale float64, attempt int) error {
+// billingFault decides whether and how billing fails an order. Which fault
+// an order meets is decided by its id alone, so that the consumer's
+// retries and later redrives agree; whether the fault still bites is
+// decided by attempt, time and the deployed fixes:
+//
+//   - UPSTREAM_TIMEOUT is transient: the payment gateway is down for the
+//     order for a spell (outage) from the moment it was placed. Half of
+//     these orders get through on the consumer's own retry; the rest
+//     outlast the retries and are dead-lettered, and a redrive once the
+//     spell is over succeeds.
+//   - PAYMENT_DECLINED, CURRENCY_UNSUPPORTED and the panic of a real bug
+//     are permanent: every redrive fails again until their fix is
+//     deployed.
+//
+// A deployed fix stops its code from failing at all. age is how long ago
+// the order was placed.
+func billingFault(id string, scale float64, attempt int, age, outage time.Duration, fixes *Fixes) error {
 	h := fnv.New32a()
 	h.Write([]byte(id))
 	bucket := float64(h.Sum32()%10000) / 100 // 0..99.99 percent
 	switch {
 	case bucket < 1.2*scale:
-		return delivery.Permanent(delivery.Errorf("PAYMENT_DECLINED", "card declined by issuer for order %s (decline code %d)", id, 51+int(bucket*10)%5))
-	case bucket < 2.0*scale:
-		// A flaky gateway: half of these recover on a retry, half never do.
-		if int(bucket*100)%2 == 0 && attempt >= 2 {
+		if fixes.IsFixed(CodePaymentDeclined) {
 			return nil
 		}
-		return delivery.Errorf("UPSTREAM_TIMEOUT", "payment gateway did not answer within %dms", 2500+int(bucket*1000)%500)
+		return delivery.Permanent(delivery.Errorf(CodePaymentDeclined, "card declined by issuer for order %s (decline code %d)", id, 51+int(bucket*10)%5))
+	case bucket < 2.0*scale:
+		blip := int(bucket*100)%2 == 0 // a blip a retry gets past
+		if fixes.IsFixed(CodeUpstreamTimeout) || (blip && attempt >= 2) || (!blip && age >= outage) {
+			return nil
+		}
+		return delivery.Errorf(CodeUpstreamTimeout, "payment gateway did not answer within %dms", 2500+int(bucket*1000)%500)
 	case bucket < 2.6*scale:
-		return delivery.Permanent(&delivery.Error{Code: "CURRENCY_UNSUPPORTED", Message: fmt.Sprintf("currency '%s' is not enabled for this merchant", []string{"JPY", "CHF", "SEK"}[int(bucket*100)%3]), Details: map[string]any{"field": "currency"}})
+		if fixes.IsFixed(CodeCurrencyUnsupported) {
+			return nil
+		}
+		return delivery.Permanent(&delivery.Error{Code: CodeCurrencyUnsupported, Message: fmt.Sprintf("currency '%s' is not enabled for this merchant", []string{"JPY", "CHF", "SEK"}[int(bucket*100)%3]), Details: map[string]any{"field": "currency"}})
 	case bucket < 2.8*scale:
+		if fixes.IsFixed(delivery.CodeHandlerPanic) {
+			return nil
+		}
 		var ledger map[string]float64
 		ledger[id] = 1 // a real bug: assignment to a nil map panics
 	}
 	return nil
+}
+
+// age is how long before now env occurred; an occurred_at that does not
+// parse counts as long ago, so no outage holds it back.
+func age(env delivery.Envelope, now time.Time) time.Duration {
+	at, err := time.Parse(time.RFC3339Nano, env.OccurredAt)
+	if err != nil {
+		return time.Duration(math.MaxInt64)
+	}
+	return now.Sub(at)
 }
 
 // runBilling consumes orders as group "billing", fails a few percent, and on
@@ -127,7 +160,7 @@ func billingFailure(id string, scale float64, attempt int) error {
 // notification service to send an e-mail.
 func (p *Platform) runBilling(ctx context.Context) error {
 	pub, err := kafka.NewPublisher(kafka.PublisherOptions{
-		Brokers: p.KafkaBrokers(), ClientID: "billing-service", Telemetry: p.telemetry, Logger: p.opts.Logger,
+		Brokers: p.KafkaBrokers(), ClientID: ServiceBilling, Telemetry: p.telemetry[ServiceBilling], Logger: p.opts.Logger,
 	})
 	if err != nil {
 		return err
@@ -135,7 +168,7 @@ func (p *Platform) runBilling(ctx context.Context) error {
 	defer pub.Close()
 	var notify *rabbitmq.Publisher
 	if p.rabbitOK {
-		notify, err = rabbitmq.NewPublisher(rabbitmq.PublisherOptions{URL: p.opts.RabbitURL, Telemetry: p.telemetry, Logger: p.opts.Logger})
+		notify, err = rabbitmq.NewPublisher(rabbitmq.PublisherOptions{URL: p.opts.RabbitURL, Telemetry: p.telemetry[ServiceBilling], Logger: p.opts.Logger})
 		if err != nil {
 			p.opts.Logger.Warn("billing: notifications off", "error", err)
 			notify = nil
@@ -145,17 +178,17 @@ func (p *Platform) runBilling(ctx context.Context) error {
 	}
 	c, err := kafka.NewConsumer(kafka.ConsumerOptions{
 		Brokers: p.KafkaBrokers(), Group: GroupBilling, Topics: []string{TopicOrders},
-		Retry: p.opts.Retry, Telemetry: p.telemetry, Cluster: ClusterName, Service: "billing-service",
+		Retry: p.opts.Retry, Telemetry: p.telemetry[ServiceBilling], Cluster: ClusterName, Service: ServiceBilling,
 		Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
 		Handler: func(ctx context.Context, d *kafka.Delivery) error {
-			if err := billingFailure(d.Envelope.ID, p.opts.FailureRate, d.Attempt); err != nil {
+			if err := billingFault(d.Envelope.ID, p.opts.FailureRate, d.Attempt, age(d.Envelope, time.Now()), p.opts.Outage, p.fixes); err != nil {
 				return err
 			}
 			var o Order
 			if err := json.Unmarshal(d.Envelope.Payload, &o); err != nil {
 				return delivery.Permanent(delivery.Errorf(delivery.CodeValidationFailed, "order payload: %v", err))
 			}
-			inv, err := delivery.NewEnvelope(TopicInvoices, "billing-service", map[string]any{
+			inv, err := delivery.NewEnvelope(TopicInvoices, ServiceBilling, map[string]any{
 				"invoice_id": "inv-" + o.OrderID, "order_id": o.OrderID, "amount": o.Amount, "currency": o.Currency,
 			}, d.Envelope.Metadata)
 			if err != nil {
@@ -166,7 +199,7 @@ func (p *Platform) runBilling(ctx context.Context) error {
 				return fmt.Errorf("issue invoice: %w", err)
 			}
 			if notify != nil && hashPercent(o.OrderID) < 25 {
-				mail, err := delivery.NewEnvelope(EventEmailRequested, "billing-service", map[string]any{
+				mail, err := delivery.NewEnvelope(EventEmailRequested, ServiceBilling, map[string]any{
 					"to": o.Email, "template": "invoice", "invoice_id": "inv-" + o.OrderID,
 				}, d.Envelope.Metadata)
 				if err != nil {
@@ -200,7 +233,7 @@ func (p *Platform) runAnalytics(ctx context.Context) error {
 	var next time.Time
 	c, err := kafka.NewConsumer(kafka.ConsumerOptions{
 		Brokers: p.KafkaBrokers(), Group: GroupAnalytics, Topics: []string{TopicOrders},
-		Retry: p.opts.Retry, Telemetry: p.telemetry, Cluster: ClusterName, Service: "analytics-service",
+		Retry: p.opts.Retry, Telemetry: p.telemetry[ServiceAnalytics], Cluster: ClusterName, Service: ServiceAnalytics,
 		Logger: p.opts.Logger,
 		Handler: func(ctx context.Context, _ *kafka.Delivery) error {
 			now := time.Now()
@@ -223,21 +256,26 @@ func (p *Platform) runAnalytics(ctx context.Context) error {
 }
 
 // runNotify is the notification service on notify.email.high: about 5% of
-// e-mails fail (a rejected address for good, a flaky SMTP relay sometimes),
-// and those are dead-lettered to notify.email.high.dlq with their error.
+// e-mails fail, and those are dead-lettered to notify.email.high.dlq with
+// their error. A rejected address (SMTP_REJECTED) fails until its fix is
+// deployed; the flaky SMTP relay (SMTP_TIMEOUT) lets half of its e-mails
+// through on a retry and holds the others back for Options.Outage, like
+// billing's gateway.
 func (p *Platform) runNotify(ctx context.Context) error {
 	if err := declareNotify(p.opts.RabbitURL); err != nil {
 		return err
 	}
 	c, err := rabbitmq.NewConsumer(rabbitmq.ConsumerOptions{
-		URL: p.opts.RabbitURL, Queue: QueueNotify, Retry: p.opts.Retry, Telemetry: p.telemetry,
-		Cluster: "local", Service: "notify-service", Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
+		URL: p.opts.RabbitURL, Queue: QueueNotify, Retry: p.opts.Retry, Telemetry: p.telemetry[ServiceNotify],
+		Cluster: "local", Service: ServiceNotify, Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
 		Handler: func(_ context.Context, d *rabbitmq.Delivery) error {
 			switch pc := hashPercent(d.Envelope.ID); {
-			case pc < 3:
-				return delivery.Permanent(&delivery.Error{Code: "SMTP_REJECTED", Message: "550 5.1.1 mailbox unavailable", Details: map[string]any{"smtp_code": 550}})
-			case pc < 5 && d.Attempt < 3:
-				return delivery.Errorf("SMTP_TIMEOUT", "relay smtp-%d.mail.internal timed out", 1+pc%3)
+			case pc < 3 && !p.fixes.IsFixed(CodeSMTPRejected):
+				return delivery.Permanent(&delivery.Error{Code: CodeSMTPRejected, Message: "550 5.1.1 mailbox unavailable", Details: map[string]any{"smtp_code": 550}})
+			case pc == 3 && d.Attempt < 2, pc == 4 && age(d.Envelope, time.Now()) < p.opts.Outage:
+				if !p.fixes.IsFixed(CodeSMTPTimeout) {
+					return delivery.Errorf(CodeSMTPTimeout, "relay smtp-%d.mail.internal timed out", 1+pc%3)
+				}
 			}
 			return nil
 		},

@@ -11,13 +11,24 @@ import (
 // FindEntries pages the entries of f that the caller may view: their
 // scope goes into the store's query (f.Tenants is replaced), so every page
 // but the last is full and the total counts only their entries, and the
-// text of f.Q is kept off payloads unless they may search them. Errors:
-// EINVALID (a bad filter, cursor or search, named as typed).
+// text of f.Q is kept off payloads unless they may search them. A text
+// search that finds nothing suggests, in the same scope, the error codes,
+// event types and DLQs whose names hold its words (Page.Suggestions, at
+// most maxSuggestions of each). Errors: EINVALID (a bad filter, cursor or
+// search, named as typed).
 func (s *Service) FindEntries(ctx context.Context, c Caller, f dlqstore.Filter) (dlqstore.Page, error) {
 	f.Tenants = s.scope(c)
 	f.NoPayloadText = !dlqstore.MaySearchPayloads(s.policy, c.P)
-	return s.store.FindEntries(ctx, f)
+	page, err := s.store.FindEntries(ctx, f)
+	if err != nil || len(page.Entries) > 0 || f.Cursor != "" || f.Q == "" {
+		return page, err
+	}
+	page.Suggestions, err = s.store.FieldMatches(ctx, f, dlqstore.SearchTerms(f.Q), maxSuggestions)
+	return page, err
 }
+
+// maxSuggestions bounds the suggestions of an empty search, per field.
+const maxSuggestions = 3
 
 // Entry is one dead letter as the caller may see it (see payload.go), the
 // payload read audited. An entry the caller may not view — view on its

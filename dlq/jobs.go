@@ -60,6 +60,7 @@ func (s *Service) Start(ctx context.Context, c Caller, req redrive.Request) (red
 	if err != nil {
 		return redrive.Job{}, err
 	}
+	defer s.cache.Invalidate() // the set frozen (see also Cache.WatchJobs)
 	return e.Start(ctx, c.Actor, req)
 }
 
@@ -101,6 +102,7 @@ func (s *Service) Cancel(ctx context.Context, c Caller, id int64) (redrive.Job, 
 	if err != nil {
 		return redrive.Job{}, err
 	}
+	defer s.cache.Invalidate()
 	return e.Cancel(ctx, c.Actor, id)
 }
 

@@ -71,8 +71,8 @@ func TestAggregatesAreTheCallers(t *testing.T) {
 	if n, err := w.svc.OpenCount(ctx, olga); err != nil || n != 6 {
 		t.Errorf("olga's open count = %d (%v), want 6", n, err)
 	}
-	trend, err := w.svc.Trend(ctx, olga, a.ID, dlqstoretest.T0().Add(-time.Hour), dlqstoretest.T0().Add(time.Hour), 10*time.Minute)
-	if sum := sumOf(trend); err != nil || sum != 6 {
+	trends, err := w.svc.Trends(ctx, olga, []int64{a.ID}, dlqstoretest.T0().Add(-time.Hour), dlqstoretest.T0().Add(time.Hour), 10*time.Minute)
+	if sum := sumOf(trends[a.ID]); err != nil || sum != 6 {
 		t.Errorf("olga's trend of A sums to %d (%v), want 6", sum, err)
 	}
 	all, _, err := w.svc.Groups(ctx, admin, dlqstore.GroupFilter{})
@@ -85,6 +85,10 @@ func TestAggregatesAreTheCallers(t *testing.T) {
 		}
 		if _, err := w.svc.Group(ctx, olga, g.ID); delivery.ErrorCode(err) != delivery.ENOTFOUND {
 			t.Errorf("olga's view of group B = %v, want ENOTFOUND", err)
+		}
+		trends, err := w.svc.Trends(ctx, olga, []int64{g.ID}, dlqstoretest.T0().Add(-time.Hour), dlqstoretest.T0().Add(time.Hour), 10*time.Minute)
+		if sum := sumOf(trends[g.ID]); err != nil || sum != 0 {
+			t.Errorf("olga's trend of B sums to %d (%v), want 0", sum, err)
 		}
 		if g, err := w.svc.Group(ctx, admin, g.ID); err != nil || g.Count != 4 {
 			t.Errorf("admin's group B = %+v (%v), want 4 entries", g, err)

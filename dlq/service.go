@@ -28,7 +28,13 @@
 //   - jobs — plan, start, cancel, one job, the list, a ledger, an entry's
 //     history — go to the redrive engine with the caller, which authorizes
 //     them and keeps job visibility in its query (dlqstore.JobViewer):
-//     jobs.go.
+//     jobs.go;
+//   - what became of a redrive — an entry's outcome after the watch
+//     window (RedriveWatch), a job's re-failures within the caller's
+//     view scope: outcomes.go;
+//   - the landing page's aggregates (groups, trends, the open count, the
+//     sources' counts) shared between callers of the same scope for a
+//     short while, invalidated by every operator change: cache.go.
 package dlq
 
 import (
@@ -91,6 +97,15 @@ type Options struct {
 	AuditReads bool
 	// Indexers report the sources; nil leaves them unknown.
 	Indexers IndexerStatus
+	// RedriveWatch is how long a redriven message is watched for a
+	// re-failure before its entry is "not seen again" (Outcome); default
+	// DefaultRedriveWatch.
+	RedriveWatch time.Duration
+	// Cache shares the landing page's aggregate reads between callers of
+	// the same scope (see Cache); nil reads the store every time. Hand
+	// the redrive engine Cache.WatchJobs of its store, so that jobs'
+	// changes show at once.
+	Cache *Cache
 	// Now is the clock of audit records; default time.Now.
 	Now func() time.Time
 }
@@ -105,6 +120,8 @@ type Service struct {
 	audit      AuditLog
 	auditReads bool
 	indexers   IndexerStatus
+	watch      time.Duration
+	cache      *Cache
 	now        func() time.Time
 }
 
@@ -116,8 +133,14 @@ func New(opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.RedriveWatch < 0 {
+		return nil, fmt.Errorf("dlq: the redrive watch window must not be negative")
+	}
+	if opts.RedriveWatch == 0 {
+		opts.RedriveWatch = DefaultRedriveWatch
+	}
 	return &Service{store: opts.Store, jobs: opts.Jobs, policy: opts.Policy, masker: opts.Masker, audit: opts.Audit,
-		auditReads: opts.AuditReads, indexers: opts.Indexers, now: opts.Now}, nil
+		auditReads: opts.AuditReads, indexers: opts.Indexers, watch: opts.RedriveWatch, cache: opts.Cache, now: opts.Now}, nil
 }
 
 // Caller is who asks and through what: the principal with where the

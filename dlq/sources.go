@@ -6,6 +6,7 @@ import (
 
 	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/dlqstore"
 	"switchyard/indexer"
 )
 
@@ -29,7 +30,10 @@ func (s *Service) Sources(ctx context.Context, c Caller) ([]Source, bool, error)
 	if s.indexers == nil {
 		return nil, false, nil
 	}
-	counts, err := s.store.SourceCounts(ctx, s.scope(c))
+	scope := s.scope(c)
+	counts, err := load(ctx, s.cache, func() string { return "sources|" + scopeKey(scope) }, func(ctx context.Context) ([]dlqstore.SourceCount, error) {
+		return s.store.SourceCounts(ctx, scope)
+	})
 	if err != nil {
 		return nil, true, err
 	}

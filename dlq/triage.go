@@ -36,6 +36,7 @@ func (s *Service) SetTriage(ctx context.Context, c Caller, id int64, t dlqstore.
 	}
 	t.UpdatedBy = c.P.User
 	_, err := s.store.SetTriage(ctx, id, t)
+	s.cache.Invalidate() // the landing page shows the change at once
 	if s.audit != nil {
 		outcome := access.OutcomeSuccess
 		if err != nil {

@@ -7,11 +7,17 @@ import (
 )
 
 // Counts are entry counts over a tenant scope. Destination keys are topic
-// or queue names.
+// or queue names. They count messages, not deliveries: a redriven entry
+// whose message dead-lettered again is counted once, as its re-failure (in
+// its status, usually dead), and apart in FailedAgain, so that neither the
+// open total nor the redriven one claims it twice.
 type Counts struct {
 	ByStatus            map[Status]int
 	ByDestination       map[string]int            // every status
 	ByDestinationStatus map[string]map[Status]int // for "open entries per destination"
+	// FailedAgain is the redriven entries whose message failed again
+	// (RedriveOutcome OutcomeFailedAgain), in none of the maps.
+	FailedAgain int
 }
 
 // statsScope is the condition (" AND …", or "") and arguments that keep
@@ -33,7 +39,7 @@ func (s *Store) Counts(ctx context.Context, scope *TenantScope) (Counts, error) 
 		return c, nil
 	}
 	cond, args := statsScope(scope, tenants)
-	rows, err := s.db.QueryContext(ctx, "SELECT destination, status, SUM(n) FROM group_stats WHERE 1"+cond+" GROUP BY destination, status", args...)
+	rows, err := s.db.QueryContext(ctx, "SELECT destination, status, refailed, SUM(n) FROM group_stats WHERE 1"+cond+" GROUP BY destination, status, refailed", args...)
 	if err != nil {
 		return c, fmt.Errorf("counts: %w", err)
 	}
@@ -41,9 +47,14 @@ func (s *Store) Counts(ctx context.Context, scope *TenantScope) (Counts, error) 
 	for rows.Next() {
 		var dest string
 		var st Status
+		var refailed bool
 		var n int
-		if err := rows.Scan(&dest, &st, &n); err != nil {
+		if err := rows.Scan(&dest, &st, &refailed, &n); err != nil {
 			return c, fmt.Errorf("counts: %w", err)
+		}
+		if refailed {
+			c.FailedAgain += n
+			continue
 		}
 		c.ByStatus[st] += n
 		c.ByDestination[dest] += n

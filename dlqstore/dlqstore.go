@@ -20,15 +20,23 @@
 //     (ScopeFor, for the dead-letter service's views and the redrive
 //     engine's selections alike) and turned into SQL once (scopeCond, every
 //     scoped query's security filter);
-//   - who may search payload text (MaySearchPayloads, scope.go) and the
-//     search kept off it for everyone else (Filter.NoPayloadText, applied
+//   - who may search payload and key text (MaySearchPayloads, scope.go)
+//     and the search kept off them for everyone else (Filter.NoPayloadText, applied
 //     by ftsQuery in fts.go);
 //   - which jobs a principal may see and cancel: visibility.go (JobViewer,
 //     in the query);
+//   - what a search finds: the query syntax and the index's columns in
+//     fts.go, the text of an entry in text.go (textOf, for new entries
+//     and the rebuild of older ones, rebuild.go), and the filter values
+//     an empty search suggests in suggest.go (FieldMatches);
 //   - how a search runs (planner, modes, SQL, cursor): search.go,
 //     where.go, cursor.go, tuned by Options.Tuning;
 //   - indexing, deduplication and offsets: index.go; freezing a job's set:
 //     freeze.go; its ledger: ledger.go; its record: job.go;
+//   - what became of a redrive — a re-failure linked to the entry it was
+//     redriven from, and the group counting that message once:
+//     refailure.go (RedriveOutcome and Entry.Outcome in state.go and
+//     entry.go);
 //   - the schema and its migrations: schema.go.
 package dlqstore
 
@@ -96,6 +104,9 @@ type JobStore interface {
 	UnfinishedTargets(ctx context.Context) (map[string]int64, error)
 	// Refailed counts the entries that failed again after a job's redrive.
 	Refailed(ctx context.Context, jobID int64) (int, error)
+	// Refailures lists those entries within scope, oldest first, up to
+	// limit, with their total.
+	Refailures(ctx context.Context, jobID int64, scope *TenantScope, limit int) ([]Refailure, int, error)
 }
 
 // ViewStore is what the dead-letter service (package dlq, for the pages
@@ -105,6 +116,10 @@ type ViewStore interface {
 	// FindEntries pages the entries of a filter. Errors: EINVALID (bad
 	// filter, cursor or full-text query).
 	FindEntries(ctx context.Context, f Filter) (Page, error)
+	// FieldMatches lists the error codes, event types and DLQs of a
+	// filter's entries whose names hold a search's terms. Errors:
+	// EINVALID.
+	FieldMatches(ctx context.Context, f Filter, terms []string, limit int) ([]FieldMatch, error)
 	// Entry is one entry with its body. Errors: ENOTFOUND.
 	Entry(ctx context.Context, id int64) (Entry, error)
 	// Groups pages failure groups. Errors: EINVALID.
@@ -114,8 +129,9 @@ type ViewStore interface {
 	Group(ctx context.Context, id int64, scope *TenantScope) (Group, error)
 	// SetTriage sets a group's triage state. Errors: EINVALID, ENOTFOUND.
 	SetTriage(ctx context.Context, id int64, t Triage) (Group, error)
-	// Trend counts a group's failures per bucket. Errors: EINVALID.
-	Trend(ctx context.Context, groupID int64, scope *TenantScope, from, to time.Time, step time.Duration) ([]int, error)
+	// Trends counts the failures of each of a page of groups per bucket,
+	// in one query. Errors: EINVALID.
+	Trends(ctx context.Context, groupIDs []int64, scope *TenantScope, from, to time.Time, step time.Duration) (map[int64][]int, error)
 	// Counts are the entry counts of a scope.
 	Counts(ctx context.Context, scope *TenantScope) (Counts, error)
 	// SourceCounts counts a scope's entries per DLQ.

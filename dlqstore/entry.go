@@ -42,12 +42,31 @@ type Entry struct {
 	// StatusReason says why the entry has its status when something other
 	// than its failure put it there (a discard reason, loop protection).
 	StatusReason string
+	// RefailedAs is, on a redriven entry, the entry its message became
+	// when it dead-lettered again (0: not seen again); RefailureOf is, on
+	// that re-failure, the redriven entry it came back from (0: none, or
+	// not known — RedriveJob still names the job). See Outcome.
+	RefailedAs, RefailureOf int64
+}
+
+// Outcome says what became of a redriven entry's message at now, given
+// how long a redrive is watched for a re-failure (watch).
+func (e Entry) Outcome(now time.Time, watch time.Duration) RedriveOutcome {
+	switch {
+	case e.RefailedAs != 0:
+		return OutcomeFailedAgain
+	case e.Status != StatusRedriven:
+		return OutcomeNone
+	case now.Sub(e.UpdatedAt) < watch: // UpdatedAt: when it was sent
+		return OutcomeWatching
+	}
+	return OutcomeNotSeenAgain
 }
 
 const entryColumns = `e.id, e.status, e.broker, e.cluster, e.vhost, e.destination, e.kpartition, e.koffset,
 	e.message_id, e.death_count, e.tenant, e.event_type, e.error_code, e.fingerprint, e.group_id,
 	e.indexed_at, e.updated_at, e.flags, e.payload_size, e.payload_hash, e.truncated, e.resource,
-	e.redrive_count, e.redrive_job, e.status_reason`
+	e.redrive_count, e.redrive_job, e.status_reason, e.refailed_as, e.refailure_of`
 
 // Entry returns one entry with its full record. Errors: ENOTFOUND.
 func (s *Store) Entry(ctx context.Context, id int64) (Entry, error) {
@@ -142,7 +161,7 @@ func scanEntry(r scanner) (Entry, int64, error) {
 	if err := r.Scan(&e.ID, &e.Status, &e.Broker, &e.Cluster, &e.VHost, &e.Destination, &part, &off,
 		&mid, &dc, &e.Tenant, &e.EventType, &e.ErrorCode, &e.Fingerprint, &e.GroupID,
 		&indexed, &updated, &flags, &e.PayloadSize, &e.PayloadHash, &truncated, &e.Resource,
-		&e.RedriveCount, &e.RedriveJob, &e.StatusReason, &last); err != nil {
+		&e.RedriveCount, &e.RedriveJob, &e.StatusReason, &e.RefailedAs, &e.RefailureOf, &last); err != nil {
 		return Entry{}, 0, err
 	}
 	e.Partition, e.Offset = -1, -1

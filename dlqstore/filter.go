@@ -32,10 +32,11 @@ type Filter struct {
 	Q                                                          string // full-text query, see ftsQuery
 	Limit                                                      int    // default 50, max 500
 	Cursor                                                     string // Page.Next of the previous page
-	// NoPayloadText keeps Q off the payload column of the full-text
-	// index, for a reader who may not probe payloads (MaySearchPayloads):
-	// Q then matches the message, exception and ids columns only, and a
-	// payload: column filter is refused (EINVALID).
+	// NoPayloadText keeps Q off the payload and key columns of the
+	// full-text index, for a reader who may not probe payloads
+	// (MaySearchPayloads): Q then matches the other columns only
+	// (SearchColumns), and a payload: or key: column filter is refused
+	// (EINVALID).
 	NoPayloadText bool
 }
 
@@ -100,12 +101,12 @@ func (f Filter) Validate() error {
 // FilterField reports whether name is one of a filter's fields in a
 // query string and in JSON (limit and cursor, which page a list, are not),
 // for the readers that refuse unknown ones: the job API and the CLI.
-func FilterField(name string) bool {
-	switch name {
-	case "status", "broker", "cluster", "destination", "event_type", "error_code", "tenant", "from", "to", "group", "q":
-		return true
-	}
-	return false
+func FilterField(name string) bool { return slices.Contains(FilterFields(), name) }
+
+// FilterFields are the names FilterField accepts, in the order pages
+// show them; the API's list of query parameters includes them.
+func FilterFields() []string {
+	return []string{"status", "broker", "cluster", "destination", "event_type", "error_code", "tenant", "from", "to", "group", "q"}
 }
 
 // ParseValues reads a filter from a query string: status (repeatable or

@@ -13,13 +13,20 @@ import (
 	"switchyard/delivery"
 )
 
-// Selection is the entries a job acts on: IDs, a Group or a Filter (one of
-// them), within Scope (the rules of the job's action; nil = everything),
-// and only entries whose status is in Eligible.
+// Selection is the entries a job acts on: IDs, a Group, a Filter or the
+// rest of a job (one of them), within Scope (the rules of the job's
+// action; nil = everything), and only entries whose status is in
+// Eligible.
 type Selection struct {
-	IDs      []int64
-	Group    int64
-	Filter   *Filter
+	IDs    []int64
+	Group  int64
+	Filter *Filter
+	// RestOf selects what job RestOf did not get through: the entries of
+	// its ledger it did not send or apply (failed or cancelled) and the
+	// re-failures of the messages it sent (entries whose redrive job it
+	// is). Re-planning them after a stopped job retries every message that
+	// is not known to be delivered.
+	RestOf   int64
 	Scope    *TenantScope
 	Eligible []Status
 	// Target, when set, replaces every entry's resource as the ledger's
@@ -45,8 +52,11 @@ func (sel Selection) sql() (string, []any, error) {
 	if sel.Filter != nil {
 		n++
 	}
+	if sel.RestOf != 0 {
+		n++
+	}
 	if n != 1 {
-		return "", nil, delivery.Errorf(delivery.EINVALID, "a selection needs exactly one of ids, group or filter")
+		return "", nil, delivery.Errorf(delivery.EINVALID, "a selection needs exactly one of ids, group, filter or the rest of a job")
 	}
 	var cs []string
 	var args []any
@@ -62,6 +72,10 @@ func (sel Selection) sql() (string, []any, error) {
 	case sel.Group != 0:
 		cs = append(cs, "e.group_id = ?")
 		args = append(args, sel.Group)
+	case sel.RestOf != 0:
+		cs = append(cs, `e.id IN (SELECT entry_id FROM job_items WHERE job_id = ? AND state IN (`+lit(ItemFailed)+`, `+lit(ItemCancelled)+`)
+	UNION ALL SELECT id FROM entries WHERE redrive_job = ?)`)
+		args = append(args, sel.RestOf, sel.RestOf)
 	default:
 		f := *sel.Filter
 		if err := f.Validate(); err != nil {

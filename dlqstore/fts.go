@@ -1,34 +1,85 @@
 package dlqstore
 
 import (
+	"slices"
 	"strings"
 
 	"switchyard/delivery"
 )
 
-// ftsColumns are the column names a query may filter on ("message:timeout").
-var ftsColumns = map[string]bool{"message": true, "exception": true, "ids": true, "payload": true}
+// The full-text index (entries_fts) has a column per kind of text, so that
+// a query can name one ("code:timeout") and a search kept off the message
+// itself can leave those columns out. What each holds is computed once, by
+// textOf (text.go), for new entries and for the rebuild alike:
+//   - message: the error message;
+//   - exception: the exception type, also split at dots and camel case;
+//   - ids: entry, envelope, correlation, trace and message ids;
+//   - code: the error code;
+//   - destination: the DLQ topic or queue and the origin topic or queue;
+//   - service: the origin service and consumer group;
+//   - event_type: the event type;
+//   - payload: the payload text, and key: the record key — the message
+//     itself, searched only by a reader who may probe payloads
+//     (Filter.NoPayloadText, MaySearchPayloads).
+//
+// The tokenizer splits at '_', '.' and '-', so UPSTREAM_TIMEOUT is the
+// words upstream and timeout: "UPSTREAM_TIMEOUT" (a phrase of both),
+// "upstream timeout" and "timeout" all find it.
+const (
+	openColumns  = "message exception ids code destination service event_type"
+	probeColumns = "payload key"
+)
 
-// textColumns are the columns a search without payload text keeps to
-// (Filter.NoPayloadText), as an FTS5 column set: a column filter nested
-// inside it can only narrow it further.
-const textColumns = "{message exception ids}"
+// SearchColumns are the columns of the full-text index a search reads: all
+// of them, or without payload text (Filter.NoPayloadText) all but payload
+// and key. Each is also a column filter of the query syntax ("code:").
+func SearchColumns(noPayloadText bool) []string {
+	cols := strings.Fields(openColumns)
+	if !noPayloadText {
+		cols = append(cols, strings.Fields(probeColumns)...)
+	}
+	return cols
+}
 
 // ftsQuery turns what an operator types into an FTS5 query, or an EINVALID
 // error that says what is wrong. The syntax is FTS5's own subset: words
 // (implicitly ANDed), "quoted phrases", a trailing * for a prefix, AND, OR,
-// NOT (binary: "a NOT b"), parentheses and column filters (message:,
-// exception:, ids:, payload:). Every word is quoted before it reaches FTS5,
-// so that an id with '-', '.', ':' or '/' in it is a phrase of its parts
-// rather than an FTS5 syntax error, and lower-case and/or/not are words.
+// NOT (binary: "a NOT b"), parentheses and column filters (SearchColumns:
+// message:, exception:, code:, …). Every word is quoted before it reaches
+// FTS5, so that an id with '-', '.', ':' or '/' in it is a phrase of its
+// parts rather than an FTS5 syntax error, and lower-case and/or/not are
+// words.
 //
-// With noPayload (Filter.NoPayloadText) the whole query is kept to
-// textColumns and a payload: filter is refused: the query is parsed
-// before it is wrapped, so no parenthesis can close the wrapping early.
+// With noPayload (Filter.NoPayloadText) the whole query is kept to the
+// columns that do not hold the message itself (openColumns) and a payload:
+// or key: filter is refused: the query is parsed before it is wrapped, so
+// no parenthesis can close the wrapping early.
 func ftsQuery(q string, noPayload bool) (string, error) {
-	var out []string
+	match, _, err := parseSearch(q, noPayload)
+	return match, err
+}
+
+// SearchTerms are the words and phrases a search looks for, lower-case,
+// each once: without operators, column filters, quotes, a prefix's * and
+// whatever follows a NOT. They are what an empty result suggests filters
+// for (package dlq). An invalid search has none.
+func SearchTerms(q string) []string {
+	_, terms, err := parseSearch(q, false)
+	if err != nil {
+		return nil
+	}
+	return terms
+}
+
+// parseSearch is ftsQuery, also returning SearchTerms.
+func parseSearch(q string, noPayload bool) (string, []string, error) {
+	var out, terms []string
 	prev := "start" // kind of the previous item: start, term, op, open, close, col
 	depth := 0
+	// A NOT excludes its right operand, a term or a parenthesized group:
+	// negNext marks the next operand, negDepth the depth a negated group
+	// opened at (-1: none).
+	negNext, negDepth := false, -1
 	bad := func(format string) error {
 		return delivery.Errorf(delivery.EINVALID, format, q)
 	}
@@ -45,6 +96,15 @@ func ftsQuery(q string, noPayload bool) (string, error) {
 		}
 		prev = kind
 	}
+	term := func(text string) {
+		if negNext || negDepth >= 0 {
+			negNext = false
+			return
+		}
+		if t := strings.ToLower(strings.TrimSpace(text)); !slices.Contains(terms, t) {
+			terms = append(terms, t)
+		}
+	}
 	for i := 0; i < len(q); {
 		c := q[i]
 		switch {
@@ -53,21 +113,28 @@ func ftsQuery(q string, noPayload bool) (string, error) {
 			continue
 		case c == '(':
 			emit("(", "open")
+			if negNext && negDepth < 0 {
+				negDepth = depth
+			}
+			negNext = false
 			depth++
 			i++
 			continue
 		case c == ')':
 			if depth == 0 {
-				return "", bad("search: unbalanced parenthesis in %q")
+				return "", nil, bad("search: unbalanced parenthesis in %q")
 			}
 			if prev == "open" {
-				return "", bad("search: empty parentheses in %q")
+				return "", nil, bad("search: empty parentheses in %q")
 			}
 			if prev == "op" || prev == "col" {
-				return "", bad("search: an operator needs a term on each side in %q")
+				return "", nil, bad("search: an operator needs a term on each side in %q")
 			}
 			out = append(out, ")")
 			depth--
+			if depth == negDepth {
+				negDepth = -1
+			}
 			prev = "close"
 			i++
 			continue
@@ -90,18 +157,19 @@ func ftsQuery(q string, noPayload bool) (string, error) {
 				j++
 			}
 			if !closed {
-				return "", bad("search: unbalanced quote in %q")
+				return "", nil, bad("search: unbalanced quote in %q")
 			}
 			phrase := b.String()
 			if strings.TrimSpace(phrase) == "" {
-				return "", bad("search: empty phrase in %q")
+				return "", nil, bad("search: empty phrase in %q")
 			}
-			term := quote(phrase)
+			item := quote(phrase)
 			if j < len(q) && q[j] == '*' {
-				term += "*"
+				item += "*"
 				j++
 			}
-			emit(term, "term")
+			emit(item, "term")
+			term(phrase)
 			i = j
 			continue
 		}
@@ -116,22 +184,26 @@ func ftsQuery(q string, noPayload bool) (string, error) {
 		case "AND", "OR", "NOT":
 			if prev == "start" || prev == "op" || prev == "open" || prev == "col" {
 				if word == "NOT" && (prev == "start" || prev == "open") {
-					return "", bad("search: NOT needs a term before it (write: error NOT timeout) in %q")
+					return "", nil, bad("search: NOT needs a term before it (write: error NOT timeout) in %q")
 				}
-				return "", bad("search: " + word + " needs a term on each side in %q")
+				return "", nil, bad("search: " + word + " needs a term on each side in %q")
 			}
 			out = append(out, word)
+			negNext = word == "NOT"
 			prev = "op"
 			continue
 		}
 		col, rest, ok := strings.Cut(word, ":")
-		if ok && noPayload && strings.EqualFold(col, "payload") {
+		if ok && noPayload && slices.Contains(strings.Fields(probeColumns), strings.ToLower(col)) {
 			// In any case: FTS5 reads column names so.
-			return "", bad("search: you may not search payload text (payload:) in %q")
+			if strings.EqualFold(col, "payload") {
+				return "", nil, bad("search: you may not search payload text (payload:) in %q")
+			}
+			return "", nil, bad("search: you may not search message keys (" + strings.ToLower(col) + ":) in %q")
 		}
-		if ok && ftsColumns[col] {
+		if ok && slices.Contains(SearchColumns(false), col) {
 			if prev == "col" {
-				return "", bad("search: two column filters in a row in %q")
+				return "", nil, bad("search: two column filters in a row in %q")
 			}
 			emit(col+":", "col")
 			if rest == "" {
@@ -145,25 +217,26 @@ func ftsQuery(q string, noPayload bool) (string, error) {
 			prefix = true
 		}
 		if word == "" {
-			return "", bad("search: a lone * is not a search term in %q")
+			return "", nil, bad("search: a lone * is not a search term in %q")
 		}
-		term := quote(word)
+		item := quote(word)
 		if prefix {
-			term += "*"
+			item += "*"
 		}
-		emit(term, "term")
+		emit(item, "term")
+		term(word)
 	}
 	if depth != 0 {
-		return "", bad("search: unbalanced parenthesis in %q")
+		return "", nil, bad("search: unbalanced parenthesis in %q")
 	}
 	if prev == "op" || prev == "col" {
-		return "", bad("search: an operator or column filter needs a term after it in %q")
+		return "", nil, bad("search: an operator or column filter needs a term after it in %q")
 	}
 	match := strings.Join(out, " ")
 	if noPayload {
-		match = textColumns + " : (" + match + ")"
+		match = "{" + openColumns + "} : (" + match + ")"
 	}
-	return match, nil
+	return match, terms, nil
 }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

@@ -16,13 +16,17 @@ import (
 // Group is one failure cause: the entries that share a fingerprint.
 type Group struct {
 	ID                                  int64
-	Fingerprint, Title                  string // Title = delivery.NormalizeMessage of a representative message
+	Fingerprint, Title                  string // Title = delivery.MessageTitle of a representative message
 	ErrorCode, EventType, ExceptionType string
 	// Count, FirstSeen, LastSeen, Destinations and Tenants are computed
-	// over the caller's scope (tenants and resource rules) only. Count is every stored entry of
-	// the group in scope; Open those still dead or quarantined.
+	// over the caller's scope (tenants and resource rules) only. Count is
+	// the group's messages in scope: every stored entry but the redriven
+	// ones whose message failed again, which count once, as their
+	// re-failure (Counts); FailedAgain is those. Open is the messages
+	// still dead or quarantined.
 	Count               int
 	Open                int
+	FailedAgain         int
 	FirstSeen, LastSeen time.Time
 	Destinations        []string
 	Tenants             []string
@@ -108,8 +112,8 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 			cs = append(cs, c)
 			args = append(args, a...)
 		}
-		src = "SELECT group_id, SUM(n) AS cnt, MIN(first_seen) AS fs, MAX(last_seen) AS ls FROM group_stats WHERE " +
-			strings.Join(cs, " AND ") + " GROUP BY group_id HAVING SUM(n) > 0"
+		src = "SELECT group_id, SUM(CASE WHEN refailed THEN 0 ELSE n END) AS cnt, MIN(first_seen) AS fs, MAX(last_seen) AS ls FROM group_stats WHERE " +
+			strings.Join(cs, " AND ") + " GROUP BY group_id HAVING cnt > 0"
 	}
 	q := "SELECT " + groupColumns + ", a.cnt, a.fs, a.ls FROM (" + src + ") a JOIN groups g ON g.id = a.group_id WHERE 1"
 	if f.State != "" {
@@ -195,7 +199,7 @@ func (s *Store) fillStats(ctx context.Context, gs []Group, tenants []string, sco
 		byID[gs[i].ID] = &gs[i]
 		args = append(args, gs[i].ID)
 	}
-	q := "SELECT group_id, tenant, broker, destination, status, n FROM group_stats WHERE group_id IN (" + placeholders(len(gs)) + ")"
+	q := "SELECT group_id, tenant, broker, destination, status, refailed, n FROM group_stats WHERE group_id IN (" + placeholders(len(gs)) + ")"
 	if c, a := scopeCond(scope, tenants, "tenant", "resource"); c != "" {
 		q += " AND " + c
 		args = append(args, a...)
@@ -209,12 +213,16 @@ func (s *Store) fillStats(ctx context.Context, gs []Group, tenants []string, sco
 		var id int64
 		var tenant, broker, dest string
 		var st Status
+		var refailed bool
 		var n int
-		if err := rows.Scan(&id, &tenant, &broker, &dest, &st, &n); err != nil {
+		if err := rows.Scan(&id, &tenant, &broker, &dest, &st, &refailed, &n); err != nil {
 			return fmt.Errorf("group stats: %w", err)
 		}
 		g := byID[id]
-		if st.Open() {
+		switch {
+		case refailed:
+			g.FailedAgain += n
+		case st.Open():
 			g.Open += n
 		}
 		if !slices.Contains(g.Destinations, dest) {
@@ -252,9 +260,12 @@ func (s *Store) Group(ctx context.Context, id int64, scope *TenantScope) (Group,
 	args = append(args, id)
 	var g Group
 	var cnt, fs, ls int64
+	// A group whose every entry in scope failed again elsewhere (in
+	// another group) has no message left but is still there to open.
 	err := scanGroup(s.db.QueryRowContext(ctx, "SELECT "+groupColumns+`, a.cnt, a.fs, a.ls FROM
-	(SELECT SUM(n) AS cnt, MIN(first_seen) AS fs, MAX(last_seen) AS ls FROM group_stats WHERE group_id = ?`+cond+`) a,
-	groups g WHERE g.id = ? AND a.cnt > 0`, args...), &g, now, &cnt, &fs, &ls)
+	(SELECT SUM(CASE WHEN refailed THEN 0 ELSE n END) AS cnt, SUM(n) AS total, MIN(first_seen) AS fs, MAX(last_seen) AS ls
+		FROM group_stats WHERE group_id = ?`+cond+`) a,
+	groups g WHERE g.id = ? AND a.total > 0`, args...), &g, now, &cnt, &fs, &ls)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Group{}, notFound
 	}
@@ -309,50 +320,4 @@ func (s *Store) SetTriage(ctx context.Context, id int64, t Triage) (Group, error
 		return Group{}, delivery.Errorf(delivery.ENOTFOUND, "failure group %d not found", id)
 	}
 	return s.Group(ctx, id, nil)
-}
-
-// maxBuckets bounds a trend.
-const maxBuckets = 2000
-
-// Trend returns the number of the group's failures (by last failure time)
-// per step-wide bucket of [from, to), counting only entries in scope.
-// Errors: EINVALID for a bad range.
-func (s *Store) Trend(ctx context.Context, groupID int64, scope *TenantScope, from, to time.Time, step time.Duration) ([]int, error) {
-	if step <= 0 || !to.After(from) {
-		return nil, delivery.Errorf(delivery.EINVALID, "trend needs from before to and a positive step")
-	}
-	n := int((to.Sub(from) + step - 1) / step)
-	if n > maxBuckets {
-		return nil, delivery.Errorf(delivery.EINVALID, "trend of %d buckets is too long (at most %d)", n, maxBuckets)
-	}
-	out := make([]int, n)
-	tenants, visible := scopeTenants(scope)
-	if !visible {
-		return out, nil
-	}
-	args := []any{from.UnixNano(), int64(step), groupID, from.UnixNano(), to.UnixNano()}
-	q := `SELECT (last_failure_at - ?) / ?, count(*) FROM entries WHERE group_id = ? AND last_failure_at >= ? AND last_failure_at < ?`
-	if c, a := scopeCond(scope, tenants, "tenant", "resource"); c != "" {
-		q += " AND " + c
-		args = append(args, a...)
-	}
-	rows, err := s.db.QueryContext(ctx, q+" GROUP BY 1", args...)
-	if err != nil {
-		return nil, fmt.Errorf("trend of group %d: %w", groupID, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var b int64
-		var c int
-		if err := rows.Scan(&b, &c); err != nil {
-			return nil, fmt.Errorf("trend of group %d: %w", groupID, err)
-		}
-		if b >= 0 && b < int64(n) {
-			out[b] = c
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("trend of group %d: %w", groupID, err)
-	}
-	return out, nil
 }

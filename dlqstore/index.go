@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"switchyard/delivery"
 )
@@ -36,11 +35,6 @@ type TopicPartition struct {
 	Topic     string
 	Partition int32
 }
-
-// maxFTSText caps the payload text put into the full-text index: the
-// first 64 KiB of a body hold whatever an operator searches for, and a 5 MB
-// body would otherwise cost megabytes of index.
-const maxFTSText = 64 << 10
 
 // IndexKafka stores the records read from one partition of a DLQ topic and
 // sets the partition's next offset to nextOffset, in ONE transaction: after
@@ -145,11 +139,13 @@ type key struct {
 	deathCount                          int
 }
 
-// statKey is one row of group_stats.
+// statKey is one row of group_stats. refailed counts redriven entries
+// whose message failed again apart (see refailure.go).
 type statKey struct {
 	group                                                     int64
 	tenant, broker, cluster, destination, resource, eventType string
 	status                                                    Status
+	refailed                                                  bool
 }
 
 type statDelta struct {
@@ -180,8 +176,8 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, now int64, items []Index
 	status, broker, cluster, vhost, destination, kpartition, koffset, message_id, death_count,
 	tenant, event_type, error_code, fingerprint, group_id, first_failure_at, last_failure_at,
 	indexed_at, updated_at, flags, payload_size, payload_hash, truncated, resource,
-	redrive_count, redrive_job, status_reason)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	redrive_count, redrive_job, status_reason, refailure_of)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return res, fmt.Errorf("prepare entry insert: %w", err)
 	}
@@ -191,7 +187,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 		return res, fmt.Errorf("prepare body insert: %w", err)
 	}
 	defer insBody.Close()
-	insFTS, err := tx.PrepareContext(ctx, "INSERT INTO entries_fts (rowid, message, exception, ids, payload) VALUES (?, ?, ?, ?, ?)")
+	insFTS, err := tx.PrepareContext(ctx, insertTextSQL)
 	if err != nil {
 		return res, fmt.Errorf("prepare fts insert: %w", err)
 	}
@@ -199,6 +195,9 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 
 	groups := map[int64]*groupDelta{}
 	stats := map[statKey]*statDelta{}
+	links := &refailureLinks{tx: tx}
+	defer links.close()
+	superseded := map[int64]int{} // per group: originals now counted as their re-failure
 	var enc encoder
 	for i := range items {
 		if err := ctx.Err(); err != nil {
@@ -229,11 +228,17 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 			reason = fmt.Sprintf("quarantined automatically: redriven %d times (limit %d) and still failing", it.DL.RedriveCount, s.maxRedrives)
 		}
 		job, _ := strconv.ParseInt(it.DL.Headers.String(delivery.HeaderRedriveJob), 10, 64)
+		var orig refailedOriginal
+		if job != 0 {
+			if orig, _, err = links.find(ctx, job, it); err != nil {
+				return res, fmt.Errorf("insert entry %d: %w", i, err)
+			}
+		}
 		result, err := insEntry.ExecContext(ctx, string(status),
 			k.broker, k.cluster, k.vhost, k.destination, part, off, mid, dc,
 			r.tenant, r.eventType, it.DL.Error.Code, it.Fingerprint, gid, r.first, r.last,
 			now, now, strings.Join(it.Flags, ","), it.PayloadSize, it.PayloadHash, truncated, r.resource,
-			it.DL.RedriveCount, job, reason)
+			it.DL.RedriveCount, job, reason, orig.id)
 		if err != nil {
 			return res, fmt.Errorf("insert entry %d: %w", i, err)
 		}
@@ -246,11 +251,15 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 			return res, fmt.Errorf("insert entry %d: %w", i, err)
 		}
 		res.Inserted++
+		if orig.id != 0 {
+			if err := links.supersede(ctx, orig, id, stats, superseded); err != nil {
+				return res, err
+			}
+		}
 		if _, err := insBody.ExecContext(ctx, id, nonNil(it.DL.Payload), r.headers, r.record); err != nil {
 			return res, fmt.Errorf("insert body of entry %d: %w", i, err)
 		}
-		if _, err := insFTS.ExecContext(ctx, id, it.DL.Error.Message, it.DL.Error.ExceptionType,
-			idsText(id, it), payloadText(it.DL.Payload)); err != nil {
+		if _, err := insFTS.ExecContext(ctx, textOf(id, it, k.destination).args(id)...); err != nil {
 			return res, fmt.Errorf("index text of entry %d: %w", i, err)
 		}
 		g := groups[gid]
@@ -284,6 +293,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 			}
 		}
 	}
+	for gid, n := range superseded {
+		if _, err := tx.ExecContext(ctx, "UPDATE groups SET count = max(count - ?, 0) WHERE id = ?", n, gid); err != nil {
+			return res, fmt.Errorf("update group %d: %w", gid, err)
+		}
+	}
 	if err := applyStats(ctx, tx, stats); err != nil {
 		return res, err
 	}
@@ -301,9 +315,9 @@ func applyStats(ctx context.Context, tx *sql.Tx, stats map[statKey]*statDelta) e
 	if len(stats) == 0 {
 		return nil
 	}
-	up, err := tx.PrepareContext(ctx, `INSERT INTO group_stats (group_id, tenant, broker, cluster, destination, resource, event_type, status, n, first_seen, last_seen)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (group_id, tenant, broker, cluster, destination, resource, event_type, status) DO UPDATE SET
+	up, err := tx.PrepareContext(ctx, `INSERT INTO group_stats (group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed, n, first_seen, last_seen)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed) DO UPDATE SET
 	n = n + excluded.n, first_seen = min(first_seen, excluded.first_seen), last_seen = max(last_seen, excluded.last_seen)`)
 	if err != nil {
 		return fmt.Errorf("update group stats: %w", err)
@@ -315,7 +329,7 @@ ON CONFLICT (group_id, tenant, broker, cluster, destination, resource, event_typ
 			continue
 		}
 		negative = negative || d.n < 0
-		if _, err := up.ExecContext(ctx, k.group, k.tenant, k.broker, k.cluster, k.destination, k.resource, k.eventType, string(k.status), d.n, d.first, d.last); err != nil {
+		if _, err := up.ExecContext(ctx, k.group, k.tenant, k.broker, k.cluster, k.destination, k.resource, k.eventType, string(k.status), k.refailed, d.n, d.first, d.last); err != nil {
 			return fmt.Errorf("update group stats: %w", err)
 		}
 	}
@@ -368,10 +382,11 @@ VALUES (?, ?, ?, ?, ?, ?) RETURNING id`); err != nil {
 	return ids, nil
 }
 
-// groupTitle is the normalized message of a group's first entry, or what
-// else names the failure when there is no message.
+// groupTitle is the shape of a group's first entry's message
+// (delivery.MessageTitle: the fingerprint's, with its case), or what else
+// names the failure when there is no message.
 func groupTitle(dl delivery.DeadLetter) string {
-	if t := delivery.NormalizeMessage(dl.Error.Message); t != "" {
+	if t := delivery.MessageTitle(dl.Error.Message); t != "" {
 		return t
 	}
 	if dl.Error.ExceptionType != "" {
@@ -395,61 +410,6 @@ func eventType(dl delivery.DeadLetter) string {
 		return dl.Envelope.Type
 	}
 	return dl.Headers.String(delivery.HeaderEventType)
-}
-
-// idsText is the ids column of the full-text index: entry id, envelope id,
-// correlation id (envelope or header), trace id and message id.
-func idsText(id int64, it *IndexItem) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d", id)
-	add := func(v string) {
-		if v != "" {
-			b.WriteByte(' ')
-			b.WriteString(v)
-		}
-	}
-	dl := &it.DL
-	if dl.Envelope != nil {
-		add(dl.Envelope.ID)
-		add(dl.Envelope.CorrelationID)
-		add(dl.Envelope.TraceID)
-	}
-	if c := dl.Headers.String(delivery.HeaderCorrelationID); dl.Envelope == nil || c != dl.Envelope.CorrelationID {
-		add(c)
-	}
-	if dl.Envelope == nil {
-		add(dl.Headers.String(delivery.HeaderEventID))
-		add(traceIDOf(dl.Headers.String(delivery.HeaderTraceparent)))
-	}
-	add(it.MessageID)
-	return b.String()
-}
-
-// traceIDOf returns the trace id of a W3C traceparent header.
-func traceIDOf(tp string) string {
-	parts := strings.Split(tp, "-")
-	if len(parts) == 4 && len(parts[1]) == 32 {
-		return parts[1]
-	}
-	return ""
-}
-
-// payloadText is the searchable text of a payload: the payload itself when
-// it is UTF-8 (cut at a rune boundary to maxFTSText), nothing otherwise.
-func payloadText(p []byte) string {
-	if len(p) > maxFTSText {
-		p = p[:maxFTSText]
-		for len(p) > 0 && !utf8.RuneStart(p[len(p)-1]) {
-			p = p[:len(p)-1]
-		}
-		if len(p) > 0 {
-			p = p[:len(p)-1] // the last rune may be cut: drop it
-		}
-	}
-	if !utf8.Valid(p) {
-		return ""
-	}
-	return string(p)
 }
 
 func nonNil(b []byte) []byte {

@@ -39,7 +39,7 @@ func (s *Store) Purge(ctx context.Context, resolvedBefore time.Time) (int64, err
 
 func purgeOnce(ctx context.Context, tx *sql.Tx, before int64) (int, error) {
 	// The condition repeats the partial index's WHERE so that SQLite uses it.
-	rows, err := tx.QueryContext(ctx, `SELECT id, group_id, tenant, broker, cluster, destination, resource, event_type, status FROM entries
+	rows, err := tx.QueryContext(ctx, `SELECT id, group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed_as != 0 FROM entries
 WHERE status IN (`+lit(StatusResolved)+`, `+lit(StatusDiscarded)+`) AND updated_at < ? LIMIT ?`, before, purgeBatch)
 	if err != nil {
 		return 0, err
@@ -51,7 +51,7 @@ WHERE status IN (`+lit(StatusResolved)+`, `+lit(StatusDiscarded)+`) AND updated_
 	var vs []victim
 	for rows.Next() {
 		var v victim
-		if err := rows.Scan(&v.id, &v.k.group, &v.k.tenant, &v.k.broker, &v.k.cluster, &v.k.destination, &v.k.resource, &v.k.eventType, &v.k.status); err != nil {
+		if err := rows.Scan(&v.id, &v.k.group, &v.k.tenant, &v.k.broker, &v.k.cluster, &v.k.destination, &v.k.resource, &v.k.eventType, &v.k.status, &v.k.refailed); err != nil {
 			rows.Close()
 			return 0, err
 		}
@@ -97,7 +97,9 @@ WHERE status IN (`+lit(StatusResolved)+`, `+lit(StatusDiscarded)+`) AND updated_
 			stats[v.k] = d
 		}
 		d.n--
-		groups[v.k.group]++
+		if !v.k.refailed { // a re-failed entry is no longer in its group's count
+			groups[v.k.group]++
+		}
 	}
 	for gid, n := range groups {
 		if _, err := tx.ExecContext(ctx, "UPDATE groups SET count = max(count - ?, 0) WHERE id = ?", n, gid); err != nil {
@@ -144,32 +146,23 @@ func setStatusTx(ctx context.Context, tx *sql.Tx, now int64, ids []int64, status
 		args = append(args, id)
 	}
 	in := placeholders(len(ids))
-	rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, last_failure_at FROM entries
+	rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed_as != 0, last_failure_at FROM entries
 WHERE status != ? AND id IN (`+in+`)`, args...)
 	if err != nil {
 		return 0, err
 	}
 	stats := map[statKey]*statDelta{}
-	add := func(k statKey, n int, t int64) {
-		d := stats[k]
-		if d == nil {
-			d = &statDelta{first: t, last: t}
-			stats[k] = d
-		}
-		d.n += n
-		d.first, d.last = min(d.first, t), max(d.last, t)
-	}
 	n := 0
 	for rows.Next() {
 		var k statKey
 		var t int64
-		if err := rows.Scan(&k.group, &k.tenant, &k.broker, &k.cluster, &k.destination, &k.resource, &k.eventType, &k.status, &t); err != nil {
+		if err := rows.Scan(&k.group, &k.tenant, &k.broker, &k.cluster, &k.destination, &k.resource, &k.eventType, &k.status, &k.refailed, &t); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		add(k, -1, t)
+		addStat(stats, k, -1, t)
 		k.status = status
-		add(k, 1, t)
+		addStat(stats, k, 1, t)
 		n++
 	}
 	rows.Close()

@@ -153,8 +153,101 @@ CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 		{Version: 4, Name: "tenant at the end of the filter indexes", SQL: migrationFilterTenant},
 		{Version: 5, Name: "who may see a job: the resources and tenants of its entries", SQL: migrationJobScopes},
 		{Version: 6, Name: "who cancelled a job", SQL: migrationCancelledBy},
+		{Version: 7, Name: "full-text index of codes, exception words, destinations, services, event types and keys", SQL: migrationSearchColumns},
+		{Version: 8, Name: "what became of a redrive: re-failures linked to the entries they were redriven from", SQL: migrationRefailures},
 	}
 }
+
+// migrationSearchColumns gives the full-text index a column for each kind
+// of text an operator sees on an entry and searches for beyond its message,
+// exception, ids and payload (fts.go): the error code, the DLQ and origin
+// topic or queue, the origin service and consumer group, the event type,
+// and the key. An FTS5 table cannot gain columns, and the exception's
+// camel-case words take Go (nameText), so the index is created anew, empty,
+// and RebuildText fills it for the entries stored before, newest first, in
+// small transactions while the console runs: filling it here would hold
+// the write lock, and the console's start, for minutes over millions of
+// entries.
+const migrationSearchColumns = `
+DROP TABLE entries_fts;
+CREATE VIRTUAL TABLE entries_fts USING fts5(
+	message, exception, ids, payload, code, destination, service, event_type, key,
+	content = '', contentless_delete = 1,
+	tokenize = 'unicode61 remove_diacritics 2'
+);
+`
+
+// migrationRefailures links a redriven entry to what became of its
+// message. A dead letter indexed with redrive provenance (redrive_job
+// set) is a re-failure: refailure_of names the entry it was redriven from
+// (found by the switchyard.redrive.from header among the job's ledger,
+// linkRefailure in refailure.go), and that entry's refailed_as names its
+// first re-failure. A redriven entry with refailed_as = 0 was not seen
+// again (Entry.Outcome).
+//
+// The failure group counts messages, not deliveries: a redriven entry whose
+// message failed again is counted once, as its re-failure. So group_stats
+// gains refailed (1 for such an entry) in its key, groups.count leaves
+// them out, and Counts reports them apart (FailedAgain).
+//
+// Backfill: existing re-failures are linked the same way, in SQL (the
+// location string of LocationString, with the default vhost's "/" as
+// %2F); then group_stats is rebuilt from its own rows (every row
+// refailed = 0) with the re-failed originals moved to refailed = 1, and
+// the groups' counts follow. entries.headers is text JSON stored as a
+// BLOB, hence the CAST.
+const migrationRefailures = `
+ALTER TABLE entries ADD COLUMN refailure_of INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE entries ADD COLUMN refailed_as  INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX entries_refailure_of ON entries(refailure_of) WHERE refailure_of != 0;
+
+UPDATE entries SET refailure_of = coalesce((
+	SELECT o.id FROM job_items i JOIN entries o ON o.id = i.entry_id
+	WHERE i.job_id = entries.redrive_job AND o.id != entries.id
+		AND (CASE o.broker
+			WHEN 'kafka' THEN 'kafka:' || o.cluster || '/' || o.destination || '/' || o.kpartition || '@' || o.koffset
+			ELSE 'rabbitmq:' || o.cluster || '/' || replace(o.vhost, '/', '%2F') || '/' || o.destination END) = (
+			SELECT json_extract(h.value, '$.v') FROM entry_bodies b,
+				json_each(CASE WHEN json_valid(CAST(b.headers AS TEXT)) THEN CAST(b.headers AS TEXT) ELSE '[]' END) h
+			WHERE b.id = entries.id AND json_extract(h.value, '$.k') = 'switchyard.redrive.from'
+			ORDER BY h.key DESC LIMIT 1)
+		AND (o.broker = 'kafka' OR o.message_id = entries.message_id)
+	ORDER BY o.id DESC LIMIT 1), 0)
+WHERE redrive_job != 0;
+UPDATE entries SET refailed_as = (SELECT min(r.id) FROM entries r WHERE r.refailure_of = entries.id)
+WHERE id IN (SELECT refailure_of FROM entries WHERE refailure_of != 0);
+
+CREATE TABLE group_stats_v3 (
+	group_id    INTEGER NOT NULL,
+	tenant      TEXT    NOT NULL,
+	broker      TEXT    NOT NULL,
+	cluster     TEXT    NOT NULL,
+	destination TEXT    NOT NULL,
+	resource    TEXT    NOT NULL,
+	event_type  TEXT    NOT NULL,
+	status      TEXT    NOT NULL,
+	refailed    INTEGER NOT NULL, -- 1: redriven entries whose message failed again (counted as their re-failure)
+	n           INTEGER NOT NULL,
+	first_seen  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	PRIMARY KEY (group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed)
+) WITHOUT ROWID;
+INSERT INTO group_stats_v3 (group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed, n, first_seen, last_seen)
+	SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, 0, n, first_seen, last_seen FROM group_stats;
+INSERT INTO group_stats_v3 (group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed, n, first_seen, last_seen)
+	SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, 1, count(*), min(first_failure_at), max(last_failure_at)
+	FROM entries WHERE id IN (SELECT refailure_of FROM entries WHERE refailure_of != 0)
+	GROUP BY group_id, tenant, broker, cluster, destination, resource, event_type, status;
+UPDATE group_stats_v3 AS s SET n = s.n - r.n FROM group_stats_v3 AS r
+WHERE s.refailed = 0 AND r.refailed = 1 AND r.group_id = s.group_id AND r.tenant = s.tenant AND r.broker = s.broker
+	AND r.cluster = s.cluster AND r.destination = s.destination AND r.resource = s.resource AND r.event_type = s.event_type AND r.status = s.status;
+DELETE FROM group_stats_v3 WHERE n <= 0;
+DROP TABLE group_stats;
+ALTER TABLE group_stats_v3 RENAME TO group_stats;
+CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
+UPDATE groups SET count = max(0, count - (SELECT sum(n) FROM group_stats s WHERE s.refailed = 1 AND s.group_id = groups.id))
+WHERE id IN (SELECT group_id FROM group_stats WHERE refailed = 1);
+`
 
 // migrationCancelledBy records who asked to cancel a job
 // (JobRecord.CancelledBy), which pages said by reading "cancelled by X"

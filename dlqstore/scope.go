@@ -51,18 +51,18 @@ func ScopeFor(pol access.Policy, p *access.Principal, a access.Action) *TenantSc
 	return out
 }
 
-// MaySearchPayloads reports whether p may search the payload text of the
-// full-text index. The index holds every record's value unmasked — the
-// payload and the envelope's metadata (partition_key) — so searching it
-// would tell whether a masked field, or a body p may not read, holds a
-// value. Only a principal who may read payloads and PII (read_payload and
+// MaySearchPayloads reports whether p may search the payload and key text
+// of the full-text index. The index holds every record's value and key
+// unmasked — the payload, the envelope's metadata (partition_key) and the
+// key, which $key rules mask — so searching them would tell whether a
+// masked field, a masked key, or a body p may not read, holds a value.
+// Only a principal who may read payloads and PII (read_payload and
 // read_pii) in every tenant they may view, and in every tenant of the
-// actions given (a job's), searches it; anyone else's search is kept to
-// the message, exception and ids columns (Filter.NoPayloadText). Record
-// keys are not indexed at all (idsText holds entry, envelope, correlation,
-// trace and message ids only), so a masked key cannot be probed either.
-// The dead-letter service decides the entries list with it, the redrive
-// engine every filter selection.
+// actions given (a job's), searches them; anyone else's search is kept to
+// the other columns (Filter.NoPayloadText, SearchColumns): message,
+// exception, ids, code, destination, service and event type, which every
+// viewer of an entry sees on its page. The dead-letter service decides the
+// entries list with it, the redrive engine every filter selection.
 func MaySearchPayloads(pol access.Policy, p *access.Principal, acts ...access.Action) bool {
 	if p == nil {
 		return false

@@ -25,6 +25,18 @@ type Page struct {
 	// count exactly).
 	Total       int
 	TotalCapped bool
+	// Searched: the filter has text, and these are the columns of the
+	// full-text index it was looked for in (SearchColumns), for an empty
+	// result to say what was searched.
+	Searched []string
+	// TextPending: the filter has text and the full-text index is still
+	// being rebuilt for older entries (RebuildText), which the page may
+	// lack.
+	TextPending bool
+	// Suggestions: on an empty first page of a text search, the filter
+	// values whose names hold its words (FieldMatches). The store leaves
+	// it empty; package dlq fills it, in the caller's scope.
+	Suggestions []FieldMatch
 }
 
 // TotalCap bounds the work of Page.Total.
@@ -72,6 +84,15 @@ const maxExpand = 32
 // entries arrive meanwhile. Errors: EINVALID for a bad cursor, limit or
 // full-text query (the message says what is wrong with the query).
 func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
+	page, err := s.findEntries(ctx, f)
+	if err == nil && strings.TrimSpace(f.Q) != "" {
+		page.Searched = SearchColumns(f.NoPayloadText)
+		page.TextPending = s.textPending.Load()
+	}
+	return page, err
+}
+
+func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 	if err := f.Validate(); err != nil {
 		return Page{}, err
 	}

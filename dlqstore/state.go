@@ -38,6 +38,21 @@ func (s Status) Valid() bool {
 // "open" counts: dead or quarantined).
 func (s Status) Open() bool { return s == StatusDead || s == StatusQuarantined }
 
+// RedriveOutcome is what became of a redriven entry's message
+// (Entry.Outcome): the entry keeps its status, redriven, and its outcome
+// says whether the message came back. The pages show it beside the status
+// ("redriven → failed again"), and the counts keep a re-failed entry apart
+// (Counts.FailedAgain, Group.FailedAgain), counted once as its re-failure.
+type RedriveOutcome string
+
+// Redrive outcomes.
+const (
+	OutcomeNone         RedriveOutcome = ""               // not redriven
+	OutcomeWatching     RedriveOutcome = "watching"       // redriven within the watch window; no re-failure yet
+	OutcomeFailedAgain  RedriveOutcome = "failed_again"   // its message dead-lettered again (Entry.RefailedAs)
+	OutcomeNotSeenAgain RedriveOutcome = "not_seen_again" // redriven, and not seen again within the watch window
+)
+
 // JobState is the state of a job. A job is created running (or freezing,
 // while a big set is frozen a chunk per transaction); it ends completed,
 // cancelled, canary_failed or failed.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"switchyard/delivery"
@@ -63,12 +64,15 @@ type Tuning struct {
 	// FreezeChunk how many entries each transaction of a bigger one takes,
 	// so that the indexers never wait long on the write lock.
 	FreezeOneTx, FreezeChunk int
+	// TextRebuildBatch is how many entries each transaction of
+	// RebuildText indexes.
+	TextRebuildBatch int
 }
 
 // DefaultTuning is the tuning of a zero Options.Tuning.
 func DefaultTuning() Tuning {
 	return Tuning{FTSDriveMax: 20000, FTSMemberMax: 300000, ExactCountMax: 10000, ChunkFirst: 512, ChunkScanMax: 50000,
-		ChunkRangeMax: 3000, CountScanMax: 5000, FreezeOneTx: 20000, FreezeChunk: 10000}
+		ChunkRangeMax: 3000, CountScanMax: 5000, FreezeOneTx: 20000, FreezeChunk: 10000, TextRebuildBatch: 1000}
 }
 
 // withDefaults fills the zero fields of t from DefaultTuning.
@@ -87,6 +91,7 @@ func (t Tuning) withDefaults() Tuning {
 	or(&t.CountScanMax, d.CountScanMax)
 	or(&t.FreezeOneTx, d.FreezeOneTx)
 	or(&t.FreezeChunk, d.FreezeChunk)
+	or(&t.TextRebuildBatch, d.TextRebuildBatch)
 	if t.ChunkRangeMax <= 0 {
 		t.ChunkRangeMax = d.ChunkRangeMax
 	}
@@ -107,6 +112,10 @@ type Store struct {
 	mu           sync.Mutex
 	sinceAnalyze int // entries inserted since the last ANALYZE
 	analyzedAt   int // entries at the last ANALYZE
+
+	// textPending is set while entries stored before the full-text index
+	// had its present columns are not in it yet (RebuildText).
+	textPending atomic.Bool
 }
 
 // Open opens (creating and migrating) the dead-letter database at path.
@@ -130,6 +139,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
 	}
 	if err := s.analyze(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
+	}
+	if err := s.checkText(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
 	}

@@ -161,7 +161,7 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 		}
 	}
 	// The outer sort uses the last column (last_failure_at) and the first (id).
-	last := "26"
+	last := strconv.Itoa(strings.Count(entryColumns, ",") + 2)
 	if w.narrow {
 		last = "2"
 	}
@@ -209,12 +209,28 @@ func (w where) countQuery(n, scanMax int, exact bool) (q string, args []any, bou
 // fingerprint), so that the total of a common list costs a few hundred rows
 // of the small table instead of a walk of the entries.
 func (w where) statsCountQuery() (string, []any, bool) {
-	f := w.f
-	if w.match != "" || !f.From.IsZero() || !f.To.IsZero() {
+	cs, args, needGroups, ok := w.statsConds()
+	if !ok {
 		return "", nil, false
 	}
-	var cs []string
-	var args []any
+	q := "SELECT COALESCE(SUM(s.n), 0) FROM group_stats s"
+	if needGroups {
+		q += " JOIN groups g ON g.id = s.group_id"
+	}
+	if len(cs) > 0 {
+		q += " WHERE " + strings.Join(cs, " AND ")
+	}
+	return q, args, true
+}
+
+// statsConds are the filter's conditions on group_stats s and — for the
+// error code, which needGroups says — on groups g; false when one of them
+// is not a column there (text, a time range).
+func (w where) statsConds() (cs []string, args []any, needGroups, ok bool) {
+	f := w.f
+	if w.match != "" || !f.From.IsZero() || !f.To.IsZero() {
+		return nil, nil, false, false
+	}
 	eq := func(col, v string) {
 		if v != "" {
 			cs = append(cs, col+" = ?")
@@ -244,12 +260,5 @@ func (w where) statsCountQuery() (string, []any, bool) {
 		cs = append(cs, "s.group_id = ?")
 		args = append(args, f.GroupID)
 	}
-	q := "SELECT COALESCE(SUM(s.n), 0) FROM group_stats s"
-	if f.ErrorCode != "" {
-		q += " JOIN groups g ON g.id = s.group_id"
-	}
-	if len(cs) > 0 {
-		q += " WHERE " + strings.Join(cs, " AND ")
-	}
-	return q, args, true
+	return cs, args, f.ErrorCode != "", true
 }

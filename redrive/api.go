@@ -39,17 +39,27 @@ const (
 	DefaultRate         = 50.0 // messages per second
 	DefaultCanaryWindow = 30 * time.Second
 	MaxSample           = 5
+	// DefaultCanary is the canary a request that asks for the default
+	// (Request.CanaryDefault) gets when its set holds more than
+	// DefaultCanaryThreshold entries, unless Options say otherwise (the
+	// console's dlq.canary_default and dlq.canary_threshold).
+	DefaultCanary          = 10
+	DefaultCanaryThreshold = 100
 	// DefaultMaxRate caps a request's rate unless Options.MaxRate says
 	// otherwise (the console's dlq.max_rate), in messages per second.
 	DefaultMaxRate = 1000.0
 )
 
-// Selector chooses a job's entries: exactly one of IDs, Group or Filter
-// (the entries list's filter, in its JSON form: dlqstore.Filter).
+// Selector chooses a job's entries: exactly one of IDs, Group, Filter
+// (the entries list's filter, in its JSON form: dlqstore.Filter) or
+// RestOf, what a stopped job did not get through (dlqstore.Selection's
+// RestOf: the entries it did not send and the re-failures of those it
+// sent), for "re-plan the rest".
 type Selector struct {
 	IDs    []int64          `json:"ids,omitempty"`
 	Group  int64            `json:"group,omitempty"`
 	Filter *dlqstore.Filter `json:"filter,omitempty"`
+	RestOf int64            `json:"rest_of,omitempty"`
 }
 
 // Edit is the change of an edit-and-redrive: the new envelope (validated;
@@ -69,9 +79,15 @@ type Request struct {
 	Rate   float64 `json:"rate,omitempty"`
 	DryRun bool    `json:"dry_run,omitempty"`
 	// Canary sends the first Canary entries, waits CanaryWindow and stops
-	// the job if any of them dead-letters again.
-	Canary       int           `json:"canary,omitempty"`
-	CanaryWindow time.Duration `json:"canary_window,omitempty"` // nanoseconds in JSON; default DefaultCanaryWindow
+	// the job if any of them dead-letters again. CanaryDefault asks, when
+	// Canary is 0, for the engine's default canary on a set above its
+	// threshold (what the plan form starts with).
+	Canary        int  `json:"canary,omitempty"`
+	CanaryDefault bool `json:"canary_default,omitempty"`
+	// CanaryWindow is nanoseconds in JSON (kept for older clients);
+	// CanaryWindowSeconds says it in seconds. Default DefaultCanaryWindow.
+	CanaryWindow        time.Duration `json:"canary_window,omitempty"`
+	CanaryWindowSeconds float64       `json:"canary_window_seconds,omitempty"`
 	// Target redrives elsewhere ("kafka:<cluster>/<topic>" or
 	// "rabbitmq:<vhost>/<queue>", the access policy's resource names);
 	// needs redrive_elsewhere on it. "" = each entry's origin. (JSON
@@ -112,43 +128,55 @@ type SampleItem struct {
 // Plan is what a job would do: the exact count of its frozen set if it
 // started now, per target, and a sample.
 type Plan struct {
-	Action        Action        `json:"action"`
-	Count         int           `json:"count"`
-	Targets       []TargetCount `json:"destinations"`
-	Sample        []SampleItem  `json:"sample"`
-	Rate          float64       `json:"rate"`
-	Canary        int           `json:"canary,omitempty"`
-	EstimatedTime time.Duration `json:"estimated_time"` // at the rate
-	Warnings      []string      `json:"warnings,omitempty"`
+	Action       Action        `json:"action"`
+	Count        int           `json:"count"`
+	Targets      []TargetCount `json:"destinations"`
+	Sample       []SampleItem  `json:"sample"`
+	Rate         float64       `json:"rate"`
+	Canary       int           `json:"canary,omitempty"`
+	CanaryWindow time.Duration `json:"canary_window,omitempty"` // nanoseconds, as Request
+	// EstimatedTime is sending at the rate plus the canary window, in
+	// nanoseconds (kept for older clients) and in seconds.
+	EstimatedTime    time.Duration `json:"estimated_time"`
+	EstimatedSeconds float64       `json:"estimated_time_seconds"`
+	Warnings         []string      `json:"warnings,omitempty"`
 }
 
 // Job is a job with its progress.
 type Job struct {
-	ID                int64             `json:"id"`
-	Action            Action            `json:"action"`
-	State             dlqstore.JobState `json:"state"`
-	Actor             string            `json:"actor"`
-	Reason            string            `json:"reason"`
-	Selector          Selector          `json:"selector"`
-	Target            string            `json:"destination,omitempty"` // Request.Target
-	Rate              float64           `json:"rate"`
-	Canary            int               `json:"canary,omitempty"`
-	CanaryWindow      time.Duration     `json:"canary_window,omitempty"`
-	Force             bool              `json:"force,omitempty"`
-	PublishQuarantine bool              `json:"publish_quarantine,omitempty"`
-	Total             int               `json:"total"`
-	Done              int               `json:"done"` // sent or applied
-	Failed            int               `json:"failed"`
-	Cancelled         int               `json:"cancelled"`
-	Remaining         int               `json:"remaining"`
-	CurrentRate       float64           `json:"current_rate"` // messages/s over the last seconds
-	ETA               time.Duration     `json:"eta,omitempty"`
-	Targets           []string          `json:"destinations"`
-	Error             string            `json:"error,omitempty"`
-	CancelledBy       string            `json:"cancelled_by,omitempty"` // who asked to cancel it
-	CreatedAt         time.Time         `json:"created_at"`
-	UpdatedAt         time.Time         `json:"updated_at"`
-	FinishedAt        time.Time         `json:"finished_at,omitzero"`
+	ID           int64             `json:"id"`
+	Action       Action            `json:"action"`
+	State        dlqstore.JobState `json:"state"`
+	Actor        string            `json:"actor"`
+	Reason       string            `json:"reason"`
+	Selector     Selector          `json:"selector"`
+	Target       string            `json:"destination,omitempty"` // Request.Target
+	Rate         float64           `json:"rate"`
+	Canary       int               `json:"canary,omitempty"`
+	CanaryWindow time.Duration     `json:"canary_window,omitempty"` // nanoseconds; see CanaryWindowSeconds
+	// CanaryWindowSeconds is CanaryWindow in seconds.
+	CanaryWindowSeconds float64 `json:"canary_window_seconds,omitempty"`
+	Force               bool    `json:"force,omitempty"`
+	PublishQuarantine   bool    `json:"publish_quarantine,omitempty"`
+	Total               int     `json:"total"`
+	Done                int     `json:"done"` // sent or applied
+	Failed              int     `json:"failed"`
+	Cancelled           int     `json:"cancelled"`
+	Remaining           int     `json:"remaining"`
+	// CurrentRate is the measured rate: messages sent over the time spent
+	// sending (the canary window left out), 0 until two batches are out.
+	CurrentRate float64       `json:"current_rate"`
+	ETA         time.Duration `json:"eta,omitempty"` // nanoseconds; see ETASeconds
+	// ETASeconds is ETA in seconds: the entries left at the measured rate
+	// (the job's rate until there is one), plus what is left of the
+	// canary window.
+	ETASeconds  float64   `json:"eta_seconds,omitempty"`
+	Targets     []string  `json:"destinations"`
+	Error       string    `json:"error,omitempty"`
+	CancelledBy string    `json:"cancelled_by,omitempty"` // who asked to cancel it
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	FinishedAt  time.Time `json:"finished_at,omitzero"`
 }
 
 // Finished reports whether the job has ended.

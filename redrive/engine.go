@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -43,6 +44,11 @@ type Options struct {
 	// (switchyard_dlq_job_items_total, switchyard_dlq_jobs_finished_total,
 	// switchyard_dlq_jobs_paused).
 	Registerer prometheus.Registerer
+	// CanaryDefault is the canary of a request that asks for the default
+	// (Request.CanaryDefault) when its set holds more than
+	// CanaryThreshold entries (defaults DefaultCanary and
+	// DefaultCanaryThreshold; a negative CanaryDefault turns it off).
+	CanaryDefault, CanaryThreshold int
 	// Poll is how often Run looks for jobs to resume and a canary for
 	// re-failures (default 1 s).
 	Poll   time.Duration
@@ -66,18 +72,17 @@ type Engine struct {
 	paused  map[int64]bool      // jobs a broker outage holds up
 }
 
-// runState is what a running job keeps in memory: its recent throughput
-// and its cancel signal.
+// runState is what a running job keeps in memory: its measured rate and
+// its cancel signal.
 type runState struct {
-	cancel  chan struct{}
-	once    sync.Once
-	mu      sync.Mutex
-	samples []rateSample
-}
-
-type rateSample struct {
-	at time.Time
-	n  int
+	cancel chan struct{}
+	once   sync.Once
+	mu     sync.Mutex
+	// The batches sent since sending (re)started — at the job's start, and
+	// after a canary window or a broker outage: when the first went out
+	// and how many it held, when the last did, and how many in all.
+	first, last time.Time
+	firstN, n   int
 }
 
 // New returns an engine; Run resumes unfinished jobs and runs new ones.
@@ -90,6 +95,12 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.Poll <= 0 {
 		opts.Poll = time.Second
+	}
+	if opts.CanaryDefault == 0 {
+		opts.CanaryDefault = DefaultCanary
+	}
+	if opts.CanaryThreshold <= 0 {
+		opts.CanaryThreshold = DefaultCanaryThreshold
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -160,7 +171,7 @@ func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error)
 		if !editAllowed {
 			return bad("edit and redrive is turned off (set dlq.edit_redrive in the console's config)")
 		}
-		if len(req.Selector.IDs) != 1 || req.Selector.Group != 0 || req.Selector.Filter != nil {
+		if len(req.Selector.IDs) != 1 || req.Selector.Group != 0 || req.Selector.Filter != nil || req.Selector.RestOf != 0 {
 			return bad("edit and redrive works on exactly one entry")
 		}
 		if req.Edit == nil || len(req.Edit.Payload) == 0 {
@@ -187,8 +198,14 @@ func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error)
 	if s.Filter != nil {
 		n++
 	}
+	if s.RestOf != 0 {
+		n++
+	}
 	if n != 1 {
-		return bad("the selector needs exactly one of ids, group or filter")
+		return bad("the selector needs exactly one of ids, group, filter or rest_of")
+	}
+	if s.RestOf < 0 {
+		return bad("rest_of must be a job id")
 	}
 	if len(s.IDs) > dlqstore.MaxSelectIDs {
 		return bad("at most %d ids; select by group or filter instead", dlqstore.MaxSelectIDs)
@@ -205,10 +222,20 @@ func (e *Engine) validate(req Request, starting, editAllowed bool) (spec, error)
 	if req.Canary > 0 && !sp.sends {
 		return bad("a canary is only for jobs that publish (redrive)")
 	}
+	if secs := req.CanaryWindowSeconds; secs != 0 {
+		w := time.Duration(secs * float64(time.Second))
+		if math.IsNaN(secs) || secs < 0 || secs > 24*3600 || (req.CanaryWindow != 0 && req.CanaryWindow != w) {
+			return bad("canary_window_seconds must be between 0 and 86400 (and agree with canary_window when both are given)")
+		}
+		sp.req.CanaryWindow = w
+	}
 	if req.CanaryWindow < 0 || req.CanaryWindow > 24*time.Hour {
 		return bad("the canary window must be between 0 and 24h")
 	}
-	if req.Canary > 0 && req.CanaryWindow == 0 {
+	if req.CanaryDefault && !sp.sends {
+		sp.req.CanaryDefault = false // nothing is sent: no canary to default
+	}
+	if (req.Canary > 0 || sp.req.CanaryDefault) && sp.req.CanaryWindow == 0 {
 		sp.req.CanaryWindow = DefaultCanaryWindow
 	}
 	if req.Target != "" {
@@ -278,6 +305,8 @@ func (e *Engine) selection(a Actor, sp spec) (dlqstore.Selection, error) {
 		sel.IDs = slices.Compact(slices.Sorted(slices.Values(s.IDs)))
 	case s.Group != 0:
 		sel.Group = s.Group
+	case s.RestOf != 0:
+		sel.RestOf = s.RestOf
 	default:
 		f := *s.Filter // validated by the store with the selection
 		f.NoPayloadText = !dlqstore.MaySearchPayloads(pol, a.P, sp.access)
@@ -297,7 +326,55 @@ func (e *Engine) Plan(ctx context.Context, a Actor, req Request) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
+	if err := e.checkRestOf(ctx, a, sp); err != nil {
+		return Plan{}, err
+	}
 	return e.plan(ctx, sp, sel)
+}
+
+// checkRestOf lets the rest of a job be selected only by someone who may
+// see that job (a job they may not see is ENOTFOUND, as everywhere), once
+// it has stopped: while it runs, its rest is still its own to send.
+func (e *Engine) checkRestOf(ctx context.Context, a Actor, sp spec) error {
+	id := sp.req.Selector.RestOf
+	if id == 0 {
+		return nil
+	}
+	rec, err := e.store.ViewJob(ctx, id, e.viewer(a))
+	if err != nil {
+		return err
+	}
+	if rec.FinishedAt.IsZero() {
+		return delivery.Errorf(delivery.EINVALID, "job %d is still running: its rest is planned once it has stopped", id)
+	}
+	return nil
+}
+
+// withCanaryDefault gives a request that asks for the default canary
+// (Request.CanaryDefault, Canary 0) the engine's for a set of count
+// entries above the threshold.
+func (e *Engine) withCanaryDefault(sp *spec, count int) {
+	if sp.req.CanaryDefault && sp.req.Canary == 0 && e.opts.CanaryDefault > 0 && count > e.opts.CanaryThreshold {
+		sp.req.Canary = e.opts.CanaryDefault
+	}
+	if sp.req.Canary == 0 {
+		sp.req.CanaryWindow = 0
+	}
+}
+
+// Estimate is how long a job of count entries takes at rate (0 when
+// unlimited): the sending, plus the canary window when a canary holds the
+// rest back (a canary as big as the set holds nothing back, and the job
+// does not wait).
+func Estimate(count int, rate float64, canary int, window time.Duration) time.Duration {
+	var d time.Duration
+	if rate > 0 {
+		d = time.Duration(float64(count) / rate * float64(time.Second))
+	}
+	if canary > 0 && count > canary {
+		d += window
+	}
+	return d.Round(time.Second)
 }
 
 func (e *Engine) plan(ctx context.Context, sp spec, sel dlqstore.Selection) (Plan, error) {
@@ -305,7 +382,9 @@ func (e *Engine) plan(ctx context.Context, sp spec, sel dlqstore.Selection) (Pla
 	if err != nil {
 		return Plan{}, err
 	}
-	p := Plan{Action: sp.req.Action, Count: sp2.Count, Rate: sp.req.Rate, Canary: sp.req.Canary, Targets: []TargetCount{}, Sample: []SampleItem{}}
+	e.withCanaryDefault(&sp, sp2.Count)
+	p := Plan{Action: sp.req.Action, Count: sp2.Count, Rate: sp.req.Rate, Canary: sp.req.Canary, CanaryWindow: sp.req.CanaryWindow,
+		Targets: []TargetCount{}, Sample: []SampleItem{}}
 	for t, n := range sp2.Targets {
 		p.Targets = append(p.Targets, TargetCount{Target: t, Count: n})
 	}
@@ -327,8 +406,16 @@ func (e *Engine) plan(ctx context.Context, sp spec, sel dlqstore.Selection) (Pla
 		}
 		p.Sample = append(p.Sample, si)
 	}
-	if sp.sends && p.Rate > 0 && !e.opts.Unlimited {
-		p.EstimatedTime = time.Duration(float64(p.Count) / p.Rate * float64(time.Second)).Round(time.Second)
+	if sp.sends {
+		rate := p.Rate
+		if e.opts.Unlimited {
+			rate = 0
+		}
+		p.EstimatedTime = Estimate(p.Count, rate, p.Canary, p.CanaryWindow)
+		p.EstimatedSeconds = p.EstimatedTime.Seconds()
+	}
+	if p.Canary > 0 && p.Count > 0 && p.Count <= p.Canary {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("the canary (%d) is the whole set: nothing is held back, so there is no canary window; choose a smaller canary to send a few first", p.Canary))
 	}
 	if sp2.Ineligible > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%d selected entries are left out: their status (%s) is not one %s applies to",
@@ -374,6 +461,16 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 	sel, err := e.selection(a, sp)
 	if err != nil {
 		return Job{}, err
+	}
+	if err := e.checkRestOf(ctx, a, sp); err != nil {
+		return Job{}, err
+	}
+	if sp.req.CanaryDefault && sp.req.Canary == 0 {
+		pl, err := e.store.PlanSelection(ctx, sel, 0)
+		if err != nil {
+			return Job{}, err
+		}
+		e.withCanaryDefault(&sp, pl.Count)
 	}
 	if sp.sends && !sp.req.Force {
 		pl, err := e.store.PlanSelection(ctx, sel, 0)
@@ -505,6 +602,18 @@ func (e *Engine) Ledger(ctx context.Context, a Actor, id int64, afterSeq, limit 
 	return out, next, nil
 }
 
+// Refailures lists, for a job a may see, the entries its messages became
+// when they dead-lettered again — the canaries that came back, on a
+// canary-failed job — oldest first, up to limit, and how many there are
+// in all: only those a may view (their view scope, in the store's query).
+// Errors: ENOTFOUND (as Job).
+func (e *Engine) Refailures(ctx context.Context, a Actor, id int64, limit int) ([]dlqstore.Refailure, int, error) {
+	if _, err := e.store.ViewJob(ctx, id, e.viewer(a)); err != nil {
+		return nil, 0, err
+	}
+	return e.store.Refailures(ctx, id, dlqstore.ScopeFor(e.opts.Policy, a.P, access.ActionView), limit)
+}
+
 // History lists the jobs that acted on an entry, oldest first: only those
 // a may see, since a job's actor and reason are about all of its entries,
 // other tenants' included.
@@ -576,6 +685,7 @@ func (e *Engine) jobOf(r dlqstore.JobRecord) Job {
 		j.Targets = []string{}
 	}
 	j.Remaining = max(0, j.Total-j.Done-j.Failed-j.Cancelled)
+	j.CanaryWindowSeconds = j.CanaryWindow.Seconds()
 	if j.Finished() {
 		return j
 	}
@@ -583,54 +693,68 @@ func (e *Engine) jobOf(r dlqstore.JobRecord) Job {
 	rs := e.running[r.ID]
 	e.mu.Unlock()
 	if rs != nil {
-		j.CurrentRate = rs.rate(e.now())
+		j.CurrentRate = rs.rate()
 	}
-	if rate := cmpRate(j.CurrentRate, j.Rate, e.opts.Unlimited); rate > 0 && j.Remaining > 0 {
-		j.ETA = time.Duration(float64(j.Remaining) / rate * float64(time.Second)).Round(time.Second)
-	}
+	j.ETA = eta(j, r.CanaryUntil, e.now(), e.opts.Unlimited)
+	j.ETASeconds = j.ETA.Seconds()
 	return j
 }
 
-// cmpRate is the rate an ETA is computed from: the observed one, else the
-// configured limit.
-func cmpRate(observed, limit float64, unlimited bool) float64 {
-	if observed > 0 {
-		return observed
+// eta is how long a running job has left: its remaining entries at the
+// measured rate — the job's own until sending has been measured (a first
+// batch goes out at once, so the first second says nothing) — plus the
+// canary window still ahead: all of it before the canary is out, what is
+// left of it while the job waits on it.
+func eta(j Job, canaryUntil, now time.Time, unlimited bool) time.Duration {
+	rate := j.CurrentRate
+	if rate <= 0 && !unlimited {
+		rate = j.Rate
 	}
-	if unlimited {
-		return 0
+	var d time.Duration
+	if rate > 0 && j.Remaining > 0 {
+		d = time.Duration(float64(j.Remaining) / rate * float64(time.Second))
 	}
-	return limit
-}
-
-// rate is the messages per second over the last 10 seconds.
-func (rs *runState) rate(now time.Time) float64 {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	const window = 10 * time.Second
-	n, oldest := 0, now
-	for _, s := range rs.samples {
-		if now.Sub(s.at) <= window {
-			n += s.n
-			if s.at.Before(oldest) {
-				oldest = s.at
-			}
+	if j.Canary > 0 && j.Total > j.Canary {
+		switch {
+		case canaryUntil.IsZero():
+			d += j.CanaryWindow
+		case j.State == dlqstore.JobCanaryWait:
+			d += max(0, canaryUntil.Sub(now))
 		}
 	}
-	el := now.Sub(oldest)
-	if n == 0 || el <= 0 {
-		return 0
-	}
-	return float64(n) / max(el.Seconds(), 1)
+	return d.Round(time.Second)
 }
 
+// rate is the measured rate: the messages sent after the first batch of
+// this stretch of sending over the time since that batch went out (each
+// batch waits its turn at the job's rate), 0 until a second batch is out.
+func (rs *runState) rate() float64 {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	el := rs.last.Sub(rs.first)
+	if rs.n <= rs.firstN || el <= 0 {
+		return 0
+	}
+	return float64(rs.n-rs.firstN) / el.Seconds()
+}
+
+// add records a batch of n sent at at.
 func (rs *runState) add(at time.Time, n int) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	rs.samples = append(rs.samples, rateSample{at: at, n: n})
-	if len(rs.samples) > 200 {
-		rs.samples = slices.Delete(rs.samples, 0, len(rs.samples)-200)
+	if rs.first.IsZero() {
+		rs.first, rs.firstN = at, n
 	}
+	rs.last = at
+	rs.n += n
+}
+
+// restart starts a new stretch of sending: after a canary window or a
+// broker outage, the time before it is not sending time.
+func (rs *runState) restart() {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.first, rs.last, rs.firstN, rs.n = time.Time{}, time.Time{}, 0, 0
 }
 
 func (e *Engine) kick() {

@@ -515,19 +515,7 @@ func TestCanaryStopsOnRefailure(t *testing.T) {
 	// The consumer still fails: one canary message comes back as a new
 	// dead letter carrying the job's provenance.
 	recs := consume(t, r.brokers, "orders", 5)
-	h := delivery.Headers{}
-	for _, x := range recs[0].Headers {
-		h = append(h, delivery.Header{Key: x.Key, Value: x.Value})
-	}
-	var env delivery.Envelope
-	_ = json.Unmarshal(recs[0].Value, &env)
-	dl := delivery.DeadLetter{Format: delivery.FormatSwitchyard, Envelope: &env, Payload: recs[0].Value, Headers: h, RedriveCount: 1,
-		Origin: delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: "orders"},
-		DLQ:    delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: "orders.dlq", Partition: 1, Offset: 0},
-		Error:  delivery.ErrorInfo{Code: "ORDER_NOT_FOUND", Message: "order not found"}, LastFailureAt: time.Now()}
-	if _, err := r.store.IndexKafka(ctx, testCluster, "orders.dlq", 1, []dlqstore.IndexItem{{DL: dl}}, 1); err != nil {
-		t.Fatal(err)
-	}
+	r.refail(t, recs[0], "order not found")
 	end := waitJob(t, r.engine, j.ID, dlqstore.JobCanaryFailed)
 	if end.Done != 5 || end.Cancelled != 25 || end.Error == "" {
 		t.Errorf("canary-failed job = %+v", end)
@@ -536,6 +524,28 @@ func TestCanaryStopsOnRefailure(t *testing.T) {
 	if c.ByStatus[dlqstore.StatusDead] != 26 { // 25 unsent + the re-failure
 		t.Errorf("counts = %v", c.ByStatus)
 	}
+}
+
+// refail indexes a redriven record of "orders" as the consumer would
+// dead-letter it again, with msg: a new dead letter in orders.dlq
+// partition 1 carrying the record's headers, the job's provenance among
+// them.
+func (r *rig) refail(t testing.TB, rec *kgo.Record, msg string) delivery.Headers {
+	t.Helper()
+	h := delivery.Headers{}
+	for _, x := range rec.Headers {
+		h = append(h, delivery.Header{Key: x.Key, Value: x.Value})
+	}
+	var env delivery.Envelope
+	_ = json.Unmarshal(rec.Value, &env)
+	dl := delivery.DeadLetter{Format: delivery.FormatSwitchyard, Envelope: &env, Payload: rec.Value, Headers: h, RedriveCount: 1,
+		Origin: delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: "orders"},
+		DLQ:    delivery.Location{Broker: delivery.BrokerKafka, Cluster: testCluster, Topic: "orders.dlq", Partition: 1, Offset: 0},
+		Error:  delivery.ErrorInfo{Code: "ORDER_NOT_FOUND", Message: msg}, LastFailureAt: time.Now()}
+	if _, err := r.store.IndexKafka(context.Background(), testCluster, "orders.dlq", 1, []dlqstore.IndexItem{{DL: dl}}, 1); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // A canary that stays quiet lets the job go on.

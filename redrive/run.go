@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -161,6 +160,10 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 				if err := e.store.SetJobState(ctx, id, dlqstore.JobRunning, "", false); err != nil {
 					return
 				}
+				// The window was no sending time: the rest is paced, and
+				// its rate measured, from now.
+				pace = newPacer(sp.req.Rate, e.opts.Unlimited || !sp.sends, e.now)
+				rs.restart()
 				continue
 			}
 		}
@@ -214,6 +217,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			}
 			after = items[0].Seq - 1
 			pace = newPacer(sp.req.Rate, e.opts.Unlimited || !sp.sends, e.now)
+			rs.restart()
 			e.sleep(ctx, rs, backoff)
 			continue
 		}
@@ -253,7 +257,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 		for st, n := range byState {
 			e.metrics.item(sp.req.Action, st, n)
 		}
-		rs.add(e.now(), byState[dlqstore.ItemSent])
+		rs.add(e.now(), len(outs))
 	}
 }
 
@@ -293,7 +297,13 @@ func (e *Engine) finish(ctx context.Context, rec dlqstore.JobRecord, state dlqst
 	e.setPaused(rec.ID, false)
 	pending := rec.Total - rec.Done - rec.Failed - rec.Cancelled
 	if state != dlqstore.JobCompleted {
-		itemWhy := "not sent: the job was " + strings.ReplaceAll(string(state), "_", " ")
+		itemWhy := "not sent: the job was " + string(state)
+		switch state {
+		case dlqstore.JobCanaryFailed:
+			itemWhy = "not sent: the canary failed"
+		case dlqstore.JobFailed:
+			itemWhy = "not sent: the job failed"
+		}
 		if err := e.store.CancelPending(ctx, rec.ID, itemWhy); err != nil {
 			e.log.Error("redrive: cancelling pending items failed", "job", rec.ID, "err", err)
 			return

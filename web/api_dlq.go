@@ -18,42 +18,50 @@ import (
 
 // apiDLQEntry is an entry without its payload, as lists return it.
 type apiDLQEntry struct {
-	ID             int64             `json:"id"`
-	Status         string            `json:"status"`
-	StatusReason   string            `json:"status_reason,omitempty"` // why an action or loop protection set the status
-	RedriveJob     int64             `json:"redrive_job,omitempty"`   // the job that redrove the message before this failure
-	Broker         string            `json:"broker"`
-	Cluster        string            `json:"cluster"`
-	VHost          string            `json:"vhost,omitempty"`
-	Destination    string            `json:"destination"` // the DLQ topic or queue
-	Partition      *int32            `json:"partition,omitempty"`
-	Offset         *int64            `json:"offset,omitempty"`
-	MessageID      string            `json:"message_id,omitempty"`
-	Tenant         string            `json:"tenant"`
-	EventType      string            `json:"event_type"`
-	ErrorCode      string            `json:"error_code"`
-	ErrorMessage   string            `json:"error_message"`
-	ExceptionType  string            `json:"exception_type,omitempty"`
-	Fingerprint    string            `json:"fingerprint"`
-	GroupID        int64             `json:"group_id"`
-	Format         string            `json:"format"`
-	Origin         delivery.Location `json:"origin"`
-	Attempts       int               `json:"attempts"`
-	RedriveCount   int               `json:"redrive_count"`
-	FirstFailureAt time.Time         `json:"first_failure_at,omitzero"`
-	LastFailureAt  time.Time         `json:"last_failure_at,omitzero"`
-	CorrelationID  string            `json:"correlation_id,omitempty"`
-	TraceID        string            `json:"trace_id,omitempty"`
-	Flags          []string          `json:"flags"`
-	PayloadSize    int               `json:"payload_size"`
-	PayloadHash    string            `json:"payload_hash"`
-	Truncated      bool              `json:"truncated"`
-	IndexedAt      time.Time         `json:"indexed_at,omitzero"`
+	ID           int64  `json:"id"`
+	Status       string `json:"status"`
+	StatusReason string `json:"status_reason,omitempty"` // why an action or loop protection set the status
+	RedriveJob   int64  `json:"redrive_job,omitempty"`   // the job that redrove the message before this failure
+	// Outcome is what became of a redriven entry's message:
+	// failed_again (as entry RefailedAs), watching (within the watch
+	// window), not_seen_again; omitted when it was not redriven.
+	// RefailureOf is, on a re-failure, the entry it was redriven from.
+	Outcome        dlqstore.RedriveOutcome `json:"outcome,omitempty"`
+	RefailedAs     int64                   `json:"refailed_as,omitempty"`
+	RefailureOf    int64                   `json:"refailure_of,omitempty"`
+	Broker         string                  `json:"broker"`
+	Cluster        string                  `json:"cluster"`
+	VHost          string                  `json:"vhost,omitempty"`
+	Destination    string                  `json:"destination"` // the DLQ topic or queue
+	Partition      *int32                  `json:"partition,omitempty"`
+	Offset         *int64                  `json:"offset,omitempty"`
+	MessageID      string                  `json:"message_id,omitempty"`
+	Tenant         string                  `json:"tenant"`
+	EventType      string                  `json:"event_type"`
+	ErrorCode      string                  `json:"error_code"`
+	ErrorMessage   string                  `json:"error_message"`
+	ExceptionType  string                  `json:"exception_type,omitempty"`
+	Fingerprint    string                  `json:"fingerprint"`
+	GroupID        int64                   `json:"group_id"`
+	Format         string                  `json:"format"`
+	Origin         delivery.Location       `json:"origin"`
+	Attempts       int                     `json:"attempts"`
+	RedriveCount   int                     `json:"redrive_count"`
+	FirstFailureAt time.Time               `json:"first_failure_at,omitzero"`
+	LastFailureAt  time.Time               `json:"last_failure_at,omitzero"`
+	CorrelationID  string                  `json:"correlation_id,omitempty"`
+	TraceID        string                  `json:"trace_id,omitempty"`
+	Flags          []string                `json:"flags"`
+	PayloadSize    int                     `json:"payload_size"`
+	PayloadHash    string                  `json:"payload_hash"`
+	Truncated      bool                    `json:"truncated"`
+	IndexedAt      time.Time               `json:"indexed_at,omitzero"`
 }
 
-func apiDLQEntryOf(e dlqstore.Entry) apiDLQEntry {
+func apiDLQEntryOf(e dlqstore.Entry, o dlqstore.RedriveOutcome) apiDLQEntry {
 	out := apiDLQEntry{
 		ID: e.ID, Status: string(e.Status), StatusReason: e.StatusReason, RedriveJob: e.RedriveJob, Broker: e.Broker, Cluster: e.Cluster, VHost: e.VHost, Destination: e.Destination,
+		Outcome: o, RefailedAs: e.RefailedAs, RefailureOf: e.RefailureOf,
 		MessageID: e.MessageID, Tenant: e.Tenant, EventType: e.EventType, ErrorCode: e.ErrorCode,
 		ErrorMessage: e.DL.Error.Message, ExceptionType: e.DL.Error.ExceptionType, Fingerprint: e.Fingerprint,
 		GroupID: e.GroupID, Format: string(e.DL.Format), Origin: e.DL.Origin, Attempts: e.DL.Attempts,
@@ -76,6 +84,20 @@ type dlqEntriesResponse struct {
 	NextCursor  string        `json:"next_cursor,omitempty"`
 	Total       int           `json:"total"`
 	TotalCapped bool          `json:"total_capped"` // total stopped counting at dlqstore.TotalCap
+	// With q: the full-text columns searched, whether the index is still
+	// being rebuilt for older entries, and — when nothing matched — the
+	// filters whose values hold the search's words.
+	Searched         []string           `json:"searched,omitempty"`
+	TextIndexPending bool               `json:"text_index_pending,omitempty"`
+	Suggestions      []apiDLQSuggestion `json:"suggestions,omitempty"`
+}
+
+// apiDLQSuggestion is a filter an empty search suggests: the query
+// parameter and value, and how many entries (of any time) it holds.
+type apiDLQSuggestion struct {
+	Param string `json:"param"`
+	Value string `json:"value"`
+	Count int    `json:"count"`
 }
 
 // handleAPIDLQEntries lists entries, newest failure first.
@@ -92,9 +114,13 @@ func (s *Server) handleAPIDLQEntries(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	out := dlqEntriesResponse{Entries: []apiDLQEntry{}, NextCursor: page.Next, Total: page.Total, TotalCapped: page.TotalCapped}
+	out := dlqEntriesResponse{Entries: []apiDLQEntry{}, NextCursor: page.Next, Total: page.Total, TotalCapped: page.TotalCapped,
+		Searched: page.Searched, TextIndexPending: page.TextPending}
+	for _, m := range page.Suggestions {
+		out.Suggestions = append(out.Suggestions, apiDLQSuggestion{Param: m.Field, Value: m.Value, Count: m.Count})
+	}
 	for _, e := range page.Entries {
-		out.Entries = append(out.Entries, apiDLQEntryOf(e))
+		out.Entries = append(out.Entries, apiDLQEntryOf(e, st.Outcome(e)))
 	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.JSON(out)
@@ -148,7 +174,7 @@ func (s *Server) handleAPIDLQEntry(c *fiber.Ctx) error {
 	}
 	dl := e.DL
 	out := apiDLQEntryDetail{
-		apiDLQEntry: apiDLQEntryOf(e.Entry), Error: dl.Error, EnvelopeError: dl.EnvelopeError, DLQ: dl.DLQ,
+		apiDLQEntry: apiDLQEntryOf(e.Entry, s.dlq.Outcome(e.Entry)), Error: dl.Error, EnvelopeError: dl.EnvelopeError, DLQ: dl.DLQ,
 		PayloadAllowed: e.PayloadAllowed, MaskedFields: e.Masked, Withheld: e.Withheld,
 	}
 	if env := dl.Envelope; env != nil {
@@ -191,6 +217,7 @@ type apiDLQGroup struct {
 	ExceptionType string       `json:"exception_type"`
 	Count         int          `json:"count"`
 	Open          int          `json:"open"`
+	FailedAgain   int          `json:"failed_again"` // redriven entries whose message failed again: counted once, as their re-failure, not in count
 	FirstSeen     time.Time    `json:"first_seen,omitzero"`
 	LastSeen      time.Time    `json:"last_seen,omitzero"`
 	Destinations  []string     `json:"destinations"`
@@ -210,7 +237,7 @@ type apiDLQTriage struct {
 func apiDLQGroupOf(g dlqstore.Group) apiDLQGroup {
 	out := apiDLQGroup{
 		ID: g.ID, Fingerprint: g.Fingerprint, Title: g.Title, ErrorCode: g.ErrorCode, EventType: g.EventType,
-		ExceptionType: g.ExceptionType, Count: g.Count, Open: g.Open, FirstSeen: g.FirstSeen, LastSeen: g.LastSeen,
+		ExceptionType: g.ExceptionType, Count: g.Count, Open: g.Open, FailedAgain: g.FailedAgain, FirstSeen: g.FirstSeen, LastSeen: g.LastSeen,
 		Destinations: g.Destinations, Tenants: g.Tenants,
 		Triage: apiDLQTriage{State: g.Triage.State, Owner: g.Triage.Owner, Note: g.Triage.Note,
 			SnoozedUntil: g.Triage.SnoozedUntil, UpdatedBy: g.Triage.UpdatedBy, UpdatedAt: g.Triage.UpdatedAt},

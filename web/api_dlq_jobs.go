@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -25,11 +26,27 @@ type apiJobs struct {
 	NextBefore int64         `json:"next_before,omitempty"` // ?before= of the next page
 }
 
-// apiJobDetail is a job with a page of its ledger.
+// apiJobDetail is a job with a page of its ledger and the messages of it
+// that came back.
 type apiJobDetail struct {
 	redrive.Job
 	Ledger  []redrive.LedgerItem `json:"ledger"`
 	NextSeq int                  `json:"next_seq,omitempty"` // ?after_seq= of the next ledger page
+	// Refailures are the entries its messages became when they
+	// dead-lettered again (the first refailuresShown the caller may
+	// view), of RefailuresTotal.
+	Refailures      []apiRefailure `json:"refailures"`
+	RefailuresTotal int            `json:"refailures_total"`
+}
+
+// apiRefailure is a message of a job that dead-lettered again.
+type apiRefailure struct {
+	EntryID     int64     `json:"entry_id"`               // the re-failure
+	RefailureOf int64     `json:"refailure_of,omitempty"` // the entry it was redriven from; omitted when not known
+	Seq         int       `json:"seq,omitempty"`          // that entry's ledger seq
+	Canary      bool      `json:"canary"`                 // one of the canary
+	Error       string    `json:"error_message"`
+	At          time.Time `json:"last_failure_at,omitzero"`
 }
 
 // handleAPIDLQJobCreate takes a redrive.Request: with dry_run it answers
@@ -117,8 +134,20 @@ func (s *Server) handleAPIDLQJob(c *fiber.Ctx) error {
 	if items == nil {
 		items = []redrive.LedgerItem{}
 	}
+	out := apiJobDetail{Job: j, Ledger: items, NextSeq: next, Refailures: []apiRefailure{}}
+	if j.Action.Republishes() {
+		back, total, err := jobs.Refailures(c.UserContext(), callerOf(c), j.ID, refailuresShown)
+		if err != nil {
+			return s.fail(c, err)
+		}
+		out.RefailuresTotal = total
+		for _, r := range back {
+			out.Refailures = append(out.Refailures, apiRefailure{EntryID: r.Entry.ID, RefailureOf: r.Entry.RefailureOf, Seq: r.Seq,
+				Canary: inCanary(j, r.Seq), Error: r.Entry.DL.Error.Message, At: r.Entry.DL.LastFailureAt})
+		}
+	}
 	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(apiJobDetail{Job: j, Ledger: items, NextSeq: next})
+	return c.JSON(out)
 }
 
 // handleAPIDLQJobCancel asks a running job to stop and returns it.

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,10 +32,20 @@ var hostileValues = []string{
 	"' OR 1=1 --", `"unterminated`, "*", "a*", "NOT", "(", "status:dead", "<script>", "../../etc/passwd", "1,2,,3",
 }
 
-// apiGetRoutes are the GET routes of the JSON API with their path
-// parameters filled with values that exist in the test env.
+// apiGetRoutes are the paths of the GET routes of the JSON API with their
+// path parameters filled with values that exist in the test env.
 func apiGetRoutes(e *env) []string {
 	var out []string
+	for _, rt := range apiGets(e) {
+		out = append(out, rt.Path)
+	}
+	return out
+}
+
+// apiGets are the GET routes of the JSON API, Path filled in as by
+// apiGetRoutes.
+func apiGets(e *env) []Route {
+	var out []Route
 	for _, rt := range Routes() {
 		if rt.Method != fiber.MethodGet || !strings.HasPrefix(rt.Path, "/api/") {
 			continue
@@ -46,9 +57,64 @@ func apiGetRoutes(e *env) []string {
 		} {
 			p = strings.ReplaceAll(p, k, v)
 		}
-		out = append(out, p)
+		rt.Path = p
+		out = append(out, rt)
 	}
 	return out
+}
+
+// A query parameter a GET route of the API does not read is a 400 in the
+// error contract naming it — ?code=X is not a filter by error code, and a
+// list left unfiltered by a typo would look like an answer — while every
+// parameter the route's list names is never refused as unknown.
+func TestUnknownQueryParametersAreRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok, err := e.store.CreateToken(context.Background(), "admin", "params", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, rawQuery string) response {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.URL = &url.URL{Path: path, RawQuery: rawQuery}
+		req.RequestURI = ""
+		req.Header.Set("Authorization", "Bearer "+tok)
+		return e.do(t, req)
+	}
+	routes := apiGets(e)
+	if len(routes) < 10 {
+		t.Fatalf("only %d GET API routes", len(routes))
+	}
+	for _, rt := range routes {
+		t.Run(rt.Name, func(t *testing.T) {
+			for _, raw := range []string{"code=X", "limit=5&code=X", "error_codes=X&q="} {
+				known := apiQueryParams[rt.Name]
+				if slices.Contains(known, "limit") == false && strings.HasPrefix(raw, "limit") {
+					continue
+				}
+				r := get(rt.Path, raw)
+				checkContract(t, rt.Path+"?"+raw, r)
+				unknown, _, _ := strings.Cut(raw[strings.LastIndex(raw, "&")+1:], "=")
+				if strings.HasPrefix(raw, "error_codes") {
+					unknown = "error_codes"
+				}
+				if r.status != http.StatusBadRequest || !strings.Contains(r.body, "unknown query parameter "+unknown) {
+					t.Errorf("?%s: status %d, %.300s; want 400 naming %s", raw, r.status, r.body, unknown)
+				}
+			}
+			for _, name := range apiQueryParams[rt.Name] {
+				r := get(rt.Path, url.QueryEscape(name)+"=")
+				checkContract(t, rt.Path+"?"+name+"=", r)
+				if strings.Contains(r.body, "unknown query parameter") {
+					t.Errorf("?%s= refused as unknown: %.300s", name, r.body)
+				}
+			}
+		})
+	}
+	// The dead-letter list as an operator would mistype it.
+	r := get("/api/v1/dlq/entries", "code=UPSTREAM_TIMEOUT")
+	if r.status != http.StatusBadRequest || !strings.Contains(r.body, "error_code") {
+		t.Errorf("?code=: status %d, %.300s; want 400 that names error_code among the parameters", r.status, r.body)
+	}
 }
 
 func firstID(e *env) int64 {

@@ -34,7 +34,8 @@ const (
 // checks the CSRF token of state-changing requests that rode on ambient
 // credentials, and asks the policy about the route's action and resource.
 // Handlers never check permissions; list handlers only filter rows with
-// Can and Scope. Mutations made with an API token are audited here.
+// Can and Scope. Mutations made with an API token are audited here, but
+// for OTLP ingest, which is counted (countIngest).
 func (s *Server) authorize(rt Route) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		p, err := s.authenticate(c)
@@ -45,7 +46,10 @@ func (s *Server) authorize(rt Route) fiber.Handler {
 			return s.fail(c, err)
 		}
 		c.Locals(principalKey{}, p)
-		if p.Method == access.MethodToken && !safeMethod(c.Method()) {
+		switch {
+		case rt.Action == access.ActionIngest:
+			defer s.countIngest(c, p) // counted, not audited: see countIngest
+		case p.Method == access.MethodToken && !safeMethod(c.Method()):
 			defer s.auditMutation(c, rt, p)
 		}
 		if err := s.checkCSRF(c, p); err != nil {
@@ -88,7 +92,10 @@ func (s *Server) authenticate(c *fiber.Ctx) (*access.Principal, error) {
 func (s *Server) toLogin(c *fiber.Ctx) error {
 	target := "/login"
 	if safeMethod(c.Method()) {
-		target += "?next=" + url.QueryEscape(string(c.Request().URI().RequestURI()))
+		// The request line as sent: the parsed URI's path is decoded and
+		// its slashes collapsed, which would turn the default vhost's
+		// /queues/mq/%2F/q into /queues/mq/q.
+		target += "?next=" + url.QueryEscape(string(c.Request().Header.RequestURI()))
 	}
 	return c.Redirect(target, fiber.StatusSeeOther)
 }
@@ -173,13 +180,7 @@ func (s *Server) auditMutation(c *fiber.Ctx, rt Route, p *access.Principal) {
 		return
 	}
 	status := c.Response().StatusCode()
-	outcome := "success"
-	switch {
-	case status == fiber.StatusUnauthorized || status == fiber.StatusForbidden:
-		outcome = "denied"
-	case status >= 400:
-		outcome = "failure"
-	}
+	outcome := statusOutcome(status)
 	resource := "*"
 	if rt.Resource != nil {
 		resource = rt.Resource(c).Name
@@ -189,6 +190,18 @@ func (s *Server) auditMutation(c *fiber.Ctx, rt Route, p *access.Principal) {
 	if err := s.audit.Append(c.UserContext(), ev); err != nil {
 		s.log.Error("audit api mutation", "request_id", requestIDOf(c), "route", rt.Name, "err", err)
 	}
+}
+
+// statusOutcome is what a request's status says of it, for the audit log and
+// the ingest counter: success, denied (401, 403) or failure.
+func statusOutcome(status int) string {
+	switch {
+	case status == fiber.StatusUnauthorized || status == fiber.StatusForbidden:
+		return "denied"
+	case status >= 400:
+		return "failure"
+	}
+	return "success"
 }
 
 // auditEvent fills who, from where, and what.

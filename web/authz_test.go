@@ -49,6 +49,9 @@ var expected = map[string][5]int{
 	"dlq.entries":      {303, 200, 200, 200, 200},
 	"dlq.entry":        {303, 200, 200, 404, 200},
 	"dlq.group.triage": {303, 403, 403, 403, 303},
+	// The group of nf1 (t1 and t2 entries of kafka:demo): a redirect to
+	// the newest entry each may view; otto views none of it (404).
+	"dlq.group.sample": {303, 303, 303, 404, 303},
 	// Dead-letter jobs ask for view; the engine authorizes the entries by
 	// the job's action: vera (viewer) may not act at all (403), otto's
 	// rules reach none of the demo entries: his plan counts 0 (200) and
@@ -106,6 +109,11 @@ var expected = map[string][5]int{
 	"api.admin.bindings.add":    {401, 403, 403, 403, 201},
 	"api.admin.bindings.delete": {401, 403, 403, 403, 204},
 	"api.admin.tokens.issue":    {401, 403, 403, 403, 201},
+	// The demo's "deploy the fix" switch changes how the platform's
+	// services behave: admin only.
+	"api.demo.fixes":          {401, 403, 403, 403, 200},
+	"api.demo.fixes.deploy":   {401, 403, 403, 403, 200},
+	"api.demo.fixes.rollback": {401, 403, 403, 403, 204},
 }
 
 // expectedForeignJob is the status of the job routes on redrives admin
@@ -223,7 +231,7 @@ func fillPath(rt Route, f matrixFixtures, user string) string {
 		id = f.bindingAPI
 	case "dlq.entry", "api.dlq.entry":
 		id = f.dlqEntry
-	case "dlq.group.triage", "api.dlq.group.triage":
+	case "dlq.group.triage", "api.dlq.group.triage", "dlq.group.sample":
 		id = f.dlqGroup
 	case "dlq.job", "dlq.job.cancel", "api.dlq.job":
 		id = f.dlqJob
@@ -235,7 +243,7 @@ func fillPath(rt Route, f matrixFixtures, user string) string {
 	}
 	return strings.NewReplacer(
 		":cluster", testCluster, ":topic", envTopic, ":group", testGroup,
-		":vhost", "%2F", ":queue", matrixQueue,
+		":vhost", "%2F", ":queue", matrixQueue, ":code", "PAYMENT_DECLINED",
 		":name", name, ":id", strconv.FormatInt(id, 10), "*", "app.css",
 	).Replace(p)
 }
@@ -277,6 +285,8 @@ func jsonFor(name, user string, f matrixFixtures) any {
 		return map[string]any{"user": "target", "name": "api token", "ttl": "1h"}
 	case "api.dlq.group.triage":
 		return map[string]any{"state": "resolved", "note": "matrix"}
+	case "api.demo.fixes.deploy":
+		return map[string]any{"code": "PAYMENT_DECLINED"}
 	case "otlp.metrics":
 		return map[string]any{} // an empty OTLP JSON export
 	}

@@ -78,6 +78,25 @@ func compare(a, b string) int {
 	return 0
 }
 
+// benchAccess is a real access store in a console database of its own,
+// with the admin account.
+func benchAccess(b *testing.B) *access.Store {
+	b.Helper()
+	db, err := sqldb.Open(context.Background(), filepath.Join(b.TempDir(), "console.db"), access.Schema())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	store, err := access.NewStore(db, access.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := store.EnsureAdmin(context.Background(), adminPassword); err != nil {
+		b.Fatal(err)
+	}
+	return store
+}
+
 type benchEnv struct {
 	srv    *Server
 	cookie string
@@ -102,18 +121,7 @@ func newBenchEnv(b *testing.B, cold, scoped bool) *benchEnv {
 		view = benchCluster(now.Add(-time.Duration(i)*30*time.Second), 120-i)
 		hist.RecordKafka(ctx, view)
 	}
-	db, err := sqldb.Open(ctx, filepath.Join(b.TempDir(), "console.db"), access.Schema())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { db.Close() })
-	store, err := access.NewStore(db, access.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, _, err := store.EnsureAdmin(ctx, adminPassword); err != nil {
-		b.Fatal(err)
-	}
+	store := benchAccess(b)
 	user, password := "admin", adminPassword
 	if scoped {
 		// A viewer of one domain's topics (and their groups) for t1: every

@@ -43,8 +43,9 @@ type DeadLetters interface {
 	Groups(ctx context.Context, c dlq.Caller, f dlqstore.GroupFilter) ([]dlqstore.Group, string, error)
 	// Group is one group over the caller's scope. Errors: ENOTFOUND.
 	Group(ctx context.Context, c dlq.Caller, id int64) (dlqstore.Group, error)
-	// Trend counts a group's failures per step. Errors: EINVALID.
-	Trend(ctx context.Context, c dlq.Caller, groupID int64, from, to time.Time, step time.Duration) ([]int, error)
+	// Trends counts the failures of a page of groups per step, in one
+	// query. Errors: EINVALID.
+	Trends(ctx context.Context, c dlq.Caller, groupIDs []int64, from, to time.Time, step time.Duration) (map[int64][]int, error)
 	// OpenCount is how many of the caller's entries need attention.
 	OpenCount(ctx context.Context, c dlq.Caller) (int, error)
 	// Sources are the indexed sources the caller may view, and whether
@@ -57,6 +58,9 @@ type DeadLetters interface {
 	SetTriage(ctx context.Context, c dlq.Caller, id int64, t dlqstore.Triage) (dlqstore.Group, error)
 	// Actions are the job buttons offered on an entry (nil: on lists).
 	Actions(c dlq.Caller, e *dlq.Entry) dlq.Actions
+	// Outcome is what became of a redriven entry's message, given the
+	// watch window.
+	Outcome(e dlqstore.Entry) dlqstore.RedriveOutcome
 	DLQJobs
 }
 
@@ -183,12 +187,13 @@ func totalText(total int, capped bool) string {
 }
 
 // dlqBadge is the count on the navigation entry: open entries the
-// principal may view, from the store's running totals (no scan).
+// principal may view, from the store's running totals (no scan), counted
+// once per request (openCount).
 func (s *Server) dlqBadge(c *fiber.Ctx) string {
 	if s.dlq == nil {
 		return ""
 	}
-	n, err := s.dlq.OpenCount(c.UserContext(), callerOf(c))
+	n, err := s.openCount(c)
 	if err != nil {
 		s.log.Warn("dead-letter counts for the navigation", "request_id", requestIDOf(c), "err", err)
 		return ""
@@ -197,4 +202,21 @@ func (s *Server) dlqBadge(c *fiber.Ctx) string {
 		return templates.Count(int64(n))
 	}
 	return ""
+}
+
+// openCountKey holds a request's open count once counted.
+type openCountKey struct{}
+
+// openCount is how many entries the caller may view need attention,
+// counted once per request: the landing page shows it and the navigation
+// badge of the same page reuses it.
+func (s *Server) openCount(c *fiber.Ctx) (int, error) {
+	if n, ok := c.Locals(openCountKey{}).(int); ok {
+		return n, nil
+	}
+	n, err := s.dlq.OpenCount(c.UserContext(), callerOf(c))
+	if err == nil {
+		c.Locals(openCountKey{}, n)
+	}
+	return n, err
 }

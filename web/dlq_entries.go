@@ -56,15 +56,19 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 	}
 	now := s.now()
 	for _, e := range res.Entries {
+		o := st.Outcome(e)
 		vm.Rows = append(vm.Rows, templates.DLQEntryRow{
 			ID: e.ID, Href: entryHref(e.ID),
 			Time: templates.Ago(now, e.DL.LastFailureAt), TimeExact: fmtTime(e.DL.LastFailureAt),
 			Destination: e.Destination, Where: whereOf(e),
 			ErrorCode: e.ErrorCode, Message: truncateText(e.DL.Error.Message, 160),
-			EventType: e.EventType, Tenant: e.Tenant, Status: string(e.Status), StatusClass: statusTone(e.Status).Badge(), Attempts: e.DL.Attempts,
+			EventType: e.EventType, Tenant: e.Tenant, Status: string(e.Status), StatusClass: statusClassOf(e, o), Attempts: e.DL.Attempts,
+			Outcome: outcomeOf(e, o),
 		})
 	}
 	vm.Total = totalText(res.Total, res.TotalCapped)
+	vm.Searched, vm.TextPending = searchedText(res.Searched), res.TextPending
+	vm.Suggestions = searchSuggestions(queryOf(c), res.Suggestions)
 	if len(vm.Rows) > 0 {
 		// "Redrive all N matching": the filter as typed (its JSON holds
 		// neither the page's cursor nor a scope); the engine freezes the

@@ -13,6 +13,7 @@ import (
 	"switchyard/dlq"
 	"switchyard/dlqstore"
 	"switchyard/indexer"
+	"switchyard/redrive"
 	"switchyard/web/templates"
 )
 
@@ -28,19 +29,30 @@ func (s *Server) handleDLQEntry(c *fiber.Ctx) error {
 	if err != nil {
 		return s.fail(c, err)
 	}
-	vm := entryViewOf(e)
+	vm := entryViewOf(e, s.dlq.Outcome(e.Entry))
 	jv, err := s.entryJobs(c, e)
 	if err != nil {
 		return s.fail(c, err)
+	}
+	// The job that sent the message: the last redrive of it the caller
+	// may see (its history).
+	if vm.Outcome.Text != "" {
+		for _, h := range slices.Backward(jv.History) {
+			if (h.Action == string(redrive.ActionRedrive) || h.Action == string(redrive.ActionEditRedrive)) && h.State == string(dlqstore.ItemSent) {
+				vm.OutcomeJobID, vm.OutcomeJobHref = h.JobID, h.JobHref
+				break
+			}
+		}
 	}
 	return s.render(c, templates.Page{Title: "Dead letter " + itoa64(e.ID), Area: templates.AreaDeadLetters},
 		templates.DeadLetterEntryView(vm, jv))
 }
 
-func entryViewOf(e dlq.Entry) templates.DeadLetterEntry {
+func entryViewOf(e dlq.Entry, o dlqstore.RedriveOutcome) templates.DeadLetterEntry {
 	dl := e.DL
 	vm := templates.DeadLetterEntry{
-		ID: e.ID, Status: string(e.Status), StatusClass: statusTone(e.Status).Badge(), Format: string(dl.Format), StatusReason: e.StatusReason,
+		ID: e.ID, Status: string(e.Status), StatusClass: statusClassOf(e.Entry, o), Format: string(dl.Format), StatusReason: e.StatusReason,
+		Outcome: outcomeOf(e.Entry, o), RefailureOf: e.RefailureOf, RedriveJob: e.RedriveJob,
 		Title:     cmpOr(truncateText(dl.Error.Message, 200), "Dead letter "+itoa64(e.ID)),
 		GroupHref: "/dead-letters/entries?group=" + itoa64(e.GroupID),
 		Error: templates.DLQError{
@@ -50,6 +62,12 @@ func entryViewOf(e dlq.Entry) templates.DeadLetterEntry {
 		FirstFailure: fmtTime(dl.FirstFailureAt), LastFailure: fmtTime(dl.LastFailureAt),
 		CorrelationID: correlationOf(dl), TraceID: traceOf(dl),
 		EnvelopeError: dl.EnvelopeError,
+	}
+	if e.RefailureOf != 0 {
+		vm.RefailureOfHref = entryHref(e.RefailureOf)
+	}
+	if e.RedriveJob != 0 {
+		vm.RedriveJobHref = jobHref(e.RedriveJob)
 	}
 	if len(dl.Error.Details) > 0 {
 		if b, err := json.MarshalIndent(dl.Error.Details, "", "  "); err == nil {
@@ -82,6 +100,27 @@ func entryViewOf(e dlq.Entry) templates.DeadLetterEntry {
 	return vm
 }
 
+// outcomeOf is the view of what became of a redriven entry's message:
+// "failed again" linking its re-failure, "not seen again", "not back so
+// far".
+func outcomeOf(e dlqstore.Entry, o dlqstore.RedriveOutcome) templates.Outcome {
+	out := templates.Outcome{Kind: string(o), Text: outcomeText(o), Class: outcomeTone(o).Badge(),
+		FailedAgain: o == dlqstore.OutcomeFailedAgain, Watching: o == dlqstore.OutcomeWatching}
+	if o == dlqstore.OutcomeFailedAgain {
+		out.RefailedID, out.Href = e.RefailedAs, entryHref(e.RefailedAs)
+	}
+	return out
+}
+
+// statusClassOf is the badge of an entry's status: a redriven entry whose
+// message failed again is no success.
+func statusClassOf(e dlqstore.Entry, o dlqstore.RedriveOutcome) string {
+	if o == dlqstore.OutcomeFailedAgain {
+		return templates.ToneNeutral.Badge()
+	}
+	return statusTone(e.Status).Badge()
+}
+
 func nonEmpty(kvs []templates.KV) []templates.KV {
 	return slices.DeleteFunc(kvs, func(kv templates.KV) bool { return kv.Value == "" })
 }
@@ -107,7 +146,11 @@ func originOf(e dlqstore.Entry) (kvs []templates.KV, href, label string) {
 		kvs = append(kvs, templates.KV{Key: "vhost", Value: o.VHost}, templates.KV{Key: "exchange", Value: o.Exchange},
 			templates.KV{Key: "routing_key", Value: o.RoutingKey}, templates.KV{Key: "queue", Value: o.Queue})
 		if o.Queue != "" && broker == delivery.BrokerRabbitMQ {
-			cluster, vhost := cmpOr(o.Cluster, e.Cluster), cmpOr(o.VHost, cmpOr(e.VHost, "/"))
+			// RabbitMQ dead-letters within one broker, so the origin queue
+			// is on the cluster the console indexed the DLQ from, by the
+			// console's name for it (the queue pages'); the service's own
+			// name for its broker (o.Cluster) is only shown.
+			cluster, vhost := e.Cluster, cmpOr(o.VHost, cmpOr(e.VHost, "/"))
 			href, label = queueHref(cluster, vhost, o.Queue), "rabbitmq "+cluster+" "+vhost+" / "+o.Queue
 		}
 	}

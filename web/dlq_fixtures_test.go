@@ -197,6 +197,8 @@ type jobsEnv struct {
 	engine *redrive.Engine
 	// kafka reads what the engine sent to the origin cluster.
 	kafka *kgo.Client
+	// brokers are the origin cluster's addresses.
+	brokers []string
 }
 
 // withJobs gives the env's server a job engine, run until the test ends.
@@ -242,7 +244,7 @@ func (e *env) withJobs(t *testing.T) *jobsEnv {
 	o := e.dlqOpts
 	o.Jobs = eng
 	e.srv.dlq = newDeadLetters(t, o) // before any request of the test
-	return &jobsEnv{engine: eng, kafka: read}
+	return &jobsEnv{engine: eng, kafka: read, brokers: c.ListenAddrs()}
 }
 
 // seedMoreDLQ indexes extra dead letters of tenant on testDLQ (origin

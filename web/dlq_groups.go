@@ -30,14 +30,6 @@ func (s *Server) dlqNotConfigured(c *fiber.Ctx) error {
 		templates.Empty("dlq-not-configured", "The dead-letter index is not configured", "Start the console with a data directory to index dead-letter topics and queues."))
 }
 
-// groupsRange is the trend window: ?range=, 24h by default.
-func (s *Server) groupsRange(c *fiber.Ctx) (timeRange, error) {
-	key := c.Query("range")
-	tr, err := parseRange(cmp.Or(key, "24h"), s.now())
-	tr.Explicit = key != ""
-	return tr, err
-}
-
 // handleDeadLetters is the landing page: failure groups over the
 // principal's scope, each with its trend over the range.
 func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
@@ -45,7 +37,7 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 	if err != nil {
 		return s.dlqNotConfigured(c)
 	}
-	tr, err := s.groupsRange(c)
+	tr, err := s.dashRange(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -73,7 +65,7 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 	if err := s.indexerStrip(ctx, st, caller, &vm); err != nil {
 		return s.fail(c, err)
 	}
-	if vm.Open, err = st.OpenCount(ctx, caller); err != nil {
+	if vm.Open, err = s.openCount(c); err != nil {
 		return s.fail(c, err)
 	}
 	groups, next, err := st.Groups(ctx, caller, dlqstore.GroupFilter{
@@ -87,14 +79,17 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 		c.Status(fiber.StatusBadRequest)
 		vm.Error = delivery.ErrorMessage(err)
 	}
-	step := tr.To.Sub(tr.From) / trendBuckets
+	ids := make([]int64, len(groups))
+	for i, g := range groups {
+		ids[i] = g.ID
+	}
+	trends, err := st.Trends(ctx, caller, ids, tr.From, tr.To, tr.To.Sub(tr.From)/trendBuckets)
+	if err != nil {
+		return s.fail(c, err)
+	}
 	now := s.now()
 	for _, g := range groups {
-		counts, err := st.Trend(ctx, caller, g.ID, tr.From, tr.To, step)
-		if err != nil {
-			return s.fail(c, err)
-		}
-		vm.Rows = append(vm.Rows, groupRowOf(g, counts, tr, now))
+		vm.Rows = append(vm.Rows, groupRowOf(g, trends[g.ID], tr, now))
 	}
 	if next != "" {
 		nq := cloneValues(pickerQuery)
@@ -126,7 +121,7 @@ func groupRowOf(g dlqstore.Group, trend []int, tr timeRange, now time.Time) temp
 	}
 	r := templates.DLQGroupRow{
 		ID: g.ID, Title: g.Title, ErrorCode: g.ErrorCode, ExceptionType: g.ExceptionType, EventType: g.EventType,
-		Count: g.Count, Open: g.Open,
+		Count: g.Count, Open: g.Open, FailedAgain: g.FailedAgain,
 		FirstSeen: templates.Ago(now, g.FirstSeen), LastSeen: templates.Ago(now, g.LastSeen),
 		FirstSeenExact: fmtTime(g.FirstSeen), LastSeenExact: fmtTime(g.LastSeen),
 		Destinations: g.Destinations, Tenants: g.Tenants,
@@ -134,6 +129,7 @@ func groupRowOf(g dlqstore.Group, trend []int, tr timeRange, now time.Time) temp
 		UpdateBy:     g.Triage.UpdatedBy,
 		Trend:        templates.Sparkline{Counts: trend, Label: strconv.Itoa(total) + " in the last " + tr.Key},
 		EntriesHref:  "/dead-letters/entries?group=" + strconv.FormatInt(g.ID, 10),
+		SampleHref:   groupSampleHref(g.ID),
 		TriageAction: "/dead-letters/groups/" + strconv.FormatInt(g.ID, 10) + "/triage",
 	}
 	if !g.Triage.SnoozedUntil.IsZero() {

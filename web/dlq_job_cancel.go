@@ -23,5 +23,5 @@ func (s *Server) handleDLQJobCancel(c *fiber.Ctx) error {
 	}
 	j = cj
 	return s.flash(c, jobHref(j.ID), fmt.Sprintf("Job #%d is %s: it stops after the batch in flight; what was already %s stays %s.",
-		j.ID, j.State, doneVerb(j.Action), doneVerb(j.Action)))
+		j.ID, jobStateText(j.State), doneVerb(j.Action), doneVerb(j.Action)))
 }

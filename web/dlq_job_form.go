@@ -94,12 +94,16 @@ func parseJobForm(c *fiber.Ctx, opts dlq.JobOptions) (jobInput, error) {
 			if r.Canary, err = strconv.Atoi(f.Canary); err != nil || r.Canary < 0 {
 				return in, delivery.Errorf(delivery.EINVALID, "canary must be a count of entries (0 for none)")
 			}
+		} else {
+			// A form that says nothing of a canary (a page's button) gets
+			// the engine's default for a big set; the plan shows it.
+			r.CanaryDefault = true
 		}
 		secs, err := strconv.Atoi(f.CanaryWindow)
 		if err != nil || secs < 1 || secs > 24*3600 {
 			return in, delivery.Errorf(delivery.EINVALID, "the canary window must be 1 to 86400 seconds")
 		}
-		if r.Canary > 0 {
+		if r.Canary > 0 || r.CanaryDefault {
 			r.CanaryWindow = time.Duration(secs) * time.Second
 		}
 	} else if f.Target != "" {
@@ -119,7 +123,8 @@ func parseJobForm(c *fiber.Ctx, opts dlq.JobOptions) (jobInput, error) {
 	return in, nil
 }
 
-// selectorOf reads the selection: a JSON selector, or ids, or a group.
+// selectorOf reads the selection: a JSON selector (ids, group, filter or
+// rest_of), or ids, or a group.
 func selectorOf(v url.Values) (redrive.Selector, error) {
 	var sel redrive.Selector
 	if raw := strings.TrimSpace(v.Get("selector")); raw != "" {
@@ -151,7 +156,7 @@ func selectorOf(v url.Values) (redrive.Selector, error) {
 		sel.Group = id
 	}
 	n := 0
-	for _, set := range []bool{len(sel.IDs) > 0, sel.Group != 0, sel.Filter != nil} {
+	for _, set := range []bool{len(sel.IDs) > 0, sel.Group != 0, sel.Filter != nil, sel.RestOf != 0} {
 		if set {
 			n++
 		}
@@ -235,8 +240,8 @@ func (s *Server) handleDLQJobStart(c *fiber.Ctx) error {
 	if err != nil {
 		return s.showPlan(c, jobs, in, err)
 	}
-	return s.flash(c, jobHref(j.ID), fmt.Sprintf("Job #%d started: %s of %s entries.",
-		j.ID, strings.ToLower(actionLabel(j.Action)), templates.Exact(int64(j.Total))))
+	return s.flash(c, jobHref(j.ID), fmt.Sprintf("Job #%d started: %s of %s.",
+		j.ID, strings.ToLower(actionLabel(j.Action)), templates.Entries(j.Total)))
 }
 
 // showPlan renders the plan page: the dry run of in when it is complete,
@@ -247,7 +252,7 @@ func (s *Server) showPlan(c *fiber.Ctx, jobs DLQJobs, in jobInput, failed error)
 		Selector: in.selector, Form: in.form,
 	}
 	if in.selector != "" {
-		vm.SelectorText = selectorText(in.req.Selector)
+		vm.SelectorText = selectorText(in.req.Selector, s.groupTitle(c, in.req.Selector))
 	}
 	status := fiber.StatusOK
 	// Plan whenever the selection could be read, so that a form refused
@@ -264,6 +269,10 @@ func (s *Server) showPlan(c *fiber.Ctx, jobs DLQJobs, in jobInput, failed error)
 			planView(&vm, plan)
 		}
 	}
+	if vm.Planned && vm.Form.Sends && vm.Form.Canary == "" {
+		// What the plan gave a form that asked for the default canary.
+		vm.Form.Canary = strconv.Itoa(vm.PlanCanary)
+	}
 	if failed != nil {
 		msg, shown := formError(failed)
 		if !shown {
@@ -278,7 +287,11 @@ func (s *Server) showPlan(c *fiber.Ctx, jobs DLQJobs, in jobInput, failed error)
 
 func planView(vm *templates.JobPlan, p redrive.Plan) {
 	vm.Planned = true
-	vm.Count, vm.CountN = templates.Exact(int64(p.Count)), p.Count
+	vm.Count, vm.CountN, vm.Entries = templates.Exact(int64(p.Count)), p.Count, templates.Entries(p.Count)
+	vm.PlanCanary, vm.Canary = p.Canary, "none"
+	if p.Canary > 0 {
+		vm.Canary = canaryText(p.Canary, p.CanaryWindow)
+	}
 	for _, t := range p.Targets {
 		vm.Targets = append(vm.Targets, templates.JobTarget{Target: t.Target, Count: templates.Exact(int64(t.Count))})
 	}
@@ -293,4 +306,23 @@ func planView(vm *templates.JobPlan, p redrive.Plan) {
 	vm.Warnings = p.Warnings
 	vm.Estimated = durationText(p.EstimatedTime)
 	vm.Rate = rateText(p.Rate)
+}
+
+// canaryText says what a canary does: "10 entries first, then 30s of
+// watching for re-failures".
+func canaryText(n int, window time.Duration) string {
+	return fmt.Sprintf("%s first, then %s of watching for re-failures", templates.Entries(n), durationText(window))
+}
+
+// groupTitle is the title of the failure group sel selects, when the
+// caller can see it ("" otherwise: the selection then names its id).
+func (s *Server) groupTitle(c *fiber.Ctx, sel redrive.Selector) string {
+	if sel.Group == 0 || s.dlq == nil {
+		return ""
+	}
+	g, err := s.dlq.Group(c.UserContext(), callerOf(c), sel.Group)
+	if err != nil {
+		return ""
+	}
+	return g.Title
 }

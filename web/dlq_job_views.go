@@ -2,6 +2,7 @@ package web
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,8 +51,9 @@ func doneVerb(a redrive.Action) string {
 	return "sent"
 }
 
-// selectorText describes a selection in words.
-func selectorText(sel redrive.Selector) string {
+// selectorText describes a selection in words; groupTitle is the title
+// of its failure group, when it selects one the caller can see.
+func selectorText(sel redrive.Selector, groupTitle string) string {
 	switch {
 	case len(sel.IDs) == 1:
 		return "entry " + itoa64(sel.IDs[0])
@@ -64,9 +66,13 @@ func selectorText(sel redrive.Selector) string {
 			}
 			ids = append(ids, itoa64(id))
 		}
-		return templates.Exact(int64(len(sel.IDs))) + " entries: " + strings.Join(ids, ", ")
+		return templates.Entries(len(sel.IDs)) + ": " + strings.Join(ids, ", ")
+	case sel.Group != 0 && groupTitle != "":
+		return "failure group “" + truncateText(groupTitle, 120) + "” (#" + itoa64(sel.Group) + ")"
 	case sel.Group != 0:
-		return "failure group " + itoa64(sel.Group)
+		return "failure group #" + itoa64(sel.Group)
+	case sel.RestOf != 0:
+		return "the rest of job #" + itoa64(sel.RestOf) + ": the entries it did not send, and the re-failures of those it sent"
 	case sel.Filter != nil:
 		return "every entry matching " + filterText(*sel.Filter)
 	}
@@ -133,26 +139,68 @@ func jobRowOf(j redrive.Job, now time.Time) templates.JobRow {
 	n := func(i int) string { return templates.Exact(int64(i)) }
 	r := templates.JobRow{
 		ID: j.ID, Href: jobHref(j.ID), Action: string(j.Action), State: string(j.State), StateClass: jobTone(j.State).Badge(),
-		Actor: j.Actor, Reason: j.Reason,
+		StateText: jobStateText(j.State), Actor: j.Actor, Reason: j.Reason,
 		Total: n(j.Total), Done: n(j.Done), Failed: n(j.Failed), Cancelled: n(j.Cancelled), Remaining: n(j.Remaining),
-		TotalN: j.Total, ProcessedN: j.Done + j.Failed + j.Cancelled,
 		Rate: "—", CurrentRate: "—", ETA: "—",
 		Created: templates.Ago(now, j.CreatedAt), CreatedExact: fmtTime(j.CreatedAt),
 	}
+	r.Progress, r.ProgressLabel = progressOf(j)
 	if j.Action.Republishes() || j.PublishQuarantine {
 		r.Rate = rateText(j.Rate)
 	}
 	if !j.Finished() {
-		r.CurrentRate = rateText(j.CurrentRate)
-		switch {
-		case j.State == dlqstore.JobCanaryWait:
-			// The engine's ETA counts sending only, not the wait.
-			r.ETA = "after the canary window"
-		case j.ETA > 0:
-			r.ETA = durationText(j.ETA)
+		if j.CurrentRate > 0 {
+			r.CurrentRate = rateText(j.CurrentRate)
+		}
+		if j.ETA > 0 {
+			r.ETA = durationText(j.ETA) // the engine's: the measured rate, and the canary window ahead
 		}
 	}
 	return r
+}
+
+// progressOf is a job's progress bar: done, failed and cancelled in that
+// order, each its share of the total, and the bar in words.
+func progressOf(j redrive.Job) ([]templates.ProgressSegment, string) {
+	total := max(j.Total, 1)
+	pct := func(n int) string { return strconv.FormatFloat(float64(n)*100/float64(total), 'f', 2, 64) }
+	parts := []struct {
+		kind, label string
+		n           int
+	}{
+		{"done", doneVerb(j.Action), j.Done},
+		{"failed", "failed", j.Failed},
+		{"cancelled", "cancelled", j.Cancelled},
+	}
+	var segs []templates.ProgressSegment
+	var words []string
+	at := 0
+	for _, p := range parts {
+		if p.n == 0 {
+			continue
+		}
+		label := templates.Exact(int64(p.n)) + " " + p.label
+		segs = append(segs, templates.ProgressSegment{Kind: p.kind, X: pct(at), Width: pct(p.n), Label: label})
+		words = append(words, label)
+		at += p.n
+	}
+	if rest := j.Total - at; rest > 0 {
+		words = append(words, templates.Exact(int64(rest))+" to go")
+	}
+	return segs, strings.Join(words, ", ") + " of " + templates.Entries(j.Total)
+}
+
+// jobStateText is a job state in words.
+func jobStateText(st dlqstore.JobState) string {
+	switch st {
+	case dlqstore.JobCanaryWait:
+		return "waiting for canary"
+	case dlqstore.JobCanaryFailed:
+		return "canary failed"
+	case dlqstore.JobFreezing:
+		return "freezing its set"
+	}
+	return strings.ReplaceAll(string(st), "_", " ")
 }
 
 // jobTone is the colour of a job state's badge: done well, under way, or
@@ -209,8 +257,12 @@ func itemTone(st dlqstore.ItemState) templates.Tone {
 	return templates.ToneNeutral
 }
 
-// jobSentence says what a job's state means.
-func jobSentence(j redrive.Job) string {
+// jobSentence says what a job's state means, its error included once.
+func jobSentence(j redrive.Job) string { return jobSentenceWith(j, 0) }
+
+// jobSentenceWith is jobSentence knowing how many of its messages came
+// back (refailed; 0 when none or not known).
+func jobSentenceWith(j redrive.Job, refailed int) string {
 	n := func(i int) string { return templates.Exact(int64(i)) }
 	verb := doneVerb(j.Action)
 	var s string
@@ -222,7 +274,7 @@ func jobSentence(j redrive.Job) string {
 		}
 	case dlqstore.JobCanaryWait:
 		s = fmt.Sprintf("The canary (%s) was sent; watching for %s whether it dead-letters again before sending the other %s.",
-			entries(j.Canary), durationText(j.CanaryWindow), n(j.Remaining))
+			templates.Entries(j.Canary), durationText(j.CanaryWindow), n(j.Remaining))
 	case dlqstore.JobCancelling:
 		s = fmt.Sprintf("Cancelling: the job stops after the batch in flight; %s of %s were %s.", n(j.Done), n(j.Total), verb)
 		if j.Error != "" {
@@ -242,14 +294,20 @@ func jobSentence(j redrive.Job) string {
 		return fmt.Sprintf("Cancelled%s after %s of %s were %s; nothing %s was reverted, and the other %s were left as they were.",
 			by, n(j.Done), n(j.Total), verb, verb, n(j.Cancelled+j.Remaining))
 	case dlqstore.JobCanaryFailed:
-		s = fmt.Sprintf("The canary failed: the first %s dead-lettered again within %s, so the other %s were not sent.",
-			entries(j.Canary), durationText(j.CanaryWindow), n(j.Cancelled+j.Remaining))
+		// Its error says the same with the engine's counts: the sentence
+		// is the one place that says it.
+		came := "messages of the canary"
+		if refailed > 0 {
+			came = fmt.Sprintf("%s of the canary's %s", n(refailed), templates.Entries(j.Canary))
+		}
+		return fmt.Sprintf("The canary failed: %s dead-lettered again within %s, so the other %s were not sent.",
+			came, durationText(j.CanaryWindow), n(j.Cancelled+j.Remaining))
 	case dlqstore.JobFailed:
 		s = fmt.Sprintf("The job failed after %s of %s were %s; nothing %s was reverted.", n(j.Done), n(j.Total), verb, verb)
 	case dlqstore.JobFreezing:
 		s = "Freezing its set of entries; nothing is sent until that is done."
 	default:
-		s = "State " + string(j.State) + "."
+		s = "State: " + jobStateText(j.State) + "."
 	}
 	if j.Error != "" && j.Finished() && j.State != dlqstore.JobCompleted {
 		s += " " + j.Error
@@ -257,10 +315,35 @@ func jobSentence(j redrive.Job) string {
 	return s
 }
 
-// entries is "1 entry", "12 entries".
-func entries(n int) string {
-	if n == 1 {
-		return "1 entry"
+// outcomeText is what became of a redriven entry's message, in words
+// ("" when it was not redriven).
+func outcomeText(o dlqstore.RedriveOutcome) string {
+	switch o {
+	case dlqstore.OutcomeFailedAgain:
+		return "failed again"
+	case dlqstore.OutcomeWatching:
+		return "not back so far"
+	case dlqstore.OutcomeNotSeenAgain:
+		return "not seen again"
 	}
-	return templates.Exact(int64(n)) + " entries"
+	return ""
+}
+
+// outcomeTone is the colour of an outcome's badge.
+func outcomeTone(o dlqstore.RedriveOutcome) templates.Tone {
+	switch o {
+	case dlqstore.OutcomeFailedAgain:
+		return templates.ToneBad
+	case dlqstore.OutcomeWatching:
+		return templates.ToneWarn
+	case dlqstore.OutcomeNotSeenAgain:
+		return templates.ToneOK
+	}
+	return templates.ToneNeutral
+}
+
+// inCanary reports whether the item at ledger seq was one of j's canary:
+// the first Canary items, when the canary held any back.
+func inCanary(j redrive.Job, seq int) bool {
+	return j.Canary > 0 && j.Total > j.Canary && seq > 0 && seq <= j.Canary
 }

@@ -10,6 +10,7 @@ import (
 
 	"switchyard/delivery"
 	"switchyard/dlq"
+	"switchyard/dlqstore"
 	"switchyard/redrive"
 )
 
@@ -56,6 +57,10 @@ type DLQJobs interface {
 	// History is every job the caller may see that acted on an entry,
 	// oldest first.
 	History(ctx context.Context, c dlq.Caller, entryID int64) ([]redrive.HistoryItem, error)
+	// Refailures lists the entries a job's messages became when they
+	// dead-lettered again, those the caller may view, oldest first, up to
+	// limit, with their total. Errors: ENOTFOUND (as Job).
+	Refailures(ctx context.Context, c dlq.Caller, jobID int64, limit int) ([]dlqstore.Refailure, int, error)
 }
 
 // Page sizes.

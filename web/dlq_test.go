@@ -129,7 +129,7 @@ func TestDeadLetterGroupsPage(t *testing.T) {
 		{"?q=declined", []string{"card declined for customer <num>"}},
 		{"?q=ORDER_NOT", []string{nfTitle}},
 		{"?broker=rabbitmq", []string{"mailbox unavailable"}},
-		{"?destination=" + payDLQ, []string{"payload is not valid utf-<num>", "upstream timed out after <num>s"}},
+		{"?destination=" + payDLQ, []string{"payload is not valid UTF-<num>", "upstream timed out after <num>s"}},
 		{"?state=acknowledged", nil},
 	} {
 		got := slices.Sorted(mapKeys(groupSections(admin.get(t, "/dead-letters"+tc.query).body)))

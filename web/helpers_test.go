@@ -27,6 +27,7 @@ import (
 	"switchyard/browse"
 	"switchyard/collector"
 	"switchyard/delivery"
+	"switchyard/demo"
 	"switchyard/dlq"
 	"switchyard/dlqstore"
 	"switchyard/internal/testenv"
@@ -243,6 +244,11 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if o.clusters != nil {
 		clusters = o.clusters
 	}
+	// The demo's real "deploy the fix" switch, as `console demo` has it.
+	fixes, err := demo.OpenFixes(filepath.Join(t.TempDir(), "fixes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := New(Options{
 		Logger:            slog.New(slog.NewJSONHandler(logs, nil)),
 		Gatherer:          reg,
@@ -260,6 +266,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		OTLP:              svc,
 		Ready:             o.ready,
 		Version:           "test",
+		Demo:              fixes,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,10 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// ingest counts the OTLP exports services push, by the account that
+	// sent them and how they ended (countIngest): their record, since a
+	// service's routine push is not an operator's mutation to audit.
+	ingest *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,8 +31,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to serve an HTTP request, by route and method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method"}),
+		ingest: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchyard_otlp_ingest_requests_total",
+			Help: "OTLP metric exports received, by the account that sent them and outcome (success, partial, denied, failure).",
+		}, []string{"account", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.ingest} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register http metrics: %w", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"switchyard/access"
 	"switchyard/collector"
 	"switchyard/delivery"
 )
@@ -42,6 +43,7 @@ func (s *Server) handleOTLPMetrics(c *fiber.Ctx) error {
 	}
 	resp := &colmetrics.ExportMetricsServiceResponse{}
 	if res.Rejected > 0 {
+		c.Locals(partialIngestKey{}, true)
 		resp.PartialSuccess = &colmetrics.ExportMetricsPartialSuccess{
 			RejectedDataPoints: int64(res.Rejected),
 			ErrorMessage:       "data points refused: the service-metric series cap was reached or values were invalid",
@@ -59,4 +61,21 @@ func (s *Server) handleOTLPMetrics(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	return c.Send(out)
+}
+
+// partialIngestKey marks an export some of whose points were refused.
+type partialIngestKey struct{}
+
+// countIngest counts an OTLP export in /metrics
+// (switchyard_otlp_ingest_requests_total) by the account that sent it and
+// how it ended: statusOutcome of its status, and partial for a success some of
+// whose points were refused. Ingest is a service's routine push — a
+// demo's service account sends several a second — not an operator's
+// mutation: an audit record for each would bury the ones that matter.
+func (s *Server) countIngest(c *fiber.Ctx, p *access.Principal) {
+	outcome := statusOutcome(c.Response().StatusCode())
+	if outcome == "success" && c.Locals(partialIngestKey{}) != nil {
+		outcome = "partial"
+	}
+	s.metrics.ingest.WithLabelValues(p.User, outcome).Inc()
 }

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 
+	"switchyard/access"
 	"switchyard/delivery"
 )
 
@@ -100,6 +101,21 @@ func TestOTLPReceiverWithRealExporter(t *testing.T) {
 	// No credentials: 401 in the contract, not the login form.
 	if r := e.post(t, "/v1/metrics", "application/json", "", []byte(`{}`)); r.status != http.StatusUnauthorized || !strings.Contains(r.body, `"code":"EUNAUTHORIZED"`) {
 		t.Errorf("anonymous ingest = %d %s", r.status, r.body)
+	}
+	if r := e.post(t, "/v1/metrics", "application/json", "Bearer "+tok, []byte(`not OTLP`)); r.status != http.StatusBadRequest {
+		t.Errorf("bad export = %d %s", r.status, r.body)
+	}
+
+	// Ingest is counted by account and outcome in /metrics, and leaves no
+	// audit record: it is a service's routine push, not an operator's
+	// mutation.
+	mustContain(t, "/metrics after the exports", e.scrape(t).body,
+		`switchyard_otlp_ingest_requests_total{account="admin",outcome="failure"} 1`,
+		`switchyard_otlp_ingest_requests_total{account="admin",outcome="success"} 1`,
+		`switchyard_otlp_ingest_requests_total{account="vera",outcome="denied"} 1`,
+	)
+	if recs, _, err := e.audit.List(ctx, access.AuditFilter{Action: "api.mutation"}); err != nil || len(recs) != 0 {
+		t.Errorf("audit after the exports = %+v, %v; want no record", recs, err)
 	}
 }
 

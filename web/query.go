@@ -1,11 +1,15 @@
 package web
 
 import (
+	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/delivery"
+	"switchyard/dlqstore"
 	"switchyard/sqldb"
 )
 
@@ -36,4 +40,60 @@ func (s *Server) checkQuery(c *fiber.Ctx) error {
 		}
 	}
 	return c.Next()
+}
+
+// apiQueryParams lists, for every GET route of the JSON API, the query
+// parameters its handler reads: the one place that says so. Any other is
+// refused (allowQuery), so that a mistyped filter (?code=X for
+// ?error_code=X) is an error rather than a list silently left unfiltered.
+// register refuses a GET API route without an entry. Pages are not held
+// to a list: a browser's form may carry more than its handler reads.
+var apiQueryParams = map[string][]string{
+	"api.clusters":        nil,
+	"api.consumer-groups": nil,
+	"api.consumer-group":  nil,
+	"api.queues":          nil,
+	"api.series":          {"name", "agg", "match[]", "match", "from", "to", "step"},
+	// The filter codec's fields (dlqstore.ParseValues), the page's range,
+	// and paging.
+	"api.dlq.entries":    append(dlqstore.FilterFields(), "range", "limit", "cursor"),
+	"api.dlq.entry":      nil,
+	"api.dlq.groups":     {"state", "broker", "destination", "q", "sort", "limit", "cursor"},
+	"api.dlq.jobs":       {"running", "limit", "before"},
+	"api.dlq.job":        {"limit", "after_seq"},
+	"api.topic.messages": {"partition", "limit", "seek", "offset", "timestamp", "cursor", "q", "key", "value", "header"},
+	"api.admin.users":    nil,
+	"api.admin.bindings": nil,
+	"api.demo.fixes":     nil,
+}
+
+// checksQuery reports whether a route's query parameters are held to
+// apiQueryParams: the GET routes of the JSON API.
+func checksQuery(rt Route) bool {
+	return rt.Method == fiber.MethodGet && strings.HasPrefix(rt.Path, "/api/")
+}
+
+// allowQuery refuses a query parameter the route does not read, naming
+// it and the ones it does. Errors: EINVALID.
+func (s *Server) allowQuery(known []string) fiber.Handler {
+	takes := "none"
+	if len(known) > 0 {
+		takes = strings.Join(known, ", ")
+	}
+	known = append([]string{}, known...) // [] rather than null in the details
+	return func(c *fiber.Ctx) error {
+		var unknown []string
+		c.Context().QueryArgs().VisitAll(func(k, _ []byte) {
+			if name := truncateText(string(k), 40); !slices.Contains(known, string(k)) && !slices.Contains(unknown, name) {
+				unknown = append(unknown, name)
+			}
+		})
+		if len(unknown) == 0 {
+			return c.Next()
+		}
+		slices.Sort(unknown)
+		return s.fail(c, &delivery.Error{Code: delivery.EINVALID,
+			Message: fmt.Sprintf("unknown query parameter %s: this endpoint takes %s", strings.Join(unknown, ", "), takes),
+			Details: map[string]any{"unknown": unknown, "known": known}})
+	}
 }

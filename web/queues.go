@@ -4,6 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/collector"
+	"switchyard/delivery"
 	"switchyard/tsdb"
 	"switchyard/web/templates"
 )
@@ -37,6 +38,15 @@ func (s *Server) handleQueueShow(c *fiber.Ctx) error {
 	vm := templates.QueueDetail{
 		Range: tr.picker(queueHref(cluster, vhost, queue), queryOf(c)), Status: st,
 		Alarms: alarmsOf(v), Queue: queueRowOf(v, q, tr, st.Stale),
+		DeadLetterExchange: q.DeadLetterExchange, DeadLetterRoutingKey: q.DeadLetterRoutingKey,
+	}
+	for _, dlq := range q.DeadLetterQueues {
+		vm.DeadLetterQueues = append(vm.DeadLetterQueues, templates.QueueLink{Name: dlq, Href: tr.with(queueHref(cluster, vhost, dlq))})
+	}
+	if q.IsDLQ {
+		if vm.DeadLetters, err = s.dlqHere(c, delivery.BrokerRabbitMQ, cluster, vhost, queue); err != nil {
+			return s.fail(c, err)
+		}
 	}
 	ctx := c.UserContext()
 	qm := []tsdb.Matcher{eq("cluster", cluster), eq("vhost", vhost), eq("queue", queue)}

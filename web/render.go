@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -30,14 +31,30 @@ func (s *Server) render(c *fiber.Ctx, page templates.Page, body templ.Component)
 		ctx = templ.WithChildren(ctx, body)
 		comp = templates.Layout(page)
 	}
-	var buf bytes.Buffer
-	if err := comp.Render(ctx, &buf); err != nil {
+	buf := renderBuffers.Get().(*bytes.Buffer)
+	defer putRenderBuffer(buf)
+	if err := comp.Render(ctx, buf); err != nil {
 		return s.fail(c, err)
 	}
 	c.Set(fiber.HeaderContentType, fiber.MIMETextHTMLCharsetUTF8)
 	c.Set(fiber.HeaderCacheControl, "no-store")
 	c.Set(fiber.HeaderVary, "HX-Request")
-	return c.Send(buf.Bytes())
+	c.Response().SetBody(buf.Bytes()) // a copy: buf goes back to the pool
+	return nil
+}
+
+// renderBuffers are the buffers pages render into, reused: a page is tens
+// of kilobytes, which a new buffer would grow to (and clear) each time.
+var renderBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putRenderBuffer returns a buffer to renderBuffers, unless an unusually
+// large page grew it (it would stay that large).
+func putRenderBuffer(buf *bytes.Buffer) {
+	if buf.Cap() > 1<<20 {
+		return
+	}
+	buf.Reset()
+	renderBuffers.Put(buf)
 }
 
 // framePage fills what the layout needs around every page: the user, the

@@ -82,6 +82,7 @@ func Routes() []Route {
 		{Method: get, Path: "/dead-letters", Name: "dead-letters", Action: view, handle: (*Server).handleDeadLetters},
 		{Method: get, Path: "/dead-letters/entries", Name: "dlq.entries", Action: view, handle: (*Server).handleDLQEntries},
 		{Method: get, Path: "/dead-letters/entries/:id", Name: "dlq.entry", Action: view, handle: (*Server).handleDLQEntry},
+		{Method: get, Path: "/dead-letters/groups/:id/sample", Name: "dlq.group.sample", Action: view, handle: (*Server).handleDLQGroupSample},
 		{Method: post, Path: "/dead-letters/groups/:id/triage", Name: "dlq.group.triage", Action: access.ActionRedrive, Resource: dlqR, handle: (*Server).handleDLQTriage},
 		// Dead-letter jobs ask only for view here: the engine authorizes
 		// every entry of a job by the principal's rules for the job's
@@ -143,6 +144,11 @@ func Routes() []Route {
 		{Method: post, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings.add", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindingAdd},
 		{Method: del, Path: "/api/v1/admin/bindings/:id", Name: "api.admin.bindings.delete", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindingDelete},
 		{Method: post, Path: "/api/v1/admin/tokens", Name: "api.admin.tokens.issue", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminTokenIssue},
+		// The demo's "deploy the fix" switch (console demo only): it changes
+		// how the platform's services behave, so it is admin's.
+		{Method: get, Path: "/api/v1/demo/fixes", Name: "api.demo.fixes", Action: admin, Resource: adminR, handle: (*Server).handleAPIDemoFixes},
+		{Method: post, Path: "/api/v1/demo/fixes", Name: "api.demo.fixes.deploy", Action: admin, Resource: adminR, handle: (*Server).handleAPIDemoFixDeploy},
+		{Method: del, Path: "/api/v1/demo/fixes/:code", Name: "api.demo.fixes.rollback", Action: admin, Resource: adminR, handle: (*Server).handleAPIDemoFixRollback},
 	}
 }
 
@@ -163,6 +169,13 @@ func (s *Server) register() error {
 		handlers := []fiber.Handler{markRoute(rt.Name)}
 		if !rt.Public && (rt.PublicIf == nil || !rt.PublicIf(s)) {
 			handlers = append(handlers, s.authorize(rt))
+		}
+		if checksQuery(rt) {
+			known, ok := apiQueryParams[rt.Name]
+			if !ok {
+				return fmt.Errorf("web: route %s needs its query parameters in apiQueryParams (query.go)", key)
+			}
+			handlers = append(handlers, s.allowQuery(known))
 		}
 		handle := rt.handle
 		handlers = append(handlers, func(c *fiber.Ctx) error { return handle(s, c) })

@@ -85,10 +85,10 @@ type AuditLog interface {
 	ExportJSONL(ctx context.Context, w io.Writer, f access.AuditFilter) error
 }
 
-// Browser reads a topic's recent messages, filtered by tenant and masked.
-// *browse.Browser implements it. Errors: ENOTFOUND, EINVALID.
+// Browser reads a page of a topic's messages, filtered by tenant and
+// masked. *browse.Browser implements it. Errors: ENOTFOUND, EINVALID.
 type Browser interface {
-	Recent(ctx context.Context, cluster, topic string, q browse.Query) (browse.Result, error)
+	Read(ctx context.Context, cluster, topic string, q browse.Query) (browse.Page, error)
 }
 
 // Clusters provides the latest broker views. *collector.Poller implements it.
@@ -173,6 +173,9 @@ type Options struct {
 	// "not configured" and offers no buttons); nil answers every
 	// dead-letter route "not configured". *dlq.Service.
 	DLQ DeadLetters
+	// Demo is the demo platform's "deploy the fix" switch (console demo
+	// only); nil answers /api/v1/demo/fixes 404. *demo.Fixes.
+	Demo DemoFixes
 	// SecureCookies marks cookies Secure even on plain HTTP requests (the
 	// console behind a TLS-terminating proxy).
 	SecureCookies bool
@@ -207,6 +210,7 @@ type Server struct {
 	audit          AuditLog
 	browser        Browser
 	dlq            DeadLetters
+	demo           DemoFixes
 	auditReads     bool
 	secureCookies  bool
 	proxyUser      string
@@ -239,6 +243,7 @@ func New(opts Options) (*Server, error) {
 		audit:         opts.Audit,
 		browser:       opts.Browser,
 		dlq:           opts.DLQ,
+		demo:          opts.Demo,
 		auditReads:    opts.AuditPayloadReads,
 		secureCookies: opts.SecureCookies,
 		proxyUser:     cmp.Or(opts.ProxyUserHeader, "X-Forwarded-User"),

@@ -30,6 +30,10 @@ var ranges = []struct {
 	{"15m", 15 * time.Minute}, {"1h", time.Hour}, {"6h", 6 * time.Hour}, {"24h", 24 * time.Hour}, {"7d", 7 * 24 * time.Hour},
 }
 
+// defaultRange is the range of every page that shows time — dashboards,
+// charts and the dead-letter trends alike — when the request names none.
+// One hour: what is happening now, at a step fine enough to see a
+// spike; a longer look is one click on the picker away.
 const defaultRange = "1h"
 
 // niceSteps are the chart resolutions; stepFor picks the finest that keeps

@@ -381,6 +381,17 @@ func TestStaticFiles(t *testing.T) {
 	if r := e.get(t, "/static/app.js", ""); r.status != 200 || r.header.Get("Cache-Control") != "no-cache" {
 		t.Errorf("unversioned js = %d %q", r.status, r.header.Get("Cache-Control"))
 	}
+	// Every page, the login form too, names the console's icon, served
+	// from the same assets.
+	for _, p := range []string{page.body, e.get(t, "/login", "").body} {
+		icon := regexp.MustCompile(`<link rel="icon" type="image/svg\+xml" href="(/static/favicon\.svg\?v=[0-9a-f]+)"`).FindStringSubmatch(p)
+		if icon == nil {
+			t.Fatalf("page does not link the favicon: %.400s", p)
+		}
+		if r := e.get(t, icon[1], ""); r.status != 200 || r.header.Get("Content-Type") != "image/svg+xml" || !strings.HasPrefix(r.body, "<svg") {
+			t.Errorf("favicon = %d %q %.60q", r.status, r.header.Get("Content-Type"), r.body)
+		}
+	}
 	for _, p := range []string{"/static/static.go", "/static/../server.go", "/static/nope.css"} {
 		if r := e.get(t, p, ""); r.status != 404 {
 			t.Errorf("GET %s = %d, want 404", p, r.status)

@@ -62,6 +62,7 @@ type Main struct {
 	db       *sql.DB
 	tsdb     *tsdb.Store
 	dlq      dlqstore.Backend
+	dlqCache *dlq.Cache // nil: dlq.cache_ttl 0, or no index
 	jobs     *redrive.Engine
 	senders  *senders
 	indexers indexerStatus
@@ -73,7 +74,8 @@ type Main struct {
 	platform *demo.Platform
 	clients  []*kgo.Client
 	tracer   *sdktrace.TracerProvider
-	meter    *sdkmetric.MeterProvider
+	// demoTel are the demo services' own providers (demoTelemetry).
+	demoTel  []interface{ Shutdown(context.Context) error }
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // components (collector, demo, history…)
 	serverWG sync.WaitGroup // the HTTP server
@@ -247,12 +249,13 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		if rabbitURL == "" {
 			rabbitURL = defaultRabbitURL
 		}
-		if err := m.setupDemoMetrics(ctx, users); err != nil {
+		tel, err := m.demoTelemetry(ctx, users)
+		if err != nil {
 			return err
 		}
 		p, err := demo.Start(ctx, demo.Options{
 			DataDir: c.DataDir, KafkaAddr: c.Demo.KafkaAddr, RabbitURL: rabbitURL, Rate: c.Demo.Rate,
-			Logger: m.demoLogger(), TracerProvider: m.tracerProvider(), MeterProvider: m.meterProvider(),
+			Logger: m.demoLogger(), Telemetry: tel,
 		})
 		if err != nil {
 			return err
@@ -369,18 +372,23 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	deadLetters, err := dlq.New(dlq.Options{Store: m.dlq, Jobs: m.jobs, Masker: masker, Audit: m.audit,
-		AuditReads: c.Auth.AuditPayloadReads, Indexers: m.indexers})
+		AuditReads: c.Auth.AuditPayloadReads, Indexers: m.indexers, RedriveWatch: time.Duration(c.DLQ.RedriveWatch),
+		Cache: m.dlqCache})
 	if err != nil {
 		return err
 	}
 	proxy := users.ProxyOptions()
+	var fixes web.DemoFixes // nil outside demo mode, not a typed nil
+	if m.platform != nil {
+		fixes = m.platform.Fixes()
+	}
 	srv, err := web.New(web.Options{
 		Logger: m.logger.With("component", "web"), Gatherer: reg, Registerer: reg, MetricsPublic: c.Metrics.Auth == MetricsAuthNone,
 		Auth: users, Policy: access.Policy{}, Store: users, Audit: users.Audit(), Clusters: poller,
 		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
 		Series: store, OTLP: svc, PollInterval: time.Duration(c.PollInterval), DLQ: deadLetters,
-		Ready: ready, Version: version, TracerProvider: m.tracerProvider(),
+		Ready: ready, Version: version, TracerProvider: m.tracerProvider(), Demo: fixes,
 	})
 	if err != nil {
 		return err
@@ -431,6 +439,15 @@ func (m *Main) printBanner(clusters []KafkaCluster, generated string, created bo
 // startDLQ opens the dead-letter index and starts one indexer per Kafka
 // cluster and one for RabbitMQ (when an AMQP URL is known), plus hourly
 // retention of resolved and discarded entries.
+// canaryDefault is the engine's default canary of dlq.canary_default,
+// where 0 turns it off.
+func canaryDefault(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, rabbitURL string, rabbitSources []*collector.RabbitSource, reg prometheus.Registerer) error {
 	c := m.Config
 	store, err := dlqstore.Open(ctx, filepath.Join(c.DataDir, "dlq.db"), dlqstore.Options{Logger: m.logger.With("component", "dlqstore"), MaxRedrives: c.DLQ.MaxRedrives})
@@ -438,10 +455,18 @@ func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, ra
 		return err
 	}
 	m.dlq = store
+	// Entries stored before the search index had its present columns are
+	// put into it in the background; searches say so until it is done.
+	m.goRun(runCtx, "dlq search index rebuild", store.RebuildText)
+	// The engine's changes invalidate the landing page's shared reads.
+	if m.dlqCache, err = dlq.NewCache(dlq.CacheOptions{TTL: time.Duration(c.DLQ.CacheTTL)}); err != nil {
+		return err
+	}
 	m.senders = newSenders(clusters, rabbitURL, m.logger.With("component", "redrive"))
 	jobs, err := redrive.New(redrive.Options{
-		Store: store, Policy: access.Policy{}, Audit: m.audit, Sender: m.senders.sender, Fetch: redrive.KafkaFetcher(m.senders.clusters),
+		Store: m.dlqCache.WatchJobs(store), Policy: access.Policy{}, Audit: m.audit, Sender: m.senders.sender, Fetch: redrive.KafkaFetcher(m.senders.clusters),
 		MaxRate: c.DLQ.MaxRate, EditEnabled: c.DLQ.EditRedrive, Registerer: reg, Logger: m.logger.With("component", "redrive"),
+		CanaryDefault: canaryDefault(c.DLQ.CanaryDefault), CanaryThreshold: c.DLQ.CanaryThreshold,
 	})
 	if err != nil {
 		return err
@@ -455,7 +480,7 @@ func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, ra
 	for _, k := range clusters {
 		ki, err := indexer.NewKafkaIndexer(indexer.KafkaOptions{
 			Cluster: k.Name, Brokers: k.Brokers, Store: store, Patterns: c.DLQ.Patterns, Topics: c.DLQ.Topics,
-			PayloadCap: c.DLQ.KafkaPayloadCap, Metrics: metrics, Logger: m.logger.With("component", "indexer", "cluster", k.Name),
+			PayloadCap: c.DLQ.KafkaPayloadCap, Metrics: metrics, Logger: m.logger.With("component", "indexer"), // the indexer adds broker and cluster
 		})
 		if err != nil {
 			return err
@@ -577,9 +602,11 @@ func (m *Main) Close() error {
 		m.cancel()
 	}
 	m.wg.Wait()
-	if m.meter != nil {
+	if len(m.demoTel) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		errs = append(errs, m.meter.Shutdown(ctx))
+		for _, p := range m.demoTel {
+			errs = append(errs, p.Shutdown(ctx))
+		}
 		cancel()
 	}
 	// 2. Stop taking requests and drain the ones in flight.
@@ -645,32 +672,44 @@ func (m *Main) setupTracing(ctx context.Context) error {
 	return nil
 }
 
-// setupDemoMetrics makes the demo services export their event metrics over
-// OTLP/HTTP to this console's own receiver, as any platform service would,
-// authenticated with a token of a service account that may only ingest.
-func (m *Main) setupDemoMetrics(ctx context.Context, users access.Directory) error {
+// demoTelemetry gives each demo service providers of its own, so that each
+// reports its own service.name, as separate platform services would: its
+// event metrics go over OTLP/HTTP to this console's own receiver,
+// authenticated with a token of a service account that may only ingest;
+// its spans, when the console traces itself, to the same OTLP endpoint as
+// the console's.
+func (m *Main) demoTelemetry(ctx context.Context, users access.Directory) (func(string) (metric.MeterProvider, trace.TracerProvider), error) {
 	tok, err := access.EnsureServiceAccount(ctx, users, "demo-services", []access.Action{access.ActionIngest}, 7*24*time.Hour)
 	if err != nil {
-		return fmt.Errorf("demo service account: %w", err)
+		return nil, fmt.Errorf("demo service account: %w", err)
 	}
 	host := displayAddr(m.ln.Addr().String())
-	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL("http://"+host+"/v1/metrics"),
-		otlpmetrichttp.WithHeaders(map[string]string{"Authorization": "Bearer " + tok}))
-	if err != nil {
-		return fmt.Errorf("demo metrics exporter: %w", err)
+	meters := map[string]metric.MeterProvider{}
+	tracers := map[string]trace.TracerProvider{}
+	for _, svc := range demo.Services() {
+		res := resource.NewSchemaless(semconv.ServiceName(svc))
+		exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL("http://"+host+"/v1/metrics"),
+			otlpmetrichttp.WithHeaders(map[string]string{"Authorization": "Bearer " + tok}))
+		if err != nil {
+			return nil, fmt.Errorf("demo metrics exporter: %w", err)
+		}
+		mp := sdkmetric.NewMeterProvider(
+			sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(10*time.Second))),
+			sdkmetric.WithResource(res))
+		meters[svc] = mp
+		m.demoTel = append(m.demoTel, mp)
+		if m.tracer == nil {
+			continue
+		}
+		texp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("demo otlp trace exporter: %w", err)
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(texp), sdktrace.WithResource(res))
+		tracers[svc] = tp
+		m.demoTel = append(m.demoTel, tp)
 	}
-	m.meter = sdkmetric.NewMeterProvider(
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(10*time.Second))),
-		sdkmetric.WithResource(resource.NewSchemaless(semconv.ServiceName("switchyard-demo"))))
-	return nil
-}
-
-// meterProvider is nil (not a typed nil) when OTLP export is off.
-func (m *Main) meterProvider() metric.MeterProvider {
-	if m.meter == nil {
-		return nil
-	}
-	return m.meter
+	return func(svc string) (metric.MeterProvider, trace.TracerProvider) { return meters[svc], tracers[svc] }, nil
 }
 
 // tracerProvider is nil (not a typed nil) when self-tracing is off.

@@ -16,6 +16,7 @@ import (
 	"switchyard/collector"
 	"switchyard/delivery"
 	"switchyard/demo"
+	"switchyard/dlq"
 	"switchyard/indexer"
 	"switchyard/redrive"
 	"switchyard/tsdb"
@@ -135,6 +136,20 @@ type DLQ struct {
 	// permission changes one entry's envelope and sends it as a new
 	// message (off by default).
 	EditRedrive bool `json:"edit_redrive"`
+	// CanaryDefault is the canary a redrive plan starts with for a set of
+	// more than CanaryThreshold entries (defaults redrive.DefaultCanary
+	// and redrive.DefaultCanaryThreshold; 0 turns it off).
+	CanaryDefault   int `json:"canary_default"`
+	CanaryThreshold int `json:"canary_threshold"`
+	// RedriveWatch is how long a redriven message is watched for a
+	// re-failure before its entry says "not seen again" (default
+	// dlq.DefaultRedriveWatch).
+	RedriveWatch Duration `json:"redrive_watch"`
+	// CacheTTL is how long the landing page's counts, groups and trends
+	// are shared between operators of the same scope (dlq.Cache; default
+	// dlq.DefaultCacheTTL, 0 turns it off): they may be this far behind
+	// the index, never behind an operator's own change.
+	CacheTTL Duration `json:"cache_ttl"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -239,7 +254,9 @@ func defaultConfig() Config {
 		OTLP:    OTLP{MaxSeries: collector.DefaultMaxServiceSeries},
 		Metrics: Metrics{Auth: MetricsAuthToken},
 		DLQ: DLQ{KafkaPayloadCap: indexer.DefaultKafkaPayloadCap, RabbitPayloadCap: indexer.DefaultRabbitPayloadCap,
-			Retention: Duration(30 * 24 * time.Hour), MaxRedrives: delivery.DefaultMaxRedrives, MaxRate: redrive.DefaultMaxRate},
+			Retention: Duration(30 * 24 * time.Hour), MaxRedrives: delivery.DefaultMaxRedrives, MaxRate: redrive.DefaultMaxRate,
+			CanaryDefault: redrive.DefaultCanary, CanaryThreshold: redrive.DefaultCanaryThreshold, RedriveWatch: Duration(dlq.DefaultRedriveWatch),
+			CacheTTL: Duration(dlq.DefaultCacheTTL)},
 		Auth: Auth{
 			SessionIdle: Duration(access.DefaultSessionIdle), SessionAbsolute: Duration(access.DefaultSessionAbsolute),
 			AuditPayloadReads: true, AuditAnchorInterval: Duration(access.DefaultAnchorInterval),
@@ -376,6 +393,12 @@ func (c Config) Validate() error {
 	}
 	if c.DLQ.MaxRedrives < 1 || c.DLQ.MaxRate < 1 {
 		errs = append(errs, fmt.Errorf("dlq: max_redrives and max_rate must be at least 1"))
+	}
+	if c.DLQ.CanaryDefault < 0 || c.DLQ.CanaryThreshold < 0 || c.DLQ.RedriveWatch <= 0 {
+		errs = append(errs, fmt.Errorf("dlq: canary_default and canary_threshold must not be negative, redrive_watch must be positive"))
+	}
+	if c.DLQ.CacheTTL < 0 {
+		errs = append(errs, fmt.Errorf("dlq: cache_ttl must not be negative"))
 	}
 	// The collector and the indexers read the patterns with the same
 	// matcher, so what passes here is what they accept.

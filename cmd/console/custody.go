@@ -48,7 +48,7 @@ func (m *Main) startRabbitIndexer(ctx, runCtx context.Context, rabbitURL string,
 	}
 	opts := indexer.RabbitOptions{
 		Cluster: "rabbitmq", URL: rabbitURL, VHosts: vhosts, Queues: c.DLQ.Queues, Patterns: c.DLQ.Patterns,
-		Store: store, PayloadCap: c.DLQ.RabbitPayloadCap, Metrics: metrics, Logger: m.logger.With("component", "indexer", "cluster", "rabbitmq"),
+		Store: store, PayloadCap: c.DLQ.RabbitPayloadCap, Metrics: metrics, Logger: m.logger.With("component", "indexer"), // the indexer adds broker and cluster
 	}
 	if len(rabbitSources) > 0 {
 		opts.Management = rabbitSources[0]

@@ -331,9 +331,17 @@ func parseSelector(ids string, group int64, filter string) (redrive.Selector, er
 }
 
 func printPlan(w io.Writer, p redrive.Plan) {
-	fmt.Fprintf(w, "%s would act on %d entries", p.Action, p.Count)
+	noun := "entries"
+	if p.Count == 1 {
+		noun = "entry"
+	}
+	fmt.Fprintf(w, "%s would act on %d %s", p.Action, p.Count, noun)
 	if p.EstimatedTime > 0 {
-		fmt.Fprintf(w, " (about %s at %g msgs/s)", p.EstimatedTime, p.Rate)
+		fmt.Fprintf(w, " (about %s at %g msgs/s", p.EstimatedTime, p.Rate)
+		if p.Canary > 0 && p.CanaryWindow > 0 {
+			fmt.Fprintf(w, ", including a %s wait after a canary of %d", p.CanaryWindow, p.Canary)
+		}
+		fmt.Fprint(w, ")")
 	}
 	fmt.Fprintln(w)
 	for _, t := range p.Targets {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -47,6 +48,9 @@ const usage = `usage: console <command> [flags]
 commands:
   serve                 run the console against the configured brokers
   demo                  run the console with an embedded Kafka and demo services
+  demo fix|unfix CODE, demo fixes
+                        deploy (or take back) the fix for an error code in the
+                        running demo, so a redrive of its dead letters succeeds
   user add NAME         add a user (--role scraper|viewer|operator|admin; password
                         from CONSOLE_USER_PASSWORD, else generated and printed)
   token create --user NAME
@@ -69,6 +73,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	switch args[0] {
 	case "serve", "demo":
+		if args[0] == "demo" && len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+			return runDemoControl(ctx, args[1:], stdout, getenv)
+		}
 		m := NewMain(stdout, stderr, getenv)
 		m.DemoMode = args[0] == "demo"
 		if err := m.ParseFlags(args[1:]); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,6 +173,20 @@ func TestUnknownCommandIsUsageError(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "switchyard console ") {
 		t.Errorf("version: exit %d, out %q", code, out)
 	}
+	// The demo's control: a missing code, an unknown subcommand or no
+	// token is a usage error before anything is called.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"demo", "fix"}, "usage: console demo fix CODE"},
+		{[]string{"demo", "deploy", "X"}, `unknown demo command "deploy"`},
+		{[]string{"demo", "fixes"}, "an API token is required"},
+	} {
+		if code, _, stderr := runConsole(t, nil, tc.args...); code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, stderr, tc.want)
+		}
+	}
 }
 
 // getJSON fetches url with admin or bearer auth and decodes the body.
@@ -294,19 +309,54 @@ func TestDemoEndToEnd(t *testing.T) {
 	if code := getJSON(t, m.URL+"/readyz", "", &ready); code != http.StatusOK || ready.Status == "unready" {
 		t.Errorf("/readyz: %d %q", code, ready.Status)
 	}
+
+	// `console demo fix CODE` deploys a fix in the running demo through
+	// the API, as admin; `console demo fixes` lists them.
+	cli := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		err := run(context.Background(), append([]string{"demo"}, args...), nil, &out, io.Discard,
+			envMap("CONSOLE_URL", m.URL, "CONSOLE_TOKEN", strings.TrimPrefix(admin, "Bearer ")))
+		return out.String(), err
+	}
+	if out, err := cli("fix", "PAYMENT_DECLINED"); err != nil || !strings.Contains(out, "fix deployed for PAYMENT_DECLINED") {
+		t.Errorf("demo fix PAYMENT_DECLINED: %v\n%s", err, out)
+	}
+	if !m.platform.Fixes().IsFixed("PAYMENT_DECLINED") {
+		t.Error("the running demo has no fix for PAYMENT_DECLINED after `console demo fix`")
+	}
+	if out, err := cli("fixes"); err != nil || !regexp.MustCompile(`PAYMENT_DECLINED +deployed`).MatchString(out) ||
+		!regexp.MustCompile(`UPSTREAM_TIMEOUT +not deployed`).MatchString(out) {
+		t.Errorf("demo fixes: %v\n%s", err, out)
+	}
+	if _, err := cli("fix", "NO_SUCH_CODE"); err == nil || !strings.Contains(err.Error(), "EINVALID: no fix to deploy for \"NO_SUCH_CODE\"") {
+		t.Errorf("demo fix NO_SUCH_CODE: %v, want the console's EINVALID", err)
+	}
+	if out, err := cli("unfix", "PAYMENT_DECLINED"); err != nil || !regexp.MustCompile(`PAYMENT_DECLINED +not deployed`).MatchString(out) {
+		t.Errorf("demo unfix PAYMENT_DECLINED: %v\n%s", err, out)
+	}
+
 	if err := m.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	// The demo services export their event metrics over OTLP to the
-	// console's own receiver (the last batch is flushed on Close).
+	// console's own receiver (the last batch is flushed on Close), each
+	// under its own service.name.
 	processed := 0.0
+	// RabbitMQ consumers are named by their service.
+	wantService := map[string]string{"billing": "billing-service", "analytics": "analytics-service", "notify-service": "notify-service"}
+	services := map[string]bool{}
 	for _, p := range m.service.Points() {
-		if p.Name == "event_processed_total" {
-			processed += p.Value
+		if p.Name != "event_processed_total" {
+			continue
+		}
+		processed += p.Value
+		services[p.Labels["service"]] = true
+		if want := wantService[p.Labels["consumer"]]; p.Labels["service"] != want {
+			t.Errorf("event_processed_total of consumer %q reported by service %q, want %q", p.Labels["consumer"], p.Labels["service"], want)
 		}
 	}
-	if processed == 0 {
-		t.Error("no event_processed_total reached the console's OTLP receiver from the demo services")
+	if processed == 0 || !services["billing-service"] || !services["analytics-service"] {
+		t.Errorf("event_processed_total from services %v, want billing-service and analytics-service", services)
 	}
 
 	// Offline: a user and a token made against the data dir while the console is down.

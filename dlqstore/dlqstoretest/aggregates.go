@@ -74,13 +74,13 @@ func testTenantScopeOfGroupsAndCounts(t *testing.T, open Opener) {
 	if err != nil || ga.Count != 3 || !ga.LastSeen.Equal(T0().Add(2*time.Minute)) {
 		t.Errorf("group A in t1 scope = %+v, %v", ga, err)
 	}
-	trend, err := s.Trend(ctx, all[0].ID, t1, T0(), T0().Add(10*time.Minute), 5*time.Minute)
-	if err != nil || !slices.Equal(trend, []int{3, 0}) {
-		t.Errorf("t1 trend = %v, %v; want [3 0]", trend, err)
+	trends, err := s.Trends(ctx, []int64{all[0].ID, secret}, t1, T0(), T0().Add(10*time.Minute), 5*time.Minute)
+	if err != nil || !slices.Equal(trends[all[0].ID], []int{3, 0}) || !slices.Equal(trends[secret], []int{0, 0}) {
+		t.Errorf("t1 trends = %v, %v; want [3 0] for A, [0 0] for the t2-only group", trends, err)
 	}
-	trend, _ = s.Trend(ctx, all[0].ID, nil, T0(), T0().Add(10*time.Minute), 5*time.Minute)
-	if !slices.Equal(trend, []int{5, 3}) {
-		t.Errorf("trend = %v, want [5 3]", trend)
+	trends, _ = s.Trends(ctx, []int64{all[0].ID}, nil, T0(), T0().Add(10*time.Minute), 5*time.Minute)
+	if !slices.Equal(trends[all[0].ID], []int{5, 3}) {
+		t.Errorf("trend = %v, want [5 3]", trends[all[0].ID])
 	}
 	c, err := s.Counts(ctx, t1)
 	if err != nil || c.ByStatus[dlqstore.StatusDead] != 5 || c.ByDestination["b.dlq"] != 0 || c.ByDestination["a.dlq"] != 5 {
@@ -171,8 +171,9 @@ func testResourceRulesLimitEveryAggregate(t *testing.T, open Opener) {
 	if g, err := s.Group(ctx, gs[0].ID, sc); err != nil || g.Count != 3 {
 		t.Errorf("group under the rule = %+v, %v", g, err)
 	}
-	if tr, err := s.Trend(ctx, gs[0].ID, sc, T0(), T0().Add(20*time.Minute), 10*time.Minute); err != nil || !slices.Equal(tr, []int{3, 0}) {
-		t.Errorf("trend under the rule = %v, %v; want [3 0]", tr, err)
+	if tr, err := s.Trends(ctx, []int64{gs[0].ID, declined}, sc, T0(), T0().Add(20*time.Minute), 10*time.Minute); err != nil ||
+		!slices.Equal(tr[gs[0].ID], []int{3, 0}) || !slices.Equal(tr[declined], []int{0, 0}) {
+		t.Errorf("trends under the rule = %v, %v; want [3 0], and [0 0] for the group outside it", tr, err)
 	}
 	c, err := s.Counts(ctx, sc)
 	if err != nil || c.ByStatus[dlqstore.StatusDead] != 3 || c.ByDestination["mixed.dlq"] != 3 {
@@ -300,5 +301,96 @@ func testPurgeNeverTouchesUnresolved(t *testing.T, open Opener) {
 	s.SetStatus(ctx, []int64{8}, dlqstore.StatusResolved)
 	if n, _ := s.Purge(ctx, clk.Now().Add(-30*24*time.Hour)); n != 0 {
 		t.Fatalf("recently resolved entry purged")
+	}
+}
+
+// Trends counts a whole page of groups in one call: each group's failures
+// per bucket by last failure time, buckets [from+k·step, next) with the
+// last one cut at to, over the scope only, and a zero trend for a group
+// the scope has nothing of (or that does not exist).
+func testTrendsOfManyGroupsInOneCall(t *testing.T, open Opener) {
+	s, _ := setup(t, open)
+	ctx := context.Background()
+	const groups = 30
+	var specs []Spec
+	off := int64(0)
+	add := func(g int, tenant string, at time.Time) {
+		specs = append(specs, Spec{Off: off, Tenant: tenant, Code: fmt.Sprintf("E_%c%c", 'A'+g/26, 'A'+g%26),
+			Msg: fmt.Sprintf("cause %c%c failed", 'a'+g/26, 'a'+g%26), At: at})
+		off++
+	}
+	// Group g: two t1 failures at T0+g minutes, one t2 failure 30 s later.
+	for g := range groups {
+		at := T0().Add(time.Duration(g) * time.Minute)
+		add(g, "t1", at)
+		add(g, "t1", at)
+		add(g, "t2", at.Add(30*time.Second))
+	}
+	// Group 0 again: in the last, partial bucket, and at to itself (out).
+	add(0, "t1", T0().Add(31*time.Minute))
+	add(0, "t1", T0().Add(32*time.Minute))
+	add(0, "t1", T0().Add(-time.Second)) // before from (out)
+	IndexKafka(t, s, "many.dlq", 0, specs...)
+
+	all, _, err := s.Groups(ctx, dlqstore.GroupFilter{Limit: 500})
+	if err != nil || len(all) != groups {
+		t.Fatalf("groups = %d (%v), want %d", len(all), err, groups)
+	}
+	idOf := map[string]int64{}
+	ids := []int64{999_999} // no such group
+	for _, g := range all {
+		idOf[g.ErrorCode] = g.ID
+		ids = append(ids, g.ID)
+	}
+	from, to, step := T0(), T0().Add(32*time.Minute), 5*time.Minute // 7 buckets, the last 2 minutes
+	for _, tc := range []struct {
+		name     string
+		scope    *dlqstore.TenantScope
+		perGroup int // failures of group g in bucket g/5
+		late     int // group 0's in the last, partial bucket
+	}{
+		{"every tenant", nil, 3, 1},
+		{"tenant t1", &dlqstore.TenantScope{Tenants: []string{"t1"}}, 2, 1},
+		{"tenant t2", &dlqstore.TenantScope{Tenants: []string{"t2"}}, 1, 0},
+		{"nothing", &dlqstore.TenantScope{}, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Trends(ctx, ids, tc.scope, from, to, step)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(ids) {
+				t.Errorf("trends of %d groups, want one per id asked (%d)", len(got), len(ids))
+			}
+			for g := range groups {
+				code := fmt.Sprintf("E_%c%c", 'A'+g/26, 'A'+g%26)
+				w := make([]int, 7)
+				w[g/5] = tc.perGroup
+				if g == 0 {
+					w[6] = tc.late
+				}
+				if gotG := got[idOf[code]]; !slices.Equal(gotG, w) {
+					t.Errorf("trend of group %s = %v, want %v", code, gotG, w)
+				}
+			}
+			if z := got[999_999]; !slices.Equal(z, make([]int, 7)) {
+				t.Errorf("trend of a group that does not exist = %v, want 7 zeros", z)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name     string
+		ids      []int64
+		from, to time.Time
+		step     time.Duration
+	}{
+		{"no step", ids, from, to, 0},
+		{"to before from", ids, to, from, step},
+		{"too many buckets", ids, from, from.Add(10 * 24 * time.Hour), time.Second},
+		{"too many groups", make([]int64, 501), from, to, step},
+	} {
+		if _, err := s.Trends(ctx, tc.ids, nil, tc.from, tc.to, tc.step); delivery.ErrorCode(err) != delivery.EINVALID {
+			t.Errorf("%s: %v, want EINVALID", tc.name, err)
+		}
 	}
 }

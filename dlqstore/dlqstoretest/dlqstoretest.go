@@ -15,6 +15,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"testing"
 	"time"
 
@@ -41,14 +42,20 @@ func TestBackend(t *testing.T, open Opener) {
 		{"FullTextSearch", testFullTextSearch},
 		{"BadSearchIsInvalid", testBadSearchIsInvalid},
 		{"SearchWithoutPayloadText", testSearchWithoutPayloadText},
+		{"SearchFindsWhatThePageShows", testSearchFindsWhatThePageShows},
+		{"FieldMatches", testFieldMatches},
 		{"FilterOutOfRangeIsRefused", testFilterOutOfRangeIsRefused},
 		{"TenantScopeOfGroupsAndCounts", testTenantScopeOfGroupsAndCounts},
 		{"ResourceRulesLimitEveryAggregate", testResourceRulesLimitEveryAggregate},
+		{"TrendsOfManyGroupsInOneCall", testTrendsOfManyGroupsInOneCall},
 		{"TriageValidation", testTriageValidation},
 		{"PurgeNeverTouchesUnresolved", testPurgeNeverTouchesUnresolved},
 		{"SelectionWithoutConditions", testSelectionWithoutConditions},
 		{"JobVisibility", testJobVisibility},
 		{"CancelJobRecordsWho", testCancelJobRecordsWho},
+		{"RefailureLinksBothWays", testRefailureLinksBothWays},
+		{"RefailureOfARabbitMQMessage", testRefailureOfARabbitMQMessage},
+		{"RestOfAJob", testRestOfAJob},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })
 	}
@@ -77,7 +84,8 @@ type Spec struct {
 	At                    time.Time // default T0
 	Payload               []byte    // nil = an envelope
 	EnvID                 string
-	Origin                string // origin topic, default "orders"
+	Origin                string           // origin topic, default "orders"
+	Headers               delivery.Headers // more headers, e.g. a re-failure's redrive provenance
 }
 
 // Item is the dead letter sp describes, as an indexer hands it over.
@@ -112,7 +120,10 @@ func (sp Spec) Item() dlqstore.IndexItem {
 		Origin:   delivery.Location{Broker: sp.Broker, Cluster: sp.Cluster, Topic: cmp.Or(sp.Origin, "orders"), Partition: 0, Offset: 7},
 		Error:    delivery.ErrorInfo{Code: sp.Code, Message: sp.Msg, ExceptionType: sp.Exc, Stack: "at com.acme.Orders.handle(Orders.java:42)"},
 		Attempts: 3, FirstFailureAt: sp.At.Add(-time.Minute), LastFailureAt: sp.At,
-		Headers: delivery.Headers{{Key: "tenant_id", Value: []byte(sp.Tenant)}, {Key: "bin", Value: []byte{0xff, 0x00}}},
+		Headers: append(delivery.Headers{{Key: "tenant_id", Value: []byte(sp.Tenant)}, {Key: "bin", Value: []byte{0xff, 0x00}}}, sp.Headers...),
+	}
+	if n, err := strconv.Atoi(sp.Headers.String(delivery.HeaderRedriveCount)); err == nil {
+		dl.RedriveCount = n // as delivery.Decode reads it
 	}
 	if env == nil {
 		dl.EnvelopeError = "payload is not a JSON envelope"

@@ -10,7 +10,7 @@ import (
 	"sort"
 )
 
-//go:embed app.css app.js
+//go:embed app.css app.js favicon.svg
 var files embed.FS
 
 // FS returns the embedded files.

@@ -2,6 +2,7 @@ package templates
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -77,15 +78,37 @@ type chartLayout struct {
 	Lines          []chartLine
 	More           int // series left out of the legend
 	Summary        string
+	// Since is the time of the first sample when the history is shorter
+	// than the range and the time axis starts there ("" otherwise).
+	Since string
 }
+
+// minChartSpan is the shortest time axis: a history of a few seconds is
+// still drawn over a minute.
+const minChartSpan = time.Minute
 
 // layout computes the axes, ticks and paths of c. Pure, so that the
 // template stays a plain rendering of it.
+//
+// When the history is shorter than the range (a fresh install), the time
+// axis starts at the first sample instead of leaving most of the chart
+// empty. A line breaks where a series is silent: at a NaN point, and
+// where two points are more than twice the series' usual spacing apart.
 func layout(c Chart) chartLayout {
 	var l chartLayout
 	from, to := c.From, c.To
 	if !to.After(from) {
 		to = from.Add(time.Minute)
+	}
+	if first, ok := c.firstSample(from, to); ok && first.After(from) {
+		l.Since = first.UTC().Format("15:04")
+		if to.Sub(c.From) > 48*time.Hour {
+			l.Since = first.UTC().Format("Jan 2 15:04")
+		}
+		from = first
+		if to.Sub(from) < minChartSpan {
+			from = to.Add(-minChartSpan)
+		}
 	}
 	span := to.Sub(from).Seconds()
 	lo, hi := 0.0, 0.0
@@ -122,11 +145,17 @@ func layout(c Chart) chartLayout {
 		var b strings.Builder
 		pen := false
 		last := math.NaN()
+		every := spacing(s.Points)
+		var prev time.Time
 		for _, p := range s.Points {
 			if !finite(p.V) || p.T.Before(from) || p.T.After(to) {
 				pen = false
 				continue
 			}
+			if pen && every > 0 && p.T.Sub(prev) > 2*every {
+				pen = false
+			}
+			prev = p.T
 			if pen {
 				b.WriteString(" L")
 			} else {
@@ -158,6 +187,41 @@ func layout(c Chart) chartLayout {
 		l.Summary += " — latest: " + strings.Join(summary, ", ")
 	}
 	return l
+}
+
+// firstSample is the time of the earliest finite point in [from, to].
+func (c Chart) firstSample(from, to time.Time) (time.Time, bool) {
+	var first time.Time
+	ok := false
+	for _, s := range c.Series {
+		for _, p := range s.Points {
+			if finite(p.V) && !p.T.Before(from) && !p.T.After(to) && (!ok || p.T.Before(first)) {
+				first, ok = p.T, true
+			}
+		}
+	}
+	return first, ok
+}
+
+// spacing is the usual time between a line's points: the median gap
+// between consecutive finite points, 0 with fewer than two.
+func spacing(pts []ChartPoint) time.Duration {
+	var gaps []time.Duration
+	var prev time.Time
+	for _, p := range pts {
+		if !finite(p.V) {
+			continue
+		}
+		if !prev.IsZero() && p.T.After(prev) {
+			gaps = append(gaps, p.T.Sub(prev))
+		}
+		prev = p.T
+	}
+	if len(gaps) == 0 {
+		return 0
+	}
+	slices.Sort(gaps)
+	return gaps[len(gaps)/2]
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -3,6 +3,7 @@ package templates
 import (
 	"context"
 	"math"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -76,5 +77,47 @@ func TestChartView(t *testing.T) {
 	c.Error = "History is unavailable right now"
 	if !strings.Contains(render(t, c), `data-testid="chart-error"`) {
 		t.Error("chart error not shown")
+	}
+}
+
+// A fresh install has twenty minutes of history in a 1 h range: the time
+// axis starts at the first sample (and says so) instead of leaving three
+// quarters of the chart empty, and a series silent for five minutes is
+// drawn as two pieces, not bridged.
+func TestChartStartsAtFirstSampleAndBreaksAtSilences(t *testing.T) {
+	to := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	first := to.Add(-20 * time.Minute)
+	var pts []ChartPoint
+	for m := 0; m <= 20; m++ {
+		if m > 8 && m < 14 { // 11:49–11:53 silent
+			continue
+		}
+		pts = append(pts, ChartPoint{first.Add(time.Duration(m) * time.Minute), 10})
+	}
+	c := Chart{ID: "rate", Title: "Events per second", Unit: UnitRate, From: to.Add(-time.Hour), To: to,
+		Series: []ChartSeries{{Name: "processed", Points: pts}}}
+	got := render(t, c)
+	paths := regexp.MustCompile(`<path class="line s0" d="([^"]*)"`).FindStringSubmatch(got)
+	if paths == nil {
+		t.Fatalf("no line\n%s", got)
+	}
+	if n := strings.Count(paths[1], "M"); n != 2 {
+		t.Errorf("line %q has %d pieces, want 2 (broken at the silence)", paths[1], n)
+	}
+	if !strings.HasPrefix(paths[1], "M64,") || !strings.Contains(paths[1], " L708,") {
+		t.Errorf("line %q does not span the plot from its left edge (the first sample) to its right edge", paths[1])
+	}
+	for _, want := range []string{`data-testid="chart-since">History starts at 11:40 UTC`, `data-testid="chart-xtick">11:45<`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("chart lacks %q\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, `data-testid="chart-xtick">11:10<`) {
+		t.Error("time ticks before the first sample: the axis still starts at the range's start")
+	}
+	// A full hour of history: the axis is the range, no note.
+	c.Series[0].Points = append([]ChartPoint{{to.Add(-time.Hour), 10}}, pts...)
+	if got := render(t, c); strings.Contains(got, `data-testid="chart-since"`) {
+		t.Error("a chart with history over the whole range says it starts later")
 	}
 }

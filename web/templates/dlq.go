@@ -51,6 +51,7 @@ type DLQGroupRow struct {
 	Title, ErrorCode, ExceptionType     string
 	EventType                           string
 	Count, Open                         int
+	FailedAgain                         int    // redriven entries whose message failed again (not in Count)
 	FirstSeen, LastSeen                 string // "3m ago"
 	FirstSeenExact, LastSeenExact       string
 	Destinations, Tenants               []string
@@ -60,6 +61,7 @@ type DLQGroupRow struct {
 	Owner, Note, SnoozedUntil, UpdateBy string
 	Trend                               Sparkline
 	EntriesHref, TriageAction           string
+	SampleHref                          string // opens one entry of the group
 }
 
 // Sparkline is a small trend line of counts per bucket.
@@ -80,6 +82,39 @@ type DeadLetterEntries struct {
 	FirstHref     string
 	GroupTitle    string
 	GroupsHref    string
+	// Searched says what a text search looked in ("error codes, …"),
+	// for an empty result; Suggestions are the filters that would match
+	// instead; TextPending: the search index is still being rebuilt for
+	// older entries.
+	Searched    string
+	Suggestions []SearchSuggestion
+	TextPending bool
+}
+
+// SearchSuggestion is a filter an empty search suggests: "error code
+// UPSTREAM_TIMEOUT", 60 entries.
+type SearchSuggestion struct {
+	Field, Value, Href string
+	Count              string
+}
+
+// TotalNoun is "entry" after a total of one, else "entries".
+func (v DeadLetterEntries) TotalNoun() string {
+	if v.Total == "1" {
+		return "entry"
+	}
+	return "entries"
+}
+
+// Entries is "1 entry", "12 entries".
+func Entries(n int) string { return Exact(int64(n)) + " " + entriesNoun(n) }
+
+// entriesNoun is "entry" for one, else "entries".
+func entriesNoun(n int) string {
+	if n == 1 {
+		return "entry"
+	}
+	return "entries"
 }
 
 // EntryFilterForm is the entries filter as typed.
@@ -110,6 +145,20 @@ type DLQEntryRow struct {
 	EventType, Tenant, Status string
 	StatusClass               string // the badge of Status
 	Attempts                  int
+	Outcome                   Outcome // of a redriven entry
+}
+
+// Outcome is what became of a redriven entry's message, shown beside its
+// status: "redriven → failed again" (linking the re-failure, Href), "not
+// seen again", or, within the watch window, "not back so far". Kind is
+// dlqstore.RedriveOutcome; "" when the entry was not redriven.
+type Outcome struct {
+	Kind, Text, Class string
+	RefailedID        int64
+	Href              string
+	// FailedAgain: the message came back (as RefailedID); Watching: the
+	// watch window has not passed yet.
+	FailedAgain, Watching bool
 }
 
 // DeadLetterEntry is /dead-letters/entries/:id.
@@ -147,6 +196,15 @@ type DeadLetterEntry struct {
 	// StatusReason says why the entry has its status when an action or
 	// loop protection put it there.
 	StatusReason string
+	// Outcome is what became of its message when it was redriven, with
+	// the job that sent it (OutcomeJob, when the viewer may see it).
+	Outcome        Outcome
+	OutcomeJobID   int64
+	OutcomeJobHref string
+	// RefailureOf is, on a re-failure, the entry its message was
+	// redriven from, and RedriveJob the job that sent it.
+	RefailureOf, RedriveJob         int64
+	RefailureOfHref, RedriveJobHref string
 }
 
 // DLQError is an entry's error context.

@@ -201,6 +201,8 @@ type TopicDetail struct {
 	// MessagesHref links the message browser; "" when the user may not
 	// read payloads.
 	MessagesHref string
+	// DeadLetters is set on a DLQ topic's page with a dead-letter index.
+	DeadLetters *DLQHere
 }
 
 // PartitionRow is one partition of a topic.
@@ -296,6 +298,12 @@ type QueueDetail struct {
 	Alarms []string
 	Queue  QueueRow
 	Charts []Chart
+	// Where this queue's rejects go: its x-dead-letter-* arguments (or
+	// its policy's) and the queues they reach.
+	DeadLetterExchange, DeadLetterRoutingKey string
+	DeadLetterQueues                         []QueueLink
+	// DeadLetters is set on a DLQ queue's page with a dead-letter index.
+	DeadLetters *DLQHere
 }
 
 // Placeholder is a page whose feature has not landed yet: it says what
@@ -319,33 +327,6 @@ type Login struct {
 	User  string
 	Next  string
 	Error string
-}
-
-// Messages is /topics/:cluster/:topic/messages.
-type Messages struct {
-	Cluster, Topic, TopicHref string
-	Text                      string
-	Partition                 int32 // -1: all
-	Partitions                []int32
-	Limit                     int
-	Rows                      []MessageRow
-	ExportHref                string
-	Partial                   bool // the read stopped at its deadline
-}
-
-// MessageRow is one message in the browser.
-type MessageRow struct {
-	Partition int32
-	Offset    int64
-	Time      string
-	Key       string
-	Tenant    string
-	EventType string
-	Valid     bool
-	Masked    int
-	Value     string
-	ValueKind string // json, text, hex
-	Headers   []HeaderRow
 }
 
 // HeaderRow is one record header.

@@ -1,0 +1,160 @@
+package dlqstore
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"switchyard/delivery"
+)
+
+// entryText is what the full-text index holds of one entry, a field per
+// column (fts.go says what each is for).
+type entryText struct {
+	message, exception, ids, code, destination, service, eventType, payload, key string
+}
+
+// insertTextSQL stores an entryText under the entry's id (entryText.args).
+const insertTextSQL = `INSERT INTO entries_fts (rowid, message, exception, ids, code, destination, service, event_type, payload, key)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func (t entryText) args(id int64) []any {
+	return []any{id, t.message, t.exception, t.ids, t.code, t.destination, t.service, t.eventType, t.payload, t.key}
+}
+
+// textOf is the text of entry id, stored from it with its DLQ topic or
+// queue dlq: the one place that decides what a search finds, for new
+// entries (insert) and for the rebuild of older ones (RebuildText) alike.
+// Names — exception type, code, topics, queues, services, event type — are
+// also given split at camel case (nameText), since the tokenizer splits
+// them only at punctuation.
+func textOf(id int64, it *IndexItem, dlq string) entryText {
+	dl := &it.DL
+	o := dl.Origin
+	return entryText{
+		message:     dl.Error.Message,
+		exception:   nameText(dl.Error.ExceptionType),
+		ids:         idsText(id, it),
+		code:        nameText(dl.Error.Code),
+		destination: namesText(dlq, o.Topic, o.Queue),
+		service:     namesText(o.Service, o.ConsumerGroup),
+		eventType:   nameText(eventType(*dl)),
+		payload:     payloadText(dl.Payload),
+		key:         payloadText(dl.Key),
+	}
+}
+
+// namesText is nameText of each distinct non-empty name.
+func namesText(names ...string) string {
+	var out []string
+	for i, n := range names {
+		if n != "" && !slices.Contains(names[:i], n) {
+			out = append(out, nameText(n))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// nameText is a name followed by its camel-case words when it has any:
+// java.net.SocketTimeoutException becomes "java.net.SocketTimeoutException
+// Socket Timeout Exception", so that exception:timeout and
+// exception:Timeout* find it while the whole name, or any dotted part of
+// it, still matches as a phrase.
+func nameText(name string) string {
+	var words []string
+	split := false
+	for part := range strings.FieldsFuncSeq(name, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) }) {
+		ws := camelWords(part)
+		split = split || len(ws) > 1
+		words = append(words, ws...)
+	}
+	if !split {
+		return name
+	}
+	return name + " " + strings.Join(words, " ")
+}
+
+// camelWords splits a run of letters and digits where a lower-case letter
+// or digit meets an upper-case one (SocketTimeout) and where an acronym
+// ends (HTTPServer: HTTP Server).
+func camelWords(s string) []string {
+	rs := []rune(s)
+	var out []string
+	start := 0
+	for i := 1; i < len(rs); i++ {
+		prev, cur := rs[i-1], rs[i]
+		next := rune(0)
+		if i+1 < len(rs) {
+			next = rs[i+1]
+		}
+		if unicode.IsUpper(cur) && (unicode.IsLower(prev) || unicode.IsDigit(prev) ||
+			unicode.IsUpper(prev) && unicode.IsLower(next)) {
+			out = append(out, string(rs[start:i]))
+			start = i
+		}
+	}
+	return append(out, string(rs[start:]))
+}
+
+// maxFTSText caps the payload text put into the full-text index: the
+// first 64 KiB of a body hold whatever an operator searches for, and a 5 MB
+// body would otherwise cost megabytes of index.
+const maxFTSText = 64 << 10
+
+// idsText is the ids column of the full-text index: entry id, envelope id,
+// correlation id (envelope or header), trace id and message id.
+func idsText(id int64, it *IndexItem) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", id)
+	add := func(v string) {
+		if v != "" {
+			b.WriteByte(' ')
+			b.WriteString(v)
+		}
+	}
+	dl := &it.DL
+	if dl.Envelope != nil {
+		add(dl.Envelope.ID)
+		add(dl.Envelope.CorrelationID)
+		add(dl.Envelope.TraceID)
+	}
+	if c := dl.Headers.String(delivery.HeaderCorrelationID); dl.Envelope == nil || c != dl.Envelope.CorrelationID {
+		add(c)
+	}
+	if dl.Envelope == nil {
+		add(dl.Headers.String(delivery.HeaderEventID))
+		add(traceIDOf(dl.Headers.String(delivery.HeaderTraceparent)))
+	}
+	add(it.MessageID)
+	return b.String()
+}
+
+// traceIDOf returns the trace id of a W3C traceparent header.
+func traceIDOf(tp string) string {
+	parts := strings.Split(tp, "-")
+	if len(parts) == 4 && len(parts[1]) == 32 {
+		return parts[1]
+	}
+	return ""
+}
+
+// payloadText is the searchable text of a payload (or key): the bytes
+// themselves when they are UTF-8 (cut at a rune boundary to maxFTSText),
+// nothing otherwise.
+func payloadText(p []byte) string {
+	if len(p) > maxFTSText {
+		p = p[:maxFTSText]
+		for len(p) > 0 && !utf8.RuneStart(p[len(p)-1]) {
+			p = p[:len(p)-1]
+		}
+		if len(p) > 0 {
+			p = p[:len(p)-1] // the last rune may be cut: drop it
+		}
+	}
+	if !utf8.Valid(p) {
+		return ""
+	}
+	return string(p)
+}
