@@ -86,6 +86,11 @@ type Store struct {
 	// this process (the IMMEDIATE transaction does so across processes),
 	// so that parallel logins cannot all pass a stale lock check.
 	throttleMu sync.Mutex
+	// throttleNow is the latest attempt time the throttle has counted,
+	// under throttleMu: an attempt whose time was taken before it waited
+	// for the lock is judged at that time, not earlier, so that a lockout
+	// another attempt has just set is never reported as longer than it is.
+	throttleNow time.Time
 }
 
 // NewStore returns a Store over a database opened by sqldb.Open. Errors:

@@ -26,6 +26,11 @@ func (s *Store) reserveAttempt(ctx context.Context, user, ip string, now time.Ti
 	user = strings.ToLower(user)
 	s.throttleMu.Lock()
 	defer s.throttleMu.Unlock()
+	if now.Before(s.throttleNow) {
+		now = s.throttleNow
+	} else {
+		s.throttleNow = now
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, internal("count login attempt", err)
