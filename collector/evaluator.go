@@ -220,9 +220,10 @@ const DefaultWindow = 10
 type Evaluator struct {
 	opts EvaluatorOptions
 
-	mu        sync.Mutex
-	groups    map[groupID]*groupState
-	forgotten []PartitionKey // pruned, not yet deleted from the store
+	mu         sync.Mutex
+	groups     map[groupID]*groupState
+	forgotten  []PartitionKey // pruned, not yet deleted from the store
+	highsSaved time.Time      // when Flush last saved watermark-only changes
 }
 
 type groupID struct{ cluster, group string }
@@ -241,7 +242,11 @@ type partState struct {
 	highs  []int64   // high watermarks of the last opts.Window observations, oldest first
 	lag    int64     // at the latest observation
 	seen   time.Time // latest observation
-	dirty  bool      // window or highs changed since the last Flush
+	dirty  bool      // window changed since the last Flush
+	// highsDirty: highs changed since they were last saved. They are
+	// saved with any window change, and otherwise at most every
+	// highsSaveEvery (Flush).
+	highsDirty bool
 }
 
 // NewEvaluator validates opts and returns an Evaluator. Call Restore before
@@ -347,7 +352,7 @@ func (e *Evaluator) observe(key PartitionKey, committed, high int64, at time.Tim
 	case at.Equal(st.seen):
 		if last := &st.highs[len(st.highs)-1]; *last != high {
 			*last = high
-			st.dirty = true
+			st.highsDirty = true
 		}
 		st.lag = lag
 	}
@@ -385,8 +390,8 @@ func (e *Evaluator) observe(key PartitionKey, committed, high int64, at time.Tim
 }
 
 // pushHigh appends one poll's high watermark, keeping the last size. An
-// idle partition's ring (the same watermark again) does not change, so it
-// does not make the window dirty: a quiet topic costs no writes.
+// idle partition's ring (the same watermark again) does not change, so a
+// quiet topic costs no writes.
 func (st *partState) pushHigh(high int64, size int) {
 	if len(st.highs) == size && !slices.ContainsFunc(st.highs, func(h int64) bool { return h != high }) {
 		return
@@ -396,8 +401,16 @@ func (st *partState) pushHigh(high int64, size int) {
 		st.highs = st.highs[:size-1]
 	}
 	st.highs = append(st.highs, high)
-	st.dirty = true
+	st.highsDirty = true
 }
+
+// highsSaveEvery bounds how often a partition whose commits did not change
+// has its polls' watermarks saved: every poll would rewrite every window of
+// a cluster each cycle while the rings fill (the first Window polls after
+// a start) and, on a busy topic, for every group without a member — for
+// the sake of a restart, which then at worst judges recent lag zero on
+// watermarks up to this much older.
+const highsSaveEvery = time.Minute
 
 // Evaluate judges key's partition at now. A partition never observed is OK
 // with an incomplete window, like one just started.
@@ -705,13 +718,17 @@ func (e *Evaluator) Flush(ctx context.Context) error {
 		return nil
 	}
 	save := make(map[PartitionKey]PartitionWindow)
+	saveHighs := now.Sub(e.highsSaved) >= highsSaveEvery
+	if saveHighs {
+		e.highsSaved = now
+	}
 	for gid, g := range e.groups {
 		for tp, st := range g.parts {
-			if st.dirty {
+			if st.dirty || (st.highsDirty && saveHighs) {
 				save[PartitionKey{Cluster: gid.cluster, Group: gid.group, Topic: tp.topic, Partition: tp.partition}] = PartitionWindow{
 					Commits: slices.Clone(st.window), Watermarks: slices.Clone(st.highs),
 				}
-				st.dirty = false
+				st.dirty, st.highsDirty = false, false
 			}
 		}
 	}
