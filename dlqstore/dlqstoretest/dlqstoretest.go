@@ -55,6 +55,7 @@ func TestBackend(t *testing.T, open Opener) {
 		{"CancelJobRecordsWho", testCancelJobRecordsWho},
 		{"RefailureLinksBothWays", testRefailureLinksBothWays},
 		{"RefailureOfARabbitMQMessage", testRefailureOfARabbitMQMessage},
+		{"RefailureWithGarbledProvenance", testRefailureWithGarbledProvenance},
 		{"RestOfAJob", testRestOfAJob},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, open) })

@@ -3,6 +3,7 @@ package dlqstoretest
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -223,5 +224,43 @@ func testRestOfAJob(t *testing.T, open Opener) {
 	rest.Scope = &dlqstore.TenantScope{Tenants: []string{"t2"}}
 	if p, _ := s.PlanSelection(ctx, rest, 0); p.Count != 0 {
 		t.Errorf("t2's rest of a t1 job = %d", p.Count)
+	}
+}
+
+// A dead letter whose redrive provenance is hostile or garbled — a from
+// header that is no location, names a negative offset, a RabbitMQ queue
+// without a name, is 10 KB long, or names an entry of another job — is
+// indexed like any other: it keeps its job, is linked to nothing, and
+// leaves the redriven entries alone.
+func testRefailureWithGarbledProvenance(t *testing.T, open Opener) {
+	s, _ := setup(t, open)
+	fail := Spec{Tenant: "t1", Code: "E", Msg: "order 7 not found"}
+	a, b := fail, fail
+	a.Off, b.Off = 0, 1
+	IndexKafka(t, s, "orders.dlq", 0, a, b)
+	const ea, eb = 1, 2
+	job := redriven(t, s, ea)
+	redriven(t, s, eb) // another job: its entry is not job's to link
+	froms := []string{"garbage", "kafka:main/orders.dlq/0@-5", "kafka:main/orders.dlq/x@0", "rabbitmq:main/%2F/",
+		"kafka:main/" + strings.Repeat("o", 10_000) + "/0@0", "kafka:main/orders.dlq/0@1"} // the last: other's entry
+	var specs []Spec
+	for i, from := range froms {
+		sp := fail
+		sp.Off, sp.Headers = int64(i), provenance(job, from)
+		specs = append(specs, sp)
+	}
+	if res := IndexKafka(t, s, "orders.dlq", 1, specs...); res.Inserted != len(froms) {
+		t.Fatalf("indexing %d garbled re-failures = %+v", len(froms), res)
+	}
+	for i := range froms {
+		id := int64(3 + i)
+		if e := mustEntry(t, s, id); e.RefailureOf != 0 || e.RedriveJob != job || e.Status != dlqstore.StatusDead {
+			t.Errorf("from %.40q: entry %d of %d, job %d, %s; want of none, job %d, dead", froms[i], id, e.RefailureOf, e.RedriveJob, e.Status, job)
+		}
+	}
+	for _, id := range []int64{ea, eb} {
+		if e := mustEntry(t, s, id); e.RefailedAs != 0 || e.Status != dlqstore.StatusRedriven {
+			t.Errorf("redriven entry %d: refailed as %d, %s; want none, redriven", id, e.RefailedAs, e.Status)
+		}
 	}
 }
