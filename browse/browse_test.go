@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -242,5 +243,25 @@ func TestReadMasksKeys(t *testing.T) {
 	if got := res.Messages[0]; string(got.Key) != "cust-0042" || got.Masked != 0 ||
 		!strings.Contains(string(got.Value), `"partition_key":"cust-0042"`) {
 		t.Errorf("revealed: key %q masked %d value %s", got.Key, got.Masked, got.Value)
+	}
+}
+
+// A cluster that dies leaves the operator an error within the read's
+// timeout, not a page that never comes back.
+func TestReadOfADeadClusterEndsInItsTimeout(t *testing.T) {
+	c := testenv.Kafka(t, kfake.SeedTopics(1, topic))
+	cl := testenv.KafkaClient(t, c.ListenAddrs(), kgo.RetryTimeout(time.Second))
+	b, err := New(Options{Clients: map[string]*kgo.Client{"demo": cl}, Masker: upper{}, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Read(context.Background(), "demo", topic, Query{Partition: -1, Limit: 10}); err != nil {
+		t.Fatalf("read while the cluster is up: %v", err)
+	}
+	c.Close()
+	start := time.Now()
+	page, err := b.Read(context.Background(), "demo", topic, Query{Partition: -1, Limit: 10})
+	if took := time.Since(start); err == nil || took > 4*time.Second {
+		t.Errorf("read of a dead cluster = %d messages, %v after %s; want an error within the 2 s timeout", len(page.Messages), err, took)
 	}
 }
