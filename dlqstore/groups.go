@@ -96,7 +96,7 @@ func (s *Store) Groups(ctx context.Context, f GroupFilter) ([]Group, string, err
 
 	var src string
 	var args []any
-	if tenants == nil && !f.Tenants.hasRules() && f.Broker == "" && f.Destination == "" {
+	if tenants == nil && !f.Tenants.HasRules() && f.Broker == "" && f.Destination == "" {
 		src = "SELECT id AS group_id, count AS cnt, first_seen AS fs, last_seen AS ls FROM groups WHERE count > 0"
 	} else {
 		var cs []string
