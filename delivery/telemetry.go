@@ -30,6 +30,41 @@ const (
 	AttrTenant    = "tenant.id"
 )
 
+// Attribute keys on spans, beside the ones above: the span store indexes
+// them (tracing.Derive) and the trace pages draw the story from them.
+const (
+	// AttrKafkaMessageKey is the record key on Kafka spans; a "$key" PII
+	// rule masks it on the trace pages.
+	AttrKafkaMessageKey = "messaging.kafka.message.key"
+	// AttrMessageID is the event id (envelope id).
+	AttrMessageID = "messaging.message.id"
+	// AttrCorrelationID is the envelope's correlation_id, under the
+	// semantic-convention name for a conversation.
+	AttrCorrelationID = "messaging.message.conversation_id"
+	// AttrCluster names the Kafka cluster (as configured in the console)
+	// or the RabbitMQ vhost a span's destination lives in, so that the
+	// access policy can check it against resource patterns.
+	AttrCluster = "switchyard.cluster"
+	// AttrAttempt is the 1-based handling attempt of a consumer attempt span.
+	AttrAttempt = "switchyard.attempt"
+	// AttrStep says which step of a message's story a span is:
+	// StepPublish, StepAttempt, StepDeadLetter, StepRedrive.
+	AttrStep = "switchyard.step"
+	// AttrRedriveJob is the redrive job id on a redrive producer span.
+	AttrRedriveJob = "switchyard.redrive.job"
+	// AttrDLQEntry is the dead-letter entry id on a redrive producer span.
+	AttrDLQEntry = "switchyard.dlq.entry"
+)
+
+// Values of AttrStep.
+const (
+	StepPublish    = "publish"
+	StepProcess    = "process"
+	StepAttempt    = "attempt"
+	StepDeadLetter = "dead_letter"
+	StepRedrive    = "redrive"
+)
+
 // Telemetry holds the instruments and tracer every adapter records with.
 // The zero value (or a nil *Telemetry) records nothing.
 type Telemetry struct {

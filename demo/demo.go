@@ -37,9 +37,16 @@ const (
 	TopicInvoices  = "billing.invoice.issued.v1"
 	GroupBilling   = "billing"
 	GroupAnalytics = "analytics"
-	QueueNotify    = "notify.email.high"
-	ClusterName    = "demo"
-	partitions     = 6
+	// TopicPaymentDeclined carries billing's billing.payment.declined.v1
+	// and TopicOrderCancelled the orders service's compensating
+	// orders.order.cancelled.v1 (see runOrderSaga).
+	TopicPaymentDeclined = "billing.payment.declined.v1"
+	TopicOrderCancelled  = "orders.order.cancelled.v1"
+	// GroupOrders is the orders service's group on TopicPaymentDeclined.
+	GroupOrders = "orders"
+	QueueNotify = "notify.email.high"
+	ClusterName = "demo"
+	partitions  = 6
 	// EventEmailRequested is the type of billing's e-mail requests to
 	// the notification service.
 	EventEmailRequested = "notify.email.requested.v1"
@@ -208,7 +215,8 @@ func (p *Platform) createTopics(ctx context.Context) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for _, t := range []string{TopicOrders, delivery.DLQTopic(TopicOrders), TopicInvoices} {
+	for _, t := range []string{TopicOrders, delivery.DLQTopic(TopicOrders), TopicInvoices,
+		TopicPaymentDeclined, delivery.DLQTopic(TopicPaymentDeclined), TopicOrderCancelled} {
 		resp, err := adm.CreateTopic(ctx, partitions, 1, nil, t)
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("create topic %s: %w", t, err)
@@ -232,6 +240,7 @@ func (p *Platform) Run(ctx context.Context) error {
 		{"orders-producer", p.runOrders},
 		{"billing", p.runBilling},
 		{"analytics", p.runAnalytics},
+		{"orders-saga", p.runOrderSaga},
 	}
 	if p.opts.RabbitURL != "" {
 		if err := rabbitmq.Ping(ctx, p.opts.RabbitURL, 3*time.Second); err != nil {
@@ -287,9 +296,11 @@ func supervise(ctx context.Context, log *slog.Logger, s service) {
 func PIIRules() map[string][]string {
 	customer := []string{"$key", "$metadata.partition_key"}
 	return map[string][]string{
-		TopicOrders:         slices.Concat([]string{"email", "customer"}, customer),
-		eventPoisonOrder:    slices.Concat([]string{"email", "customer"}, customer),
-		TopicInvoices:       slices.Clone(customer),
-		EventEmailRequested: slices.Concat([]string{"to"}, customer),
+		TopicOrders:          slices.Concat([]string{"email", "customer"}, customer),
+		eventPoisonOrder:     slices.Concat([]string{"email", "customer"}, customer),
+		TopicInvoices:        slices.Clone(customer),
+		EventEmailRequested:  slices.Concat([]string{"to"}, customer),
+		TopicPaymentDeclined: slices.Clone(customer),
+		TopicOrderCancelled:  slices.Clone(customer),
 	}
 }

@@ -36,9 +36,11 @@ func TestPIIRulesHideTheCustomer(t *testing.T) {
 		"order":   record(TopicOrders, o),
 		"invoice": record(TopicInvoices, map[string]any{"invoice_id": "inv-" + o.OrderID, "order_id": o.OrderID, "amount": o.Amount}),
 		"e-mail":  record(EventEmailRequested, map[string]any{"to": o.Email, "template": "invoice"}),
+		"decline": record(TopicPaymentDeclined, Declined{OrderID: o.OrderID, Code: CodePaymentDeclined, Reason: "card declined"}),
+		"cancel":  record(TopicOrderCancelled, Cancelled{OrderID: o.OrderID, Reason: CodePaymentDeclined}),
 	}
 	// Both kinds of poison pill (truncated, schema-breaking).
-	for seed := uint64(0); len(recs) < 5; seed++ {
+	for seed := uint64(0); len(recs) < 7; seed++ {
 		r := poisonRecord(rand.New(rand.NewPCG(seed, 7)), o, "acme")
 		if json.Valid(r.Value) {
 			recs["poison envelope"] = r

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -37,7 +38,7 @@ var (
 // truncated envelope, or one without a tenant), as a buggy producer would.
 func (p *Platform) runOrders(ctx context.Context) error {
 	pub, err := kafka.NewPublisher(kafka.PublisherOptions{
-		Brokers: p.KafkaBrokers(), ClientID: ServiceOrders, Telemetry: p.telemetry[ServiceOrders], Logger: p.opts.Logger,
+		Brokers: p.KafkaBrokers(), ClientID: ServiceOrders, Telemetry: p.telemetry[ServiceOrders], Cluster: ClusterName, Logger: p.opts.Logger,
 	})
 	if err != nil {
 		return err
@@ -160,7 +161,7 @@ func age(env delivery.Envelope, now time.Time) time.Duration {
 // notification service to send an e-mail.
 func (p *Platform) runBilling(ctx context.Context) error {
 	pub, err := kafka.NewPublisher(kafka.PublisherOptions{
-		Brokers: p.KafkaBrokers(), ClientID: ServiceBilling, Telemetry: p.telemetry[ServiceBilling], Logger: p.opts.Logger,
+		Brokers: p.KafkaBrokers(), ClientID: ServiceBilling, Telemetry: p.telemetry[ServiceBilling], Cluster: ClusterName, Logger: p.opts.Logger,
 	})
 	if err != nil {
 		return err
@@ -182,6 +183,11 @@ func (p *Platform) runBilling(ctx context.Context) error {
 		Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
 		Handler: func(ctx context.Context, d *kafka.Delivery) error {
 			if err := billingFault(d.Envelope.ID, p.opts.FailureRate, d.Attempt, age(d.Envelope, time.Now()), p.opts.Outage, p.fixes); err != nil {
+				if delivery.ErrorInfoOf(err).Code == CodePaymentDeclined {
+					if perr := publishDeclined(ctx, pub, d.Envelope, err); perr != nil {
+						return perr // retried: the decline must be told before the order is given up
+					}
+				}
 				return err
 			}
 			var o Order
@@ -307,4 +313,100 @@ func hashPercent(s string) int {
 	h := fnv.New32a()
 	h.Write([]byte(s))
 	return int(h.Sum32() % 100)
+}
+
+// The payment saga. A declined payment is not only billing's failure:
+// the order it belongs to must be undone. Billing, which alone knows the
+// payment was declined, tells so with billing.payment.declined.v1 on
+// TopicPaymentDeclined before it gives the order up (the order itself
+// still fails for good and is dead-lettered, so an operator sees it); the
+// orders service, which owns orders, consumes that event as group
+// GroupOrders and publishes the compensating orders.order.cancelled.v1 on
+// TopicOrderCancelled. Both carry the order's correlation id, and each is
+// published inside the handling attempt that caused it, so the decline
+// and the cancellation continue the order's trace: one story from the
+// order through the failed payment to its compensation.
+//
+// Their event ids are derived from the event they answer (a name-based
+// UUID), so that a retry or a redrive of a declined order publishes the
+// same decline again, and the orders service's idempotency store cancels
+// the order once.
+
+// Declined is the payload of billing.payment.declined.v1.
+type Declined struct {
+	OrderID string `json:"order_id"`
+	Code    string `json:"code"`
+	Reason  string `json:"reason"`
+}
+
+// Cancelled is the payload of orders.order.cancelled.v1.
+type Cancelled struct {
+	OrderID string `json:"order_id"`
+	Reason  string `json:"reason"`
+}
+
+// derivedEnvelope returns an envelope answering cause: a name-based id
+// (the same for the same cause and type), cause's correlation id and
+// metadata.
+func derivedEnvelope(cause delivery.Envelope, eventType, source string, payload any) (delivery.Envelope, error) {
+	env, err := delivery.NewEnvelope(eventType, source, payload, cause.Metadata)
+	if err != nil {
+		return delivery.Envelope{}, err
+	}
+	env.ID = uuid.NewSHA1(uuid.NameSpaceOID, []byte(eventType+"/"+cause.ID)).String()
+	env.CorrelationID = cause.CorrelationID
+	return env, nil
+}
+
+// publishDeclined publishes billing's decline of order's payment.
+func publishDeclined(ctx context.Context, pub *kafka.Publisher, order delivery.Envelope, decline error) error {
+	var o Order
+	if err := json.Unmarshal(order.Payload, &o); err != nil {
+		return nil // nothing to compensate: the order is unreadable and dead-lettered as such
+	}
+	info := delivery.ErrorInfoOf(decline)
+	env, err := derivedEnvelope(order, TopicPaymentDeclined, ServiceBilling, Declined{OrderID: o.OrderID, Code: info.Code, Reason: info.Message})
+	if err != nil {
+		return err
+	}
+	if err := pub.Publish(ctx, TopicPaymentDeclined, env, nil); err != nil {
+		return fmt.Errorf("publish payment declined: %w", err)
+	}
+	return nil
+}
+
+// runOrderSaga is the orders service's side of the saga: it cancels the
+// order of every declined payment.
+func (p *Platform) runOrderSaga(ctx context.Context) error {
+	tel := p.telemetry[ServiceOrders]
+	pub, err := kafka.NewPublisher(kafka.PublisherOptions{
+		Brokers: p.KafkaBrokers(), ClientID: ServiceOrders + "-saga", Telemetry: tel, Cluster: ClusterName, Logger: p.opts.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	c, err := kafka.NewConsumer(kafka.ConsumerOptions{
+		Brokers: p.KafkaBrokers(), Group: GroupOrders, Topics: []string{TopicPaymentDeclined},
+		Retry: p.opts.Retry, Telemetry: tel, Cluster: ClusterName, Service: ServiceOrders,
+		Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
+		Handler: func(ctx context.Context, d *kafka.Delivery) error {
+			var dec Declined
+			if err := json.Unmarshal(d.Envelope.Payload, &dec); err != nil || dec.OrderID == "" {
+				return delivery.Permanent(delivery.Errorf(delivery.CodeValidationFailed, "payment declined payload: no order id"))
+			}
+			env, err := derivedEnvelope(d.Envelope, TopicOrderCancelled, ServiceOrders, Cancelled{OrderID: dec.OrderID, Reason: dec.Code})
+			if err != nil {
+				return err
+			}
+			if err := pub.Publish(ctx, TopicOrderCancelled, env, nil); err != nil {
+				return fmt.Errorf("publish order cancelled: %w", err)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
 }

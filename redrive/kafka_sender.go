@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
 
 	"switchyard/delivery"
 	"switchyard/delivery/kafka"
@@ -14,7 +15,8 @@ import (
 // KafkaSender sends redrives to one Kafka cluster through a Publisher's
 // client (idempotent, acks=all), all of a batch in flight at once.
 type KafkaSender struct {
-	cl *kgo.Client
+	cl  *kgo.Client
+	tel *delivery.Telemetry
 	// txErr is set when the client is transactional: a record produced
 	// outside a transaction would fail, so Send refuses up front.
 	txErr error
@@ -24,8 +26,9 @@ var _ Sender = (*KafkaSender)(nil)
 
 // NewKafkaSender returns a sender over pub's client. pub must not be
 // transactional: a redrive is one record at a time, not a transaction.
+// It records each message's redrive span with pub's Telemetry.
 func NewKafkaSender(pub *kafka.Publisher) *KafkaSender {
-	s := &KafkaSender{cl: pub.Client()}
+	s := &KafkaSender{cl: pub.Client(), tel: pub.Telemetry()}
 	if txid, _ := s.cl.OptValue(kgo.TransactionalID).(string); txid != "" {
 		s.txErr = delivery.Errorf(delivery.EINVALID, "kafka sender: the publisher is transactional (%s); redrives need a plain idempotent producer", txid)
 	}
@@ -39,7 +42,8 @@ func NewKafkaSender(pub *kafka.Publisher) *KafkaSender {
 // message that is not for Kafka fails alone with EINVALID; a record the
 // broker refuses (e.g. its topic does not exist) fails alone with the
 // broker's error. When ctx ends, records not yet written fail with its
-// error.
+// error. Each record gets a redrive span (see startSpan) whose traceparent
+// it carries, ended when the broker's ack or error arrives.
 func (s *KafkaSender) Send(ctx context.Context, msgs []Message) []error {
 	errs := make([]error, len(msgs))
 	if s.txErr != nil {
@@ -58,11 +62,12 @@ func (s *KafkaSender) Send(ctx context.Context, msgs []Message) []error {
 			errs[i] = delivery.Errorf(delivery.EINVALID, "kafka sender: entry %d: target %s is not a Kafka topic", m.EntryID, m.Target.Resource())
 			continue
 		}
+		span, headers := startSpan(ctx, s.tel, m)
 		r := &kgo.Record{
 			Topic:   m.Target.Topic,
 			Key:     m.Key,
 			Value:   m.Body,
-			Headers: recordHeaders(m.Headers),
+			Headers: recordHeaders(headers),
 			Context: ctx,
 		}
 		wg.Add(1)
@@ -72,7 +77,10 @@ func (s *KafkaSender) Send(ctx context.Context, msgs []Message) []error {
 		s.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 			if err != nil {
 				errs[i] = fmt.Errorf("produce to %s: %w", r.Topic, err)
+			} else if span.IsRecording() {
+				span.SetAttributes(attribute.Int("messaging.destination.partition.id", int(r.Partition)), attribute.Int64("messaging.kafka.offset", r.Offset))
 			}
+			endSpan(span, err)
 			wg.Done()
 		})
 	}

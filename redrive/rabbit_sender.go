@@ -28,26 +28,35 @@ func NewRabbitSender(pub *rabbitmq.Publisher) *RabbitSender {
 // for the broker's confirms. Each message gets its own outcome: one that
 // no queue takes (the queue was deleted) fails alone with an error
 // matching rabbitmq.ErrUnroutable; one not for RabbitMQ fails alone with
-// EINVALID.
+// EINVALID. Each message gets a redrive span (see startSpan), recorded
+// with pub's Telemetry, whose traceparent it carries.
 func (s *RabbitSender) Send(ctx context.Context, msgs []Message) []error {
 	errs := make([]error, len(msgs))
 	batch := make([]rabbitmq.RawPublishing, 0, len(msgs))
 	idx := make([]int, 0, len(msgs))
+	tel := s.pub.Telemetry()
 	for i := range msgs {
 		m := &msgs[i]
 		if m.Target.Broker != delivery.BrokerRabbitMQ || m.Target.RoutingKey == "" {
 			errs[i] = delivery.Errorf(delivery.EINVALID, "rabbitmq sender: entry %d: target %s is not a RabbitMQ queue", m.EntryID, m.Target.Resource())
 			continue
 		}
+		span, headers := startSpan(ctx, tel, m)
+		msg := publishing(m)
+		msg.Headers = amqpTable(headers)
 		batch = append(batch, rabbitmq.RawPublishing{
 			Exchange:   m.Target.Exchange,
 			RoutingKey: m.Target.RoutingKey,
-			Msg:        publishing(m),
+			Msg:        msg,
+			Span:       span,
 		})
 		idx = append(idx, i)
 	}
 	for j, err := range s.pub.PublishRawBatch(ctx, batch) {
 		errs[idx[j]] = err
+		// The batch ends the spans of messages it sent; one it gave up on
+		// before sending (ctx done, publisher closed) ends here.
+		endSpan(batch[j].Span, err)
 	}
 	return errs
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"switchyard/access"
+	"switchyard/demo"
 	"switchyard/internal/testenv"
 	"switchyard/sqldb"
 )
@@ -342,8 +343,11 @@ func TestDemoEndToEnd(t *testing.T) {
 	// console's own receiver (the last batch is flushed on Close), each
 	// under its own service.name.
 	processed := 0.0
-	// RabbitMQ consumers are named by their service.
-	wantService := map[string]string{"billing": "billing-service", "analytics": "analytics-service", "notify-service": "notify-service"}
+	// RabbitMQ consumers are named by their service; the orders service
+	// consumes declined payments to cancel the order (the saga's
+	// compensation).
+	wantService := map[string]string{"billing": "billing-service", "analytics": "analytics-service", "notify-service": "notify-service",
+		demo.GroupOrders: "orders-service"}
 	services := map[string]bool{}
 	for _, p := range m.service.Points() {
 		if p.Name != "event_processed_total" {

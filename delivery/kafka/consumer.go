@@ -463,21 +463,33 @@ func (w *worker) markCommitted(off int64) {
 // process takes r through poison check, idempotency guard, handler with
 // retries and, when all attempts fail, the dead-letter topic. It returns
 // false when ctx ended before r was finished.
+//
+// Its spans tell the record's story: the "<topic> process" consumer span,
+// a child of the producer's span through traceparent, holds one "process
+// attempt" span per handler call (the handler runs inside it, so its own
+// spans nest there; the gap between two attempts is the retry backoff) and,
+// for a record that fails for good, the dead-letter publish span.
+// Attributes are set only on recording spans, so that a no-op tracer costs
+// the hot path nothing but the calls.
 func (c *Consumer) process(w *worker, r *kgo.Record) bool {
 	start := c.opts.Now()
 	headers := toHeaders(r.Headers)
+	tracer := c.opts.Telemetry.Tracer()
 	ctx := c.opts.Telemetry.Extract(w.ctx, headers)
-	ctx, span := c.opts.Telemetry.Tracer().Start(ctx, r.Topic+" process",
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := tracer.Start(ctx, r.Topic+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	recording := span.IsRecording()
+	if recording {
+		span.SetAttributes(
 			attribute.String(delivery.AttrSystem, delivery.BrokerKafka),
 			attribute.String(delivery.AttrDest, r.Topic),
 			attribute.String(delivery.AttrConsumer, c.opts.Group),
+			attribute.String(delivery.AttrStep, delivery.StepProcess),
 			attribute.String(attrOperation, "process"),
 			attribute.Int(attrPartition, int(r.Partition)),
 			attribute.Int64(attrOffset, r.Offset),
-		))
-	defer span.End()
+		)
+	}
 	out := delivery.Outcome{System: delivery.BrokerKafka, Destination: r.Topic, Consumer: c.opts.Group}
 	// Built only when something is logged: With on every record would
 	// cost more than the rest of the happy path.
@@ -488,12 +500,20 @@ func (c *Consumer) process(w *worker, r *kgo.Record) bool {
 
 	env, err := c.opts.Poison.Check(r.Value)
 	out.EventType, out.Tenant = env.Type, env.Metadata.TenantID
+	var who []attribute.KeyValue // what the attempt spans repeat of this one
+	if recording {
+		who = append(delivery.EnvelopeAttrs(env, c.opts.Cluster),
+			attribute.String(delivery.AttrSystem, delivery.BrokerKafka),
+			attribute.String(delivery.AttrDest, r.Topic),
+			attribute.String(delivery.AttrConsumer, c.opts.Group))
+		span.SetAttributes(who...)
+	}
 	if err != nil {
 		now := c.opts.Now()
 		log().Info("poison message, dead-lettering without retries", "err", err)
-		return c.deadLetter(ctx, w, r, headers, delivery.ErrorInfoOf(err), 1, now, now, span, out, start)
+		// No handler ran: the process span is where it failed.
+		return c.deadLetter(ctx, w, r, headers, delivery.ErrorInfoOf(err), 1, now, now, span, span.SpanContext(), env, out, start)
 	}
-	span.SetAttributes(attribute.String(attrMessageID, env.ID), attribute.String(delivery.AttrEventType, env.Type))
 
 	if store := c.opts.Idempotency; store != nil {
 		seen, err := store.Has(ctx, env.ID)
@@ -511,8 +531,10 @@ func (c *Consumer) process(w *worker, r *kgo.Record) bool {
 
 	var first, last time.Time
 	for attempt := 1; ; attempt++ {
-		stack, panicType, err := c.call(ctx, &Delivery{Envelope: env, Record: r, Attempt: attempt})
+		actx, as := delivery.StartAttempt(ctx, tracer, attempt, who...)
+		stack, panicType, err := c.call(actx, &Delivery{Envelope: env, Record: r, Attempt: attempt})
 		if err == nil {
+			as.End()
 			if store := c.opts.Idempotency; store != nil {
 				if err := store.Put(ctx, env.ID, c.opts.IdempotencyTTL); err != nil {
 					log().Warn("idempotency store put failed; a redelivery would be handled again", "err", err)
@@ -522,6 +544,12 @@ func (c *Consumer) process(w *worker, r *kgo.Record) bool {
 			c.opts.Telemetry.Record(ctx, out)
 			return true
 		}
+		info := delivery.ErrorInfoOf(err)
+		if stack != nil {
+			info.Stack, info.ExceptionType = string(stack), panicType
+		}
+		delivery.FailSpan(as, err, info)
+		as.End()
 		if ctx.Err() != nil {
 			return false
 		}
@@ -530,12 +558,8 @@ func (c *Consumer) process(w *worker, r *kgo.Record) bool {
 			first = last
 		}
 		if delivery.IsPermanent(err) || !c.opts.Retry.Retry(attempt) {
-			info := delivery.ErrorInfoOf(err)
-			if stack != nil {
-				info.Stack, info.ExceptionType = string(stack), panicType
-			}
 			log().Info("handler failed for good, dead-lettering", "attempts", attempt, "code", info.Code, "err", err)
-			return c.deadLetter(ctx, w, r, headers, info, attempt, first, last, span, out, start)
+			return c.deadLetter(ctx, w, r, headers, info, attempt, first, last, span, as.SpanContext(), env, out, start)
 		}
 		log().Debug("handler failed, retrying", "attempt", attempt, "err", err)
 		if !delivery.Sleep(ctx, c.opts.Retry.Delay(attempt)) {
@@ -559,8 +583,16 @@ func (c *Consumer) call(ctx context.Context, d *Delivery) (stack []byte, panicTy
 // deadLetter writes r to its dead-letter topic and waits for the broker's
 // acknowledgement, retrying with backoff until ctx is done. It returns
 // true once the dead letter landed, so that only then the offset moves.
+//
+// The dead letter's traceparent is failed, the span of the failing attempt
+// (the process span for a poison record): its trace id is still the
+// message's, so the entry stays in the message's trace, and a redrive can
+// link to the very attempt that gave up.
 func (c *Consumer) deadLetter(ctx context.Context, w *worker, r *kgo.Record, headers delivery.Headers, info delivery.ErrorInfo,
-	attempts int, first, last time.Time, span trace.Span, out delivery.Outcome, start time.Time) bool {
+	attempts int, first, last time.Time, span trace.Span, failed trace.SpanContext, env delivery.Envelope, out delivery.Outcome, start time.Time) bool {
+	if failed.IsValid() {
+		headers = c.opts.Telemetry.Inject(trace.ContextWithSpanContext(ctx, failed), headers)
+	}
 	dl := delivery.DeadLetter{
 		Origin: delivery.Location{
 			Broker:        delivery.BrokerKafka,
@@ -586,19 +618,37 @@ func (c *Consumer) deadLetter(ctx context.Context, w *worker, r *kgo.Record, hea
 	span.SetStatus(codes.Error, info.Code+": "+info.Message)
 	span.SetAttributes(attribute.String(delivery.AttrErrorCode, info.Code))
 
+	pctx, ps := c.opts.Telemetry.Tracer().Start(ctx, dlq.Topic+" publish",
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithLinks(trace.Link{SpanContext: failed}))
+	defer ps.End()
+	if ps.IsRecording() {
+		ps.SetAttributes(
+			attribute.String(delivery.AttrSystem, delivery.BrokerKafka),
+			attribute.String(delivery.AttrDest, dlq.Topic),
+			attribute.String(delivery.AttrStep, delivery.StepDeadLetter),
+			attribute.String(attrOperation, "send"),
+			attribute.String(delivery.AttrErrorCode, info.Code),
+			attribute.Int(delivery.AttrAttempt, attempts),
+		)
+		ps.SetAttributes(delivery.EnvelopeAttrs(env, c.opts.Cluster)...)
+	}
+
 	committedBefore := false
 	for try := 1; ; try++ {
-		err := c.ensureDLQ(ctx, w.cl, r.Topic)
+		err := c.ensureDLQ(pctx, w.cl, r.Topic)
 		if err == nil {
 			rec := *dlq // kgo fills in a record it produces; each try gets a fresh one
-			err = w.cl.ProduceSync(ctx, &rec).FirstErr()
+			err = w.cl.ProduceSync(pctx, &rec).FirstErr()
 			if err == nil {
+				ps.SetAttributes(attribute.Int(attrPartition, int(rec.Partition)), attribute.Int64(attrOffset, rec.Offset))
 				break
 			}
 		}
 		if ctx.Err() != nil {
+			ps.SetStatus(codes.Error, "stopped before the dead letter was written")
 			return false
 		}
+		ps.RecordError(err)
 		c.log.Warn("dead-letter produce failed; offset held, retrying", "topic", dlq.Topic,
 			"origin_topic", r.Topic, "origin_partition", r.Partition, "origin_offset", r.Offset, "try", try, "err", err)
 		if !committedBefore {
@@ -608,6 +658,7 @@ func (c *Consumer) deadLetter(ctx context.Context, w *worker, r *kgo.Record, hea
 			w.commit()
 		}
 		if !delivery.Sleep(ctx, dlqBackoff(try)) {
+			ps.SetStatus(codes.Error, "stopped before the dead letter was written")
 			return false
 		}
 	}

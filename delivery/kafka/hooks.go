@@ -16,8 +16,6 @@ import (
 const (
 	attrPartition = "messaging.destination.partition.id"
 	attrOffset    = "messaging.kafka.offset"
-	attrKey       = "messaging.kafka.message.key"
-	attrMessageID = "messaging.message.id"
 	attrOperation = "messaging.operation.type"
 )
 

@@ -46,7 +46,11 @@ type PublisherOptions struct {
 	// publish is a transaction of its own, and PublishTx is available.
 	TransactionalID string
 	Telemetry       *delivery.Telemetry
-	Logger          *slog.Logger
+	// Cluster is the console's name of the cluster, written on publish
+	// spans (delivery.AttrCluster) so that the access policy can check
+	// them against kafka:<cluster>/<topic> patterns; empty leaves it out.
+	Cluster string
+	Logger  *slog.Logger
 	// Opts are appended to the client options (ignored with Client).
 	Opts []kgo.Opt
 }
@@ -61,6 +65,7 @@ type Publisher struct {
 	// the promise ends publish spans instead.
 	endSpans bool
 	tel      *delivery.Telemetry
+	cluster  string
 	log      *slog.Logger
 
 	txMu sync.Mutex // one transaction at a time per client
@@ -69,7 +74,7 @@ type Publisher struct {
 // NewPublisher creates a publisher and, unless opts.Client is set, its client.
 func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	log := orDiscard(opts.Logger)
-	p := &Publisher{tel: opts.Telemetry, log: log, tx: opts.TransactionalID != ""}
+	p := &Publisher{tel: opts.Telemetry, cluster: opts.Cluster, log: log, tx: opts.TransactionalID != ""}
 	if opts.Client != nil {
 		txid, _ := opts.Client.OptValue(kgo.TransactionalID).(string)
 		if txid != opts.TransactionalID {
@@ -101,6 +106,14 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 
 // Client returns the underlying client.
 func (p *Publisher) Client() *kgo.Client { return p.cl }
+
+// Telemetry returns the publisher's telemetry (nil when none was given),
+// so that code producing through Client, such as redrive senders, records
+// its spans with the same tracer.
+func (p *Publisher) Telemetry() *delivery.Telemetry { return p.tel }
+
+// Cluster returns the cluster name given in PublisherOptions.
+func (p *Publisher) Cluster() string { return p.cluster }
 
 // Close flushes nothing and closes the client if the publisher created it.
 // Call Flush first after PublishAsync.
@@ -269,15 +282,18 @@ func (p *Publisher) produceAll(rs []*kgo.Record) error {
 // record starts the publish span, completes and validates env and builds
 // its record. On error the span is ended and no record is returned.
 func (p *Publisher) record(ctx context.Context, topic string, env delivery.Envelope, extra delivery.Headers) (*kgo.Record, error) {
-	ctx, span := p.tel.Tracer().Start(ctx, topic+" publish",
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ctx, span := p.tel.Tracer().Start(ctx, topic+" publish", trace.WithSpanKind(trace.SpanKindProducer))
+	// Attributes only on a recording span: with tracing off (or a
+	// sampled-out trace) publishing builds none of them.
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String(delivery.AttrSystem, delivery.BrokerKafka),
 			attribute.String(delivery.AttrDest, topic),
+			attribute.String(delivery.AttrStep, delivery.StepPublish),
 			attribute.String(attrOperation, "send"),
-			attribute.String(attrMessageID, env.ID),
-			attribute.String(delivery.AttrEventType, env.Type),
-		))
+		)
+		span.SetAttributes(delivery.EnvelopeAttrs(env, p.cluster)...)
+	}
 	fail := func(err error) (*kgo.Record, error) {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())

@@ -258,28 +258,47 @@ type failure struct {
 // handle takes one delivery to its end: ack after success or a confirmed
 // dead letter, nack with requeue otherwise. It returns an error only when
 // the channel can no longer ack, which ends the session.
+//
+// Its spans tell the message's story: the "<queue> process" consumer span,
+// a child of the producer's span through traceparent, holds one "process
+// attempt" span per handler call (the handler runs inside it; the gap
+// between two is the retry backoff) and, for an explicit dead letter, the
+// dead-letter publish span. Attributes are set only on recording spans.
 func (c *Consumer) handle(ctx context.Context, s *session, d amqp.Delivery) error {
 	start := c.opts.Now()
 	tel := c.opts.Telemetry
+	tracer := tel.Tracer()
 	hdrs := HeadersFromTable(d.Headers)
 	ctx = tel.Extract(ctx, hdrs)
-	ctx, span := tel.Tracer().Start(ctx, c.opts.Queue+" process",
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := tracer.Start(ctx, c.opts.Queue+" process", trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	recording := span.IsRecording()
+	if recording {
+		span.SetAttributes(
 			attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
 			attribute.String(delivery.AttrDest, c.opts.Queue),
-			attribute.String("messaging.rabbitmq.destination.routing_key", d.RoutingKey),
-			attribute.String("messaging.message.id", d.MessageId),
-			attribute.String("messaging.operation.type", "process"),
-		))
-	defer span.End()
+			attribute.String(delivery.AttrCluster, c.vhost),
+			attribute.String(delivery.AttrStep, delivery.StepProcess),
+			attribute.String(delivery.AttrConsumer, c.opts.Service),
+			attribute.String(attrRoutingKey, d.RoutingKey),
+			attribute.String(attrOperation, "process"),
+		)
+	}
 
 	env, err := c.opts.Poison.Check(d.Body)
+	var who []attribute.KeyValue // what the attempt spans repeat of this one
+	if recording {
+		who = append(delivery.EnvelopeAttrs(envOrID(env, d.MessageId), c.vhost),
+			attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
+			attribute.String(delivery.AttrDest, c.opts.Queue),
+			attribute.String(delivery.AttrConsumer, c.opts.Service))
+		span.SetAttributes(who...)
+	}
 	if err != nil {
 		now := c.opts.Now()
-		return c.deadLetter(ctx, span, s, d, hdrs, env, failure{err: err, attempts: 1, first: now, last: now}, start)
+		// No handler ran: the process span is where it failed.
+		return c.deadLetter(ctx, span, span.SpanContext(), s, d, hdrs, env, failure{err: err, attempts: 1, first: now, last: now}, start)
 	}
-	span.SetAttributes(attribute.String(delivery.AttrEventType, env.Type), attribute.String(delivery.AttrTenant, env.Metadata.TenantID))
 
 	if store := c.opts.Idempotency; store != nil {
 		seen, err := store.Has(ctx, env.ID)
@@ -297,10 +316,14 @@ func (c *Consumer) handle(ctx context.Context, s *session, d amqp.Delivery) erro
 	policy := c.opts.Retry
 	var f failure
 	for attempt := 1; ; attempt++ {
-		err := c.call(ctx, &Delivery{Envelope: env, Message: d, Attempt: attempt})
+		actx, as := delivery.StartAttempt(ctx, tracer, attempt, who...)
+		err := c.call(actx, &Delivery{Envelope: env, Message: d, Attempt: attempt})
 		if err == nil {
+			as.End()
 			break
 		}
+		delivery.FailSpan(as, err, errorInfo(err))
+		as.End()
 		if ctx.Err() != nil {
 			// Shutting down: the failure may be the cancellation itself, so
 			// it does not count; another consumer gets the message.
@@ -310,9 +333,8 @@ func (c *Consumer) handle(ctx context.Context, s *session, d amqp.Delivery) erro
 		if f.first.IsZero() {
 			f.first = f.last
 		}
-		span.AddEvent("attempt failed", trace.WithAttributes(attribute.Int("attempt", attempt), attribute.String("error", err.Error())))
 		if delivery.IsPermanent(err) || !policy.Retry(attempt) {
-			return c.deadLetter(ctx, span, s, d, hdrs, env, f, start)
+			return c.deadLetter(ctx, span, as.SpanContext(), s, d, hdrs, env, f, start)
 		}
 		if !delivery.Sleep(ctx, policy.Delay(attempt)) {
 			return c.requeue(ctx, d, 0)
@@ -353,20 +375,27 @@ func (e *panicError) Error() string { return fmt.Sprintf("handler panicked: %v",
 // (explicit), or rejected to the broker's DLX (native). When the dead
 // letter cannot be written the message is requeued after a backoff and
 // nothing is lost.
-func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, s *session, d amqp.Delivery, hdrs delivery.Headers, env delivery.Envelope, f failure, start time.Time) error {
+//
+// An explicit dead letter's traceparent is failed, the span of the
+// attempt that gave up (the process span for a poison message): its trace
+// id is still the message's, and a redrive links to that attempt. A native
+// one keeps the producer's traceparent: the broker moves the message as it
+// is, and a redrive links to the producer's span instead.
+func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, failed trace.SpanContext, s *session, d amqp.Delivery, hdrs delivery.Headers, env delivery.Envelope, f failure, start time.Time) error {
 	info := delivery.ErrorInfoOf(f.err)
 	var pe *panicError
 	if errors.As(f.err, &pe) {
 		info.Stack = pe.stack
 		info.ExceptionType = fmt.Sprintf("%T", pe.value)
 	}
-	span.RecordError(f.err)
-	span.SetStatus(codes.Error, info.Code)
+	span.SetStatus(codes.Error, info.Code+": "+info.Message)
+	span.SetAttributes(attribute.String(delivery.AttrErrorCode, info.Code))
 
 	if c.opts.Mode == DLQNative {
 		if err := d.Nack(false, false); err != nil {
 			return ackErr(err)
 		}
+		span.AddEvent("rejected to the dead-letter exchange")
 		c.log.Warn("message rejected to the broker's dead-letter exchange", "message_id", d.MessageId, "code", info.Code, "attempts", f.attempts, "err", f.err)
 		c.opts.Telemetry.Record(ctx, c.outcome(env, info.Code, start))
 		return nil
@@ -390,6 +419,9 @@ func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, s *session, 
 		LastFailureAt:  f.last,
 		Headers:        hdrs,
 	}
+	if failed.IsValid() {
+		dl.Headers = c.opts.Telemetry.Inject(trace.ContextWithSpanContext(ctx, failed), hdrs)
+	}
 	msg := amqp.Publishing{
 		Headers:         TableFromHeaders(delivery.EncodeHeaders(dl)),
 		ContentType:     d.ContentType,
@@ -407,11 +439,28 @@ func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, s *session, 
 	// message is already in hand and the write is bounded.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadLetterTimeout)
 	defer cancel()
+	pctx, ps := c.opts.Telemetry.Tracer().Start(pctx, c.opts.DLQ+" publish",
+		trace.WithSpanKind(trace.SpanKindProducer), trace.WithLinks(trace.Link{SpanContext: failed}))
+	defer ps.End()
+	if ps.IsRecording() {
+		ps.SetAttributes(
+			attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
+			attribute.String(delivery.AttrDest, c.opts.DLQ),
+			attribute.String(delivery.AttrCluster, c.vhost),
+			attribute.String(delivery.AttrStep, delivery.StepDeadLetter),
+			attribute.String(attrOperation, "send"),
+			attribute.String(delivery.AttrErrorCode, info.Code),
+			attribute.Int(delivery.AttrAttempt, f.attempts),
+		)
+		ps.SetAttributes(delivery.EnvelopeAttrs(envOrID(env, d.MessageId), c.vhost)...)
+	}
 	pub, err := s.publisher()
 	if err == nil {
 		err = pub.publish(pctx, "", c.opts.DLQ, msg)
 	}
 	if err != nil {
+		ps.RecordError(err)
+		ps.SetStatus(codes.Error, err.Error())
 		c.log.Error("dead letter not written; requeueing", "message_id", d.MessageId, "dlq", c.opts.DLQ, "err", err)
 		return c.requeue(ctx, d, c.opts.DeadLetterBackoff)
 	}
@@ -424,6 +473,12 @@ func (c *Consumer) deadLetter(ctx context.Context, span trace.Span, s *session, 
 	c.opts.Telemetry.Record(ctx, c.outcome(env, info.Code, start))
 	return nil
 }
+
+// Attribute keys of the semantic conventions beside delivery's.
+const (
+	attrRoutingKey = "messaging.rabbitmq.destination.routing_key"
+	attrOperation  = "messaging.operation.type"
+)
 
 // requeue waits wait (cut short by ctx) and returns the message to the queue.
 func (c *Consumer) requeue(ctx context.Context, d amqp.Delivery, wait time.Duration) error {
@@ -448,4 +503,24 @@ func ackErr(err error) error {
 		return fmt.Errorf("acknowledge: %w", err)
 	}
 	return nil
+}
+
+// envOrID is env with the AMQP message id standing in for the event id
+// of a message that is no envelope, for its spans.
+func envOrID(env delivery.Envelope, messageID string) delivery.Envelope {
+	if env.ID == "" {
+		env.ID = messageID
+	}
+	return env
+}
+
+// errorInfo is the platform error of err, with a panic's stack and value
+// type taken where it panicked.
+func errorInfo(err error) delivery.ErrorInfo {
+	info := delivery.ErrorInfoOf(err)
+	var pe *panicError
+	if errors.As(err, &pe) {
+		info.Stack, info.ExceptionType = pe.stack, fmt.Sprintf("%T", pe.value)
+	}
+	return info
 }

@@ -59,9 +59,10 @@ type PublisherOptions struct {
 // flight) or several Publishers for more throughput. After the connection drops, the next publish reconnects,
 // waiting (within its ctx) for the backoff between attempts.
 type Publisher struct {
-	opts PublisherOptions
-	log  *slog.Logger
-	now  func() time.Time
+	opts  PublisherOptions
+	log   *slog.Logger
+	now   func() time.Time
+	vhost string
 
 	sem    chan struct{} // held while publishing or connecting; ctx-aware mutex
 	closed chan struct{}
@@ -80,7 +81,8 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 	if opts.URL == "" {
 		return nil, errors.New("rabbitmq publisher: URL is required")
 	}
-	if _, err := amqp.ParseURI(opts.URL); err != nil {
+	uri, err := amqp.ParseURI(opts.URL)
+	if err != nil {
 		return nil, fmt.Errorf("rabbitmq publisher: parse URL: %w", err)
 	}
 	if opts.ConfirmTimeout <= 0 {
@@ -99,6 +101,7 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 		opts:   opts,
 		log:    opts.Logger,
 		now:    opts.Now,
+		vhost:  uri.Vhost,
 		sem:    make(chan struct{}, 1),
 		closed: make(chan struct{}),
 	}
@@ -116,17 +119,25 @@ func NewPublisher(opts PublisherOptions) (*Publisher, error) {
 // ctx errors. The propagation headers (traceparent, correlation_id,
 // event_id, event_type, tenant_id) take precedence over extra.
 func (p *Publisher) Publish(ctx context.Context, exchange, routingKey string, env delivery.Envelope, extra delivery.Headers) error {
+	// The span first: an empty trace_id is its trace's, so that the
+	// envelope names the trace its story is told in.
+	ctx, span := p.startSpan(ctx, exchange, routingKey, env.ID)
+	defer span.End()
 	if env.TraceID == "" {
 		env.TraceID = delivery.TraceIDOf(ctx)
 		if env.TraceID == "" {
 			env.TraceID = newTraceID().String()
 		}
 	}
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String(delivery.AttrStep, delivery.StepPublish))
+		span.SetAttributes(delivery.EnvelopeAttrs(env, "")...)
+	}
 	if err := env.Validate(); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
 		return err
 	}
-	ctx, span := p.startSpan(ctx, exchange, routingKey, env.ID, attribute.String(delivery.AttrEventType, env.Type))
-	defer span.End()
 
 	body, err := json.Marshal(env)
 	if err != nil {
@@ -163,17 +174,36 @@ func (p *Publisher) Publish(ctx context.Context, exchange, routingKey string, en
 }
 
 // startSpan opens the producer span of one publish, with the messaging
-// attributes of the semantic conventions and any extra ones.
-func (p *Publisher) startSpan(ctx context.Context, exchange, routingKey, id string, extra ...attribute.KeyValue) (context.Context, trace.Span) {
-	attrs := append([]attribute.KeyValue{
+// attributes of the semantic conventions when it records.
+func (p *Publisher) startSpan(ctx context.Context, exchange, routingKey, id string) (context.Context, trace.Span) {
+	ctx, span := p.opts.Telemetry.Tracer().Start(ctx, routingKey+" publish", trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(p.sendAttrs(exchange, routingKey, id)...)
+	}
+	return ctx, span
+}
+
+// sendAttrs are the attributes of a producer span sending message id to
+// exchange with routingKey.
+func (p *Publisher) sendAttrs(exchange, routingKey, id string) []attribute.KeyValue {
+	return []attribute.KeyValue{
 		attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
 		attribute.String(delivery.AttrDest, exchange),
-		attribute.String("messaging.rabbitmq.destination.routing_key", routingKey),
-		attribute.String("messaging.message.id", id),
-		attribute.String("messaging.operation.type", "send"),
-	}, extra...)
-	return p.opts.Telemetry.Tracer().Start(ctx, routingKey+" publish", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+		attribute.String(delivery.AttrCluster, p.vhost),
+		attribute.String(attrRoutingKey, routingKey),
+		attribute.String(delivery.AttrMessageID, id),
+		attribute.String(attrOperation, "send"),
+	}
 }
+
+// Telemetry returns the publisher's telemetry (nil when none was given),
+// so that callers starting their own producer spans for PublishRawBatch
+// (RawPublishing.Span), such as redrive senders, use the same tracer.
+func (p *Publisher) Telemetry() *delivery.Telemetry { return p.opts.Telemetry }
+
+// VHost returns the virtual host of the publisher's URL, the "cluster" of
+// its spans (delivery.AttrCluster).
+func (p *Publisher) VHost() string { return p.vhost }
 
 // PublishRaw publishes msg as it is, mandatory and with confirms; dead
 // letters and redrives use it. Errors as for Publish, without validation.
@@ -193,6 +223,11 @@ type RawPublishing struct {
 	Exchange   string
 	RoutingKey string
 	Msg        amqp.Publishing
+	// Span, when set, is the producer span the caller started for this
+	// message (a redrive's, whose traceparent Msg already carries):
+	// PublishRawBatch records the outcome on it and ends it instead of
+	// starting a publish span of its own.
+	Span trace.Span
 }
 
 // PublishRawBatch publishes msgs as PublishRaw does (as they are,
@@ -225,15 +260,13 @@ func (p *Publisher) PublishRawBatch(ctx context.Context, msgs []RawPublishing) [
 	}
 	tracer := p.opts.Telemetry.Tracer()
 	start := func(m *RawPublishing) func(error) {
-		_, span := tracer.Start(ctx, m.RoutingKey+" publish",
-			trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(
-				attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
-				attribute.String(delivery.AttrDest, m.Exchange),
-				attribute.String("messaging.rabbitmq.destination.routing_key", m.RoutingKey),
-				attribute.String("messaging.message.id", m.Msg.MessageId),
-				attribute.String("messaging.operation.type", "send"),
-			))
+		span := m.Span
+		if span == nil {
+			_, span = tracer.Start(ctx, m.RoutingKey+" publish", trace.WithSpanKind(trace.SpanKindProducer))
+			if span.IsRecording() {
+				span.SetAttributes(p.sendAttrs(m.Exchange, m.RoutingKey, m.Msg.MessageId)...)
+			}
+		}
 		return func(err error) {
 			if err != nil {
 				span.RecordError(err)

@@ -203,8 +203,12 @@ func TestTraceFlowsFromProducerToConsumer(t *testing.T) {
 	if proc.Parent().SpanID() != pub.SpanContext().SpanID() || proc.SpanContext().TraceID() != pub.SpanContext().TraceID() {
 		t.Errorf("process span is not a child of the publish span")
 	}
-	if got := handled.Load().(trace.SpanContext); got.SpanID() != proc.SpanContext().SpanID() {
-		t.Errorf("handler ctx does not carry the process span")
+	attempt := waitSpan(t, rec, delivery.AttemptSpanName)
+	if attempt.Parent().SpanID() != proc.SpanContext().SpanID() {
+		t.Errorf("attempt span is not a child of the process span")
+	}
+	if got := handled.Load().(trace.SpanContext); got.SpanID() != attempt.SpanContext().SpanID() {
+		t.Errorf("handler ctx does not carry the attempt span")
 	}
 	var system string
 	for _, a := range pub.Attributes() {
