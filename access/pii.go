@@ -69,11 +69,18 @@ type Masker struct {
 	// whose type is unknown.
 	anyKey  bool
 	anyMeta []string
+	// attrs are the payload paths as span attribute names (AttrMasked):
+	// event type → names; anyAttr is their union over every type.
+	attrs   map[string]map[string]bool
+	anyAttr map[string]bool
 }
 
 // NewMasker compiles rules. Errors: delivery.EINVALID naming the malformed rule.
 func NewMasker(rules PIIRules) (*Masker, error) {
-	m := &Masker{paths: map[string][][]pathStep{}, keys: map[string]bool{}, meta: map[string][]string{}}
+	m := &Masker{
+		paths: map[string][][]pathStep{}, keys: map[string]bool{}, meta: map[string][]string{},
+		attrs: map[string]map[string]bool{}, anyAttr: map[string]bool{},
+	}
 	for typ, list := range rules {
 		for _, rule := range list {
 			r, err := parsePIIRule(rule)
@@ -92,6 +99,11 @@ func NewMasker(rules PIIRules) (*Masker, error) {
 				}
 			default:
 				m.paths[typ] = append(m.paths[typ], r.path)
+				name := attrName(r.path)
+				if m.attrs[typ] == nil {
+					m.attrs[typ] = map[string]bool{}
+				}
+				m.attrs[typ][name], m.anyAttr[name] = true, true
 			}
 		}
 	}
@@ -202,6 +214,68 @@ func (m *Masker) MaskMetadata(eventType string, md delivery.Metadata) (delivery.
 		}
 	}
 	return md, n
+}
+
+// AttrKafkaMessageKey is the span attribute that carries a Kafka record's
+// key (delivery.AttrKafkaMessageKey): a "$key" rule masks it. The RabbitMQ
+// routing key (messaging.rabbitmq.destination.routing_key) is an address
+// chosen by the publisher, not the message's key, and is left alone.
+const AttrKafkaMessageKey = delivery.AttrKafkaMessageKey
+
+// Prefixes under which services put payload fields on span attributes
+// ("payload.customer.email"); AttrMasked looks through them.
+var attrPayloadPrefixes = []string{"event.payload.", "payload."}
+
+// AttrMasked reports whether a span attribute named key, on a span of a
+// message of eventType ("" when unknown), holds a value the rules classify
+// as PII, so that a trace shows attributes exactly as masked as the
+// payload they were copied from:
+//   - a payload rule of eventType or "*" names it as a dotted path with
+//     "[]" left out: rule "customer.email" masks attribute
+//     "customer.email", and also "payload.customer.email" and
+//     "event.payload.customer.email"; "items[].card" masks "items.card";
+//   - "$key" masks AttrKafkaMessageKey;
+//   - "$metadata.<f>" masks "metadata.<f>" and "<f>".
+//
+// For an unknown type every type's rules apply, failing closed as for
+// keys. Masking a value is then the caller's: replace it with PIIMask.
+func (m *Masker) AttrMasked(eventType, key string) bool {
+	if m == nil || key == "" {
+		return false
+	}
+	if key == AttrKafkaMessageKey {
+		return (eventType == "" && m.anyKey) || m.keys[eventType] || m.keys["*"]
+	}
+	field, _ := strings.CutPrefix(key, "metadata.")
+	if eventType == "" && slices.Contains(m.anyMeta, field) ||
+		eventType != "" && (slices.Contains(m.meta[eventType], field) || slices.Contains(m.meta["*"], field)) {
+		return true
+	}
+	names, every := m.attrs[eventType], m.attrs["*"]
+	if eventType == "" {
+		names = m.anyAttr
+	}
+	if names[key] || every[key] {
+		return true
+	}
+	for _, p := range attrPayloadPrefixes {
+		if name, ok := strings.CutPrefix(key, p); ok {
+			return names[name] || every[name]
+		}
+	}
+	return false
+}
+
+// attrName is a payload path as an attribute name: its keys joined by
+// dots, without the "[]".
+func attrName(path []pathStep) string {
+	keys := make([]string, 0, len(path))
+	for _, st := range path {
+		if st.key != "" {
+			keys = append(keys, st.key)
+		}
+	}
+	return strings.Join(keys, ".")
 }
 
 // metadataFields are the metadata fields masked for eventType: the union

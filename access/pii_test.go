@@ -255,3 +255,57 @@ func TestMaskMessage(t *testing.T) {
 		})
 	}
 }
+
+// Span attributes are masked by the same rules as the payloads they were
+// copied from, whatever prefix the service put them under.
+func TestAttrMasked(t *testing.T) {
+	m, err := access.NewMasker(access.PIIRules{
+		"orders.order.created.v1": {"customer.email", "items[].card", "[].ssn", "$key", "$metadata.partition_key"},
+		"audit.v1":                {"user"},
+		"*":                       {"password"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		typ, key string
+		want     bool
+	}{
+		{"orders.order.created.v1", "customer.email", true},
+		{"orders.order.created.v1", "payload.customer.email", true},
+		{"orders.order.created.v1", "event.payload.customer.email", true},
+		{"orders.order.created.v1", "customer", false},
+		{"orders.order.created.v1", "customer.email.domain", false},
+		{"orders.order.created.v1", "other.customer.email", false},
+		{"orders.order.created.v1", "items.card", true},
+		{"orders.order.created.v1", "ssn", true},
+		{"orders.order.created.v1", "password", true},
+		{"orders.order.created.v1", "payload.password", true},
+		{"orders.order.created.v1", "user", false},
+		{"orders.order.created.v1", access.AttrKafkaMessageKey, true},
+		{"orders.order.created.v1", "messaging.rabbitmq.destination.routing_key", false},
+		{"orders.order.created.v1", "metadata.partition_key", true},
+		{"orders.order.created.v1", "partition_key", true},
+		{"orders.order.created.v1", "metadata.tenant_id", false},
+		{"audit.v1", "user", true},
+		{"audit.v1", "customer.email", false},
+		{"audit.v1", access.AttrKafkaMessageKey, false},
+		{"audit.v1", "metadata.partition_key", false},
+		// Unknown type: any type's rule masks it (fail closed).
+		{"", "user", true},
+		{"", "payload.customer.email", true},
+		{"", access.AttrKafkaMessageKey, true},
+		{"", "metadata.partition_key", true},
+		{"", "password", true},
+		{"", "messaging.destination.name", false},
+		{"", "", false},
+	} {
+		if got := m.AttrMasked(tc.typ, tc.key); got != tc.want {
+			t.Errorf("AttrMasked(%q, %q) = %v, want %v", tc.typ, tc.key, got, tc.want)
+		}
+	}
+	var none *access.Masker
+	if none.AttrMasked("", "password") {
+		t.Error("a nil masker masks")
+	}
+}
