@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"switchyard/access"
 	"switchyard/delivery"
@@ -51,9 +53,14 @@ type Options struct {
 	CanaryDefault, CanaryThreshold int
 	// Poll is how often Run looks for jobs to resume and a canary for
 	// re-failures (default 1 s).
-	Poll   time.Duration
-	Logger *slog.Logger
-	Now    func() time.Time
+	Poll time.Duration
+	// TracerProvider records each job run as a span, "redrive job <id>"
+	// (see runJob), under which the senders' per-message redrive spans
+	// hang, so a trace shows what one job sent and how it ended. nil
+	// records nothing.
+	TracerProvider trace.TracerProvider
+	Logger         *slog.Logger
+	Now            func() time.Time
 }
 
 // Engine plans, starts, runs, resumes and cancels jobs. Its methods are
@@ -66,6 +73,7 @@ type Engine struct {
 	wake  chan struct{}
 
 	metrics *metrics
+	tracer  trace.Tracer
 
 	mu      sync.Mutex
 	running map[int64]*runState // jobs with a goroutine in this process
@@ -108,13 +116,17 @@ func New(opts Options) (*Engine, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = noop.NewTracerProvider()
+	}
 	if opts.Sender == nil {
 		opts.Sender = func(broker, cluster string) (Sender, error) {
 			return nil, fmt.Errorf("no %s connection %q to send with", broker, cluster)
 		}
 	}
 	e := &Engine{opts: opts, store: opts.Store, log: opts.Logger, now: opts.Now,
-		wake: make(chan struct{}, 1), running: map[int64]*runState{}, paused: map[int64]bool{}}
+		wake: make(chan struct{}, 1), running: map[int64]*runState{}, paused: map[int64]bool{},
+		tracer: opts.TracerProvider.Tracer(tracerName)}
 	m, err := newMetrics(opts.Registerer, func() float64 {
 		e.mu.Lock()
 		defer e.mu.Unlock()

@@ -14,6 +14,9 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/access"
 	"switchyard/delivery"
@@ -84,13 +87,16 @@ func (rs *runState) cancelled() bool {
 
 // runJob sends a job's pending items batch by batch until none is left,
 // it is cancelled, its canary fails, or ctx ends (it then resumes on the
-// next Run).
+// next Run). The run is a span (startJobSpan) and its sends run in that
+// span's context, so each message's redrive span is its child.
 func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 	defer e.setPaused(id, false)
 	rec, err := e.store.Job(ctx, id)
 	if err != nil || !rec.FinishedAt.IsZero() {
 		return
 	}
+	ctx, span := e.startJobSpan(ctx, rec)
+	defer e.endJobSpan(ctx, span, id)
 	var req Request
 	if err := json.Unmarshal(rec.Request, &req); err != nil {
 		e.finish(ctx, rec, dlqstore.JobFailed, "stored request unreadable: "+err.Error())
@@ -142,6 +148,8 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 				if err := e.store.SetJobState(ctx, id, dlqstore.JobCanaryWait, "", false); err != nil {
 					return
 				}
+				span.AddEvent("canary sent: waiting for the canary window", trace.WithAttributes(
+					attribute.Int(AttrJobDone, rec.Done), attribute.Int(AttrJobFailed, rec.Failed), attribute.String("until", until.UTC().Format(time.RFC3339))))
 				continue
 			case rec.State == dlqstore.JobCanaryWait:
 				n, err := e.store.Refailed(ctx, id)
@@ -160,6 +168,7 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 				if err := e.store.SetJobState(ctx, id, dlqstore.JobRunning, "", false); err != nil {
 					return
 				}
+				span.AddEvent("canary window passed: sending the rest")
 				// The window was no sending time: the rest is paced, and
 				// its rate measured, from now.
 				pace = newPacer(sp.req.Rate, e.opts.Unlimited || !sp.sends, e.now)
@@ -211,6 +220,8 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 				return
 			}
 			e.log.Warn("redrive: job paused by a broker outage", "job", id, "err", outage, "retry_in", backoff)
+			span.AddEvent("sending paused by a broker outage", trace.WithAttributes(
+				attribute.String("error", outage.Error()), attribute.String("retry_in", backoff.String())))
 			if ahead != nil {
 				<-ahead.done
 				ahead = nil
@@ -258,6 +269,86 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			e.metrics.item(sp.req.Action, st, n)
 		}
 		rs.add(e.now(), len(outs))
+	}
+}
+
+// tracerName is the instrumentation scope of the engine's job spans.
+const tracerName = "switchyard/redrive"
+
+// The attributes of a job's span, beside delivery.AttrRedriveJob (the job
+// id): what it does and to how many entries from its start, and how it
+// ended — its state and its items' outcomes — at its end.
+const (
+	// AttrJobAction is the job's action (redrive, quarantine, …).
+	AttrJobAction = "switchyard.redrive.action"
+	// AttrJobEntries is how many entries the job froze.
+	AttrJobEntries = "switchyard.redrive.entries"
+	// AttrJobDestinations is how many destinations the job sends to. One
+	// destination is also named the way the senders' spans name theirs
+	// (delivery.AttrSystem, AttrCluster, AttrDest), so the span store
+	// shows the span only to callers who may view it; several are not
+	// named on the span, whose caller may not be allowed them all (the
+	// job page lists them, to whoever may see the job).
+	AttrJobDestinations = "switchyard.redrive.destinations"
+	// AttrJobState is the job's state when the run ended (completed,
+	// failed, canary_failed, cancelled; running when the console stopped
+	// it midway).
+	AttrJobState = "switchyard.redrive.state"
+	// AttrJobDone, AttrJobFailed and AttrJobCancelled count the job's
+	// entries sent (or applied), failed and not sent, when the run ended.
+	AttrJobDone      = "switchyard.redrive.done"
+	AttrJobFailed    = "switchyard.redrive.failed"
+	AttrJobCancelled = "switchyard.redrive.cancelled"
+)
+
+// startJobSpan starts the span of one run of a job, "redrive job <id>":
+// the root of a trace of its own, as Run, not a request, runs jobs.
+func (e *Engine) startJobSpan(ctx context.Context, rec dlqstore.JobRecord) (context.Context, trace.Span) {
+	attrs := []attribute.KeyValue{
+		attribute.Int64(delivery.AttrRedriveJob, rec.ID),
+		attribute.String(AttrJobAction, rec.Action),
+		attribute.Int(AttrJobEntries, rec.Total),
+		attribute.Int(AttrJobDestinations, len(rec.Targets)),
+	}
+	if len(rec.Targets) == 1 {
+		if n, err := access.ParseResource(rec.Targets[0]); err == nil {
+			switch n.Kind {
+			case access.KindKafkaTopic:
+				attrs = append(attrs, attribute.String(delivery.AttrSystem, delivery.BrokerKafka),
+					attribute.String(delivery.AttrCluster, n.Cluster), attribute.String(delivery.AttrDest, n.Topic))
+			case access.KindRabbitQueue:
+				attrs = append(attrs, attribute.String(delivery.AttrSystem, delivery.BrokerRabbitMQ),
+					attribute.String(delivery.AttrCluster, n.VHost), attribute.String(delivery.AttrDest, n.Queue))
+			}
+		}
+	}
+	return e.tracer.Start(ctx, fmt.Sprintf("redrive job %d", rec.ID), trace.WithAttributes(attrs...))
+}
+
+// endJobSpan ends a job run's span with the job as it now stands: its
+// state and outcome counts; status error when the job failed, its canary
+// failed, or it completed with entries that failed (a partial failure is
+// a failure to whoever reads the trace). A run that stopped before the
+// end (the console stopping) says so; the next run has its own span.
+func (e *Engine) endJobSpan(ctx context.Context, span trace.Span, id int64) {
+	defer span.End()
+	if !span.IsRecording() {
+		return
+	}
+	rec, err := e.store.Job(context.WithoutCancel(ctx), id)
+	if err != nil {
+		span.RecordError(err)
+		return
+	}
+	span.SetAttributes(attribute.String(AttrJobState, string(rec.State)), attribute.Int(AttrJobDone, rec.Done),
+		attribute.Int(AttrJobFailed, rec.Failed), attribute.Int(AttrJobCancelled, rec.Cancelled))
+	switch {
+	case rec.FinishedAt.IsZero():
+		span.AddEvent("stopped before the end: the job resumes on the next run")
+	case rec.State == dlqstore.JobFailed || rec.State == dlqstore.JobCanaryFailed:
+		span.SetStatus(codes.Error, rec.Error)
+	case rec.Failed > 0:
+		span.SetStatus(codes.Error, fmt.Sprintf("%d of the %d entries failed", rec.Failed, rec.Total))
 	}
 }
 
