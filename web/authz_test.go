@@ -43,6 +43,7 @@ var expected = map[string][5]int{
 	"queues":                {303, 200, 200, 200, 200},
 	"queue.show":            {303, 200, 403, 403, 200}, // rabbitmq:/notify.email.high
 	"otlp.metrics":          {401, 403, 403, 403, 200}, // ingest: admins only
+	"otlp.traces":           {401, 403, 403, 403, 404}, // ingest: admins only (the matrix env has no trace receiver: 404 after authorization)
 	"dead-letters":          {303, 200, 200, 200, 200},
 	// A t1 entry of kafka:demo/orders.order.created.v1: otto may not
 	// view it and gets 404, not 403. Triage is redrive on console:dlq.
@@ -68,8 +69,16 @@ var expected = map[string][5]int{
 	"dlq.job":        {303, 404, 200, 404, 200},
 	"dlq.job.cancel": {303, 404, 303, 404, 303},
 	"traces":         {303, 200, 200, 200, 200},
-	"alerts":         {303, 200, 200, 200, 200},
-	"export":         {303, 403, 200, 200, 200},
+	// A trace of t1 spans on kafka:demo/orders.order.created.v1: otto may
+	// view none of it and gets 404, as for a trace that does not exist.
+	// Searches and the saga page are lists: filtered, 200 for everyone.
+	// The search box redirects (an empty one to /traces).
+	"trace":       {303, 200, 200, 404, 200},
+	"trace.span":  {303, 200, 200, 404, 200},
+	"correlation": {303, 200, 200, 200, 200},
+	"search":      {303, 303, 303, 303, 303},
+	"alerts":      {303, 200, 200, 200, 200},
+	"export":      {303, 403, 200, 200, 200},
 
 	"admin":                 {303, 403, 403, 403, 200},
 	"admin.users":           {303, 403, 403, 403, 200},
@@ -104,6 +113,8 @@ var expected = map[string][5]int{
 	"api.dlq.jobs.create":       {401, 403, 201, 400, 201},
 	"api.dlq.job":               {401, 404, 200, 404, 200},
 	"api.dlq.job.cancel":        {401, 404, 200, 404, 200},
+	"api.traces":                {401, 200, 200, 200, 200},
+	"api.trace":                 {401, 200, 200, 404, 200},
 	"api.admin.users":           {401, 403, 403, 403, 200},
 	"api.admin.bindings":        {401, 403, 403, 403, 200},
 	"api.admin.bindings.add":    {401, 403, 403, 403, 201},
@@ -147,6 +158,8 @@ type matrixFixtures struct {
 	// foreignJobs are admin's jobs of expectedForeignJob by kind ("t2",
 	// "t1+t2"): the one of the page routes and the one the API cancels.
 	foreignJobs map[string][2]int64
+	// trace is a trace of t1 spans on kafka:demo (seedMatrixTrace).
+	trace string
 }
 
 func setupMatrix(t *testing.T, e *env) matrixFixtures {
@@ -169,7 +182,7 @@ func setupMatrix(t *testing.T, e *env) matrixFixtures {
 	if err := e.store.SaveRole(ctx, by, access.Role{Name: "scratch-del", Actions: []access.Action{access.ActionView}}); err != nil {
 		t.Fatal(err)
 	}
-	f := matrixFixtures{tokenID: toks[0].ID, dlqEntry: e.dlqIDs["nf1"]}
+	f := matrixFixtures{tokenID: toks[0].ID, dlqEntry: e.dlqIDs["nf1"], trace: seedMatrixTrace(t, e)}
 	entry, err := e.dlq.Entry(ctx, f.dlqEntry)
 	if err != nil {
 		t.Fatal(err)
@@ -241,6 +254,14 @@ func fillPath(rt Route, f matrixFixtures, user string) string {
 	if rt.Name == "api.series" {
 		p += "?name=switchyard_kafka_up"
 	}
+	switch rt.Name {
+	case "trace", "api.trace":
+		return strings.Replace(p, ":id", f.trace, 1)
+	case "trace.span":
+		return strings.NewReplacer(":id", f.trace, ":span", spanID(2).String()).Replace(p)
+	case "correlation":
+		return strings.Replace(p, ":id", "corr-matrix", 1)
+	}
 	return strings.NewReplacer(
 		":cluster", testCluster, ":topic", envTopic, ":group", testGroup,
 		":vhost", "%2F", ":queue", matrixQueue, ":code", "PAYMENT_DECLINED",
@@ -287,7 +308,7 @@ func jsonFor(name, user string, f matrixFixtures) any {
 		return map[string]any{"state": "resolved", "note": "matrix"}
 	case "api.demo.fixes.deploy":
 		return map[string]any{"code": "PAYMENT_DECLINED"}
-	case "otlp.metrics":
+	case "otlp.metrics", "otlp.traces":
 		return map[string]any{} // an empty OTLP JSON export
 	}
 	return nil

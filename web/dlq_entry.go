@@ -30,6 +30,7 @@ func (s *Server) handleDLQEntry(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	vm := entryViewOf(e, s.dlq.Outcome(e.Entry))
+	vm.FailedSpanID = s.failingAttemptSpan(c, e)
 	jv, err := s.entryJobs(c, e)
 	if err != nil {
 		return s.fail(c, err)

@@ -319,7 +319,7 @@ func TestDeadLetterEntryDetail(t *testing.T) {
 		`data-testid="error-code">ORDER_NOT_FOUND<`, `data-testid="entry-attempts">3<`,
 		`href="/topics/demo/orders.order.created.v1" data-testid="origin-link"`,
 		`href="/topics/demo/orders.order.created.v1.dlq" data-testid="dlq-link"`,
-		`href="/traces?correlation_id=corr-nf1"`, `href="/traces/`+traceHex+`"`,
+		`href="/correlations/corr-nf1"`, `href="/traces/`+traceHex+`"`,
 		`data-testid="entry-history-empty"`, "No actions yet",
 		`data-testid="entry-key">key-nf1<`, testGroup,
 	)

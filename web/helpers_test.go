@@ -32,6 +32,7 @@ import (
 	"switchyard/dlqstore"
 	"switchyard/internal/testenv"
 	"switchyard/sqldb"
+	"switchyard/tracing"
 	"switchyard/tsdb"
 )
 
@@ -67,6 +68,9 @@ type env struct {
 	// dlqOpts built the server's dead-letter service (withJobs adds an
 	// engine to them).
 	dlqOpts dlq.Options
+	// spans is the span store behind the server's tracing service (empty
+	// until a test writes spans).
+	spans *tracing.Store
 
 	mu       sync.Mutex
 	sessions map[string]*client // logged-in clients by user, for e.admin
@@ -249,7 +253,9 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	spans, traces := newTraceService(t)
 	srv, err := New(Options{
+		Traces:            traces,
 		Logger:            slog.New(slog.NewJSONHandler(logs, nil)),
 		Gatherer:          reg,
 		Registerer:        reg,
@@ -272,7 +278,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	return &env{srv: srv, kafka: cl, store: store, audit: store.Audit(), poller: poller, reg: reg, logs: logs,
-		series: series, hist: hist, svc: svc, sessions: map[string]*client{}, dlq: dlqStore, dlqIDs: dlqIDs, dlqOpts: dlqOpts}
+		series: series, hist: hist, svc: svc, sessions: map[string]*client{}, dlq: dlqStore, dlqIDs: dlqIDs, dlqOpts: dlqOpts, spans: spans}
 }
 
 // withRabbit serves the poller's Kafka views with fixed RabbitMQ views.

@@ -24,12 +24,9 @@ func (s *Server) handleOTLPMetrics(c *fiber.Ctx) error {
 	if s.otlp == nil {
 		return s.fail(c, delivery.Errorf(delivery.ENOTFOUND, "the OTLP metrics receiver is not configured"))
 	}
-	mt, _, err := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
-	isJSON := mt == "application/json"
-	if err != nil || (!isJSON && mt != "application/x-protobuf") {
-		return s.fail(c, &delivery.Error{Code: delivery.EINVALID,
-			Message: "Content-Type must be application/x-protobuf or application/json",
-			Details: map[string]any{"content_type": strings.Clone(c.Get(fiber.HeaderContentType))}})
+	isJSON, err := otlpEncoding(c)
+	if err != nil {
+		return s.fail(c, err)
 	}
 	// limitBody has decoded any Content-Encoding and held the body to
 	// MaxOTLPBody.
@@ -49,7 +46,26 @@ func (s *Server) handleOTLPMetrics(c *fiber.Ctx) error {
 			ErrorMessage:       "data points refused: the service-metric series cap was reached or values were invalid",
 		}
 	}
+	return s.sendOTLP(c, resp, isJSON)
+}
+
+// otlpEncoding reads an OTLP/HTTP request's Content-Type: JSON or
+// protobuf, anything else an EINVALID error.
+func otlpEncoding(c *fiber.Ctx) (isJSON bool, err error) {
+	mt, _, perr := mime.ParseMediaType(c.Get(fiber.HeaderContentType))
+	isJSON = mt == "application/json"
+	if perr != nil || (!isJSON && mt != "application/x-protobuf") {
+		return false, &delivery.Error{Code: delivery.EINVALID,
+			Message: "Content-Type must be application/x-protobuf or application/json",
+			Details: map[string]any{"content_type": strings.Clone(c.Get(fiber.HeaderContentType))}}
+	}
+	return isJSON, nil
+}
+
+// sendOTLP answers an OTLP/HTTP export with resp in the request's encoding.
+func (s *Server) sendOTLP(c *fiber.Ctx, resp proto.Message, isJSON bool) error {
 	var out []byte
+	var err error
 	if isJSON {
 		out, err = protojson.Marshal(resp)
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)

@@ -14,16 +14,6 @@ func (s *Server) placeholder(c *fiber.Ctx, area, title string, p templates.Place
 	return s.render(c, templates.Page{Title: title, Area: area}, templates.PlaceholderView(p))
 }
 
-func (s *Server) handleTraces(c *fiber.Ctx) error {
-	return s.placeholder(c, templates.AreaTraces, "Traces", templates.Placeholder{
-		Summary: "No traces received yet",
-		Coming: []string{
-			"traces received over OTLP, as a waterfall producer → broker → consumer",
-			"the trace of each dead letter, linked from its entry",
-		},
-	})
-}
-
 func (s *Server) handleAlerts(c *fiber.Ctx) error {
 	return s.placeholder(c, templates.AreaAlerts, "Alerts", templates.Placeholder{
 		Summary: "No alert rules yet",

@@ -65,6 +65,8 @@ var apiQueryParams = map[string][]string{
 	"api.admin.users":    nil,
 	"api.admin.bindings": nil,
 	"api.demo.fixes":     nil,
+	"api.traces":         traceQueryParams,
+	"api.trace":          nil,
 }
 
 // checksQuery reports whether a route's query parameters are held to

@@ -95,7 +95,15 @@ func Routes() []Route {
 		{Method: post, Path: "/dead-letters/jobs", Name: "dlq.job.start", Action: view, handle: (*Server).handleDLQJobStart},
 		{Method: get, Path: "/dead-letters/jobs/:id", Name: "dlq.job", Action: view, handle: (*Server).handleDLQJob},
 		{Method: post, Path: "/dead-letters/jobs/:id/cancel", Name: "dlq.job.cancel", Action: view, handle: (*Server).handleDLQJobCancel},
+		// Traces: every route asks for view on "*"; the tracing service
+		// keeps searches to the caller's scope in the store's query and
+		// redacts spans out of reach to their timing. A trace with no span
+		// the caller may see is a 404.
 		{Method: get, Path: "/traces", Name: "traces", Action: view, handle: (*Server).handleTraces},
+		{Method: get, Path: "/traces/:id", Name: "trace", Action: view, handle: (*Server).handleTrace},
+		{Method: get, Path: "/traces/:id/spans/:span", Name: "trace.span", Action: view, handle: (*Server).handleTraceSpan},
+		{Method: get, Path: "/correlations/:id", Name: "correlation", Action: view, handle: (*Server).handleCorrelation},
+		{Method: get, Path: "/search", Name: "search", Action: view, handle: (*Server).handleSearch},
 		{Method: get, Path: "/alerts", Name: "alerts", Action: view, handle: (*Server).handleAlerts},
 		{Method: get, Path: "/export", Name: "export", Action: access.ActionExport, handle: (*Server).handleExport},
 
@@ -123,6 +131,7 @@ func Routes() []Route {
 		// OTLP/HTTP receiver: services push their event metrics with an API
 		// token whose user may ingest (admins, or a custom role).
 		{Method: post, Path: "/v1/metrics", Name: "otlp.metrics", Action: access.ActionIngest, Resource: fixed(access.ConsoleIngest), handle: (*Server).handleOTLPMetrics},
+		{Method: post, Path: "/v1/traces", Name: "otlp.traces", Action: access.ActionIngest, Resource: fixed(access.ConsoleIngest), handle: (*Server).handleOTLPTraces},
 
 		// JSON API.
 		{Method: get, Path: "/api/v1/clusters", Name: "api.clusters", Action: view, handle: (*Server).handleAPIClusters},
@@ -138,6 +147,8 @@ func Routes() []Route {
 		{Method: post, Path: "/api/v1/dlq/jobs", Name: "api.dlq.jobs.create", Action: view, handle: (*Server).handleAPIDLQJobCreate},
 		{Method: get, Path: "/api/v1/dlq/jobs/:id", Name: "api.dlq.job", Action: view, handle: (*Server).handleAPIDLQJob},
 		{Method: post, Path: "/api/v1/dlq/jobs/:id/cancel", Name: "api.dlq.job.cancel", Action: view, handle: (*Server).handleAPIDLQJobCancel},
+		{Method: get, Path: "/api/v1/traces", Name: "api.traces", Action: view, handle: (*Server).handleAPITraces},
+		{Method: get, Path: "/api/v1/traces/:id", Name: "api.trace", Action: view, handle: (*Server).handleAPITrace},
 		{Method: get, Path: "/api/v1/topics/:cluster/:topic/messages", Name: "api.topic.messages", Action: access.ActionReadPayload, Resource: topicResource, handle: (*Server).handleAPITopicMessages},
 		{Method: get, Path: "/api/v1/admin/users", Name: "api.admin.users", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminUsers},
 		{Method: get, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindings},

@@ -142,6 +142,9 @@ func (s *Server) services(ctx context.Context, tr timeRange, scope *collector.Se
 		total = all[0]
 	}
 	out.Total.P50, out.Total.P95, out.Total.P99 = quantiles(total)
+	if s.traces != nil {
+		out.Rates.Links = exampleTraceLinks(tr, out.Total.P99)
+	}
 	slices.SortFunc(out.Rows, func(a, b templates.ServiceRow) int {
 		return cmp.Or(cmp.Compare(nanLow(b.FailureRatio), nanLow(a.FailureRatio)), cmp.Compare(a.Service, b.Service))
 	})

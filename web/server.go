@@ -27,6 +27,7 @@ import (
 	"switchyard/browse"
 	"switchyard/collector"
 	"switchyard/delivery"
+	"switchyard/tracing"
 	"switchyard/tsdb"
 	"switchyard/web/static"
 )
@@ -147,6 +148,9 @@ type Options struct {
 	// OTLP receives the services' metrics on POST /v1/metrics; nil
 	// answers that route 404.
 	OTLP MetricsReceiver
+	// TraceReceiver receives the services' spans on POST /v1/traces; nil
+	// answers that route 404. *tracing.Receiver.
+	TraceReceiver TraceReceiver
 	// PollInterval is the collectors' interval; data older than three of
 	// them is marked stale. Default collector.DefaultPollInterval.
 	PollInterval time.Duration
@@ -176,6 +180,10 @@ type Options struct {
 	// Demo is the demo platform's "deploy the fix" switch (console demo
 	// only); nil answers /api/v1/demo/fixes 404. *demo.Fixes.
 	Demo DemoFixes
+	// Traces is the tracing service behind /traces, /correlations and
+	// /api/v1/traces; nil shows the trace pages "not configured" and the
+	// search box falls back to dead letters. *tracing.Service.
+	Traces Traces
 	// SecureCookies marks cookies Secure even on plain HTTP requests (the
 	// console behind a TLS-terminating proxy).
 	SecureCookies bool
@@ -202,6 +210,7 @@ type Server struct {
 	clusters       Clusters
 	series         SeriesStore
 	otlp           MetricsReceiver
+	traceRecv      TraceReceiver
 	pollInterval   time.Duration
 	maxOTLPBody    int
 	metricsPublic  bool
@@ -211,6 +220,7 @@ type Server struct {
 	browser        Browser
 	dlq            DeadLetters
 	demo           DemoFixes
+	traces         Traces
 	auditReads     bool
 	secureCookies  bool
 	proxyUser      string
@@ -235,6 +245,7 @@ func New(opts Options) (*Server, error) {
 		clusters:      opts.Clusters,
 		series:        opts.Series,
 		otlp:          opts.OTLP,
+		traceRecv:     opts.TraceReceiver,
 		pollInterval:  opts.PollInterval,
 		maxOTLPBody:   opts.MaxOTLPBody,
 		metricsPublic: opts.MetricsPublic,
@@ -244,6 +255,7 @@ func New(opts Options) (*Server, error) {
 		browser:       opts.Browser,
 		dlq:           opts.DLQ,
 		demo:          opts.Demo,
+		traces:        opts.Traces,
 		auditReads:    opts.AuditPayloadReads,
 		secureCookies: opts.SecureCookies,
 		proxyUser:     cmp.Or(opts.ProxyUserHeader, "X-Forwarded-User"),
@@ -389,5 +401,6 @@ var (
 	_ Clusters        = (*collector.Poller)(nil)
 	_ SeriesStore     = (*tsdb.Store)(nil)
 	_ MetricsReceiver = (*collector.ServiceMetrics)(nil)
+	_ TraceReceiver   = (*tracing.Receiver)(nil)
 	_ browse.Masker   = (*access.Masker)(nil)
 )

@@ -145,7 +145,9 @@ func TestEmptyStatesAndUnreachable(t *testing.T) {
 		"connection refused",
 	)
 	mustContain(t, "queues without RabbitMQ", e.admin(t, "/queues").body, `data-testid="empty-rabbit"`)
-	for _, p := range []string{"/traces", "/alerts", "/export"} {
+	// An empty span store: the trace search says where spans come from.
+	mustContain(t, "/traces", e.admin(t, "/traces").body, `data-testid="traces-empty"`, "No spans received yet")
+	for _, p := range []string{"/alerts", "/export"} {
 		r := e.admin(t, p)
 		if r.status != http.StatusOK {
 			t.Errorf("GET %s = %d", p, r.status)

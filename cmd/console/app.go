@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -38,6 +39,7 @@ import (
 	"switchyard/indexer"
 	"switchyard/redrive"
 	"switchyard/sqldb"
+	"switchyard/tracing"
 	"switchyard/tsdb"
 	"switchyard/web"
 )
@@ -74,6 +76,15 @@ type Main struct {
 	platform *demo.Platform
 	clients  []*kgo.Client
 	tracer   *sdktrace.TracerProvider
+	// traces is the span store (nil: tracing.store off); recv the
+	// receiver both OTLP transports hand exports to, fwd its forwarder
+	// (nil: no tracing.forward.endpoint), grpc the OTLP/gRPC receiver on
+	// grpcLn (nil: tracing.grpc_addr empty).
+	traces *tracing.Store
+	recv   *tracing.Receiver
+	fwd    *tracing.Forwarder
+	grpc   *tracing.GRPCServer
+	grpcLn net.Listener
 	// demoTel are the demo services' own providers (demoTelemetry).
 	demoTel  []interface{ Shutdown(context.Context) error }
 	cancel   context.CancelFunc
@@ -238,6 +249,24 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("listen %s: %w", c.Addr, unwrapSyscall(err))
 	}
 	m.ln = ln
+	if c.Tracing.Store && c.Tracing.GRPCAddr != "" {
+		gln, err := net.Listen("tcp", c.Tracing.GRPCAddr)
+		if err != nil {
+			return fmt.Errorf("listen %s (tracing.grpc_addr): %w", c.Tracing.GRPCAddr, unwrapSyscall(err))
+		}
+		m.grpcLn = gln
+	}
+	if c.Tracing.Store {
+		st, err := tracing.Open(ctx, filepath.Join(c.DataDir, "traces.db"), tracing.Options{
+			MaxAge: time.Duration(c.Tracing.MaxAge), MaxBytes: c.Tracing.MaxBytes,
+			Limits: tracing.Limits{MaxAttrs: c.Tracing.MaxAttrs, MaxAttrLen: c.Tracing.MaxAttrLen},
+			Logger: m.logger.With("component", "traces"),
+		})
+		if err != nil {
+			return fmt.Errorf("span store: %w", err)
+		}
+		m.traces = st
+	}
 
 	if err := m.setupTracing(ctx); err != nil {
 		return err
@@ -271,6 +300,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	// The store is ready when it takes writes, not merely answers: a full
 	// disk fails logins while a ping still succeeds.
 	ready := []web.ReadyCheck{{Name: "store", Critical: true, Check: sqldb.NewProber(db, sqldb.ProberOptions{}).Check}}
+	if m.traces != nil {
+		// Not critical: without spans the console still operates.
+		ready = append(ready, web.ReadyCheck{Name: "traces", Check: sqldb.NewProber(m.traces.DB(), sqldb.ProberOptions{}).Check})
+	}
 	for _, k := range clusters {
 		cl, err := kgo.NewClient(kgo.SeedBrokers(k.Brokers...), kgo.ClientID("switchyard-console"))
 		if err != nil {
@@ -354,6 +387,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.startDLQ(ctx, runCtx, clusters, rabbitURL, rabbitSources, reg); err != nil {
 		return err
 	}
+	if err := m.startTraces(runCtx, users, reg); err != nil {
+		return err
+	}
 
 	pii := c.PII
 	if len(pii) == 0 && m.DemoMode {
@@ -378,6 +414,11 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	proxy := users.ProxyOptions()
+	var traces web.Traces // nil without a span store, not a typed nil
+	if m.traces != nil {
+		// The trace pages mask span attributes with the payloads' PII rules.
+		traces = tracing.NewService(m.traces, tracing.ServiceOptions{Policy: access.Policy{}, Masker: masker})
+	}
 	var fixes web.DemoFixes // nil outside demo mode, not a typed nil
 	if m.platform != nil {
 		fixes = m.platform.Fixes()
@@ -387,8 +428,8 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Auth: users, Policy: access.Policy{}, Store: users, Audit: users.Audit(), Clusters: poller,
 		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
-		Series: store, OTLP: svc, PollInterval: time.Duration(c.PollInterval), DLQ: deadLetters,
-		Ready: ready, Version: version, TracerProvider: m.tracerProvider(), Demo: fixes,
+		Series: store, OTLP: svc, TraceReceiver: m.traceReceiver(), MaxOTLPBody: c.OTLP.MaxBody, PollInterval: time.Duration(c.PollInterval), DLQ: deadLetters,
+		Ready: ready, Version: version, TracerProvider: m.tracerProvider(), Demo: fixes, Traces: traces,
 	})
 	if err != nil {
 		return err
@@ -401,6 +442,15 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			m.logger.Error("http server stopped", "error", err)
 		}
 	}()
+	if m.grpc != nil {
+		m.serverWG.Add(1)
+		go func() {
+			defer m.serverWG.Done()
+			if err := m.grpc.Serve(m.grpcLn); err != nil {
+				m.logger.Error("otlp grpc receiver stopped", "error", err)
+			}
+		}()
+	}
 
 	m.URL = "http://" + displayAddr(ln.Addr().String())
 	if err := m.startAnchors(runCtx); err != nil {
@@ -433,6 +483,12 @@ func (m *Main) printBanner(clusters []KafkaCluster, generated string, created bo
 	if m.platform != nil {
 		fmt.Fprintf(w, "  Demo:      embedded Kafka on %s (any Kafka client can join: kcat -b %s -L)\n", m.platform.KafkaBrokers()[0], m.platform.KafkaBrokers()[0])
 	}
+	switch {
+	case m.recv != nil && m.grpcLn != nil:
+		fmt.Fprintf(w, "  Traces:    OTLP/HTTP %s/v1/traces, OTLP/gRPC %s (an API token that may ingest)\n", m.URL, displayAddr(m.grpcLn.Addr().String()))
+	case m.recv != nil:
+		fmt.Fprintf(w, "  Traces:    OTLP/HTTP %s/v1/traces (an API token that may ingest)\n", m.URL)
+	}
 	m.rabbit.print(w)
 }
 
@@ -462,11 +518,19 @@ func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, ra
 	if m.dlqCache, err = dlq.NewCache(dlq.CacheOptions{TTL: time.Duration(c.DLQ.CacheTTL)}); err != nil {
 		return err
 	}
-	m.senders = newSenders(clusters, rabbitURL, m.logger.With("component", "redrive"))
+	// The senders' spans (each redriven message's) are the console's own.
+	tel, err := delivery.NewTelemetry(nil, m.tracerProvider())
+	if err != nil {
+		return err
+	}
+	m.senders = newSenders(clusters, rabbitURL, m.logger.With("component", "redrive"), tel)
 	jobs, err := redrive.New(redrive.Options{
 		Store: m.dlqCache.WatchJobs(store), Policy: access.Policy{}, Audit: m.audit, Sender: m.senders.sender, Fetch: redrive.KafkaFetcher(m.senders.clusters),
 		MaxRate: c.DLQ.MaxRate, EditEnabled: c.DLQ.EditRedrive, Registerer: reg, Logger: m.logger.With("component", "redrive"),
 		CanaryDefault: canaryDefault(c.DLQ.CanaryDefault), CanaryThreshold: c.DLQ.CanaryThreshold,
+		// Each job run is a span of the console's own, the parent of its
+		// senders' redrive spans.
+		TracerProvider: m.tracerProvider(),
 	})
 	if err != nil {
 		return err
@@ -617,6 +681,14 @@ func (m *Main) Close() error {
 	} else if m.ln != nil {
 		m.ln.Close()
 	}
+	if m.grpc != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		m.grpc.Stop(ctx)
+		cancel()
+	}
+	if m.grpcLn != nil {
+		m.grpcLn.Close() // a failed start never served it; Stop closed it otherwise
+	}
 	m.serverWG.Wait()
 	// The audit chain's head after the last request, out of the database.
 	if m.anchorer != nil {
@@ -638,6 +710,15 @@ func (m *Main) Close() error {
 		errs = append(errs, m.tracer.Shutdown(ctx))
 		cancel()
 	}
+	if m.fwd != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, m.fwd.Close(ctx))
+		cancel()
+	}
+	// After the tracer: its last batch goes into the store.
+	if m.traces != nil {
+		errs = append(errs, m.traces.Close())
+	}
 	if m.tsdb != nil {
 		errs = append(errs, m.tsdb.Close())
 	}
@@ -653,16 +734,25 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// setupTracing exports the console's own spans over OTLP/HTTP when
-// OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-specific variable) is set; the
-// exporter reads the standard OTEL_* variables itself.
+// setupTracing gives the console a TracerProvider for its own spans
+// (requests, redrive jobs, broker calls): exporting over OTLP/HTTP when
+// OTEL_EXPORTER_OTLP_ENDPOINT (or the traces-specific variable) is set —
+// the exporter reads the standard OTEL_* variables itself — and otherwise
+// into its own span store, so that it traces itself with nothing else
+// running. With neither, there is none.
 func (m *Main) setupTracing(ctx context.Context) error {
-	if m.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") == "" && m.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" {
+	var exp sdktrace.SpanExporter
+	switch {
+	case m.otlpEndpointSet():
+		e, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return fmt.Errorf("otlp trace exporter: %w", err)
+		}
+		exp = e
+	case m.traces != nil:
+		exp = tracing.NewLocalExporter(m.traces, m.traces.Limits())
+	default:
 		return nil
-	}
-	exp, err := otlptracehttp.New(ctx)
-	if err != nil {
-		return fmt.Errorf("otlp trace exporter: %w", err)
 	}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceName("switchyard-console"), semconv.ServiceVersion(version)))
 	if err != nil {
@@ -672,12 +762,65 @@ func (m *Main) setupTracing(ctx context.Context) error {
 	return nil
 }
 
+// otlpEndpointSet says whether the standard variables name an OTLP
+// endpoint for traces.
+func (m *Main) otlpEndpointSet() bool {
+	return m.getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || m.getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// startTraces builds what receives spans: the forwarder (with
+// tracing.forward.endpoint), the receiver both transports hand exports
+// to, and the OTLP/gRPC receiver (with tracing.grpc_addr), authenticated
+// by the same access store and policy as HTTP; and runs the span store's
+// retention.
+func (m *Main) startTraces(runCtx context.Context, users *access.Store, reg prometheus.Registerer) error {
+	if m.traces == nil {
+		return nil
+	}
+	c := m.Config.Tracing
+	if c.Forward.Endpoint != "" {
+		fwd, err := tracing.NewForwarder(tracing.ForwardOptions{Endpoint: c.Forward.Endpoint, Headers: c.Forward.Headers,
+			QueueSize: c.Forward.Queue, Registerer: reg, Logger: m.logger.With("component", "trace-forward")})
+		if err != nil {
+			return err
+		}
+		m.fwd = fwd
+	}
+	recv, err := tracing.NewReceiver(m.traces, tracing.ReceiverOptions{Forward: m.fwd, Registerer: reg, Logger: m.logger.With("component", "traces")})
+	if err != nil {
+		return err
+	}
+	m.recv = recv
+	if m.grpcLn != nil {
+		g, err := tracing.NewGRPCServer(tracing.GRPCOptions{Receiver: recv, Auth: users, Policy: access.Policy{},
+			MaxMessage: m.Config.OTLP.MaxBody, Logger: m.logger.With("component", "otlp-grpc")})
+		if err != nil {
+			return err
+		}
+		m.grpc = g
+	}
+	st := m.traces
+	m.goRun(runCtx, "trace retention", func(ctx context.Context) error {
+		st.RunRetention(ctx, time.Minute)
+		return nil
+	})
+	return nil
+}
+
+// traceReceiver is nil (not a typed nil) without a span store.
+func (m *Main) traceReceiver() web.TraceReceiver {
+	if m.recv == nil {
+		return nil
+	}
+	return m.recv
+}
+
 // demoTelemetry gives each demo service providers of its own, so that each
 // reports its own service.name, as separate platform services would: its
 // event metrics go over OTLP/HTTP to this console's own receiver,
 // authenticated with a token of a service account that may only ingest;
-// its spans, when the console traces itself, to the same OTLP endpoint as
-// the console's.
+// its spans the same way to the console's own /v1/traces when the span
+// store is on (else, when OTEL_EXPORTER_OTLP_* names an endpoint, there).
 func (m *Main) demoTelemetry(ctx context.Context, users access.Directory) (func(string) (metric.MeterProvider, trace.TracerProvider), error) {
 	tok, err := access.EnsureServiceAccount(ctx, users, "demo-services", []access.Action{access.ActionIngest}, 7*24*time.Hour)
 	if err != nil {
@@ -698,10 +841,18 @@ func (m *Main) demoTelemetry(ctx context.Context, users access.Directory) (func(
 			sdkmetric.WithResource(res))
 		meters[svc] = mp
 		m.demoTel = append(m.demoTel, mp)
-		if m.tracer == nil {
+		var texp *otlptrace.Exporter
+		switch {
+		case m.traces != nil:
+			// Into the console's own receiver, like the metrics, so
+			// that the demo's stories are in its span store.
+			texp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL("http://"+host+"/v1/traces"),
+				otlptracehttp.WithHeaders(map[string]string{"Authorization": "Bearer " + tok}))
+		case m.tracer != nil:
+			texp, err = otlptracehttp.New(ctx)
+		default:
 			continue
 		}
-		texp, err := otlptracehttp.New(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("demo otlp trace exporter: %w", err)
 		}

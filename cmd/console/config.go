@@ -19,6 +19,7 @@ import (
 	"switchyard/dlq"
 	"switchyard/indexer"
 	"switchyard/redrive"
+	"switchyard/tracing"
 	"switchyard/tsdb"
 )
 
@@ -66,6 +67,9 @@ type Config struct {
 	DLQ DLQ `json:"dlq"`
 	// Metrics configures GET /metrics.
 	Metrics Metrics `json:"metrics"`
+	// Tracing configures the span store, the OTLP trace receivers
+	// (POST /v1/traces and gRPC) and forwarding to another backend.
+	Tracing Tracing `json:"tracing"`
 
 	// AdminPassword comes only from CONSOLE_ADMIN_PASSWORD, never a file.
 	AdminPassword string `json:"-"`
@@ -167,10 +171,60 @@ const (
 	MetricsAuthNone  = "none"
 )
 
-// OTLP configures the metrics receiver.
+// OTLP configures the metrics and trace receivers.
 type OTLP struct {
 	MaxSeries int `json:"max_series"` // service-metric series cap; default collector.DefaultMaxServiceSeries
+	// MaxBody caps one export after decompression, over HTTP (413) and
+	// gRPC (ResourceExhausted); default tracing.DefaultMaxGRPCMessage,
+	// the 8 MiB the HTTP server takes by default too.
+	MaxBody int `json:"max_body"`
 }
+
+// Tracing configures traces. The OTLP/HTTP receiver's body limit is the
+// metrics receiver's (web.Options.MaxOTLPBody); the gRPC receiver takes the
+// same.
+type Tracing struct {
+	// Store keeps received spans (and, with no OTEL_EXPORTER_OTLP_*
+	// endpoint set, the console's own) in traces.db in the data dir, its
+	// own SQLite file so that trace volume never slows the dead-letter
+	// index (default true). Off, both receivers are off too.
+	Store bool `json:"store"`
+	// MaxAge and MaxBytes bound the store; whichever is reached first
+	// deletes the oldest spans (defaults tracing.DefaultMaxAge and
+	// tracing.DefaultMaxBytes).
+	MaxAge   Duration `json:"max_age"`
+	MaxBytes int64    `json:"max_bytes"`
+	// MaxAttrs and MaxAttrLen cap one span's attributes and the length
+	// of one value; a span cut is flagged (defaults tracing.DefaultMaxAttrs
+	// and tracing.DefaultMaxAttrLen).
+	MaxAttrs   int `json:"max_attrs"`
+	MaxAttrLen int `json:"max_attr_len"`
+	// GRPCAddr is the OTLP/gRPC receiver's listen address (default
+	// ":4317", the standard port; CONSOLE_TRACING_GRPC_ADDR, where "off"
+	// means none); empty turns it off.
+	GRPCAddr string         `json:"grpc_addr"`
+	Forward  TracingForward `json:"forward"`
+}
+
+// TracingForward sends everything received on to another OTLP/HTTP
+// endpoint (a collector, Jaeger, Tempo) from a bounded queue, so that the
+// console can sit in front of the user's tracing backend without ever
+// blocking ingest. Off while Endpoint is empty.
+type TracingForward struct {
+	// Endpoint is the OTLP/HTTP traces URL, e.g.
+	// http://collector:4318/v1/traces.
+	Endpoint string `json:"endpoint"`
+	// Headers go with every forwarded request (an API key).
+	Headers map[string]string `json:"headers"`
+	// Queue is how many requests may wait; beyond it they are dropped and
+	// counted in switchyard_traces_forward_dropped_total (default
+	// tracing.DefaultForwardQueue).
+	Queue int `json:"queue"`
+}
+
+// grpcAddrOff is what CONSOLE_TRACING_GRPC_ADDR says to turn the gRPC
+// receiver off (an empty variable is "not set").
+const grpcAddrOff = "off"
 
 // Demo configures the embedded demo platform.
 type Demo struct {
@@ -251,8 +305,11 @@ func defaultConfig() Config {
 		History: History{RawRetention: Duration(tsdb.DefaultRawRetention), RollupRetention: Duration(tsdb.DefaultRollupRetention),
 			MaxSeries: tsdb.DefaultMaxSeries},
 		Lag:     Lag{Window: collector.DefaultWindow},
-		OTLP:    OTLP{MaxSeries: collector.DefaultMaxServiceSeries},
+		OTLP:    OTLP{MaxSeries: collector.DefaultMaxServiceSeries, MaxBody: tracing.DefaultMaxGRPCMessage},
 		Metrics: Metrics{Auth: MetricsAuthToken},
+		Tracing: Tracing{Store: true, MaxAge: Duration(tracing.DefaultMaxAge), MaxBytes: tracing.DefaultMaxBytes,
+			MaxAttrs: tracing.DefaultMaxAttrs, MaxAttrLen: tracing.DefaultMaxAttrLen, GRPCAddr: ":4317",
+			Forward: TracingForward{Queue: tracing.DefaultForwardQueue}},
 		DLQ: DLQ{KafkaPayloadCap: indexer.DefaultKafkaPayloadCap, RabbitPayloadCap: indexer.DefaultRabbitPayloadCap,
 			Retention: Duration(30 * 24 * time.Hour), MaxRedrives: delivery.DefaultMaxRedrives, MaxRate: redrive.DefaultMaxRate,
 			CanaryDefault: redrive.DefaultCanary, CanaryThreshold: redrive.DefaultCanaryThreshold, RedriveWatch: Duration(dlq.DefaultRedriveWatch),
@@ -298,6 +355,10 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	}
 	set(&c.Demo.KafkaAddr, "DEMO_KAFKA_ADDR")
 	set(&c.Metrics.Auth, "CONSOLE_METRICS_AUTH")
+	set(&c.Tracing.GRPCAddr, "CONSOLE_TRACING_GRPC_ADDR")
+	if c.Tracing.GRPCAddr == grpcAddrOff {
+		c.Tracing.GRPCAddr = ""
+	}
 	c.AdminPassword = getenv("CONSOLE_ADMIN_PASSWORD")
 	c.auditKeyEnv = getenv("CONSOLE_AUDIT_KEY")
 	if v := strings.TrimSpace(getenv("KAFKA_BROKERS")); v != "" {
@@ -388,6 +449,9 @@ func (c Config) Validate() error {
 	if c.OTLP.MaxSeries < 1 || c.History.MaxSeries < 1 {
 		errs = append(errs, fmt.Errorf("otlp.max_series and history.max_series must be positive"))
 	}
+	if c.OTLP.MaxBody < 64<<10 || c.OTLP.MaxBody > 1<<30 {
+		errs = append(errs, fmt.Errorf("otlp.max_body must be between 64 KiB (65536) and 1 GiB"))
+	}
 	if c.DLQ.KafkaPayloadCap < 1024 || c.DLQ.RabbitPayloadCap < 1024 || c.DLQ.Retention < Duration(time.Hour) {
 		errs = append(errs, fmt.Errorf("dlq: payload caps must be at least 1024 bytes and retention at least 1h"))
 	}
@@ -446,6 +510,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("CONSOLE_ADMIN_PASSWORD must be %d to %d bytes long", access.MinPasswordLen, access.MaxPasswordLen))
 	}
 	errs = append(errs, c.auditProblems(c.auditKeyEnv)...)
+	errs = append(errs, c.Tracing.problems()...)
 	if c.Demo.Rate < 0 || c.Demo.Rate > 10000 {
 		errs = append(errs, fmt.Errorf("demo rate %v must be between 0 and 10000 events/s", c.Demo.Rate))
 	}
@@ -458,6 +523,39 @@ func (c Config) Validate() error {
 		msgs[i] = e.Error()
 	}
 	return errors.New(strings.Join(msgs, "; "))
+}
+
+// problems lists what is wrong with the tracing section.
+func (t Tracing) problems() []error {
+	var errs []error
+	if t.GRPCAddr != "" {
+		if _, port, err := net.SplitHostPort(t.GRPCAddr); err != nil || port == "" {
+			errs = append(errs, fmt.Errorf("tracing.grpc_addr %q must be host:port or :port, or empty for no gRPC receiver", t.GRPCAddr))
+		}
+	}
+	if t.MaxAge < Duration(time.Hour) || t.MaxBytes < 16<<20 {
+		errs = append(errs, fmt.Errorf("tracing: max_age must be at least 1h and max_bytes at least 16 MiB (16777216)"))
+	}
+	if t.MaxAttrs < 1 || t.MaxAttrLen < 64 {
+		errs = append(errs, fmt.Errorf("tracing: max_attrs must be at least 1 and max_attr_len at least 64"))
+	}
+	if t.Forward.Endpoint != "" {
+		if u, err := url.Parse(t.Forward.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("tracing.forward.endpoint must be an http:// or https:// OTLP/HTTP traces URL"))
+		}
+		if !t.Store {
+			errs = append(errs, fmt.Errorf("tracing.forward needs tracing.store: the receivers forward what they receive"))
+		}
+	}
+	if t.Forward.Queue < 1 {
+		errs = append(errs, fmt.Errorf("tracing.forward.queue must be at least 1"))
+	}
+	for k := range t.Forward.Headers {
+		if strings.TrimSpace(k) == "" || strings.ContainsAny(k, " \t\r\n:") {
+			errs = append(errs, fmt.Errorf("tracing.forward.headers: %q is not a header name", k))
+		}
+	}
+	return errs
 }
 
 // redactURL hides the password of a URL for logs.

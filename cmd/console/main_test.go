@@ -33,9 +33,11 @@ func TestMain(m *testing.M) {
 }
 
 // envMap returns a getenv over a fixed map: tests never read the real
-// environment.
+// environment. The OTLP/gRPC receiver listens on a port of its own unless
+// a test says otherwise: never the default :4317, which `make run` (or
+// another test) may hold.
 func envMap(kv ...string) func(string) string {
-	m := map[string]string{}
+	m := map[string]string{"CONSOLE_TRACING_GRPC_ADDR": "127.0.0.1:0"}
 	for i := 0; i+1 < len(kv); i += 2 {
 		m[kv[i]] = kv[i+1]
 	}
@@ -100,7 +102,8 @@ func runConsole(t *testing.T, env []string, args ...string) (int, string, string
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append([]string{"SWITCHYARD_AS_CONSOLE=1", "PATH=" + os.Getenv("PATH")}, env...)
+	// A port of its own for the gRPC receiver (see envMap); env may override.
+	cmd.Env = append([]string{"SWITCHYARD_AS_CONSOLE=1", "PATH=" + os.Getenv("PATH"), "CONSOLE_TRACING_GRPC_ADDR=127.0.0.1:0"}, env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -18,14 +18,17 @@ type senders struct {
 	clusters  map[string][]string
 	rabbitURL string
 	log       *slog.Logger
+	// tel gives the publishers the console's tracer, so that every
+	// redriven message gets its producer span (redrive.startSpan).
+	tel *delivery.Telemetry
 
 	mu     sync.Mutex
 	kafka  map[string]*kafka.Publisher
 	rabbit *rabbitmq.Publisher
 }
 
-func newSenders(clusters []KafkaCluster, rabbitURL string, log *slog.Logger) *senders {
-	s := &senders{clusters: map[string][]string{}, rabbitURL: rabbitURL, log: log, kafka: map[string]*kafka.Publisher{}}
+func newSenders(clusters []KafkaCluster, rabbitURL string, log *slog.Logger, tel *delivery.Telemetry) *senders {
+	s := &senders{clusters: map[string][]string{}, rabbitURL: rabbitURL, log: log, tel: tel, kafka: map[string]*kafka.Publisher{}}
 	for _, c := range clusters {
 		s.clusters[c.Name] = c.Brokers
 	}
@@ -45,7 +48,7 @@ func (s *senders) sender(broker, cluster string) (redrive.Sender, error) {
 		if !ok {
 			return nil, fmt.Errorf("no Kafka cluster %q is configured", cluster)
 		}
-		p, err := kafka.NewPublisher(kafka.PublisherOptions{Brokers: brokers, ClientID: "switchyard-redrive", Logger: s.log})
+		p, err := kafka.NewPublisher(kafka.PublisherOptions{Brokers: brokers, ClientID: "switchyard-redrive", Cluster: cluster, Logger: s.log, Telemetry: s.tel})
 		if err != nil {
 			return nil, err
 		}
@@ -56,7 +59,7 @@ func (s *senders) sender(broker, cluster string) (redrive.Sender, error) {
 			return nil, fmt.Errorf("no RabbitMQ connection is configured")
 		}
 		if s.rabbit == nil {
-			p, err := rabbitmq.NewPublisher(rabbitmq.PublisherOptions{URL: s.rabbitURL, Name: "switchyard-redrive", Logger: s.log})
+			p, err := rabbitmq.NewPublisher(rabbitmq.PublisherOptions{URL: s.rabbitURL, Name: "switchyard-redrive", Logger: s.log, Telemetry: s.tel})
 			if err != nil {
 				return nil, fmt.Errorf("rabbitmq: %w", err)
 			}

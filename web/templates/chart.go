@@ -26,7 +26,13 @@ type Chart struct {
 	// Error says the history could not be read; the chart then shows it
 	// instead of "no data".
 	Error string
+	// Links go from the chart to example traces of its window (the failed
+	// events, the slowest ones), shown under it.
+	Links []ChartLink
 }
+
+// ChartLink is a link under a chart.
+type ChartLink struct{ Label, Href string }
 
 // ChartSeries is one line; Points are in time order, NaN values are gaps.
 type ChartSeries struct {

@@ -192,7 +192,10 @@ type DeadLetterEntry struct {
 	DLQHref        string
 	CorrelationID  string
 	TraceID        string
-	Flags          []DLQFlag
+	// FailedSpanID is the span of the failing consumer attempt in the
+	// trace, when the span store has it.
+	FailedSpanID string
+	Flags        []DLQFlag
 	// StatusReason says why the entry has its status when an action or
 	// loop protection put it there.
 	StatusReason string
@@ -222,13 +225,19 @@ type KV struct {
 	Withheld   bool
 }
 
-// CorrelationHref links the tracing page's search by correlation id.
+// CorrelationHref links the saga page of the correlation id.
 func (e DeadLetterEntry) CorrelationHref() string {
-	return "/traces?correlation_id=" + queryEscape(e.CorrelationID)
+	return "/correlations/" + pathEscape(e.CorrelationID)
 }
 
-// TraceHref links the trace.
-func (e DeadLetterEntry) TraceHref() string { return "/traces/" + pathEscape(e.TraceID) }
+// TraceHref links the trace, at the failing attempt's span when it is
+// known (highlighted, its details open, scrolled to).
+func (e DeadLetterEntry) TraceHref() string {
+	if e.FailedSpanID != "" {
+		return "/traces/" + pathEscape(e.TraceID) + "?span=" + queryEscape(e.FailedSpanID) + "#span-" + e.FailedSpanID
+	}
+	return "/traces/" + pathEscape(e.TraceID)
+}
 
 // sparkPoints lays counts out in a 100×20 box, highest at the top.
 func sparkPoints(counts []int) string {

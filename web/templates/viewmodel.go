@@ -252,6 +252,8 @@ type GroupDetail struct {
 	Rate               Rate
 	Error              string
 	Partitions         []GroupPartitionRow
+	// Traces are the group's recent traces; nil without a span store.
+	Traces *GroupTraces
 }
 
 // GroupPartitionRow is the group's position on one partition.
