@@ -708,7 +708,19 @@ func (s *Store) Maintain(ctx context.Context) error {
 		return fmt.Errorf("tsdb vacuum: %w", err)
 	}
 	if surplus := free - pages/10; surplus > 0 {
-		if _, err := s.db.ExecContext(ctx, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, surplus)); err != nil {
+		// incremental_vacuum frees one page per step of the statement:
+		// Exec steps it once, so its rows are read to the end.
+		rows, err := s.db.QueryContext(ctx, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, surplus))
+		if err != nil {
+			return fmt.Errorf("tsdb vacuum: %w", err)
+		}
+		for rows.Next() {
+		}
+		err = rows.Err()
+		if cerr := rows.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
 			return fmt.Errorf("tsdb vacuum: %w", err)
 		}
 	}

@@ -606,3 +606,40 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("Open on a foreign file: %v, want an error naming %s", err, FileName)
 	}
 }
+
+// Retention gives the space of what it deleted back to the file system,
+// keeping a tenth of the file free for new chunks, not one page per run.
+func TestMaintainReturnsFreedPages(t *testing.T) {
+	c := deliverytest.NewClock(t0)
+	s := mustOpen(t, Options{Dir: t.TempDir(), Now: c.Now, RawRetention: time.Hour, RollupRetention: time.Hour})
+	var series []Labels
+	for i := range 300 {
+		series = append(series, lag(fmt.Sprintf("group-%03d", i)))
+	}
+	fill(t, s, c, series, t0, t0.Add(time.Hour), func(i, cycle int) float64 { return float64(i*cycle%977) + 0.5 })
+	c.Set(t0.Add(time.Hour + 2*time.Minute))
+	if err := s.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	pagesBefore := pragmaInt(t, s, "page_count")
+	c.Set(t0.Add(4 * time.Hour))
+	if err := s.Maintain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// What is kept free is a tenth of the file as it was when the
+	// vacuum ran (deleted pages included), so the file ends well below
+	// its size before: it held 300 series' chunks, it now holds none.
+	free, pages := pragmaInt(t, s, "freelist_count"), pragmaInt(t, s, "page_count")
+	if pages >= pagesBefore/2 {
+		t.Errorf("after retention emptied the store: %d pages (%d before), %d of them free; want the file shrunk", pages, pagesBefore, free)
+	}
+}
+
+func pragmaInt(t *testing.T, s *Store, name string) int64 {
+	t.Helper()
+	var n int64
+	if err := s.db.QueryRow("PRAGMA " + name).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
