@@ -49,6 +49,7 @@ func Schema() sqldb.Schema {
 //   - spans_correlation, spans_event, spans_destination: the saga page,
 //     a dead letter's event id, a topic's or queue's traces.
 //   - spans_tenant (tenant, start_ns): a tenant filter.
+//   - spans_group (grp, start_ns), migration 2: a consumer group's traces.
 //   - spans_errors (start_ns) of the failed spans only: "errors, newest
 //     first" (Search writes status = 2 as a literal so that SQLite can
 //     use the partial index). Spans with status ok or unset are the bulk,
@@ -113,6 +114,12 @@ CREATE TABLE span_links (
 	PRIMARY KEY (linked_trace, span_row)
 ) WITHOUT ROWID;
 CREATE INDEX span_links_span ON span_links(span_row);
+`},
+		// A consumer group page lists its group's recent traces: without
+		// an index a quiet group's search walks every span. Spans without
+		// a group share the '' key, appended in start order: cheap.
+		{Version: 2, Name: "spans by consumer group", SQL: `
+CREATE INDEX spans_group ON spans(grp, start_ns);
 `},
 	}
 }

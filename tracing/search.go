@@ -136,6 +136,7 @@ func (q SearchQuery) where(a string, sc *access.TenantScope) (conds []string, ar
 		{"tenant", q.Tenant},
 		{"destination", q.Destination},
 		{"grp", q.Group},
+		{"cluster", q.Cluster},
 		{"step", q.Step},
 	} {
 		if f.v != "" {

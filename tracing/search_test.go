@@ -271,6 +271,7 @@ func TestSearchPlans(t *testing.T) {
 		{SearchQuery{EventID: "e"}, nil, "spans_event"},
 		{SearchQuery{Destination: "d"}, nil, "spans_destination"},
 		{SearchQuery{Tenant: "t1"}, nil, "spans_tenant"},
+		{SearchQuery{Group: "billing", Cluster: "prod", Roots: true}, t1, "spans_group"},
 		{SearchQuery{Status: "error"}, nil, "spans_errors"},
 		{SearchQuery{TraceID: tid(1)}, nil, "spans_trace"},
 		{SearchQuery{From: storeT0}, nil, "spans_start"},

@@ -78,6 +78,7 @@ type SearchQuery struct {
 	Tenant        string
 	Destination   string // messaging.destination.name
 	Group         string // consumer group
+	Cluster       string // the Kafka cluster or RabbitMQ vhost (delivery.AttrCluster)
 	Step          string // delivery.AttrStep
 	Status        string // "", "ok", "error", "unset"
 	MinDuration   time.Duration

@@ -54,7 +54,7 @@ func (s *Server) handleConsumerShow(c *fiber.Ctx) error {
 		vm.Charts = append(vm.Charts, s.linesChart(ctx, newChart("group-partition-lag", "Lag per partition (messages)", templates.UnitMessages, tr), parts, err,
 			func(l tsdb.Labels) string { return l.Get("topic") + "/" + l.Get("partition") }))
 	}
-	vm.Traces = s.groupTraces(c, group)
+	vm.Traces = s.groupTraces(c, cluster, group)
 	return s.render(c, dashPage(vm.Name, templates.AreaConsumers, tr), templates.GroupView(vm))
 }
 

@@ -50,7 +50,7 @@ func (s *Server) tracesService() (Traces, error) {
 // one list both read (apiQueryParams names them for the API).
 var traceQueryParams = []string{
 	"trace_id", "correlation_id", "service", "operation", "event_type", "event_id", "status", "tenant",
-	"destination", "group", "step", "min_duration", "max_duration", "range", "from", "to", "roots", "limit", "cursor",
+	"destination", "group", "cluster", "step", "min_duration", "max_duration", "range", "from", "to", "roots", "limit", "cursor",
 }
 
 // maxTraceText bounds a text field of a search (bytes).
@@ -90,9 +90,9 @@ func (s *Server) parseTraceQuery(c *fiber.Ctx) (traceQuery, error) {
 	f.MinDuration, f.MaxDuration, f.Range, f.From, f.To = get("min_duration"), get("max_duration"), get("range"), get("from"), get("to")
 	q := &tq.Q
 	q.CorrelationID, q.Service, q.Operation, q.EventType, q.Tenant = f.CorrelationID, f.Service, f.Operation, f.EventType, f.Tenant
-	q.EventID, q.Destination, q.Group, q.Step = get("event_id"), get("destination"), get("group"), get("step")
+	q.EventID, q.Destination, q.Group, q.Cluster, q.Step = get("event_id"), get("destination"), get("group"), get("cluster"), get("step")
 	q.After = get("cursor")
-	for _, h := range []struct{ k, v string }{{"event_id", q.EventID}, {"destination", q.Destination}, {"group", q.Group}, {"step", q.Step}} {
+	for _, h := range []struct{ k, v string }{{"event_id", q.EventID}, {"destination", q.Destination}, {"group", q.Group}, {"cluster", q.Cluster}, {"step", q.Step}} {
 		if h.v != "" {
 			f.Hidden = append(f.Hidden, templates.KV{Key: h.k, Value: h.v})
 		}
@@ -100,7 +100,7 @@ func (s *Server) parseTraceQuery(c *fiber.Ctx) (traceQuery, error) {
 	tq.TraceIDText = f.TraceID
 	for _, t := range []struct{ name, v string }{
 		{"correlation_id", q.CorrelationID}, {"service", q.Service}, {"operation", q.Operation}, {"event_type", q.EventType},
-		{"event_id", q.EventID}, {"tenant", q.Tenant}, {"destination", q.Destination}, {"group", q.Group}, {"step", q.Step},
+		{"event_id", q.EventID}, {"tenant", q.Tenant}, {"destination", q.Destination}, {"group", q.Group}, {"cluster", q.Cluster}, {"step", q.Step},
 	} {
 		if len(t.v) > maxTraceText {
 			return tq, delivery.Errorf(delivery.EINVALID, "%s is too long (%d characters at most)", t.name, maxTraceText)
@@ -279,16 +279,19 @@ func fmtSpanDuration(d time.Duration) string {
 // store. A failed search leaves the page standing, without the table.
 // Spans name the group only (messaging.consumer.group.name), not the
 // cluster: a group of the same name on another cluster shares the list.
-func (s *Server) groupTraces(c *fiber.Ctx, group string) *templates.GroupTraces {
+func (s *Server) groupTraces(c *fiber.Ctx, cluster, group string) *templates.GroupTraces {
 	if s.traces == nil {
 		return nil
 	}
-	res, err := s.traces.Search(c.UserContext(), principal(c), tracing.SearchQuery{Group: group, Roots: true, Limit: 10})
+	// The last day: a group that stopped long ago has none to show, and the
+	// search stays a short walk of spans_group.
+	q := tracing.SearchQuery{Group: group, Cluster: cluster, Roots: true, Limit: 10, From: s.now().Add(-24 * time.Hour)}
+	res, err := s.traces.Search(c.UserContext(), principal(c), q)
 	if err != nil {
 		s.log.WarnContext(c.UserContext(), "recent traces of a group", "request_id", requestIDOf(c), "err", err)
 		return nil
 	}
-	out := &templates.GroupTraces{MoreHref: "/traces?" + url.Values{"group": {group}, "roots": {"1"}}.Encode()}
+	out := &templates.GroupTraces{MoreHref: "/traces?" + url.Values{"group": {group}, "cluster": {cluster}, "roots": {"1"}, "range": {"24h"}}.Encode()}
 	now := s.now()
 	for i := range res.Spans {
 		out.Rows = append(out.Rows, traceResultRowOf(&res.Spans[i], now))

@@ -479,7 +479,7 @@ func TestGroupPageRecentTraces(t *testing.T) {
 	if n := strings.Count(r.body, `data-testid="recent-trace"`); n != 2 {
 		t.Errorf("%d recent traces, want 2 (one per trace)", n)
 	}
-	mustContain(t, "group page", r.body, `href="/traces?group=`+testGroup+`&amp;roots=1"`)
+	mustContain(t, "group page", r.body, `href="/traces?cluster=`+testCluster+`&amp;group=`+testGroup+`&amp;range=24h&amp;roots=1"`)
 }
 
 // seedMatrixTrace writes a trace of two t1 spans on
@@ -514,5 +514,24 @@ func TestExampleTraceLinks(t *testing.T) {
 	// Without a known p99 there is no latency link.
 	if got := exampleTraceLinks(tr, math.NaN()); len(got) != 1 {
 		t.Errorf("links without a p99 = %+v, want the failures only", got)
+	}
+}
+
+// A consumer group's name is only unique within its cluster: the search
+// (and the group page's recent traces) narrows by both.
+func TestTraceSearchByGroupAndCluster(t *testing.T) {
+	e, _ := traceEnv(t)
+	admin := e.as(t, "admin")
+	here := admin.spans(t, "group="+testGroup+"&cluster="+testCluster+"&limit=500").Spans
+	if len(here) == 0 {
+		t.Fatalf("no spans of group %s on cluster %s", testGroup, testCluster)
+	}
+	for _, sp := range here {
+		if sp.Group != testGroup || sp.Cluster != testCluster {
+			t.Errorf("span %s of group %q on %q in a search for %s on %s", sp.SpanID, sp.Group, sp.Cluster, testGroup, testCluster)
+		}
+	}
+	if other := admin.spans(t, "group="+testGroup+"&cluster=elsewhere").Spans; len(other) != 0 {
+		t.Errorf("%d spans of group %s on cluster elsewhere, want none", len(other), testGroup)
 	}
 }
