@@ -51,6 +51,10 @@ type GRPCOptions struct {
 	// passes the HTTP receiver's body limit, so both take the same.
 	MaxMessage int
 	Logger     *slog.Logger
+	// Count, when set, counts each export by the account that sent it and
+	// how it ended ("success", "partial", "denied", "failure"), as the
+	// HTTP receivers count theirs (web.Server.CountIngest).
+	Count func(account, outcome string)
 }
 
 // GRPCServer is the OTLP/gRPC trace receiver (the collector's
@@ -61,11 +65,12 @@ type GRPCOptions struct {
 // oversized one codes.ResourceExhausted.
 type GRPCServer struct {
 	coltrace.UnimplementedTraceServiceServer
-	recv   *Receiver
-	auth   Authenticator
-	policy Authorizer
-	log    *slog.Logger
-	srv    *grpc.Server
+	recv    *Receiver
+	auth    Authenticator
+	policy  Authorizer
+	log     *slog.Logger
+	srv     *grpc.Server
+	countFn func(account, outcome string)
 }
 
 // NewGRPCServer validates o and registers the TraceService.
@@ -85,7 +90,7 @@ func NewGRPCServer(o GRPCOptions) (*GRPCServer, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &GRPCServer{recv: o.Receiver, auth: o.Auth, policy: o.Policy, log: o.Logger,
+	g := &GRPCServer{recv: o.Receiver, auth: o.Auth, policy: o.Policy, log: o.Logger, countFn: o.Count,
 		srv: grpc.NewServer(grpc.MaxRecvMsgSize(o.MaxMessage))}
 	// The generated descriptor, but for the handler: the generated one
 	// decodes before any interceptor could authenticate, and reports a
@@ -127,19 +132,39 @@ func (g *GRPCServer) Stop(ctx context.Context) {
 // message and hands it to Export.
 func grpcExportHandler(srv any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
 	g := srv.(*GRPCServer)
-	if err := g.authorize(ctx); err != nil {
+	p, err := g.authorize(ctx)
+	if err != nil {
+		g.count(p, "denied")
 		return nil, err
 	}
 	req := new(coltrace.ExportTraceServiceRequest)
 	if err := dec(req); err != nil {
+		g.count(p, "failure")
 		return nil, status.Error(codes.InvalidArgument, "the message is not an OTLP ExportTraceServiceRequest")
 	}
-	return g.Export(ctx, req)
+	resp, err := g.Export(ctx, req)
+	switch {
+	case err != nil:
+		g.count(p, "failure")
+	case resp.GetPartialSuccess().GetRejectedSpans() > 0:
+		g.count(p, "partial")
+	default:
+		g.count(p, "success")
+	}
+	return resp, err
+}
+
+// count counts an export of an authenticated caller (Options.Count); an
+// unauthenticated call names no account and is only logged by gRPC.
+func (g *GRPCServer) count(p *access.Principal, outcome string) {
+	if g.countFn != nil && p != nil {
+		g.countFn(p.User, outcome)
+	}
 }
 
 // authorize maps the access errors to gRPC codes: Unauthenticated,
 // PermissionDenied, or Internal (logged) when the store fails.
-func (g *GRPCServer) authorize(ctx context.Context) error {
+func (g *GRPCServer) authorize(ctx context.Context) (*access.Principal, error) {
 	cred := access.Credentials{}
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		if v := md.Get("authorization"); len(v) > 0 {
@@ -156,13 +181,13 @@ func (g *GRPCServer) authorize(ctx context.Context) error {
 		}
 	}
 	if strings.TrimSpace(cred.Authorization) == "" {
-		return status.Error(codes.Unauthenticated, "an authorization: Bearer <token> metadata entry is required")
+		return nil, status.Error(codes.Unauthenticated, "an authorization: Bearer <token> metadata entry is required")
 	}
 	p, err := g.auth.Authenticate(ctx, cred)
 	if err == nil {
 		err = g.policy.Authorize(p, access.ActionIngest, access.Res(access.ConsoleIngest))
 	}
-	return g.status(err)
+	return p, g.status(err)
 }
 
 // status turns an error of the platform contract into a gRPC status.

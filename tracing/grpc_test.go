@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,16 +30,30 @@ import (
 // grpcFixture is a GRPCServer on its own loopback port over a real store
 // and a real access store.
 type grpcFixture struct {
-	addr string
-	st   *Store
-	acc  accessFixture
+	addr   string
+	st     *Store
+	acc    accessFixture
+	mu     sync.Mutex
+	counts map[string]int // "account outcome" → exports counted
 }
 
-func startGRPC(t *testing.T, maxMessage int) grpcFixture {
+func (f *grpcFixture) counted(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[key]
+}
+
+func startGRPC(t *testing.T, maxMessage int) *grpcFixture {
 	t.Helper()
 	recv, st := newIngestReceiver(t, ReceiverOptions{})
 	acc := newAccessFixture(t)
-	g, err := NewGRPCServer(GRPCOptions{Receiver: recv, Auth: acc.store, MaxMessage: maxMessage})
+	f := &grpcFixture{st: st, acc: acc, counts: map[string]int{}}
+	count := func(account, outcome string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.counts[account+" "+outcome]++
+	}
+	g, err := NewGRPCServer(GRPCOptions{Receiver: recv, Auth: acc.store, MaxMessage: maxMessage, Count: count})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +71,8 @@ func startGRPC(t *testing.T, maxMessage int) grpcFixture {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return grpcFixture{addr: ln.Addr().String(), st: st, acc: acc}
+	f.addr = ln.Addr().String()
+	return f
 }
 
 // The OTel SDK's real OTLP/gRPC exporter, gzip-compressed and with an
@@ -177,6 +193,14 @@ func TestGRPCReceiverRefusals(t *testing.T) {
 	}
 	if st, err := f.st.Stats(context.Background()); err != nil || st.Spans != 2 {
 		t.Errorf("after a valid export the store holds %+v, %v; want 2 spans", st, err)
+	}
+	// Exports are counted by account, as over HTTP: the viewer's denied
+	// one, the admin's malformed one and valid one. A call without a valid
+	// token names no account; one over the limit never reaches the handler.
+	for key, want := range map[string]int{"vera denied": 1, "admin failure": 1, "admin success": 1} {
+		if got := f.counted(key); got != want {
+			t.Errorf("exports counted as %q = %d, want %d", key, got, want)
+		}
 	}
 }
 

@@ -33,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"route", "method"}),
 		ingest: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchyard_otlp_ingest_requests_total",
-			Help: "OTLP metric exports received, by the account that sent them and outcome (success, partial, denied, failure).",
+			Help: "OTLP exports received (metrics and traces, HTTP and gRPC), by the account that sent them and outcome (success, partial, denied, failure).",
 		}, []string{"account", "outcome"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.ingest} {

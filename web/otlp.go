@@ -93,5 +93,12 @@ func (s *Server) countIngest(c *fiber.Ctx, p *access.Principal) {
 	if outcome == "success" && c.Locals(partialIngestKey{}) != nil {
 		outcome = "partial"
 	}
-	s.metrics.ingest.WithLabelValues(p.User, outcome).Inc()
+	s.CountIngest(p.User, outcome)
+}
+
+// CountIngest counts one OTLP export received outside this server (the
+// OTLP/gRPC trace receiver) in switchyard_otlp_ingest_requests_total, so
+// that an account's exports add up whichever transport it uses.
+func (s *Server) CountIngest(account, outcome string) {
+	s.metrics.ingest.WithLabelValues(account, outcome).Inc()
 }

@@ -792,8 +792,11 @@ func (m *Main) startTraces(runCtx context.Context, users *access.Store, reg prom
 	}
 	m.recv = recv
 	if m.grpcLn != nil {
+		// The web server, built later, counts exports by account; gRPC
+		// serves only once it exists.
+		count := func(account, outcome string) { m.server.CountIngest(account, outcome) }
 		g, err := tracing.NewGRPCServer(tracing.GRPCOptions{Receiver: recv, Auth: users, Policy: access.Policy{},
-			MaxMessage: m.Config.OTLP.MaxBody, Logger: m.logger.With("component", "otlp-grpc")})
+			MaxMessage: m.Config.OTLP.MaxBody, Logger: m.logger.With("component", "otlp-grpc"), Count: count})
 		if err != nil {
 			return err
 		}
