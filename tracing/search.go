@@ -47,26 +47,10 @@ func (s *Store) Search(ctx context.Context, q SearchQuery, sc *access.TenantScop
 		}
 		after = &c
 	}
-	where, args, ok, err := q.where("s", sc)
+	query, args, ok, err := q.sql(sc, after, limit)
 	if err != nil || !ok {
 		return SearchResult{}, err
 	}
-	if after != nil {
-		where = append(where, "s.start_ns <= ? AND (s.start_ns < ? OR s.id < ?)")
-		args = append(args, after.t, after.t, after.id)
-	}
-	if q.Roots {
-		w2, a2, _, _ := q.where("s2", sc)
-		w2 = append(w2, "s2.trace_id = s.trace_id", "s2.start_ns <= s.start_ns", "(s2.start_ns < s.start_ns OR s2.id < s.id)")
-		where = append(where, "NOT EXISTS (SELECT 1 FROM spans s2 INDEXED BY spans_trace WHERE "+strings.Join(w2, " AND ")+")")
-		args = append(args, a2...)
-	}
-	query := `SELECT ` + spanColumns + spanFrom
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY s.start_ns DESC, s.id DESC LIMIT ?`
-	args = append(args, limit+1)
 
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -115,6 +99,106 @@ func ParseStatus(s string) (Status, bool) {
 		}
 	}
 	return 0, false
+}
+
+// sql is the one query Search runs for q, the caller's scope and the
+// cursor: ok is false when the scope allows nothing.
+func (q SearchQuery) sql(sc *access.TenantScope, after *searchCursor, limit int) (query string, args []any, ok bool, err error) {
+	// The arms of the query: one, or one per tenant of the caller's
+	// scope (perTenant).
+	type arm struct {
+		where []string
+		args  []any
+	}
+	var arms []arm
+	for _, pinned := range q.perTenant(sc) {
+		where, wargs, ok, err := q.where("s", pinned.sc)
+		if err != nil {
+			return "", nil, false, err
+		}
+		if !ok {
+			continue
+		}
+		if pinned.pin {
+			where = append(where, "s.tenant = ?")
+			wargs = append(wargs, pinned.tenant)
+		}
+		if after != nil {
+			where = append(where, "s.start_ns <= ? AND (s.start_ns < ? OR s.id < ?)")
+			wargs = append(wargs, after.t, after.t, after.id)
+		}
+		if q.Roots {
+			// Earlier matching spans of the trace in any tenant of the
+			// scope: a trace is one row, whichever arm finds it.
+			w2, a2, _, _ := q.where("s2", sc)
+			w2 = append(w2, "s2.trace_id = s.trace_id", "s2.start_ns <= s.start_ns", "(s2.start_ns < s.start_ns OR s2.id < s.id)")
+			where = append(where, "NOT EXISTS (SELECT 1 FROM spans s2 INDEXED BY spans_trace WHERE "+strings.Join(w2, " AND ")+")")
+			wargs = append(wargs, a2...)
+		}
+		arms = append(arms, arm{where, wargs})
+	}
+	if len(arms) == 0 {
+		return "", nil, false, nil
+	}
+	for i, a := range arms {
+		if i > 0 {
+			query += ` UNION ALL `
+		}
+		query += `SELECT ` + spanColumns + spanFrom
+		if len(a.where) > 0 {
+			query += ` WHERE ` + strings.Join(a.where, " AND ")
+		}
+		args = append(args, a.args...)
+	}
+	if len(arms) == 1 {
+		query += ` ORDER BY s.start_ns DESC, s.id DESC LIMIT ?`
+	} else {
+		// A compound orders by its result columns (spanColumns: start_ns
+		// is the 5th, the row id the 1st); SQLite merges the arms, each
+		// read newest first from spans_tenant, and stops at the LIMIT.
+		query += ` ORDER BY 5 DESC, 1 DESC LIMIT ?`
+	}
+	args = append(args, limit+1)
+	return query, args, true, nil
+}
+
+// pinnedQuery is one arm of a search: the scope it applies, and the
+// tenant it reads when it is one tenant's.
+type pinnedQuery struct {
+	sc     *access.TenantScope
+	pin    bool   // the arm reads one tenant's spans:
+	tenant string // this one ("" for spans without a tenant)
+}
+
+// maxTenantArms caps the per-tenant arms of a search; a scope of more
+// tenants is one query over spans_start.
+const maxTenantArms = 16
+
+// perTenant splits a search that only the time orders (no indexed field
+// narrows it) into one arm per tenant of a caller's tenant list, each
+// read newest first from spans_tenant. One query over spans_start with
+// "tenant IN (…)" would walk every newer span of other tenants to fill
+// a page: the whole store, for a tenant with few spans or none. A search
+// with a selective field, or an unrestricted caller, is one arm.
+func (q SearchQuery) perTenant(sc *access.TenantScope) []pinnedQuery {
+	one := []pinnedQuery{{sc: sc}}
+	tenants, ok := sc.Values()
+	if !ok || tenants == nil || len(tenants) > maxTenantArms || q.selective() {
+		return one
+	}
+	arms := make([]pinnedQuery, 0, len(tenants))
+	for _, t := range tenants {
+		// The tenant is pinned by the arm; the rules still apply.
+		arms = append(arms, pinnedQuery{sc: &access.TenantScope{All: true, Rules: sc.Rules}, pin: true, tenant: t})
+	}
+	return arms
+}
+
+// selective reports whether q has a field one of the store's indexes
+// serves better than a tenant's: it is then one query.
+func (q SearchQuery) selective() bool {
+	return !q.TraceID.IsZero() || q.CorrelationID != "" || q.EventID != "" || q.Service != "" || q.Tenant != "" ||
+		q.Destination != "" || q.Group != "" || q.Status == StatusError.String()
 }
 
 // where is q and the scope as SQL conditions on the spans table under

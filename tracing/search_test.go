@@ -266,7 +266,8 @@ func TestSearchPlans(t *testing.T) {
 		{SearchQuery{Service: "orders", MinDuration: time.Second, From: storeT0, To: storeT0.Add(time.Hour)}, nil, "spans_service"},
 		{SearchQuery{Service: "orders", MinDuration: time.Second, From: storeT0, To: storeT0.Add(time.Hour)}, t1, "spans_service"},
 		{SearchQuery{CorrelationID: "c"}, t1, "spans_correlation"},
-		{SearchQuery{From: storeT0}, t1, "spans_start"},
+		{SearchQuery{From: storeT0}, t1, "spans_tenant"},
+		{SearchQuery{Operation: "process"}, &access.TenantScope{Tenants: []string{"t1", "t2"}}, "spans_tenant"},
 		{SearchQuery{CorrelationID: "c"}, nil, "spans_correlation"},
 		{SearchQuery{EventID: "e"}, nil, "spans_event"},
 		{SearchQuery{Destination: "d"}, nil, "spans_destination"},
@@ -295,15 +296,11 @@ func TestSearchPlans(t *testing.T) {
 // searchPlan is EXPLAIN QUERY PLAN of the query Search runs for q.
 func searchPlan(t *testing.T, s *Store, q SearchQuery, sc *access.TenantScope) string {
 	t.Helper()
-	where, args, _, err := q.where("s", sc)
-	if err != nil {
-		t.Fatal(err)
+	query, args, ok, err := q.sql(sc, nil, 50)
+	if err != nil || !ok {
+		t.Fatalf("search SQL: %v, ok %v", err, ok)
 	}
-	query := `EXPLAIN QUERY PLAN SELECT ` + spanColumns + spanFrom
-	if len(where) > 0 {
-		query += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	query += ` ORDER BY s.start_ns DESC, s.id DESC LIMIT 51`
+	query = "EXPLAIN QUERY PLAN " + query
 	rows, err := s.DB().Query(query, args...)
 	if err != nil {
 		t.Fatal(err)
