@@ -92,6 +92,8 @@ func TestJobSpanParentsTheRedriveSpans(t *testing.T) {
 		delivery.AttrRedriveJob: strconv.FormatInt(job.ID, 10), AttrJobAction: "redrive", AttrJobEntries: "5",
 		AttrJobDestinations: "1", delivery.AttrSystem: delivery.BrokerKafka, delivery.AttrCluster: testCluster, delivery.AttrDest: "orders",
 		AttrJobState: string(dlqstore.JobCompleted), AttrJobDone: "5", AttrJobFailed: "0", AttrJobCancelled: "0",
+		// Every tenant's: only a caller of all tenants sees it on a trace.
+		delivery.AttrTenant: JobSpanTenant,
 	} {
 		if got := spansAttr(js, k); got != want {
 			t.Errorf("job span %s = %q, want %q", k, got, want)

@@ -301,10 +301,20 @@ const (
 	AttrJobCancelled = "switchyard.redrive.cancelled"
 )
 
+// JobSpanTenant is the tenant of a job's span: "*", every tenant's, which
+// only a caller bound to all tenants may view (access.Scope.Allows).
+const JobSpanTenant = "*"
+
 // startJobSpan starts the span of one run of a job, "redrive job <id>":
 // the root of a trace of its own, as Run, not a request, runs jobs.
 func (e *Engine) startJobSpan(ctx context.Context, rec dlqstore.JobRecord) (context.Context, trace.Span) {
 	attrs := []attribute.KeyValue{
+		// A job may hold entries of several tenants, and who may see it is
+		// decided per entry (JobViewer): its span belongs to every tenant,
+		// so that only a caller of every tenant sees it on a trace; others
+		// see its timing as a gap, and the per-message redrive spans under
+		// it by their own tenant.
+		attribute.String(delivery.AttrTenant, JobSpanTenant),
 		attribute.Int64(delivery.AttrRedriveJob, rec.ID),
 		attribute.String(AttrJobAction, rec.Action),
 		attribute.Int(AttrJobEntries, rec.Total),

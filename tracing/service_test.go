@@ -438,3 +438,34 @@ func TestServiceSearchRefusesBadQueries(t *testing.T) {
 		t.Errorf("a valid query: %v", err)
 	}
 }
+
+// A span of every tenant (a redrive job's, tenant "*") is shown only to a
+// caller of all tenants: a caller of some sees its timing as a gap.
+func TestServiceEveryTenantSpanNeedsEveryTenant(t *testing.T) {
+	st, svc := svcFixture(t, ServiceOptions{})
+	svcWrite(t, st,
+		msgSpan(1, 1, 0, "console", KindInternal, 0, 100, "", "*"),
+		msgSpan(1, 2, 1, "console", KindProducer, 10, 20, "orders.created", "t1"))
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		p      *access.Principal
+		hidden bool
+	}{
+		{"admin", admin, false},
+		{"t1 viewer", t1Viewer, true},
+		{"t1 and t2 viewer", principal(grant(all, []string{"t1", "t2"}, access.ActionView)), true},
+		{"viewer of all tenants", principal(grant(all, all, access.ActionView)), false},
+	} {
+		v, err := svc.Trace(ctx, tc.p, asmTrace(1))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := v.Rows[0].Span.Flags.Has(FlagRedacted); got != tc.hidden {
+			t.Errorf("%s: the job span redacted %v, want %v", tc.name, got, tc.hidden)
+		}
+		if v.Rows[1].Span.Flags.Has(FlagRedacted) {
+			t.Errorf("%s: the t1 redrive span under it is hidden", tc.name)
+		}
+	}
+}
