@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 	"switchyard/delivery/kafka"
 	"switchyard/dlqstore"
 )
@@ -95,7 +96,7 @@ func TestJobSpanParentsTheRedriveSpans(t *testing.T) {
 		// Every tenant's: only a caller of all tenants sees it on a trace.
 		delivery.AttrTenant: JobSpanTenant,
 	} {
-		if got := spansAttr(js, k); got != want {
+		if got := deliverytest.SpanAttr(js, k); got != want {
 			t.Errorf("job span %s = %q, want %q", k, got, want)
 		}
 	}
@@ -107,13 +108,13 @@ func TestJobSpanParentsTheRedriveSpans(t *testing.T) {
 	entries := map[string]bool{}
 	for _, s := range sent {
 		if s.Parent().SpanID() != js.SpanContext().SpanID() || s.SpanContext().TraceID() != js.SpanContext().TraceID() {
-			t.Errorf("redrive span of entry %s: parent %s in trace %s, want the job span %s in %s", spansAttr(s, delivery.AttrDLQEntry),
+			t.Errorf("redrive span of entry %s: parent %s in trace %s, want the job span %s in %s", deliverytest.SpanAttr(s, delivery.AttrDLQEntry),
 				s.Parent().SpanID(), s.SpanContext().TraceID(), js.SpanContext().SpanID(), js.SpanContext().TraceID())
 		}
-		if got := spansAttr(s, delivery.AttrRedriveJob); got != strconv.FormatInt(job.ID, 10) {
+		if got := deliverytest.SpanAttr(s, delivery.AttrRedriveJob); got != strconv.FormatInt(job.ID, 10) {
 			t.Errorf("redrive span job %q, want %d", got, job.ID)
 		}
-		entries[spansAttr(s, delivery.AttrDLQEntry)] = true
+		entries[deliverytest.SpanAttr(s, delivery.AttrDLQEntry)] = true
 	}
 	for _, id := range ids {
 		if !entries[strconv.FormatInt(id, 10)] {
@@ -146,7 +147,7 @@ func TestJobSpanFailedJob(t *testing.T) {
 		t.Errorf("job span status %+v, want error: 3 of the 3 entries failed", js.Status())
 	}
 	for k, want := range map[string]string{AttrJobFailed: "3", AttrJobDone: "0", delivery.AttrCluster: "elsewhere", delivery.AttrDest: "orders"} {
-		if got := spansAttr(js, k); got != want {
+		if got := deliverytest.SpanAttr(js, k); got != want {
 			t.Errorf("job span %s = %q, want %q", k, got, want)
 		}
 	}

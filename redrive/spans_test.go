@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 	"switchyard/delivery/kafka"
 	"switchyard/delivery/rabbitmq"
 	"switchyard/internal/testenv"
@@ -24,39 +25,13 @@ import (
 
 func spansRecorder(t *testing.T) (*tracetest.SpanRecorder, *delivery.Telemetry) {
 	t.Helper()
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	tel, err := delivery.NewTelemetry(nil, tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rec, tel
+	return deliverytest.NewSpanRecorder(t)
 }
 
-// spansWait waits until n spans match and returns them in end order.
+// spansWait waits until n spans match and returns them in start order.
 func spansWait(t *testing.T, rec *tracetest.SpanRecorder, what string, n int, match func(sdktrace.ReadOnlySpan) bool) []sdktrace.ReadOnlySpan {
 	t.Helper()
-	var got []sdktrace.ReadOnlySpan
-	testenv.WaitWithin(t, senderWait, what, func() bool {
-		got = got[:0]
-		for _, s := range rec.Ended() {
-			if match(s) {
-				got = append(got, s)
-			}
-		}
-		return len(got) >= n
-	})
-	return got
-}
-
-func spansAttr(s sdktrace.ReadOnlySpan, key string) string {
-	for _, kv := range s.Attributes() {
-		if string(kv.Key) == key {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
+	return deliverytest.WaitSpans(t, senderWait, rec, what, n, match)
 }
 
 func spansTraceparent(s sdktrace.ReadOnlySpan) string {
@@ -117,7 +92,7 @@ func TestSpansKafkaRedriveContinuesTheStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	failing := spansWait(t, rec, "the failed attempt", 1, func(s sdktrace.ReadOnlySpan) bool {
-		return spansAttr(s, delivery.AttrStep) == delivery.StepAttempt && s.Status().Code == codes.Error
+		return deliverytest.SpanAttr(s, delivery.AttrStep) == delivery.StepAttempt && s.Status().Code == codes.Error
 	})[0]
 
 	r := senderConsume(t, addrs, topic+".dlq", 1)[0]
@@ -141,8 +116,8 @@ func TestSpansKafkaRedriveContinuesTheStory(t *testing.T) {
 	}
 
 	rs := spansWait(t, rec, "the redrive span", 1, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == topic+" redrive" })[0]
-	if rs.SpanKind() != trace.SpanKindProducer || spansAttr(rs, delivery.AttrStep) != delivery.StepRedrive {
-		t.Errorf("redrive span kind %v step %q", rs.SpanKind(), spansAttr(rs, delivery.AttrStep))
+	if rs.SpanKind() != trace.SpanKindProducer || deliverytest.SpanAttr(rs, delivery.AttrStep) != delivery.StepRedrive {
+		t.Errorf("redrive span kind %v step %q", rs.SpanKind(), deliverytest.SpanAttr(rs, delivery.AttrStep))
 	}
 	if rs.Parent().SpanID() != job.SpanContext().SpanID() || rs.SpanContext().TraceID() == failing.SpanContext().TraceID() {
 		t.Errorf("redrive span is not the job's child in a trace of its own: parent %s trace %s", rs.Parent().SpanID(), rs.SpanContext().TraceID())
@@ -154,7 +129,7 @@ func TestSpansKafkaRedriveContinuesTheStory(t *testing.T) {
 		delivery.AttrRedriveJob: "77", delivery.AttrDLQEntry: "501", delivery.AttrMessageID: env.ID,
 		delivery.AttrCorrelationID: "corr-redrive-1", delivery.AttrTenant: "t1", delivery.AttrCluster: "test",
 	} {
-		if got := spansAttr(rs, k); got != want {
+		if got := deliverytest.SpanAttr(rs, k); got != want {
 			t.Errorf("redrive span %s = %q, want %q", k, got, want)
 		}
 	}
@@ -211,7 +186,7 @@ func TestSpansRabbitRedriveIsANewTrace(t *testing.T) {
 		delivery.AttrRedriveJob: "12", delivery.AttrDLQEntry: "9", delivery.AttrMessageID: "e9",
 		delivery.AttrCorrelationID: "corr-9", delivery.AttrTenant: "t2", delivery.AttrCluster: "/",
 	} {
-		if got := spansAttr(rs, k); got != want {
+		if got := deliverytest.SpanAttr(rs, k); got != want {
 			t.Errorf("redrive span %s = %q, want %q", k, got, want)
 		}
 	}
@@ -243,7 +218,7 @@ func TestSpansKafkaRedriveFailure(t *testing.T) {
 		t.Fatal("send to a missing topic succeeded")
 	}
 	rs := spansWait(t, rec, "the redrive span", 1, func(s sdktrace.ReadOnlySpan) bool { return s.Name() == "no.such.topic.v1 redrive" })[0]
-	if rs.Status().Code != codes.Error || spansAttr(rs, delivery.AttrDLQEntry) != strconv.Itoa(1) {
-		t.Errorf("redrive span status %v entry %q, want error on entry 1", rs.Status().Code, spansAttr(rs, delivery.AttrDLQEntry))
+	if rs.Status().Code != codes.Error || deliverytest.SpanAttr(rs, delivery.AttrDLQEntry) != strconv.Itoa(1) {
+		t.Errorf("redrive span status %v entry %q, want error on entry 1", rs.Status().Code, deliverytest.SpanAttr(rs, delivery.AttrDLQEntry))
 	}
 }

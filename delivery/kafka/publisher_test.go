@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 	"switchyard/internal/testenv"
 )
 
@@ -54,15 +55,6 @@ func (tt testTelemetry) span(t *testing.T, name string) sdktrace.ReadOnlySpan {
 		return false
 	})
 	return found
-}
-
-func spanAttr(s sdktrace.ReadOnlySpan, key string) string {
-	for _, kv := range s.Attributes() {
-		if string(kv.Key) == key {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
 }
 
 // counter sums the int64 counter name over every attribute set.
@@ -151,11 +143,11 @@ func TestPublishHeadersAndTrace(t *testing.T) {
 	if s.SpanContext().SpanID().String() != m[2] {
 		t.Errorf("traceparent span id %s is not the publish span's %s", m[2], s.SpanContext().SpanID())
 	}
-	if spanAttr(s, "messaging.system") != "kafka" || spanAttr(s, "messaging.destination.name") != topic {
+	if deliverytest.SpanAttr(s, "messaging.system") != "kafka" || deliverytest.SpanAttr(s, "messaging.destination.name") != topic {
 		t.Errorf("publish span attributes = %v", s.Attributes())
 	}
-	if spanAttr(s, "messaging.kafka.offset") != "0" {
-		t.Errorf("publish span offset attribute = %q, want 0 (set when the ack arrives)", spanAttr(s, "messaging.kafka.offset"))
+	if deliverytest.SpanAttr(s, "messaging.kafka.offset") != "0" {
+		t.Errorf("publish span offset attribute = %q, want 0 (set when the ack arrives)", deliverytest.SpanAttr(s, "messaging.kafka.offset"))
 	}
 }
 
@@ -317,7 +309,7 @@ func TestConsumerTelemetry(t *testing.T) {
 		if !ok || psc.TraceID() != proc.SpanContext().TraceID() {
 			t.Errorf("process span parent %v is not a publish span", proc.Parent())
 		}
-		if spanAttr(proc, "messaging.consumer.group.name") != group {
+		if deliverytest.SpanAttr(proc, "messaging.consumer.group.name") != group {
 			t.Errorf("process span attributes = %v", proc.Attributes())
 		}
 	}
@@ -376,8 +368,8 @@ func TestPublisherWithCallerClient(t *testing.T) {
 	}
 	publish(t, pub, topic, nil, envelope(t, "k", 1))
 	pub.Close()
-	if s := tt.span(t, topic+" publish"); spanAttr(s, "messaging.kafka.offset") != "0" {
-		t.Errorf("publish span offset = %q, want 0", spanAttr(s, "messaging.kafka.offset"))
+	if s := tt.span(t, topic+" publish"); deliverytest.SpanAttr(s, "messaging.kafka.offset") != "0" {
+		t.Errorf("publish span offset = %q, want 0", deliverytest.SpanAttr(s, "messaging.kafka.offset"))
 	}
 	produceRaw(t, cl, topic, "k", []byte("still open"))
 	if _, err := NewPublisher(PublisherOptions{Client: cl, TransactionalID: "tx"}); err == nil {

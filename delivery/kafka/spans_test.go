@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,31 +13,20 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 	"switchyard/internal/testenv"
 )
 
 // spansNamed returns the ended spans called name, in start order.
 func (tt testTelemetry) spansNamed(name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range tt.spans.Ended() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	slices.SortFunc(out, func(a, b sdktrace.ReadOnlySpan) int { return a.StartTime().Compare(b.StartTime()) })
-	return out
+	return deliverytest.EndedSpans(tt.spans, deliverytest.Named(name))
 }
 
 // waitSpans waits until n spans called name have ended and returns them
 // in start order.
 func (tt testTelemetry) waitSpans(t *testing.T, name string, n int) []sdktrace.ReadOnlySpan {
 	t.Helper()
-	var got []sdktrace.ReadOnlySpan
-	testenv.WaitFor(t, "spans "+name, func() bool {
-		got = tt.spansNamed(name)
-		return len(got) >= n
-	})
-	return got
+	return deliverytest.WaitSpans(t, testenv.Wait, tt.spans, "spans "+name, n, deliverytest.Named(name))
 }
 
 func hasException(s sdktrace.ReadOnlySpan, stackPart string) bool {
@@ -93,35 +81,35 @@ func TestSpansRetriedMessage(t *testing.T) {
 	proc := tt.span(t, topic+" process")
 	prod := tt.span(t, topic+" publish")
 
-	if got, want := spanAttr(prod, delivery.AttrStep), delivery.StepPublish; got != want {
+	if got, want := deliverytest.SpanAttr(prod, delivery.AttrStep), delivery.StepPublish; got != want {
 		t.Errorf("publish span step = %q, want %q", got, want)
 	}
 	for k, want := range map[string]string{
 		delivery.AttrMessageID: env.ID, delivery.AttrCorrelationID: "corr-retry-1", delivery.AttrTenant: "t1",
 		delivery.AttrEventType: env.Type, delivery.AttrCluster: "prod-eu1",
 	} {
-		if got := spanAttr(prod, k); got != want {
+		if got := deliverytest.SpanAttr(prod, k); got != want {
 			t.Errorf("publish span %s = %q, want %q", k, got, want)
 		}
-		if got := spanAttr(proc, k); got != want {
+		if got := deliverytest.SpanAttr(proc, k); got != want {
 			t.Errorf("process span %s = %q, want %q", k, got, want)
 		}
 		// The attempts name the message too: the span store finds a dead
 		// letter's failing attempt by its event id, and checks the
 		// caller's tenant on it.
 		for _, a := range attempts {
-			if got := spanAttr(a, k); got != want {
+			if got := deliverytest.SpanAttr(a, k); got != want {
 				t.Errorf("attempt span %s = %q, want %q", k, got, want)
 			}
 		}
 	}
 	for _, a := range attempts {
-		if got := spanAttr(a, delivery.AttrDest); got != topic {
+		if got := deliverytest.SpanAttr(a, delivery.AttrDest); got != topic {
 			t.Errorf("attempt span %s = %q, want %q", delivery.AttrDest, got, topic)
 		}
 	}
-	if proc.SpanKind() != trace.SpanKindConsumer || spanAttr(proc, delivery.AttrStep) != delivery.StepProcess {
-		t.Errorf("process span kind %v step %q, want consumer/%s", proc.SpanKind(), spanAttr(proc, delivery.AttrStep), delivery.StepProcess)
+	if proc.SpanKind() != trace.SpanKindConsumer || deliverytest.SpanAttr(proc, delivery.AttrStep) != delivery.StepProcess {
+		t.Errorf("process span kind %v step %q, want consumer/%s", proc.SpanKind(), deliverytest.SpanAttr(proc, delivery.AttrStep), delivery.StepProcess)
 	}
 	if proc.Parent().SpanID() != prod.SpanContext().SpanID() || proc.SpanContext().TraceID() != prod.SpanContext().TraceID() {
 		t.Errorf("process span's parent is %s, want the publish span %s", proc.Parent().SpanID(), prod.SpanContext().SpanID())
@@ -138,10 +126,10 @@ func TestSpansRetriedMessage(t *testing.T) {
 		if a.Parent().SpanID() != proc.SpanContext().SpanID() {
 			t.Errorf("attempt %d is not a child of the process span", n)
 		}
-		if got := spanAttr(a, delivery.AttrAttempt); got != []string{"", "1", "2", "3"}[n] {
+		if got := deliverytest.SpanAttr(a, delivery.AttrAttempt); got != []string{"", "1", "2", "3"}[n] {
 			t.Errorf("attempt span %d has %s = %q", n, delivery.AttrAttempt, got)
 		}
-		if got := spanAttr(a, delivery.AttrStep); got != delivery.StepAttempt {
+		if got := deliverytest.SpanAttr(a, delivery.AttrStep); got != delivery.StepAttempt {
 			t.Errorf("attempt span %d step = %q", n, got)
 		}
 		failed := a.Status().Code == codes.Error
@@ -196,13 +184,13 @@ func TestSpansDeadLetter(t *testing.T) {
 	attempts := tt.waitSpans(t, delivery.AttemptSpanName, 2)
 	last := attempts[len(attempts)-1]
 
-	if got := spanAttr(dlqSpan, delivery.AttrStep); got != delivery.StepDeadLetter {
+	if got := deliverytest.SpanAttr(dlqSpan, delivery.AttrStep); got != delivery.StepDeadLetter {
 		t.Errorf("dead-letter span step = %q, want %q", got, delivery.StepDeadLetter)
 	}
 	if dlqSpan.SpanKind() != trace.SpanKindProducer || dlqSpan.Parent().SpanID() != proc.SpanContext().SpanID() {
 		t.Errorf("dead-letter span kind %v parent %s, want a producer under the process span %s", dlqSpan.SpanKind(), dlqSpan.Parent().SpanID(), proc.SpanContext().SpanID())
 	}
-	if got := spanAttr(dlqSpan, delivery.AttrMessageID); got != env.ID {
+	if got := deliverytest.SpanAttr(dlqSpan, delivery.AttrMessageID); got != env.ID {
 		t.Errorf("dead-letter span message id = %q, want %q", got, env.ID)
 	}
 	if ls := dlqSpan.Links(); len(ls) != 1 || ls[0].SpanContext.SpanID() != last.SpanContext().SpanID() {

@@ -2,7 +2,6 @@ package rabbitmq
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,51 +13,25 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"switchyard/delivery"
+	"switchyard/delivery/deliverytest"
 	"switchyard/internal/testenv"
 )
 
 func newRecorder(t *testing.T) (*tracetest.SpanRecorder, *delivery.Telemetry) {
 	t.Helper()
-	rec := tracetest.NewSpanRecorder()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	tel, err := delivery.NewTelemetry(nil, tp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rec, tel
+	return deliverytest.NewSpanRecorder(t)
 }
 
 // waitSpans waits until n spans called name have ended and returns them
 // in start order.
 func waitSpans(t *testing.T, rec *tracetest.SpanRecorder, name string, n int) []sdktrace.ReadOnlySpan {
 	t.Helper()
-	var got []sdktrace.ReadOnlySpan
-	testenv.WaitFor(t, "spans "+name, func() bool {
-		got = got[:0]
-		for _, s := range rec.Ended() {
-			if s.Name() == name {
-				got = append(got, s)
-			}
-		}
-		return len(got) >= n
-	})
-	slices.SortFunc(got, func(a, b sdktrace.ReadOnlySpan) int { return a.StartTime().Compare(b.StartTime()) })
-	return got
+	return deliverytest.WaitSpans(t, testenv.Wait, rec, "spans "+name, n, deliverytest.Named(name))
 }
 
 func waitSpan(t *testing.T, rec *tracetest.SpanRecorder, name string) sdktrace.ReadOnlySpan {
 	t.Helper()
 	return waitSpans(t, rec, name, 1)[0]
-}
-
-func spanAttr(s sdktrace.ReadOnlySpan, key string) string {
-	for _, kv := range s.Attributes() {
-		if string(kv.Key) == key {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
 }
 
 // A message that fails twice and then succeeds: one process span under the
@@ -99,22 +72,22 @@ func TestSpansRetriedMessage(t *testing.T) {
 		delivery.AttrMessageID: env.ID, delivery.AttrCorrelationID: "corr-rabbit-1", delivery.AttrTenant: "t1",
 		delivery.AttrEventType: env.Type, delivery.AttrCluster: "/",
 	} {
-		if got := spanAttr(pub, k); got != want {
+		if got := deliverytest.SpanAttr(pub, k); got != want {
 			t.Errorf("publish span %s = %q, want %q", k, got, want)
 		}
-		if got := spanAttr(proc, k); got != want {
+		if got := deliverytest.SpanAttr(proc, k); got != want {
 			t.Errorf("process span %s = %q, want %q", k, got, want)
 		}
 	}
-	if spanAttr(pub, delivery.AttrStep) != delivery.StepPublish || spanAttr(proc, delivery.AttrStep) != delivery.StepProcess {
-		t.Errorf("steps %q / %q, want publish / process", spanAttr(pub, delivery.AttrStep), spanAttr(proc, delivery.AttrStep))
+	if deliverytest.SpanAttr(pub, delivery.AttrStep) != delivery.StepPublish || deliverytest.SpanAttr(proc, delivery.AttrStep) != delivery.StepProcess {
+		t.Errorf("steps %q / %q, want publish / process", deliverytest.SpanAttr(pub, delivery.AttrStep), deliverytest.SpanAttr(proc, delivery.AttrStep))
 	}
 	for i, a := range attempts {
 		n := i + 1
 		if a.Parent().SpanID() != proc.SpanContext().SpanID() {
 			t.Errorf("attempt %d is not under the process span", n)
 		}
-		if got := spanAttr(a, delivery.AttrAttempt); got != []string{"", "1", "2", "3"}[n] {
+		if got := deliverytest.SpanAttr(a, delivery.AttrAttempt); got != []string{"", "1", "2", "3"}[n] {
 			t.Errorf("attempt span %d numbered %q", n, got)
 		}
 		if failed := a.Status().Code == codes.Error; failed != (n < 3) {
@@ -160,8 +133,8 @@ func TestSpansDeadLetter(t *testing.T) {
 	attempts := waitSpans(t, rec, delivery.AttemptSpanName, 2)
 	last := attempts[1]
 
-	if dlSpan.SpanKind() != trace.SpanKindProducer || spanAttr(dlSpan, delivery.AttrStep) != delivery.StepDeadLetter {
-		t.Errorf("dead-letter span kind %v step %q", dlSpan.SpanKind(), spanAttr(dlSpan, delivery.AttrStep))
+	if dlSpan.SpanKind() != trace.SpanKindProducer || deliverytest.SpanAttr(dlSpan, delivery.AttrStep) != delivery.StepDeadLetter {
+		t.Errorf("dead-letter span kind %v step %q", dlSpan.SpanKind(), deliverytest.SpanAttr(dlSpan, delivery.AttrStep))
 	}
 	if dlSpan.Parent().SpanID() != proc.SpanContext().SpanID() {
 		t.Error("dead-letter span is not under the process span")
