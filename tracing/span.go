@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"encoding/hex"
+	"fmt"
 	"time"
 )
 
@@ -23,6 +24,40 @@ func (s SpanID) String() string { return hex.EncodeToString(s[:]) }
 
 // IsZero reports whether s is the invalid all-zero id.
 func (s SpanID) IsZero() bool { return s == SpanID{} }
+
+// MarshalText is the hex form, so that ids are hex strings in JSON.
+func (t TraceID) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// MarshalText is the hex form, so that ids are hex strings in JSON.
+func (s SpanID) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads the hex form (the zero id from "").
+func (t *TraceID) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*t = TraceID{}
+		return nil
+	}
+	id, ok := ParseTraceID(string(b))
+	if !ok {
+		return fmt.Errorf("trace id %q: want 32 hex characters", b)
+	}
+	*t = id
+	return nil
+}
+
+// UnmarshalText reads the hex form (the zero id from "").
+func (s *SpanID) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*s = SpanID{}
+		return nil
+	}
+	id, ok := ParseSpanID(string(b))
+	if !ok {
+		return fmt.Errorf("span id %q: want 16 hex characters", b)
+	}
+	*s = id
+	return nil
+}
 
 // ParseTraceID reads 32 hex characters (either case).
 func ParseTraceID(s string) (TraceID, bool) {

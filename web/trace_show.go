@@ -23,15 +23,7 @@ const maxStoryDLQTraces = 10
 // service's view, then the dead letters and redrive jobs it touched.
 // ?span= highlights one span and opens its details.
 func (s *Server) handleTrace(c *fiber.Ctx) error {
-	id, focus, err := traceParams(c)
-	if err != nil {
-		return s.fail(c, err)
-	}
-	ts, err := s.tracesService()
-	if err != nil {
-		return s.fail(c, err)
-	}
-	tv, err := ts.Trace(c.UserContext(), principal(c), id)
+	tv, focus, err := s.story(c)
 	if err != nil {
 		return s.fail(c, err)
 	}
@@ -88,6 +80,21 @@ func (s *Server) handleTraceSpan(c *fiber.Ctx) error {
 	}
 	fillPanel(&row, &sp)
 	return s.render(c, templates.Page{Title: sp.Service + " " + sp.Name, Area: templates.AreaTraces}, templates.SpanPanel(row))
+}
+
+// story is the caller's view of the story of :id (the page and the API
+// alike), and the span ?span= focuses.
+func (s *Server) story(c *fiber.Ctx) (*tracing.TraceView, tracing.SpanID, error) {
+	id, focus, err := traceParams(c)
+	if err != nil {
+		return nil, focus, err
+	}
+	ts, err := s.tracesService()
+	if err != nil {
+		return nil, focus, err
+	}
+	tv, err := ts.Trace(c.UserContext(), principal(c), id)
+	return tv, focus, err
 }
 
 // traceParams reads :id (a malformed one is a trace that does not exist:

@@ -12,83 +12,57 @@ import (
 // and access rules as the pages; ids as lower-case hex, times RFC 3339,
 // durations in milliseconds (fractions allowed).
 
-// apiAttr is an attribute.
-type apiAttr struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
-
-// apiEvent is a span event.
-type apiEvent struct {
-	Time  time.Time `json:"time"`
-	Name  string    `json:"name"`
-	Attrs []apiAttr `json:"attrs,omitempty"`
-}
-
-// apiLink is a span link.
-type apiLink struct {
-	TraceID string    `json:"trace_id"`
-	SpanID  string    `json:"span_id"`
-	Attrs   []apiAttr `json:"attrs,omitempty"`
-}
-
 // apiSpan is one span; a redacted one carries its ids, times and flags.
 type apiSpan struct {
-	TraceID       string     `json:"trace_id"`
-	SpanID        string     `json:"span_id"`
-	ParentSpanID  string     `json:"parent_span_id,omitempty"`
-	Service       string     `json:"service"`
-	Name          string     `json:"name"`
-	Kind          string     `json:"kind"`
-	Start         time.Time  `json:"start"`
-	End           time.Time  `json:"end"`
-	DurationMS    float64    `json:"duration_ms"`
-	Status        string     `json:"status"`
-	StatusMessage string     `json:"status_message,omitempty"`
-	Attrs         []apiAttr  `json:"attrs"`
-	ResourceAttrs []apiAttr  `json:"resource_attrs"`
-	Events        []apiEvent `json:"events"`
-	Links         []apiLink  `json:"links"`
-	Flags         []string   `json:"flags"`
-	CorrelationID string     `json:"correlation_id,omitempty"`
-	EventID       string     `json:"event_id,omitempty"`
-	EventType     string     `json:"event_type,omitempty"`
-	System        string     `json:"system,omitempty"`
-	Destination   string     `json:"destination,omitempty"`
-	Cluster       string     `json:"cluster,omitempty"`
-	Group         string     `json:"group,omitempty"`
-	Tenant        string     `json:"tenant,omitempty"`
-	Attempt       int        `json:"attempt,omitempty"`
-	Step          string     `json:"step,omitempty"`
-	SkewMS        float64    `json:"skew_ms,omitempty"`
+	TraceID       string          `json:"trace_id"`
+	SpanID        string          `json:"span_id"`
+	ParentSpanID  string          `json:"parent_span_id,omitempty"`
+	Service       string          `json:"service"`
+	Name          string          `json:"name"`
+	Kind          string          `json:"kind"`
+	Start         time.Time       `json:"start"`
+	End           time.Time       `json:"end"`
+	DurationMS    float64         `json:"duration_ms"`
+	Status        string          `json:"status"`
+	StatusMessage string          `json:"status_message,omitempty"`
+	Attrs         []tracing.Attr  `json:"attrs"`
+	ResourceAttrs []tracing.Attr  `json:"resource_attrs"`
+	Events        []tracing.Event `json:"events"`
+	Links         []tracing.Link  `json:"links"`
+	Flags         []string        `json:"flags"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	EventID       string          `json:"event_id,omitempty"`
+	EventType     string          `json:"event_type,omitempty"`
+	System        string          `json:"system,omitempty"`
+	Destination   string          `json:"destination,omitempty"`
+	Cluster       string          `json:"cluster,omitempty"`
+	Group         string          `json:"group,omitempty"`
+	Tenant        string          `json:"tenant,omitempty"`
+	Attempt       int             `json:"attempt,omitempty"`
+	Step          string          `json:"step,omitempty"`
+	SkewMS        float64         `json:"skew_ms,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-func apiAttrs(in []tracing.Attr) []apiAttr {
-	out := make([]apiAttr, len(in))
-	for i, a := range in {
-		out[i] = apiAttr(a)
+// orEmpty is list, or an empty one: the API answers [] rather than null.
+func orEmpty[T any](list []T) []T {
+	if list == nil {
+		return []T{}
 	}
-	return out
+	return list
 }
 
 func apiSpanOf(sp *tracing.Span) apiSpan {
 	out := apiSpan{
 		TraceID: sp.TraceID.String(), SpanID: sp.SpanID.String(), Service: sp.Service, Name: sp.Name, Kind: sp.Kind.String(),
 		Start: sp.Start.UTC(), End: sp.End.UTC(), DurationMS: ms(sp.Duration()), Status: sp.Status.String(), StatusMessage: sp.StatusMsg,
-		Attrs: apiAttrs(sp.Attrs), ResourceAttrs: apiAttrs(sp.ResourceAttrs), Events: []apiEvent{}, Links: []apiLink{},
+		Attrs: orEmpty(sp.Attrs), ResourceAttrs: orEmpty(sp.ResourceAttrs), Events: orEmpty(sp.Events), Links: orEmpty(sp.Links),
 		CorrelationID: sp.CorrelationID, EventID: sp.EventID, EventType: sp.EventType, System: sp.System, Destination: sp.Destination,
 		Cluster: sp.Cluster, Group: sp.Group, Tenant: sp.Tenant, Attempt: sp.Attempt, Step: sp.Step, SkewMS: ms(sp.Skew),
 	}
 	if !sp.ParentSpanID.IsZero() {
 		out.ParentSpanID = sp.ParentSpanID.String()
-	}
-	for _, e := range sp.Events {
-		out.Events = append(out.Events, apiEvent{Time: e.Time.UTC(), Name: e.Name, Attrs: apiAttrs(e.Attrs)})
-	}
-	for _, l := range sp.Links {
-		out.Links = append(out.Links, apiLink{TraceID: l.TraceID.String(), SpanID: l.SpanID.String(), Attrs: apiAttrs(l.Attrs)})
 	}
 	out.Flags = sp.Flags.Names()
 	return out
@@ -165,15 +139,7 @@ type apiTraceView struct {
 
 // handleAPITrace is one story: 404 when the caller may see none of it.
 func (s *Server) handleAPITrace(c *fiber.Ctx) error {
-	id, _, err := traceParams(c)
-	if err != nil {
-		return s.fail(c, err)
-	}
-	ts, err := s.tracesService()
-	if err != nil {
-		return s.fail(c, err)
-	}
-	tv, err := ts.Trace(c.UserContext(), principal(c), id)
+	tv, _, err := s.story(c)
 	if err != nil {
 		return s.fail(c, err)
 	}

@@ -394,7 +394,7 @@ func TestTracePage(t *testing.T) {
 		var linked bool
 		for _, row := range v.Rows {
 			for _, l := range row.Span.Links {
-				linked = linked || (l.TraceID == storyA && l.SpanID == s.publish.String())
+				linked = linked || (l.TraceID.String() == storyA && l.SpanID == s.publish)
 			}
 		}
 		if !linked {
