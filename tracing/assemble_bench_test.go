@@ -140,7 +140,7 @@ func BenchmarkTraceAssembly(b *testing.B) {
 				b.Fatalf("Trace: %v", err)
 			}
 		}
-		reportP99(b, durs)
+		reportLatency(b, durs)
 	})
 	b.Run("bare-sql", func(b *testing.B) {
 		db := st.DB()
@@ -153,7 +153,7 @@ func BenchmarkTraceAssembly(b *testing.B) {
 				b.Fatalf("bare read: %d spans, %v", len(got), err)
 			}
 		}
-		reportP99(b, durs)
+		reportLatency(b, durs)
 	})
 }
 
@@ -176,12 +176,4 @@ func bareSpans(ctx context.Context, db *sql.DB, a, b TraceID) ([]Span, error) {
 		out = append(out, sp)
 	}
 	return out, rows.Err()
-}
-
-func reportP99(b *testing.B, durs []time.Duration) {
-	if len(durs) == 0 {
-		return
-	}
-	slices.Sort(durs)
-	b.ReportMetric(float64(durs[(len(durs)-1)*99/100].Microseconds())/1000, "p99-ms")
 }

@@ -323,8 +323,17 @@ func reportSearchP99(b *testing.B, lat []time.Duration, found int) {
 	if len(lat) == 0 {
 		return
 	}
+	reportLatency(b, lat)
+	b.ReportMetric(float64(found)/float64(len(lat)), "spans/query")
+}
+
+// reportLatency reports the p99 and p50 of lat (sorted in place), in ms:
+// scripts/bench.sh compares the p99.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[min(len(lat)*99/100, len(lat)-1)].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(found)/float64(len(lat)), "spans/query")
 }
