@@ -150,6 +150,20 @@ type Matcher struct {
 // String renders the matcher in PromQL syntax.
 func (m Matcher) String() string { return m.Label + string(m.Op) + strconv.Quote(m.Value) }
 
+// MarshalText writes the matcher in PromQL syntax, so that JSON carries
+// matchers as the strings users type: "group=~\"orders.*\"".
+func (m Matcher) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText reads a matcher written by MarshalText (ParseMatcher).
+func (m *Matcher) UnmarshalText(b []byte) error {
+	v, err := ParseMatcher(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // ParseMatcher reads one matcher in PromQL syntax, `cluster="demo"` or
 // `group=~"bill.*"` (the value may also be unquoted). It is meant for the
 // JSON API's match[] parameters. Errors are EINVALID.
@@ -188,6 +202,10 @@ func ParseMatcher(s string) (Matcher, error) {
 type matcher struct {
 	Matcher
 	re *regexp.Regexp
+	// prefix is a literal every value the regular expression matches
+	// starts with: most values are refused by it before the regular
+	// expression runs (Prometheus's FastRegexMatcher does the same).
+	prefix string
 }
 
 func compileMatchers(ms []Matcher) ([]matcher, error) {
@@ -205,6 +223,9 @@ func compileMatchers(ms []Matcher) ([]matcher, error) {
 				return nil, invalidf("matcher %s: bad regular expression: %v", m, err)
 			}
 			cm.re = re
+			if un, err := regexp.Compile(m.Value); err == nil && !strings.HasPrefix(m.Value, "(?") {
+				cm.prefix, _ = un.LiteralPrefix()
+			}
 		default:
 			return nil, invalidf("matcher %s: unknown operator %q (want =, !=, =~ or !~)", m, m.Op)
 		}
@@ -221,9 +242,9 @@ func (m matcher) matches(ls Labels) bool {
 	case MatchNotEqual:
 		return v != m.Value
 	case MatchRegexp:
-		return m.re.MatchString(v)
+		return strings.HasPrefix(v, m.prefix) && m.re.MatchString(v)
 	default:
-		return !m.re.MatchString(v)
+		return !strings.HasPrefix(v, m.prefix) || !m.re.MatchString(v)
 	}
 }
 
@@ -265,4 +286,28 @@ func matchAny(alts [][]matcher, ls Labels) bool {
 		}
 	}
 	return false
+}
+
+// MatcherSet is a list of matchers compiled once, for callers that test
+// many label sets against the same matchers (silences, alert scopes).
+type MatcherSet struct{ ms []matcher }
+
+// CompileMatchers compiles matchers; errors are EINVALID.
+func CompileMatchers(ms ...Matcher) (MatcherSet, error) {
+	c, err := compileMatchers(ms)
+	return MatcherSet{ms: c}, err
+}
+
+// Matches reports whether every matcher holds for ls (a missing label
+// reads as "").
+func (s MatcherSet) Matches(ls Labels) bool { return matchAll(s.ms, ls) }
+
+// FromMap builds Labels from a map, sorted by name.
+func FromMap(m map[string]string) Labels {
+	ls := make(Labels, 0, len(m))
+	for k, v := range m {
+		ls = append(ls, Label{Name: k, Value: v})
+	}
+	slices.SortFunc(ls, func(a, b Label) int { return strings.Compare(a.Name, b.Name) })
+	return ls
 }

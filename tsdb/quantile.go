@@ -111,7 +111,9 @@ func HistogramQuantile(q float64, bs []Bucket) float64 {
 	if i == 0 && upper <= 0 {
 		return upper
 	}
-	return lower + (upper-lower)*(rank-below)/count
+	// Parenthesized as Prometheus does, so that a p99 exactly at a
+	// threshold compares the same here and there.
+	return lower + (upper-lower)*((rank-below)/count)
 }
 
 func sortBuckets(bs []Bucket) {

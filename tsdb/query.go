@@ -75,6 +75,64 @@ func (s *Store) Query(ctx context.Context, q Q) ([]Series, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPoints(q, s.opts.MaxPoints); err != nil {
+		return nil, err
+	}
+	return s.query(ctx, q, ms, 0)
+}
+
+// SelectQ reads samples rather than step buckets: Select.
+type SelectQ struct {
+	// Name, Matchers and Or select series as in Q.
+	Name     string
+	Matchers []Matcher
+	Or       [][]Matcher
+	// From and To bound the range, both inclusive.
+	From, To time.Time
+	// Resolution 0 reads the raw samples, each at its own time (raw
+	// retention only). A positive Resolution reads one point per
+	// Resolution bucket, the bucket's last value at the bucket's start,
+	// from rollups when it is a multiple of the rollup step: what a
+	// preview over days reads.
+	Resolution time.Duration
+	// MaxSamples bounds the points read over all series; 0 means
+	// DefaultMaxSamples. More is EINVALID, so that one request cannot
+	// hold a range of every series in memory.
+	MaxSamples int
+}
+
+// DefaultMaxSamples is SelectQ.MaxSamples's default.
+const DefaultMaxSamples = 20_000_000
+
+// Select returns the samples of every series of q.Name matching q's
+// matchers within [From, To], sorted by labels, with no per-series point
+// limit: the alert evaluator reads the last minutes of raw samples
+// (Prometheus's range and instant selectors), and a rule preview a long
+// range at the rollup step. Series without samples in range are left out.
+//
+// Errors: EINVALID as for Query (but for the point limit), and when the
+// result would hold more than MaxSamples points.
+func (s *Store) Select(ctx context.Context, q SelectQ) ([]Series, error) {
+	bq := Q{Name: q.Name, Matchers: q.Matchers, Or: q.Or, From: q.From, To: q.To, Step: q.Resolution, Agg: AggLast}
+	if bq.Step == 0 {
+		bq.Step = time.Millisecond
+	}
+	if q.Resolution < 0 {
+		return nil, invalidf("select resolution %s: must not be negative", q.Resolution)
+	}
+	ms, err := s.checkQuery(bq)
+	if err != nil {
+		return nil, err
+	}
+	max := q.MaxSamples
+	if max <= 0 {
+		max = DefaultMaxSamples
+	}
+	return s.query(ctx, bq, ms, max)
+}
+
+// query runs a checked query; maxSamples > 0 bounds the points returned.
+func (s *Store) query(ctx context.Context, q Q, ms []matcher, maxSamples int) ([]Series, error) {
 	alts, err := compileOr(q.Or)
 	if err != nil {
 		return nil, err
@@ -127,8 +185,13 @@ func (s *Store) Query(ctx context.Context, q Q) ([]Series, error) {
 			return nil, err
 		}
 		b := newBucketer(from, to, step, q.Agg)
-		if err := s.readChunks(ctx, p.id, rollup, from, to, p.start, p.head != nil, b); err != nil {
-			return nil, fmt.Errorf("query %s: %w", p.labels, err)
+		// A range that begins within the head's window has nothing in
+		// stored chunks: the alert evaluator's minutes-long reads of
+		// thousands of series then cost no query each.
+		if p.head == nil || from < p.start {
+			if err := s.readChunks(ctx, p.id, rollup, from, to, p.start, p.head != nil, b); err != nil {
+				return nil, fmt.Errorf("query %s: %w", p.labels, err)
+			}
 		}
 		if p.head != nil && p.start <= to && p.start+s.window > from {
 			if rollup {
@@ -145,6 +208,11 @@ func (s *Store) Query(ctx context.Context, q Q) ([]Series, error) {
 		}
 		if pts := b.finish(); len(pts) > 0 {
 			out = append(out, Series{Labels: p.labels, Points: pts, Rollup: rollup})
+			if maxSamples > 0 {
+				if maxSamples -= len(pts); maxSamples < 0 {
+					return nil, invalidf("select of %s over %s reads more than its limit of samples: narrow the matchers or the range", q.Name, q.To.Sub(q.From))
+				}
+			}
 		}
 	}
 	return out, nil
@@ -166,12 +234,17 @@ func (s *Store) checkQuery(q Q) ([]matcher, error) {
 	default:
 		return nil, invalidf("query aggregation %q: want last, avg, min or max", q.Agg)
 	}
-	step := q.Step.Milliseconds()
-	if n := floorDiv(q.To.UnixMilli(), step) - floorDiv(q.From.UnixMilli(), step) + 1; n > int64(s.opts.MaxPoints) {
-		return nil, invalidf("query of %s at step %s gives %d points per series, more than the limit of %d: use a larger step or a shorter range",
-			q.To.Sub(q.From), q.Step, n, s.opts.MaxPoints)
-	}
 	return compileMatchers(q.Matchers)
+}
+
+// checkPoints refuses a range of more than max steps.
+func checkPoints(q Q, max int) error {
+	step := q.Step.Milliseconds()
+	if n := floorDiv(q.To.UnixMilli(), step) - floorDiv(q.From.UnixMilli(), step) + 1; n > int64(max) {
+		return invalidf("query of %s at step %s gives %d points per series, more than the limit of %d: use a larger step or a shorter range",
+			q.To.Sub(q.From), q.Step, n, max)
+	}
+	return nil
 }
 
 // readChunks feeds the stored chunks of one series overlapping [from, to]
@@ -222,7 +295,14 @@ type bucketer struct {
 }
 
 func newBucketer(from, to, step int64, a Agg) *bucketer {
-	return &bucketer{from: from, to: to, step: step, agg: a, cur: math.MinInt64}
+	b := &bucketer{from: from, to: to, step: step, agg: a, cur: math.MinInt64}
+	// Long ranges at coarse steps (a preview over 14 days) fill
+	// thousands of buckets: size the result once. Raw reads (1 ms steps)
+	// hold far fewer points than buckets and grow as they go.
+	if step >= 1000 && to >= from {
+		b.out = make([]Point, 0, min((to-from)/step+1, 1<<15))
+	}
+	return b
 }
 
 func (b *bucketer) add(t int64, a agg) {
@@ -340,6 +420,37 @@ func (s *Store) LabelValues(ctx context.Context, label string, matchers ...Match
 	out := make([]string, 0, len(seen))
 	for v := range seen {
 		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// LabelNames returns the sorted label names (MetricName left out) that the
+// stored series of metric carry: nil when the metric is unknown, an empty
+// (non-nil) list for a metric whose series have no other label. Rule
+// validation uses it to refuse an unknown metric and a matcher on a label
+// the metric never has.
+func (s *Store) LabelNames(ctx context.Context, metric string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	seen := map[string]struct{}{}
+	known := len(s.byName[metric]) > 0
+	for _, m := range s.byName[metric] {
+		for _, l := range m.labels {
+			if l.Name != MetricName {
+				seen[l.Name] = struct{}{}
+			}
+		}
+	}
+	s.mu.RUnlock()
+	if !known {
+		return nil, nil
+	}
+	out := make([]string, 0, len(seen))
+	for n := range seen {
+		out = append(out, n)
 	}
 	slices.Sort(out)
 	return out, nil
