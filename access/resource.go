@@ -64,6 +64,7 @@ const (
 	ConsoleMetrics = prefixConsole + "metrics" // GET /metrics
 	ConsoleIngest  = prefixConsole + "ingest"  // POST /v1/metrics (OTLP)
 	ConsoleDLQ     = prefixConsole + "dlq"     // dead-letter triage
+	ConsoleAlerts  = prefixConsole + "alerts"  // alert rules and silences, in the audit log
 )
 
 // AllOfKafkaCluster is the name "kafka:<cluster>/*". Asked of Policy.Can

@@ -48,6 +48,9 @@ const (
 	MQueueRedeliverRate   = "switchyard_rabbitmq_queue_redeliver_per_second"
 	MQueueIsDLQ           = "switchyard_rabbitmq_queue_is_dlq"
 	MRabbitNodeAlarm      = "switchyard_rabbitmq_node_alarm"
+	// MJobsPaused is redrive's gauge (redrive/metrics.go), recorded into
+	// the history by RegistryHistory so that alert rules can read it.
+	MJobsPaused = "switchyard_dlq_jobs_paused"
 )
 
 var metricHelp = map[string]string{

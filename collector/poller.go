@@ -398,3 +398,18 @@ func rates(prev, cur ClusterSnapshot) (topics, groups map[string]float64) {
 	}
 	return topics, groups
 }
+
+// ScopeOptions places the services' series for a SeriesScope: the
+// clusters polled and the queues known now.
+func (p *Poller) ScopeOptions() ScopeOptions {
+	var opts ScopeOptions
+	for _, v := range p.Latest() {
+		opts.KafkaClusters = append(opts.KafkaClusters, v.Name)
+	}
+	for _, v := range p.RabbitLatest() {
+		for _, q := range v.Snapshot.Queues {
+			opts.Queues = append(opts.Queues, QueueRef{VHost: q.VHost, Name: q.Name})
+		}
+	}
+	return opts
+}

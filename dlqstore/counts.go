@@ -104,6 +104,47 @@ func (s *Store) EntryGauges(ctx context.Context) ([]EntryGauge, error) {
 	return out, rows.Err()
 }
 
+// GroupGauge is the number of entries of one failure group (its id and
+// error code) in one DLQ destination, for one tenant and one resource, in
+// every status: what the history records as
+// switchyard_dlq_group_entries_total, a counter of dead-letter arrivals per
+// failure group.
+type GroupGauge struct {
+	Broker, Cluster, Destination string
+	Tenant, Resource             string
+	Group                        int64
+	ErrorCode                    string
+	Count                        int
+}
+
+// GroupGauges counts the entries of every failure group per DLQ
+// destination, tenant and resource, over every status and re-failed
+// originals included, from the group_stats totals. Status changes
+// (redrive, quarantine, discard, resolve) and a re-failure's link to its
+// original move n between rows of one sum, so it only grows as entries
+// are indexed — except at Purge, which deletes resolved and discarded
+// entries and subtracts them (purgeOnce); the history's counter makes up
+// for that (collector.DLQGauges).
+func (s *Store) GroupGauges(ctx context.Context) ([]GroupGauge, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT s.broker, s.cluster, s.destination, s.tenant, s.resource, s.group_id, g.error_code, SUM(s.n)
+		 FROM group_stats s JOIN groups g ON g.id = s.group_id
+		 GROUP BY s.group_id, s.broker, s.cluster, s.destination, s.tenant, s.resource HAVING SUM(s.n) > 0`)
+	if err != nil {
+		return nil, fmt.Errorf("group gauges: %w", err)
+	}
+	defer rows.Close()
+	var out []GroupGauge
+	for rows.Next() {
+		var g GroupGauge
+		if err := rows.Scan(&g.Broker, &g.Cluster, &g.Destination, &g.Tenant, &g.Resource, &g.Group, &g.ErrorCode, &g.Count); err != nil {
+			return nil, fmt.Errorf("group gauges: %w", err)
+		}
+		out = append(out, g)
+	}
+	return out, rows.Err()
+}
+
 // SourceCount is how many entries of one dead-letter topic or queue a
 // scope holds, and when the newest of them last failed.
 type SourceCount struct {
