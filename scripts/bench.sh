@@ -11,7 +11,9 @@ COUNT="${BENCH_COUNT:-3}"
 # runs the page with its shared cache (switchyard), without it (switchyard-uncached) and bare.
 # Traces: OTLP/HTTP ingest of 512-span requests, the assembly of a 5,000-span story, and
 # searches over 2,000,000 stored spans (seeded once per run; its bytes/span is in the raw output).
-RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./web/:200x:2000Partitions|200Groups|GzipBody ./web/:2000x:DeadLettersUnderLoad ./dlqstore/:1x:Index ./dlqstore/:50x:Search ./indexer/:1x:IndexKafka ./redrive/:1x:Redrive ./web/:60x:OTLPTraceIngest ./tracing/:100x:TraceAssembly ./tracing/:300x:SpanSearch}"
+# Alerting: one evaluation cycle of 1,000 rules over 10,000 series beside the same reads as bare
+# history selects, and the preview of one rule over 14 days of rollups beside the bare rollup read.
+RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./web/:200x:2000Partitions|200Groups|GzipBody ./web/:2000x:DeadLettersUnderLoad ./dlqstore/:1x:Index ./dlqstore/:50x:Search ./indexer/:1x:IndexKafka ./redrive/:1x:Redrive ./web/:60x:OTLPTraceIngest ./tracing/:100x:TraceAssembly ./tracing/:300x:SpanSearch ./alerting/:10x:AlertCycle ./alerting/:30x:AlertPreview14d}"
 mkdir -p .bench
 raw=.bench/raw.txt
 : >"$raw"

@@ -14,8 +14,10 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/alerting"
 	"switchyard/collector"
 	"switchyard/redrive"
+	"switchyard/tsdb"
 )
 
 // matrixUsers are the columns of the expected table, in order.
@@ -77,8 +79,25 @@ var expected = map[string][5]int{
 	"trace.span":  {303, 200, 200, 404, 200},
 	"correlation": {303, 200, 200, 200, 200},
 	"search":      {303, 303, 303, 303, 303},
-	"alerts":      {303, 200, 200, 200, 200},
 	"export":      {303, 403, 200, 200, 200},
+	// Alerting: reads are view, filtered by the alerting service; the
+	// rule of the matrix reads kafka:demo's billing-service group, which
+	// otto may not view (404, as for a rule that does not exist). Writes
+	// are manage_alerts, which only admin has here; a preview only reads
+	// (otto's reads nothing he may not view: an empty preview, 200).
+	"alerts":                {303, 200, 200, 200, 200},
+	"alerts.rules":          {303, 200, 200, 200, 200},
+	"alerts.rule.new":       {303, 200, 200, 200, 200},
+	"alerts.rule.create":    {303, 403, 403, 403, 303},
+	"alerts.rule.preview":   {303, 200, 200, 200, 200},
+	"alerts.rule":           {303, 200, 200, 404, 200},
+	"alerts.rule.update":    {303, 403, 403, 403, 303},
+	"alerts.rule.enable":    {303, 403, 403, 403, 303},
+	"alerts.rule.disable":   {303, 403, 403, 403, 303},
+	"alerts.rule.delete":    {303, 403, 403, 403, 303},
+	"alerts.silences":       {303, 200, 200, 200, 200},
+	"alerts.silence.create": {303, 403, 403, 403, 303},
+	"alerts.silence.expire": {303, 403, 403, 403, 303},
 
 	"admin":                 {303, 403, 403, 403, 200},
 	"admin.users":           {303, 403, 403, 403, 200},
@@ -99,27 +118,40 @@ var expected = map[string][5]int{
 	"admin.audit":           {303, 403, 403, 403, 200},
 	"admin.audit.export":    {303, 403, 403, 403, 200},
 
-	"api.clusters":              {401, 200, 200, 200, 200},
-	"api.consumer-groups":       {401, 200, 200, 200, 200},
-	"api.consumer-group":        {401, 200, 200, 403, 200},
-	"api.queues":                {401, 200, 200, 200, 200},
-	"api.series":                {401, 200, 200, 200, 200},
-	"api.topic.messages":        {401, 403, 200, 403, 200},
-	"api.dlq.entries":           {401, 200, 200, 200, 200},
-	"api.dlq.entry":             {401, 200, 200, 404, 200},
-	"api.dlq.groups":            {401, 200, 200, 200, 200},
-	"api.dlq.group.triage":      {401, 403, 403, 403, 200},
-	"api.dlq.jobs":              {401, 200, 200, 200, 200},
-	"api.dlq.jobs.create":       {401, 403, 201, 400, 201},
-	"api.dlq.job":               {401, 404, 200, 404, 200},
-	"api.dlq.job.cancel":        {401, 404, 200, 404, 200},
-	"api.traces":                {401, 200, 200, 200, 200},
-	"api.trace":                 {401, 200, 200, 404, 200},
-	"api.admin.users":           {401, 403, 403, 403, 200},
-	"api.admin.bindings":        {401, 403, 403, 403, 200},
-	"api.admin.bindings.add":    {401, 403, 403, 403, 201},
-	"api.admin.bindings.delete": {401, 403, 403, 403, 204},
-	"api.admin.tokens.issue":    {401, 403, 403, 403, 201},
+	"api.clusters":               {401, 200, 200, 200, 200},
+	"api.consumer-groups":        {401, 200, 200, 200, 200},
+	"api.consumer-group":         {401, 200, 200, 403, 200},
+	"api.queues":                 {401, 200, 200, 200, 200},
+	"api.series":                 {401, 200, 200, 200, 200},
+	"api.topic.messages":         {401, 403, 200, 403, 200},
+	"api.dlq.entries":            {401, 200, 200, 200, 200},
+	"api.dlq.entry":              {401, 200, 200, 404, 200},
+	"api.dlq.groups":             {401, 200, 200, 200, 200},
+	"api.dlq.group.triage":       {401, 403, 403, 403, 200},
+	"api.dlq.jobs":               {401, 200, 200, 200, 200},
+	"api.dlq.jobs.create":        {401, 403, 201, 400, 201},
+	"api.dlq.job":                {401, 404, 200, 404, 200},
+	"api.dlq.job.cancel":         {401, 404, 200, 404, 200},
+	"api.traces":                 {401, 200, 200, 200, 200},
+	"api.trace":                  {401, 200, 200, 404, 200},
+	"api.alerts":                 {401, 200, 200, 200, 200},
+	"api.alerts.rules":           {401, 200, 200, 200, 200},
+	"api.alerts.rules.create":    {401, 403, 403, 403, 201},
+	"api.alerts.rules.preview":   {401, 200, 200, 200, 200},
+	"api.alerts.rule":            {401, 200, 200, 404, 200},
+	"api.alerts.rule.update":     {401, 403, 403, 403, 200},
+	"api.alerts.rule.delete":     {401, 403, 403, 403, 204},
+	"api.alerts.rule.history":    {401, 200, 200, 404, 200},
+	"api.alerts.silences":        {401, 200, 200, 200, 200},
+	"api.alerts.silences.create": {401, 403, 403, 403, 201},
+	"api.alerts.silence.expire":  {401, 403, 403, 403, 200},
+	"api.alerts.targets":         {401, 200, 200, 200, 200},
+	"api.alerts.template":        {401, 200, 200, 200, 200},
+	"api.admin.users":            {401, 403, 403, 403, 200},
+	"api.admin.bindings":         {401, 403, 403, 403, 200},
+	"api.admin.bindings.add":     {401, 403, 403, 403, 201},
+	"api.admin.bindings.delete":  {401, 403, 403, 403, 204},
+	"api.admin.tokens.issue":     {401, 403, 403, 403, 201},
 	// The demo's "deploy the fix" switch changes how the platform's
 	// services behave: admin only.
 	"api.demo.fixes":          {401, 403, 403, 403, 200},
@@ -160,6 +192,10 @@ type matrixFixtures struct {
 	foreignJobs map[string][2]int64
 	// trace is a trace of t1 spans on kafka:demo (seedMatrixTrace).
 	trace string
+	// rules are alert rules on kafka:demo's billing-service group by
+	// route name (the one that is read, and one for each mutation, so
+	// that admin's each change a rule at version 1); silences likewise.
+	rules, silences map[string]int64
 }
 
 func setupMatrix(t *testing.T, e *env) matrixFixtures {
@@ -182,7 +218,25 @@ func setupMatrix(t *testing.T, e *env) matrixFixtures {
 	if err := e.store.SaveRole(ctx, by, access.Role{Name: "scratch-del", Actions: []access.Action{access.ActionView}}); err != nil {
 		t.Fatal(err)
 	}
-	f := matrixFixtures{tokenID: toks[0].ID, dlqEntry: e.dlqIDs["nf1"], trace: seedMatrixTrace(t, e)}
+	f := matrixFixtures{tokenID: toks[0].ID, dlqEntry: e.dlqIDs["nf1"], trace: seedMatrixTrace(t, e),
+		rules: map[string]int64{}, silences: map[string]int64{}}
+	for _, name := range []string{"alerts.rule", "alerts.rule.update", "alerts.rule.enable", "alerts.rule.disable", "alerts.rule.delete",
+		"api.alerts.rule.update", "api.alerts.rule.delete"} {
+		r, err := e.alerts.CreateRule(ctx, alerting.Caller{P: by}, matrixRule("matrix "+name))
+		if err != nil {
+			t.Fatalf("rule for %s: %v", name, err)
+		}
+		f.rules[name] = r.ID
+	}
+	for _, name := range []string{"alerts.silence.expire", "api.alerts.silence.expire"} {
+		sil, err := e.alerts.CreateSilence(ctx, alerting.Caller{P: by}, alerting.Silence{
+			Matchers: []tsdb.Matcher{{Label: "alertname", Op: tsdb.MatchEqual, Value: "matrix " + name}},
+			Comment:  "matrix", EndsAt: time.Now().Add(time.Hour)})
+		if err != nil {
+			t.Fatalf("silence for %s: %v", name, err)
+		}
+		f.silences[name] = sil.ID
+	}
 	entry, err := e.dlq.Entry(ctx, f.dlqEntry)
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +304,12 @@ func fillPath(rt Route, f matrixFixtures, user string) string {
 		id = f.dlqJob
 	case "api.dlq.job.cancel":
 		id = cmp.Or(f.apiCancel[user], f.dlqJob)
+	case "alerts.rule", "api.alerts.rule", "api.alerts.rule.history":
+		id = f.rules["alerts.rule"]
+	case "alerts.rule.update", "alerts.rule.enable", "alerts.rule.disable", "alerts.rule.delete", "api.alerts.rule.update", "api.alerts.rule.delete":
+		id = f.rules[rt.Name]
+	case "alerts.silence.expire", "api.alerts.silence.expire":
+		id = f.silences[rt.Name]
 	}
 	if rt.Name == "api.series" {
 		p += "?name=switchyard_kafka_up"
@@ -261,6 +321,8 @@ func fillPath(rt Route, f matrixFixtures, user string) string {
 		return strings.NewReplacer(":id", f.trace, ":span", spanID(2).String()).Replace(p)
 	case "correlation":
 		return strings.Replace(p, ":id", "corr-matrix", 1)
+	case "api.alerts.template":
+		return strings.Replace(p, ":kind", alerting.TemplateGroupStatus, 1) + "?" + url.Values{"cluster": {testCluster}, "group": {testGroup}}.Encode()
 	}
 	return strings.NewReplacer(
 		":cluster", testCluster, ":topic", envTopic, ":group", testGroup,
@@ -291,8 +353,42 @@ func formFor(name, user string, f matrixFixtures) url.Values {
 		return url.Values{"action": {"quarantine"}, "ids": {strconv.FormatInt(cmp.Or(f.start[user], f.start["tess"]), 10)}, "reason": {"matrix"}}
 	case "admin.bindings.add":
 		return url.Values{"subject": {"user:target"}, "role": {"viewer"}, "resources": {"kafka:demo/orders.*\nkafka:demo/group/x"}, "tenants": {"t1, t2"}}
+	case "alerts.rule.create", "alerts.rule.preview", "alerts.rule.update":
+		v := matrixRuleForm("matrix " + name + " " + user)
+		if name == "alerts.rule.update" {
+			v.Set("version", "1")
+		}
+		return v
+	case "alerts.rule.enable", "alerts.rule.disable":
+		return url.Values{"version": {"1"}}
+	case "alerts.silence.create":
+		return url.Values{"matchers": {`alertname="matrix"`}, "duration": {"1h"}, "comment": {"matrix " + user}}
 	}
 	return url.Values{}
+}
+
+// matrixRule reads kafka:demo's billing-service group: viewers of
+// everything and of kafka:demo/* see it, otto does not.
+func matrixRule(name string) alerting.Rule {
+	return alerting.Rule{Name: name, Severity: alerting.SeverityWarning, Enabled: true, Op: alerting.OpGT, Threshold: 1000,
+		Expr: alerting.Selector{Metric: collector.MGroupTotalLag, Matchers: []tsdb.Matcher{
+			{Label: "cluster", Op: tsdb.MatchEqual, Value: testCluster}, {Label: "group", Op: tsdb.MatchEqual, Value: testGroup}}}}
+}
+
+// matrixRuleForm is matrixRule as the rule form posts it.
+func matrixRuleForm(name string) url.Values {
+	return url.Values{"name": {name}, "severity": {"warning"}, "enabled": {"1"}, "expr.metric": {collector.MGroupTotalLag},
+		"expr.matchers": {`cluster="` + testCluster + `"` + "\n" + `group="` + testGroup + `"`}, "op": {">"}, "threshold": {"1000"}}
+}
+
+// matrixRuleJSON is matrixRule as the API takes it.
+func matrixRuleJSON(name string, version int64) map[string]any {
+	r := map[string]any{"name": name, "severity": "warning", "op": ">", "threshold": 1000,
+		"expr": map[string]any{"metric": collector.MGroupTotalLag, "matchers": []string{`cluster="` + testCluster + `"`, `group="` + testGroup + `"`}}}
+	if version > 0 {
+		r["version"] = version
+	}
+	return r
 }
 
 func jsonFor(name, user string, f matrixFixtures) any {
@@ -310,6 +406,14 @@ func jsonFor(name, user string, f matrixFixtures) any {
 		return map[string]any{"code": "PAYMENT_DECLINED"}
 	case "otlp.metrics", "otlp.traces":
 		return map[string]any{} // an empty OTLP JSON export
+	case "api.alerts.rules.create":
+		return matrixRuleJSON("matrix api "+user, 0)
+	case "api.alerts.rules.preview":
+		return map[string]any{"rule": matrixRuleJSON("matrix preview", 0)}
+	case "api.alerts.rule.update":
+		return matrixRuleJSON("matrix api update "+user, 1)
+	case "api.alerts.silences.create":
+		return map[string]any{"matchers": []string{`alertname="matrix api"`}, "duration": "1h", "comment": "matrix " + user}
 	}
 	return nil
 }

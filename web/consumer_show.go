@@ -4,6 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/alerting"
 	"switchyard/collector"
 	"switchyard/tsdb"
 	"switchyard/web/templates"
@@ -24,6 +25,8 @@ func (s *Server) handleConsumerShow(c *fiber.Ctx) error {
 		return s.fail(c, err)
 	}
 	vm.Range = tr.picker(groupHref(cluster, group), queryOf(c))
+	vm.AlertOn = append(s.alertOn(c, "Alert on its status", alerting.TemplateGroupStatus, "cluster", cluster, "group", group),
+		s.alertOn(c, "Alert on its lag", alerting.TemplateLagSeconds, "cluster", cluster, "group", group)...)
 	ctx := c.UserContext()
 	// The group is authorized by the route; its partition series still
 	// name topics, which the principal may not all see.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"switchyard/alerting"
 	"switchyard/delivery"
 	"switchyard/dlq"
 	"switchyard/dlqstore"
@@ -89,7 +90,9 @@ func (s *Server) handleDeadLetters(c *fiber.Ctx) error {
 	}
 	now := s.now()
 	for _, g := range groups {
-		vm.Rows = append(vm.Rows, groupRowOf(g, trends[g.ID], tr, now))
+		row := groupRowOf(g, trends[g.ID], tr, now)
+		row.AlertOn = s.alertOn(c, "Alert on this", alerting.TemplateDLQGroup, "dlq_group", itoa64(g.ID))
+		vm.Rows = append(vm.Rows, row)
 	}
 	if next != "" {
 		nq := cloneValues(pickerQuery)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 
+	"switchyard/alerting"
 	"switchyard/dlqstore"
 	"switchyard/redrive"
 	"switchyard/web/templates"
@@ -49,6 +50,11 @@ func (s *Server) handleDLQJob(c *fiber.Ctx) error {
 	}
 	if vm.Live && j.State != dlqstore.JobCancelling {
 		vm.CancelAction = jobHref(j.ID) + "/cancel"
+	}
+	if vm.Live && j.Error != "" {
+		// A running job carries an error only while a broker outage holds
+		// it up (redrive clears it when sending resumes).
+		vm.AlertOn = s.alertOn(c, "Alert when jobs pause", alerting.TemplateJobPaused)
 	}
 	if j.Canary > 0 {
 		vm.Canary = canaryText(j.Canary, j.CanaryWindow)

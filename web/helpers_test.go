@@ -24,6 +24,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"switchyard/access"
+	"switchyard/alerting"
 	"switchyard/browse"
 	"switchyard/collector"
 	"switchyard/delivery"
@@ -71,6 +72,12 @@ type env struct {
 	// spans is the span store behind the server's tracing service (empty
 	// until a test writes spans).
 	spans *tracing.Store
+	// alerts is the server's alerting service over series, with its
+	// store and evaluator (no notifier, never started: a test runs
+	// alertEval.Cycle when it wants alerts).
+	alerts     *alerting.Service
+	alertStore *alerting.Store
+	alertEval  *alerting.Evaluator
 
 	mu       sync.Mutex
 	sessions map[string]*client // logged-in clients by user, for e.admin
@@ -189,7 +196,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 
-	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "console.db"), access.Schema())
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "console.db"), access.Schema(), alerting.Schema())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +261,20 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	spans, traces := newTraceService(t)
+	alertStore := alerting.NewStore(db, nil)
+	alertEval, err := alerting.NewEvaluator(alerting.EvaluatorOptions{Store: alertStore, History: series})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts, err := alerting.NewService(alerting.ServiceOptions{
+		Store: alertStore, Evaluator: alertEval, History: series, Policy: access.Policy{}, Audit: store.Audit(),
+		ScopeOptions: poller.ScopeOptions,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := New(Options{
+		Alerts:            alerts,
 		Traces:            traces,
 		Logger:            slog.New(slog.NewJSONHandler(logs, nil)),
 		Gatherer:          reg,
@@ -278,7 +298,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 		t.Fatal(err)
 	}
 	return &env{srv: srv, kafka: cl, store: store, audit: store.Audit(), poller: poller, reg: reg, logs: logs,
-		series: series, hist: hist, svc: svc, sessions: map[string]*client{}, dlq: dlqStore, dlqIDs: dlqIDs, dlqOpts: dlqOpts, spans: spans}
+		series: series, hist: hist, svc: svc, sessions: map[string]*client{}, dlq: dlqStore, dlqIDs: dlqIDs, dlqOpts: dlqOpts, spans: spans,
+		alerts: alerts, alertStore: alertStore, alertEval: alertEval}
 }
 
 // withRabbit serves the poller's Kafka views with fixed RabbitMQ views.

@@ -3,6 +3,7 @@ package web
 import (
 	"github.com/gofiber/fiber/v2"
 
+	"switchyard/alerting"
 	"switchyard/web/templates"
 )
 
@@ -21,14 +22,27 @@ func (s *Server) handleOverview(c *fiber.Ctx) error {
 	kafka, rabbit := s.visibleClusters(c), s.visibleRabbit(c)
 	scope := s.seriesScope(c)
 	f := s.fresh()
-	vm := templates.Overview{Range: tr.picker("/", queryOf(c))}
+	vm := templates.Overview{Range: tr.picker("/", queryOf(c)), Firing: s.firingHead(c)}
 	for _, v := range kafka {
-		vm.Clusters = append(vm.Clusters, clusterCardOf(v, tr, tbl, f, s.topicRateCharts(c, v, tr, scope)))
+		card := clusterCardOf(v, tr, tbl, f, s.topicRateCharts(c, v, tr, scope))
+		if card.Status.State == "unreachable" {
+			card.AlertOn = s.alertOn(c, "Alert on this", alerting.TemplateClusterDown, "kind", "kafka", "cluster", v.Name)
+		}
+		vm.Clusters = append(vm.Clusters, card)
 	}
 	for _, v := range rabbit {
 		pub, dlq := s.rabbitRateCharts(c, v, tr, scope)
-		vm.Rabbit = append(vm.Rabbit, rabbitCardOf(v, tr, f, pub, dlq))
+		card := rabbitCardOf(v, tr, f, pub, dlq)
+		if card.Status.State == "unreachable" {
+			card.AlertOn = s.alertOn(c, "Alert on this", alerting.TemplateClusterDown, "kind", "rabbitmq", "cluster", v.Name)
+		}
+		vm.Rabbit = append(vm.Rabbit, card)
 	}
 	vm.Services = s.services(c.UserContext(), tr, scope)
+	for i := range vm.Services.Rows {
+		r := &vm.Services.Rows[i]
+		r.AlertOn = append(s.alertOn(c, "Alert on failures", alerting.TemplateFailureRatio, "service", r.Service),
+			s.alertOn(c, "Alert on p99", alerting.TemplateLatencyP99, "service", r.Service)...)
+	}
 	return s.render(c, dashPage("Overview", templates.AreaOverview, tr), templates.OverviewView(vm))
 }

@@ -14,16 +14,6 @@ func (s *Server) placeholder(c *fiber.Ctx, area, title string, p templates.Place
 	return s.render(c, templates.Page{Title: title, Area: area}, templates.PlaceholderView(p))
 }
 
-func (s *Server) handleAlerts(c *fiber.Ctx) error {
-	return s.placeholder(c, templates.AreaAlerts, "Alerts", templates.Placeholder{
-		Summary: "No alert rules yet",
-		Coming: []string{
-			"rules over lag, throughput and DLQ rate, with pending, firing and resolved state",
-			"notifications to webhooks and Alertmanager",
-		},
-	})
-}
-
 func (s *Server) handleExport(c *fiber.Ctx) error {
 	return s.placeholder(c, templates.AreaExport, "Export", templates.Placeholder{
 		Summary: "Nothing to export yet",

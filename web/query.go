@@ -67,6 +67,14 @@ var apiQueryParams = map[string][]string{
 	"api.demo.fixes":     nil,
 	"api.traces":         traceQueryParams,
 	"api.trace":          nil,
+	// Alerting; a template takes the labels of the thing it is about.
+	"api.alerts":              alertQueryParams,
+	"api.alerts.rules":        ruleQueryParams,
+	"api.alerts.rule":         nil,
+	"api.alerts.rule.history": {"before", "limit"},
+	"api.alerts.silences":     {"state"},
+	"api.alerts.targets":      nil,
+	"api.alerts.template":     templateLabelParams(),
 }
 
 // checksQuery reports whether a route's query parameters are held to

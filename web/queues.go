@@ -3,6 +3,7 @@ package web
 import (
 	"github.com/gofiber/fiber/v2"
 
+	"switchyard/alerting"
 	"switchyard/collector"
 	"switchyard/delivery"
 	"switchyard/tsdb"
@@ -20,6 +21,12 @@ func (s *Server) handleQueues(c *fiber.Ctx) error {
 	}
 	vm := queuesOf(s.visibleRabbit(c), tbl, tr, s.fresh())
 	vm.Range = tr.picker("/queues", queryOf(c))
+	for i := range vm.Rows {
+		// Offered where the problem shows: messages wait and nobody reads.
+		if r := &vm.Rows[i]; r.Ready > 0 && r.Consumers == 0 {
+			r.AlertOn = s.alertOn(c, "Alert on this", alerting.TemplateQueueNoConsumers, "cluster", r.Cluster, "vhost", r.VHost, "queue", r.Name)
+		}
+	}
 	return s.render(c, dashPage("Queues", templates.AreaQueues, tr), templates.QueuesView(vm))
 }
 
@@ -40,6 +47,7 @@ func (s *Server) handleQueueShow(c *fiber.Ctx) error {
 		Alarms: alarmsOf(v), Queue: queueRowOf(v, q, tr, st.Stale),
 		DeadLetterExchange: q.DeadLetterExchange, DeadLetterRoutingKey: q.DeadLetterRoutingKey,
 	}
+	vm.Queue.AlertOn = s.alertOn(c, "Alert when it has no consumers", alerting.TemplateQueueNoConsumers, "cluster", cluster, "vhost", vhost, "queue", queue)
 	for _, dlq := range q.DeadLetterQueues {
 		vm.DeadLetterQueues = append(vm.DeadLetterQueues, templates.QueueLink{Name: dlq, Href: tr.with(queueHref(cluster, vhost, dlq))})
 	}

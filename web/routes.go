@@ -45,7 +45,9 @@ func Routes() []Route {
 		post   = fiber.MethodPost
 		del    = fiber.MethodDelete
 		patch  = fiber.MethodPatch
+		put    = fiber.MethodPut
 		view   = access.ActionView
+		manage = access.ActionManageAlerts
 		admin  = access.ActionAdmin
 		adminR = fixed(access.ConsoleAdmin)
 		auditR = fixed(access.ConsoleAudit)
@@ -104,7 +106,26 @@ func Routes() []Route {
 		{Method: get, Path: "/traces/:id/spans/:span", Name: "trace.span", Action: view, handle: (*Server).handleTraceSpan},
 		{Method: get, Path: "/correlations/:id", Name: "correlation", Action: view, handle: (*Server).handleCorrelation},
 		{Method: get, Path: "/search", Name: "search", Action: view, handle: (*Server).handleSearch},
+		// Alerting: reads ask for view on "*", writes for manage_alerts on
+		// "*" (granted somewhere); the alerting service keeps lists to the
+		// rules and alerts whose series the caller may view, answers 404
+		// for one out of reach, and refuses (403) a rule or silence whose
+		// matchers reach beyond what the caller may manage. A preview only
+		// reads, what the caller may view. "new" and "preview" come before
+		// ":id".
 		{Method: get, Path: "/alerts", Name: "alerts", Action: view, handle: (*Server).handleAlerts},
+		{Method: get, Path: "/alerts/rules", Name: "alerts.rules", Action: view, handle: (*Server).handleAlertRules},
+		{Method: get, Path: "/alerts/rules/new", Name: "alerts.rule.new", Action: view, handle: (*Server).handleAlertRuleNew},
+		{Method: post, Path: "/alerts/rules", Name: "alerts.rule.create", Action: manage, handle: (*Server).handleAlertRuleCreate},
+		{Method: post, Path: "/alerts/rules/preview", Name: "alerts.rule.preview", Action: view, handle: (*Server).handleAlertRulePreview},
+		{Method: get, Path: "/alerts/rules/:id", Name: "alerts.rule", Action: view, handle: (*Server).handleAlertRule},
+		{Method: post, Path: "/alerts/rules/:id", Name: "alerts.rule.update", Action: manage, handle: (*Server).handleAlertRuleUpdate},
+		{Method: post, Path: "/alerts/rules/:id/enable", Name: "alerts.rule.enable", Action: manage, handle: (*Server).handleAlertRuleEnable},
+		{Method: post, Path: "/alerts/rules/:id/disable", Name: "alerts.rule.disable", Action: manage, handle: (*Server).handleAlertRuleDisable},
+		{Method: post, Path: "/alerts/rules/:id/delete", Name: "alerts.rule.delete", Action: manage, handle: (*Server).handleAlertRuleDelete},
+		{Method: get, Path: "/alerts/silences", Name: "alerts.silences", Action: view, handle: (*Server).handleAlertSilences},
+		{Method: post, Path: "/alerts/silences", Name: "alerts.silence.create", Action: manage, handle: (*Server).handleAlertSilenceCreate},
+		{Method: post, Path: "/alerts/silences/:id/expire", Name: "alerts.silence.expire", Action: manage, handle: (*Server).handleAlertSilenceExpire},
 		{Method: get, Path: "/export", Name: "export", Action: access.ActionExport, handle: (*Server).handleExport},
 
 		// Admin pages: every one is admin on console:admin, the audit log
@@ -149,6 +170,19 @@ func Routes() []Route {
 		{Method: post, Path: "/api/v1/dlq/jobs/:id/cancel", Name: "api.dlq.job.cancel", Action: view, handle: (*Server).handleAPIDLQJobCancel},
 		{Method: get, Path: "/api/v1/traces", Name: "api.traces", Action: view, handle: (*Server).handleAPITraces},
 		{Method: get, Path: "/api/v1/traces/:id", Name: "api.trace", Action: view, handle: (*Server).handleAPITrace},
+		{Method: get, Path: "/api/v1/alerts", Name: "api.alerts", Action: view, handle: (*Server).handleAPIAlerts},
+		{Method: get, Path: "/api/v1/alerts/rules", Name: "api.alerts.rules", Action: view, handle: (*Server).handleAPIAlertRules},
+		{Method: post, Path: "/api/v1/alerts/rules", Name: "api.alerts.rules.create", Action: manage, handle: (*Server).handleAPIAlertRuleCreate},
+		{Method: post, Path: "/api/v1/alerts/rules/preview", Name: "api.alerts.rules.preview", Action: view, handle: (*Server).handleAPIAlertRulePreview},
+		{Method: get, Path: "/api/v1/alerts/rules/:id", Name: "api.alerts.rule", Action: view, handle: (*Server).handleAPIAlertRule},
+		{Method: put, Path: "/api/v1/alerts/rules/:id", Name: "api.alerts.rule.update", Action: manage, handle: (*Server).handleAPIAlertRuleUpdate},
+		{Method: del, Path: "/api/v1/alerts/rules/:id", Name: "api.alerts.rule.delete", Action: manage, handle: (*Server).handleAPIAlertRuleDelete},
+		{Method: get, Path: "/api/v1/alerts/rules/:id/history", Name: "api.alerts.rule.history", Action: view, handle: (*Server).handleAPIAlertRuleHistory},
+		{Method: get, Path: "/api/v1/alerts/silences", Name: "api.alerts.silences", Action: view, handle: (*Server).handleAPIAlertSilences},
+		{Method: post, Path: "/api/v1/alerts/silences", Name: "api.alerts.silences.create", Action: manage, handle: (*Server).handleAPIAlertSilenceCreate},
+		{Method: del, Path: "/api/v1/alerts/silences/:id", Name: "api.alerts.silence.expire", Action: manage, handle: (*Server).handleAPIAlertSilenceExpire},
+		{Method: get, Path: "/api/v1/alerts/targets", Name: "api.alerts.targets", Action: view, handle: (*Server).handleAPIAlertTargets},
+		{Method: get, Path: "/api/v1/alerts/templates/:kind", Name: "api.alerts.template", Action: view, handle: (*Server).handleAPIAlertTemplate},
 		{Method: get, Path: "/api/v1/topics/:cluster/:topic/messages", Name: "api.topic.messages", Action: access.ActionReadPayload, Resource: topicResource, handle: (*Server).handleAPITopicMessages},
 		{Method: get, Path: "/api/v1/admin/users", Name: "api.admin.users", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminUsers},
 		{Method: get, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindings},

@@ -184,6 +184,10 @@ type Options struct {
 	// /api/v1/traces; nil shows the trace pages "not configured" and the
 	// search box falls back to dead letters. *tracing.Service.
 	Traces Traces
+	// Alerts is the alerting service behind /alerts and /api/v1/alerts;
+	// nil turns alerting off: the pages say so and the API answers 404.
+	// *alerting.Service.
+	Alerts AlertService
 	// SecureCookies marks cookies Secure even on plain HTTP requests (the
 	// console behind a TLS-terminating proxy).
 	SecureCookies bool
@@ -221,6 +225,7 @@ type Server struct {
 	dlq            DeadLetters
 	demo           DemoFixes
 	traces         Traces
+	alerts         AlertService
 	auditReads     bool
 	secureCookies  bool
 	proxyUser      string
@@ -256,6 +261,7 @@ func New(opts Options) (*Server, error) {
 		dlq:           opts.DLQ,
 		demo:          opts.Demo,
 		traces:        opts.Traces,
+		alerts:        opts.Alerts,
 		auditReads:    opts.AuditPayloadReads,
 		secureCookies: opts.SecureCookies,
 		proxyUser:     cmp.Or(opts.ProxyUserHeader, "X-Forwarded-User"),

@@ -4,6 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"switchyard/access"
+	"switchyard/alerting"
 	"switchyard/collector"
 	"switchyard/delivery"
 	"switchyard/dlqstore"
@@ -54,7 +55,8 @@ func (s *Server) dlqHere(c *fiber.Ctx, broker, cluster, vhost, destination strin
 	if err != nil {
 		return nil, err
 	}
-	here := &templates.DLQHere{Count: totalText(page.Total, page.TotalCapped), EntriesHref: withQuery("/dead-letters/entries", f.Values())}
+	here := &templates.DLQHere{Count: totalText(page.Total, page.TotalCapped), EntriesHref: withQuery("/dead-letters/entries", f.Values()),
+		AlertOn: s.alertOn(c, "Alert on arrivals", alerting.TemplateDLQDestination, "broker", broker, "cluster", cluster, "destination", destination)}
 	if broker == delivery.BrokerRabbitMQ {
 		sources, _, err := st.Sources(ctx, caller)
 		if err != nil {

@@ -390,6 +390,10 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err := m.startTraces(runCtx, users, reg); err != nil {
 		return err
 	}
+	alerts, err := m.startAlerting(runCtx, db, store, reg, poller.ScopeOptions)
+	if err != nil {
+		return err
+	}
 
 	pii := c.PII
 	if len(pii) == 0 && m.DemoMode {
@@ -429,7 +433,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		Browser: browser, AuditPayloadReads: c.Auth.AuditPayloadReads, SecureCookies: c.Auth.SecureCookies,
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
 		Series: store, OTLP: svc, TraceReceiver: m.traceReceiver(), MaxOTLPBody: c.OTLP.MaxBody, PollInterval: time.Duration(c.PollInterval), DLQ: deadLetters,
-		Ready: ready, Version: version, TracerProvider: m.tracerProvider(), Demo: fixes, Traces: traces,
+		Ready: ready, Version: version, TracerProvider: m.tracerProvider(), Demo: fixes, Traces: traces, Alerts: alerts,
 	})
 	if err != nil {
 		return err

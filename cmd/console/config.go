@@ -70,6 +70,9 @@ type Config struct {
 	// Tracing configures the span store, the OTLP trace receivers
 	// (POST /v1/traces and gRPC) and forwarding to another backend.
 	Tracing Tracing `json:"tracing"`
+	// Alerting configures the alert evaluator and its notification
+	// targets (alerting_config.go).
+	Alerting Alerting `json:"alerting"`
 
 	// AdminPassword comes only from CONSOLE_ADMIN_PASSWORD, never a file.
 	AdminPassword string `json:"-"`
@@ -310,6 +313,7 @@ func defaultConfig() Config {
 		Tracing: Tracing{Store: true, MaxAge: Duration(tracing.DefaultMaxAge), MaxBytes: tracing.DefaultMaxBytes,
 			MaxAttrs: tracing.DefaultMaxAttrs, MaxAttrLen: tracing.DefaultMaxAttrLen, GRPCAddr: ":4317",
 			Forward: TracingForward{Queue: tracing.DefaultForwardQueue}},
+		Alerting: defaultAlerting(),
 		DLQ: DLQ{KafkaPayloadCap: indexer.DefaultKafkaPayloadCap, RabbitPayloadCap: indexer.DefaultRabbitPayloadCap,
 			Retention: Duration(30 * 24 * time.Hour), MaxRedrives: delivery.DefaultMaxRedrives, MaxRate: redrive.DefaultMaxRate,
 			CanaryDefault: redrive.DefaultCanary, CanaryThreshold: redrive.DefaultCanaryThreshold, RedriveWatch: Duration(dlq.DefaultRedriveWatch),
@@ -358,6 +362,14 @@ func (c *Config) loadEnv(getenv func(string) string) error {
 	set(&c.Tracing.GRPCAddr, "CONSOLE_TRACING_GRPC_ADDR")
 	if c.Tracing.GRPCAddr == grpcAddrOff {
 		c.Tracing.GRPCAddr = ""
+	}
+	set(&c.Alerting.ExternalURL, "CONSOLE_EXTERNAL_URL")
+	if v := strings.TrimSpace(getenv("CONSOLE_ALERTING_INTERVAL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("CONSOLE_ALERTING_INTERVAL %q: %w", v, err)
+		}
+		c.Alerting.Interval = Duration(d)
 	}
 	c.AdminPassword = getenv("CONSOLE_ADMIN_PASSWORD")
 	c.auditKeyEnv = getenv("CONSOLE_AUDIT_KEY")
@@ -511,6 +523,7 @@ func (c Config) Validate() error {
 	}
 	errs = append(errs, c.auditProblems(c.auditKeyEnv)...)
 	errs = append(errs, c.Tracing.problems()...)
+	errs = append(errs, c.Alerting.problems()...)
 	if c.Demo.Rate < 0 || c.Demo.Rate > 10000 {
 		errs = append(errs, fmt.Errorf("demo rate %v must be between 0 and 10000 events/s", c.Demo.Rate))
 	}

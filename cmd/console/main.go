@@ -61,6 +61,8 @@ commands:
   dlq redrive|quarantine|discard|restore|jobs|job|cancel
                         dead-letter jobs through the console's API with a token
                         ('console dlq help' for the flags)
+  alerts list|silence   alerts and silences through the console's API with a token
+                        ('console alerts help' for the flags)
   healthcheck           exit 0 when the console at CONSOLE_ADDR answers /healthz
   version               print the version
 
@@ -105,6 +107,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runAuditVerify(ctx, args[2:], stdout, getenv)
 	case "dlq":
 		return runDLQ(ctx, args[1:], stdout, getenv)
+	case "alerts":
+		return runAlerts(ctx, args[1:], stdout, getenv)
 	case "healthcheck":
 		return runHealthcheck(ctx, getenv)
 	case "version", "-v", "--version":

@@ -62,6 +62,7 @@ type DLQGroupRow struct {
 	Trend                               Sparkline
 	EntriesHref, TriageAction           string
 	SampleHref                          string // opens one entry of the group
+	AlertOn                             []AlertOn
 }
 
 // Sparkline is a small trend line of counts per bucket.

@@ -11,6 +11,7 @@ type DLQHere struct {
 	// Custody: the console's indexer consumes this queue, so its
 	// messages are held in the index, not in the queue.
 	Custody bool
+	AlertOn []AlertOn
 }
 
 // QueueLink is a queue named on another queue's page.

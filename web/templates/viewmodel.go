@@ -104,6 +104,9 @@ type ClusterStatus struct {
 
 // Overview is the landing page.
 type Overview struct {
+	// Firing is the head: the firing alerts the principal may see; nil
+	// when none fire or alerting is off.
+	Firing   *FiringHead
 	Range    RangePicker
 	Clusters []ClusterCard
 	Rabbit   []RabbitCard
@@ -128,6 +131,7 @@ type ServiceRow struct {
 	// FailureRatio is failed / (processed + failed); NaN without events.
 	FailureRatio  float64
 	P50, P95, P99 float64 // seconds; NaN when unknown
+	AlertOn       []AlertOn
 }
 
 // RabbitCard is one RabbitMQ cluster on the overview.
@@ -141,6 +145,7 @@ type RabbitCard struct {
 	Chart     Chart // publish rate
 	DLQChart  Chart
 	QueuesRef string
+	AlertOn   []AlertOn // when unreachable
 }
 
 // ClusterCard is one cluster on the overview.
@@ -160,6 +165,7 @@ type ClusterCard struct {
 	Throughput   Chart
 	DLQChart     Chart
 	ConsumersRef string
+	AlertOn      []AlertOn // when unreachable
 }
 
 // TopicRow is a topic in a table.
@@ -253,7 +259,8 @@ type GroupDetail struct {
 	Error              string
 	Partitions         []GroupPartitionRow
 	// Traces are the group's recent traces; nil without a span store.
-	Traces *GroupTraces
+	Traces  *GroupTraces
+	AlertOn []AlertOn
 }
 
 // GroupPartitionRow is the group's position on one partition.
@@ -291,6 +298,7 @@ type QueueRow struct {
 	IsDLQ                      bool
 	DLQOf                      []string
 	Stale                      bool
+	AlertOn                    []AlertOn
 }
 
 // QueueDetail is /queues/:cluster/:vhost/:queue.
