@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -350,18 +351,8 @@ func (e *Evaluator) notification(r *Rule, m map[string]*Alert, sil *Silencer, t 
 		cp.Silenced = sil.Match(a.Labels)
 		n.Alerts = append(n.Alerts, cp)
 	}
-	slices.SortFunc(n.Alerts, func(a, b Alert) int { return compareStrings(a.Fingerprint, b.Fingerprint) })
+	slices.SortFunc(n.Alerts, func(a, b Alert) int { return strings.Compare(a.Fingerprint, b.Fingerprint) })
 	return n
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // alertDigest summarizes what of a rule's alerts is worth persisting: the
