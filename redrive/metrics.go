@@ -40,6 +40,17 @@ func newMetrics(reg prometheus.Registerer, paused func() float64) (*metrics, err
 			return nil, fmt.Errorf("register redrive metrics: %w", err)
 		}
 	}
+	// Every action's series exist from the start at 0, so that a rate
+	// over them and the exported dashboards' panels have a series before
+	// the first job ends, and increase() counts the first one.
+	for _, a := range []Action{ActionRedrive, ActionEditRedrive, ActionQuarantine, ActionDiscard, ActionRestore} {
+		for _, o := range []dlqstore.ItemState{dlqstore.ItemSent, dlqstore.ItemFailed, dlqstore.ItemCancelled} {
+			m.items.WithLabelValues(string(a), string(o))
+		}
+		for _, st := range []dlqstore.JobState{dlqstore.JobCompleted, dlqstore.JobCancelled, dlqstore.JobCanaryFailed, dlqstore.JobFailed} {
+			m.finished.WithLabelValues(string(a), string(st))
+		}
+	}
 	return m, nil
 }
 
