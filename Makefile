@@ -8,7 +8,7 @@ BIN       := bin/console
 TEST_P    ?= 2
 export CGO_ENABLED := 1
 
-.PHONY: run build test generate lint bench clean
+.PHONY: run build test generate dashboards lint bench clean
 
 ## run: build and start the console with an embedded Kafka and demo services on :8080
 run: build
@@ -25,6 +25,10 @@ test:
 ## generate: regenerate templ components (committed) and golden files are NOT touched
 generate:
 	$(GO) tool templ generate
+
+## dashboards: regenerate grafana/dashboards/*.json and the provisioning file from grafana/ (committed)
+dashboards:
+	$(GO) generate ./grafana
 
 ## lint: formatting, vet, and generated code in sync with its sources
 lint:

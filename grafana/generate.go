@@ -1,0 +1,3 @@
+package grafana
+
+//go:generate go run -tags sqlite_fts5 ./cmd/gendashboards -out .
