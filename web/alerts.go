@@ -69,6 +69,9 @@ type AlertService interface {
 	Firing(ctx context.Context, c alerting.Caller, limit int) ([]alerting.AlertView, int, error)
 	// Interval is how often rules are evaluated.
 	Interval() time.Duration
+	// ExportRules is the rules the caller may see that match f, as a
+	// Prometheus rule file, with the rules it cannot express and why.
+	ExportRules(ctx context.Context, c alerting.Caller, f alerting.ExportFilter) (alerting.RuleExport, error)
 }
 
 var _ AlertService = (*alerting.Service)(nil)

@@ -3,6 +3,7 @@ package web
 import (
 	"cmp"
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"switchyard/access"
 	"switchyard/alerting"
 	"switchyard/collector"
+	"switchyard/grafana"
 	"switchyard/redrive"
 	"switchyard/tsdb"
 )
@@ -79,7 +81,11 @@ var expected = map[string][5]int{
 	"trace.span":  {303, 200, 200, 404, 200},
 	"correlation": {303, 200, 200, 200, 200},
 	"search":      {303, 303, 303, 303, 303},
-	"export":      {303, 403, 200, 200, 200},
+	// Export needs export somewhere: operators and admins, not viewers.
+	// The rule file is filtered by the alerting service (otto's is
+	// empty, 200); a push answers 200 with a result per dashboard.
+	"export":         {303, 403, 200, 200, 200},
+	"export.grafana": {303, 403, 200, 200, 200},
 	// Alerting: reads are view, filtered by the alerting service; the
 	// rule of the matrix reads kafka:demo's billing-service group, which
 	// otto may not view (404, as for a rule that does not exist). Writes
@@ -118,40 +124,47 @@ var expected = map[string][5]int{
 	"admin.audit":           {303, 403, 403, 403, 200},
 	"admin.audit.export":    {303, 403, 403, 403, 200},
 
-	"api.clusters":               {401, 200, 200, 200, 200},
-	"api.consumer-groups":        {401, 200, 200, 200, 200},
-	"api.consumer-group":         {401, 200, 200, 403, 200},
-	"api.queues":                 {401, 200, 200, 200, 200},
-	"api.series":                 {401, 200, 200, 200, 200},
-	"api.topic.messages":         {401, 403, 200, 403, 200},
-	"api.dlq.entries":            {401, 200, 200, 200, 200},
-	"api.dlq.entry":              {401, 200, 200, 404, 200},
-	"api.dlq.groups":             {401, 200, 200, 200, 200},
-	"api.dlq.group.triage":       {401, 403, 403, 403, 200},
-	"api.dlq.jobs":               {401, 200, 200, 200, 200},
-	"api.dlq.jobs.create":        {401, 403, 201, 400, 201},
-	"api.dlq.job":                {401, 404, 200, 404, 200},
-	"api.dlq.job.cancel":         {401, 404, 200, 404, 200},
-	"api.traces":                 {401, 200, 200, 200, 200},
-	"api.trace":                  {401, 200, 200, 404, 200},
-	"api.alerts":                 {401, 200, 200, 200, 200},
-	"api.alerts.rules":           {401, 200, 200, 200, 200},
-	"api.alerts.rules.create":    {401, 403, 403, 403, 201},
-	"api.alerts.rules.preview":   {401, 200, 200, 200, 200},
-	"api.alerts.rule":            {401, 200, 200, 404, 200},
-	"api.alerts.rule.update":     {401, 403, 403, 403, 200},
-	"api.alerts.rule.delete":     {401, 403, 403, 403, 204},
-	"api.alerts.rule.history":    {401, 200, 200, 404, 200},
-	"api.alerts.silences":        {401, 200, 200, 200, 200},
-	"api.alerts.silences.create": {401, 403, 403, 403, 201},
-	"api.alerts.silence.expire":  {401, 403, 403, 403, 200},
-	"api.alerts.targets":         {401, 200, 200, 200, 200},
-	"api.alerts.template":        {401, 200, 200, 200, 200},
-	"api.admin.users":            {401, 403, 403, 403, 200},
-	"api.admin.bindings":         {401, 403, 403, 403, 200},
-	"api.admin.bindings.add":     {401, 403, 403, 403, 201},
-	"api.admin.bindings.delete":  {401, 403, 403, 403, 204},
-	"api.admin.tokens.issue":     {401, 403, 403, 403, 201},
+	"api.clusters":                 {401, 200, 200, 200, 200},
+	"api.consumer-groups":          {401, 200, 200, 200, 200},
+	"api.consumer-group":           {401, 200, 200, 403, 200},
+	"api.queues":                   {401, 200, 200, 200, 200},
+	"api.series":                   {401, 200, 200, 200, 200},
+	"api.topic.messages":           {401, 403, 200, 403, 200},
+	"api.dlq.entries":              {401, 200, 200, 200, 200},
+	"api.dlq.entry":                {401, 200, 200, 404, 200},
+	"api.dlq.groups":               {401, 200, 200, 200, 200},
+	"api.dlq.group.triage":         {401, 403, 403, 403, 200},
+	"api.dlq.jobs":                 {401, 200, 200, 200, 200},
+	"api.dlq.jobs.create":          {401, 403, 201, 400, 201},
+	"api.dlq.job":                  {401, 404, 200, 404, 200},
+	"api.dlq.job.cancel":           {401, 404, 200, 404, 200},
+	"api.traces":                   {401, 200, 200, 200, 200},
+	"api.trace":                    {401, 200, 200, 404, 200},
+	"api.alerts":                   {401, 200, 200, 200, 200},
+	"api.alerts.rules":             {401, 200, 200, 200, 200},
+	"api.alerts.rules.create":      {401, 403, 403, 403, 201},
+	"api.alerts.rules.preview":     {401, 200, 200, 200, 200},
+	"api.alerts.rule":              {401, 200, 200, 404, 200},
+	"api.alerts.rule.update":       {401, 403, 403, 403, 200},
+	"api.alerts.rule.delete":       {401, 403, 403, 403, 204},
+	"api.alerts.rule.history":      {401, 200, 200, 404, 200},
+	"api.alerts.silences":          {401, 200, 200, 200, 200},
+	"api.alerts.silences.create":   {401, 403, 403, 403, 201},
+	"api.alerts.silence.expire":    {401, 403, 403, 403, 200},
+	"api.alerts.targets":           {401, 200, 200, 200, 200},
+	"api.alerts.template":          {401, 200, 200, 200, 200},
+	"api.export.rules":             {401, 403, 200, 200, 200},
+	"api.export.rules.recommended": {401, 403, 200, 200, 200},
+	"api.export.scrape":            {401, 403, 200, 200, 200},
+	"api.export.dashboards":        {401, 403, 200, 200, 200},
+	"api.export.provisioning":      {401, 403, 200, 200, 200},
+	"api.export.dashboard":         {401, 403, 200, 200, 200},
+	"api.export.grafana":           {401, 403, 200, 200, 200},
+	"api.admin.users":              {401, 403, 403, 403, 200},
+	"api.admin.bindings":           {401, 403, 403, 403, 200},
+	"api.admin.bindings.add":       {401, 403, 403, 403, 201},
+	"api.admin.bindings.delete":    {401, 403, 403, 403, 204},
+	"api.admin.tokens.issue":       {401, 403, 403, 403, 201},
 	// The demo's "deploy the fix" switch changes how the platform's
 	// services behave: admin only.
 	"api.demo.fixes":          {401, 403, 403, 403, 200},
@@ -170,6 +183,9 @@ var expectedForeignJob = map[string][5]int{
 	"api.dlq.job":        {401, 404, 404, 404, 200},
 	"api.dlq.job.cancel": {401, 404, 404, 404, 200},
 }
+
+// matrixGrafanaToken is the token the matrix's Grafana takes.
+const matrixGrafanaToken = "glsa_matrix"
 
 // matrixQueue is the RabbitMQ queue of queue.show in the matrix.
 const matrixQueue = "notify.email.high"
@@ -196,6 +212,8 @@ type matrixFixtures struct {
 	// route name (the one that is read, and one for each mutation, so
 	// that admin's each change a rule at version 1); silences likewise.
 	rules, silences map[string]int64
+	// grafana is a recorded-contract Grafana the export pushes go to.
+	grafana *fakeGrafana
 }
 
 func setupMatrix(t *testing.T, e *env) matrixFixtures {
@@ -219,7 +237,7 @@ func setupMatrix(t *testing.T, e *env) matrixFixtures {
 		t.Fatal(err)
 	}
 	f := matrixFixtures{tokenID: toks[0].ID, dlqEntry: e.dlqIDs["nf1"], trace: seedMatrixTrace(t, e),
-		rules: map[string]int64{}, silences: map[string]int64{}}
+		rules: map[string]int64{}, silences: map[string]int64{}, grafana: newFakeGrafana(t, matrixGrafanaToken)}
 	for _, name := range []string{"alerts.rule", "alerts.rule.update", "alerts.rule.enable", "alerts.rule.disable", "alerts.rule.delete",
 		"api.alerts.rule.update", "api.alerts.rule.delete"} {
 		r, err := e.alerts.CreateRule(ctx, alerting.Caller{P: by}, matrixRule("matrix "+name))
@@ -323,6 +341,12 @@ func fillPath(rt Route, f matrixFixtures, user string) string {
 		return strings.Replace(p, ":id", "corr-matrix", 1)
 	case "api.alerts.template":
 		return strings.Replace(p, ":kind", alerting.TemplateGroupStatus, 1) + "?" + url.Values{"cluster": {testCluster}, "group": {testGroup}}.Encode()
+	case "api.export.dashboard":
+		ds, err := grafana.Dashboards(grafana.Options{})
+		if err != nil || len(ds) == 0 {
+			panic(fmt.Sprintf("no dashboards: %v", err))
+		}
+		return strings.Replace(p, ":uid", ds[0].UID, 1)
 	}
 	return strings.NewReplacer(
 		":cluster", testCluster, ":topic", envTopic, ":group", testGroup,
@@ -363,6 +387,8 @@ func formFor(name, user string, f matrixFixtures) url.Values {
 		return url.Values{"version": {"1"}}
 	case "alerts.silence.create":
 		return url.Values{"matchers": {`alertname="matrix"`}, "duration": {"1h"}, "comment": {"matrix " + user}}
+	case "export.grafana":
+		return url.Values{"url": {f.grafana.URL}, "token": {matrixGrafanaToken}, "folder_uid": {"ops"}}
 	}
 	return url.Values{}
 }
@@ -412,6 +438,8 @@ func jsonFor(name, user string, f matrixFixtures) any {
 		return map[string]any{"rule": matrixRuleJSON("matrix preview", 0)}
 	case "api.alerts.rule.update":
 		return matrixRuleJSON("matrix api update "+user, 1)
+	case "api.export.grafana":
+		return map[string]any{"url": f.grafana.URL, "token": matrixGrafanaToken, "folder_uid": "ops"}
 	case "api.alerts.silences.create":
 		return map[string]any{"matchers": []string{`alertname="matrix api"`}, "duration": "1h", "comment": "matrix " + user}
 	}

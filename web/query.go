@@ -75,6 +75,13 @@ var apiQueryParams = map[string][]string{
 	"api.alerts.silences":     {"state"},
 	"api.alerts.targets":      nil,
 	"api.alerts.template":     templateLabelParams(),
+	// Export: pins of the dashboard variables and the rule file's filter.
+	"api.export.rules":             exportRuleParams,
+	"api.export.rules.recommended": nil,
+	"api.export.scrape":            nil,
+	"api.export.dashboards":        nil,
+	"api.export.provisioning":      nil,
+	"api.export.dashboard":         exportDashboardParams,
 }
 
 // checksQuery reports whether a route's query parameters are held to

@@ -49,6 +49,7 @@ func Routes() []Route {
 		view   = access.ActionView
 		manage = access.ActionManageAlerts
 		admin  = access.ActionAdmin
+		export = access.ActionExport
 		adminR = fixed(access.ConsoleAdmin)
 		auditR = fixed(access.ConsoleAudit)
 		dlqR   = fixed(dlqResource)
@@ -126,7 +127,12 @@ func Routes() []Route {
 		{Method: get, Path: "/alerts/silences", Name: "alerts.silences", Action: view, handle: (*Server).handleAlertSilences},
 		{Method: post, Path: "/alerts/silences", Name: "alerts.silence.create", Action: manage, handle: (*Server).handleAlertSilenceCreate},
 		{Method: post, Path: "/alerts/silences/:id/expire", Name: "alerts.silence.expire", Action: manage, handle: (*Server).handleAlertSilenceExpire},
-		{Method: get, Path: "/export", Name: "export", Action: access.ActionExport, handle: (*Server).handleExport},
+		// Export: every route needs export on "*" (granted somewhere); the
+		// alerting service keeps the rule file to the rules the caller may
+		// view. The push form sends the dashboards to the Grafana it names,
+		// with a token used for that push only.
+		{Method: get, Path: "/export", Name: "export", Action: export, handle: (*Server).handleExport},
+		{Method: post, Path: "/export/grafana", Name: "export.grafana", Action: export, handle: (*Server).handleExportGrafana},
 
 		// Admin pages: every one is admin on console:admin, the audit log
 		// on console:audit.
@@ -183,6 +189,14 @@ func Routes() []Route {
 		{Method: del, Path: "/api/v1/alerts/silences/:id", Name: "api.alerts.silence.expire", Action: manage, handle: (*Server).handleAPIAlertSilenceExpire},
 		{Method: get, Path: "/api/v1/alerts/targets", Name: "api.alerts.targets", Action: view, handle: (*Server).handleAPIAlertTargets},
 		{Method: get, Path: "/api/v1/alerts/templates/:kind", Name: "api.alerts.template", Action: view, handle: (*Server).handleAPIAlertTemplate},
+		// Export; "recommended" and "provisioning" come before their ":".
+		{Method: get, Path: "/api/v1/export/prometheus-rules", Name: "api.export.rules", Action: export, handle: (*Server).handleAPIExportRules},
+		{Method: get, Path: "/api/v1/export/prometheus-rules/recommended", Name: "api.export.rules.recommended", Action: export, handle: (*Server).handleAPIExportRecommended},
+		{Method: get, Path: "/api/v1/export/prometheus-scrape", Name: "api.export.scrape", Action: export, handle: (*Server).handleAPIExportScrape},
+		{Method: get, Path: "/api/v1/export/dashboards", Name: "api.export.dashboards", Action: export, handle: (*Server).handleAPIExportDashboards},
+		{Method: get, Path: "/api/v1/export/dashboards/provisioning", Name: "api.export.provisioning", Action: export, handle: (*Server).handleAPIExportProvisioning},
+		{Method: get, Path: "/api/v1/export/dashboards/:uid", Name: "api.export.dashboard", Action: export, handle: (*Server).handleAPIExportDashboard},
+		{Method: post, Path: "/api/v1/export/grafana", Name: "api.export.grafana", Action: export, handle: (*Server).handleAPIExportGrafana},
 		{Method: get, Path: "/api/v1/topics/:cluster/:topic/messages", Name: "api.topic.messages", Action: access.ActionReadPayload, Resource: topicResource, handle: (*Server).handleAPITopicMessages},
 		{Method: get, Path: "/api/v1/admin/users", Name: "api.admin.users", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminUsers},
 		{Method: get, Path: "/api/v1/admin/bindings", Name: "api.admin.bindings", Action: admin, Resource: adminR, handle: (*Server).handleAPIAdminBindings},

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -199,6 +200,10 @@ type Options struct {
 	Version                            string
 	// TracerProvider, when set, gives every request a server span.
 	TracerProvider trace.TracerProvider
+	// ExternalURL is the console's address as its users reach it
+	// (alerting.external_url), for the exported scrape job and dashboard
+	// links; "" takes each request's own scheme and host.
+	ExternalURL string
 	// Now is the clock for relative times on pages; default time.Now.
 	Now func() time.Time
 	// ReadyTimeout bounds each readiness check; default 3s.
@@ -238,6 +243,7 @@ type Server struct {
 	tracer         trace.Tracer // nil without a TracerProvider
 	version        string
 	assetVersion   string
+	externalURL    string
 	now            func() time.Time
 }
 
@@ -271,6 +277,7 @@ func New(opts Options) (*Server, error) {
 		gatherer:      opts.Gatherer,
 		version:       opts.Version,
 		assetVersion:  static.Version(),
+		externalURL:   strings.TrimRight(opts.ExternalURL, "/"),
 		now:           opts.Now,
 	}
 	if s.log == nil {
@@ -305,6 +312,11 @@ func New(opts Options) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.externalURL != "" {
+		if why := checkHTTPURL(s.externalURL); why != "" {
+			return nil, fmt.Errorf("web: external URL %q: %s", s.externalURL, why)
+		}
 	}
 	for i, rc := range s.ready {
 		if rc.Name == "" || rc.Check == nil {

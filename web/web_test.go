@@ -153,7 +153,7 @@ func TestEmptyStatesAndUnreachable(t *testing.T) {
 	if r.status != http.StatusOK {
 		t.Errorf("GET /export = %d", r.status)
 	}
-	mustContain(t, "/export", r.body, `data-testid="placeholder"`, "This page will show")
+	mustContain(t, "/export", r.body, `data-testid="export-dashboards"`, `data-testid="export-push-form"`)
 }
 
 func TestFragmentForAutoRefresh(t *testing.T) {

@@ -434,6 +434,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		ProxyUserHeader: proxy.UserHeader, ProxyGroupsHeader: proxy.GroupsHeader,
 		Series: store, OTLP: svc, TraceReceiver: m.traceReceiver(), MaxOTLPBody: c.OTLP.MaxBody, PollInterval: time.Duration(c.PollInterval), DLQ: deadLetters,
 		Ready: ready, Version: version, TracerProvider: m.tracerProvider(), Demo: fixes, Traces: traces, Alerts: alerts,
+		ExternalURL: strings.TrimRight(c.Alerting.ExternalURL, "/"),
 	})
 	if err != nil {
 		return err

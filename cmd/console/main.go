@@ -63,6 +63,9 @@ commands:
                         ('console dlq help' for the flags)
   alerts list|silence   alerts and silences through the console's API with a token
                         ('console alerts help' for the flags)
+  export prometheus-rules|dashboards
+                        alert rules as a Prometheus rule file, Grafana dashboards,
+                        through the console's API with a token ('console export help')
   healthcheck           exit 0 when the console at CONSOLE_ADDR answers /healthz
   version               print the version
 
@@ -109,6 +112,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return runDLQ(ctx, args[1:], stdout, getenv)
 	case "alerts":
 		return runAlerts(ctx, args[1:], stdout, getenv)
+	case "export":
+		return runExport(ctx, args[1:], stdout, stderr, getenv)
 	case "healthcheck":
 		return runHealthcheck(ctx, getenv)
 	case "version", "-v", "--version":

@@ -316,14 +316,6 @@ type QueueDetail struct {
 	DeadLetters *DLQHere
 }
 
-// Placeholder is a page whose feature has not landed yet: it says what
-// will appear there instead of showing made-up data.
-type Placeholder struct {
-	Heading string
-	Summary string
-	Coming  []string
-}
-
 // ErrorPage explains a failed request.
 type ErrorPage struct {
 	Status    int
