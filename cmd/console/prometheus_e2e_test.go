@@ -53,10 +53,15 @@ func TestPrometheusScrapesTheDemoAndRunsItsRules(t *testing.T) {
 	offline(envMap("CONSOLE_USER_PASSWORD", "scraper password 123"), "user", "add", "prometheus", "--role", "scraper", "--data-dir", dir)
 	scrapeToken := offline(envMap(), "token", "create", "--user", "prometheus", "--name", "prometheus", "--data-dir", dir)
 
-	// A rule that holds as long as the demo's cluster is up: it fires in
-	// Prometheus as soon as the rule is evaluated over a scrape.
-	rule, _ := json.Marshal(map[string]any{"name": "Demo cluster up", "severity": "info", "op": "==", "threshold": 1,
-		"expr": map[string]any{"metric": collector.MKafkaUp, "matchers": []string{`cluster="demo"`}}})
+	// A problem the demo has all the time: billing declines some payments,
+	// so its failure ratio over a minute is above 0 — the failure-ratio
+	// template's rule, with the demo's own threshold.
+	sel := func(metric string) map[string]any {
+		return map[string]any{"metric": metric, "matchers": []string{`service="billing-service"`}, "func": "rate", "window": "1m",
+			"agg": "sum", "by": []string{"service"}}
+	}
+	rule, _ := json.Marshal(map[string]any{"name": "Demo billing failures", "severity": "warning", "op": ">", "threshold": 0,
+		"expr": sel(collector.PromEventFailed), "divide_by": sel(collector.PromEventProcessed)})
 	var created struct {
 		ID int64 `json:"id"`
 	}
@@ -66,7 +71,7 @@ func TestPrometheusScrapesTheDemoAndRunsItsRules(t *testing.T) {
 
 	pdir := t.TempDir()
 	rules := exportGet(t, m.URL+"/api/v1/export/prometheus-rules?rule="+fmt.Sprint(created.ID), admin)
-	if !strings.Contains(rules, "alert: Demo cluster up") {
+	if !strings.Contains(rules, "alert: Demo billing failures") {
 		t.Fatalf("the exported rule file lacks the rule:\n%s", rules)
 	}
 	rulesFile := filepath.Join(pdir, "switchyard-rules.yml")
@@ -163,7 +168,7 @@ func TestPrometheusScrapesTheDemoAndRunsItsRules(t *testing.T) {
 			return false
 		}
 		for _, a := range alerts.Data.Alerts {
-			if a.Labels["alertname"] == "Demo cluster up" && a.Labels["cluster"] == "demo" && a.State == "firing" {
+			if a.Labels["alertname"] == "Demo billing failures" && a.Labels["service"] == "billing-service" && a.State == "firing" {
 				return true
 			}
 		}
