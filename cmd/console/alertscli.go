@@ -63,16 +63,6 @@ func runAlerts(ctx context.Context, args []string, stdout io.Writer, getenv func
 	}
 }
 
-// alertsClient is the API client of the flags, its usage errors naming
-// this command rather than dlq (whose flags and client it shares).
-func alertsClient(f dlqFlags) (*dlqClient, error) {
-	c, err := f.client()
-	if ue, ok := err.(usageError); ok {
-		return nil, usageError{"alerts" + strings.TrimPrefix(ue.msg, "dlq")}
-	}
-	return c, err
-}
-
 func runAlertsList(ctx context.Context, args []string, stdout io.Writer, getenv func(string) string) error {
 	f := newDLQFlags("list", getenv)
 	state := f.fs.String("state", "", "firing, pending or silenced (default: all)")
@@ -82,7 +72,7 @@ func runAlertsList(ctx context.Context, args []string, stdout io.Writer, getenv 
 	if !slices.Contains([]string{"", "firing", "pending", "silenced"}, *state) {
 		return usageError{fmt.Sprintf("alerts list: --state %q: want firing, pending or silenced", *state)}
 	}
-	c, err := alertsClient(f)
+	c, err := commandClient("alerts", f)
 	if err != nil {
 		return err
 	}
@@ -185,7 +175,7 @@ func runAlertsSilence(ctx context.Context, args []string, stdout io.Writer, gete
 		if *expire < 0 {
 			return usageError{"alerts silence: --expire wants a silence id"}
 		}
-		c, err := alertsClient(f)
+		c, err := commandClient("alerts", f)
 		if err != nil {
 			return err
 		}
@@ -213,7 +203,7 @@ func runAlertsSilence(ctx context.Context, args []string, stdout io.Writer, gete
 	if len(problems) > 0 {
 		return usageError{"alerts silence: " + strings.Join(problems, "; ")}
 	}
-	c, err := alertsClient(f)
+	c, err := commandClient("alerts", f)
 	if err != nil {
 		return err
 	}

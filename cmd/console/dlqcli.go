@@ -379,3 +379,14 @@ func oneLine(s string, n int) string {
 	}
 	return s
 }
+
+// commandClient is the API client of the flags for another command that
+// shares dlq's flags and client (alerts, export), its usage errors naming
+// that command.
+func commandClient(name string, f dlqFlags) (*dlqClient, error) {
+	c, err := f.client()
+	if ue, ok := err.(usageError); ok {
+		return nil, usageError{name + strings.TrimPrefix(ue.msg, "dlq")}
+	}
+	return c, err
+}

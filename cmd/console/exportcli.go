@@ -47,16 +47,6 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	}
 }
 
-// exportClient is the API client of the flags, its usage errors naming
-// this command.
-func exportClient(f dlqFlags) (*dlqClient, error) {
-	c, err := f.client()
-	if ue, ok := err.(usageError); ok {
-		return nil, usageError{"export" + strings.TrimPrefix(ue.msg, "dlq")}
-	}
-	return c, err
-}
-
 // pinFlags are the values a download pins.
 type pinFlags struct{ cluster, group, tenant *string }
 
@@ -92,7 +82,7 @@ func runExportRules(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *rule < 0 {
 		return usageError{"export prometheus-rules: --rule wants a rule id"}
 	}
-	c, err := exportClient(f)
+	c, err := commandClient("export", f)
 	if err != nil {
 		return err
 	}
@@ -150,7 +140,7 @@ func runExportDashboards(ctx context.Context, args []string, stdout io.Writer, g
 	if *dir == "" {
 		return usageError{"export dashboards: --dir is required"}
 	}
-	c, err := exportClient(f)
+	c, err := commandClient("export", f)
 	if err != nil {
 		return err
 	}

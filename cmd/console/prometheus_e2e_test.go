@@ -194,44 +194,12 @@ func writeFile(t *testing.T, path, content string) {
 }
 
 // startPrometheus runs the real Prometheus on a free loopback port and
-// returns its base URL once ready; it is killed when the test ends (its
-// output logged if the test failed).
+// returns its base URL once ready (testenv.Server).
 func startPrometheus(t *testing.T, bin, config, data string) string {
 	t.Helper()
 	addr := testenv.FreeAddr(t)
-	cmd := exec.Command(bin, "--config.file="+config, "--storage.tsdb.path="+data, "--web.listen-address="+addr, "--log.level=warn")
-	logs := &testenv.SyncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait() //nolint:errcheck // killed at cleanup
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill() //nolint:errcheck // it may have exited
-		<-exited
-		if t.Failed() {
-			t.Logf("prometheus output:\n%s", logs.String())
-		}
-	})
-	base := "http://" + addr
-	testenv.WaitFor(t, "prometheus /-/ready", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("prometheus exited:\n%s", logs.String())
-		default:
-		}
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return base
+	return testenv.Server(t, "prometheus", bin, addr,
+		"--config.file="+config, "--storage.tsdb.path="+data, "--web.listen-address="+addr, "--log.level=warn")
 }
 
 // promQuery runs an instant query and returns how many series it gave;

@@ -26,17 +26,26 @@ func Alertmanager(t testing.TB) string {
 		t.Fatal(err)
 	}
 	addr := FreeAddr(t)
-	cmd := exec.Command(bin,
+	return Server(t, "alertmanager", bin, addr,
 		"--config.file="+cfg,
 		"--storage.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+addr,
 		"--cluster.listen-address=",
 		"--log.level=warn",
 	)
+}
+
+// Server runs bin with args as a server that will listen on addr, and
+// returns its base URL once GET /-/ready answers 200 (Prometheus's and
+// Alertmanager's readiness endpoint). It is killed when the test ends,
+// its output logged if the test failed; exiting early fails the test.
+func Server(t testing.TB, what, bin, addr string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	logs := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start alertmanager: %v", err)
+		t.Fatalf("start %s: %v", what, err)
 	}
 	exited := make(chan struct{})
 	go func() {
@@ -47,14 +56,14 @@ func Alertmanager(t testing.TB) string {
 		cmd.Process.Kill() //nolint:errcheck // it may have exited
 		<-exited
 		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", logs.String())
+			t.Logf("%s output:\n%s", what, logs.String())
 		}
 	})
 	base := "http://" + addr
-	WaitFor(t, "alertmanager /-/ready", func() bool {
+	WaitFor(t, what+" /-/ready", func() bool {
 		select {
 		case <-exited:
-			t.Fatalf("alertmanager exited:\n%s", logs.String())
+			t.Fatalf("%s exited:\n%s", what, logs.String())
 		default:
 		}
 		resp, err := http.Get(base + "/-/ready")
