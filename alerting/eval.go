@@ -245,19 +245,6 @@ func dropName(ls tsdb.Labels) tsdb.Labels {
 	return append(out, ls[i+1:]...)
 }
 
-// compareLabels orders label sets as the store does.
-func compareLabels(a, b tsdb.Labels) int {
-	for i := range min(len(a), len(b)) {
-		if c := strings.Compare(a[i].Name, b[i].Name); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a[i].Value, b[i].Value); c != 0 {
-			return c
-		}
-	}
-	return len(a) - len(b)
-}
-
 // sortedSlots orders groups by their labels: order[g] is group g's slot,
 // sorted[slot] its labels.
 func sortedSlots(labels []tsdb.Labels) (order []int, sorted []tsdb.Labels) {
@@ -265,7 +252,7 @@ func sortedSlots(labels []tsdb.Labels) (order []int, sorted []tsdb.Labels) {
 	for i := range idx {
 		idx[i] = i
 	}
-	slices.SortStableFunc(idx, func(a, b int) int { return compareLabels(labels[a], labels[b]) })
+	slices.SortStableFunc(idx, func(a, b int) int { return tsdb.CompareLabels(labels[a], labels[b]) })
 	order = make([]int, len(labels))
 	sorted = make([]tsdb.Labels, len(labels))
 	for slot, g := range idx {

@@ -274,25 +274,8 @@ func compatScenarios(t *testing.T) []compatScenario {
 	return out
 }
 
-// The promtool rule and test files, written as JSON (which YAML reads).
-type promRuleFile struct {
-	Groups []promRuleGroup `json:"groups"`
-}
-
-type promRuleGroup struct {
-	Name  string     `json:"name"`
-	Rules []promRule `json:"rules"`
-}
-
-type promRule struct {
-	Alert         string            `json:"alert"`
-	Expr          string            `json:"expr"`
-	For           string            `json:"for,omitempty"`
-	KeepFiringFor string            `json:"keep_firing_for,omitempty"`
-	Labels        map[string]string `json:"labels,omitempty"`
-	Annotations   map[string]string `json:"annotations,omitempty"`
-}
-
+// The promtool test files, written as JSON (which YAML reads); rule
+// files are the export's own PromRuleFile.
 type promTestFile struct {
 	RuleFiles          []string        `json:"rule_files"`
 	EvaluationInterval string          `json:"evaluation_interval"`
@@ -319,25 +302,6 @@ type promAlertTest struct {
 type promExpAlert struct {
 	ExpLabels      map[string]string `json:"exp_labels"`
 	ExpAnnotations map[string]string `json:"exp_annotations,omitempty"`
-}
-
-// promAlertingRule is r as a Prometheus alerting rule: PromQL's
-// expression, for, keep_firing_for, r.Labels with severity, annotations.
-func promAlertingRule(r *Rule) promRule {
-	pr := promRule{Alert: r.Name, Expr: PromQL(r), Annotations: r.Annotations, Labels: maps.Clone(r.Labels)}
-	if r.For > 0 {
-		pr.For = r.For.String()
-	}
-	if r.KeepFiringFor > 0 {
-		pr.KeepFiringFor = r.KeepFiringFor.String()
-	}
-	if r.Severity != "" {
-		if pr.Labels == nil {
-			pr.Labels = map[string]string{}
-		}
-		pr.Labels["severity"] = r.Severity
-	}
-	return pr
 }
 
 // promSeriesDesc writes a series as promtool's input_series names it.
@@ -449,7 +413,7 @@ func TestPrometheusCompat(t *testing.T) {
 		}
 
 		ruleFile, testFile := fmt.Sprintf("rules-%02d.yml", i), fmt.Sprintf("tests-%02d.yml", i)
-		write(ruleFile, promRuleFile{Groups: []promRuleGroup{{Name: sc.name, Rules: []promRule{promAlertingRule(r)}}}})
+		write(ruleFile, PromRuleFile{Groups: []PromRuleGroup{{Name: sc.name, Rules: []PromRule{promAlert(r)}}}})
 		write(testFile, promTestFile{RuleFiles: []string{ruleFile}, EvaluationInterval: Duration(engScrape).String(), Tests: []promTestGroup{group}})
 		testFiles = append(testFiles, testFile)
 	}

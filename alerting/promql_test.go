@@ -94,16 +94,16 @@ func TestPromQLParsesInPrometheus(t *testing.T) {
 	if err != nil {
 		testenv.Missing(t, "promtool (Debian's prometheus package)")
 	}
-	group := promRuleGroup{Name: "switchyard"}
+	group := PromRuleGroup{Name: "switchyard"}
 	for _, tc := range promqlCases(t) {
 		r := tc.rule
 		r.Name, r.Severity = "Rule "+tc.name, SeverityWarning
 		r.For, r.KeepFiringFor = Duration(5*time.Minute), Duration(time.Minute)
 		r.Labels = map[string]string{"team": "payments"}
 		r.Annotations = map[string]string{"summary": "{{ $labels.group }} is {{ $value | humanize }}"}
-		group.Rules = append(group.Rules, promAlertingRule(&r))
+		group.Rules = append(group.Rules, promAlert(&r))
 	}
-	b, err := json.Marshal(promRuleFile{Groups: []promRuleGroup{group}})
+	b, err := json.Marshal(PromRuleFile{Groups: []PromRuleGroup{group}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestPromQLMatchersMatchInPrometheus(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for name, v := range map[string]any{
-		"rules.yml": promRuleFile{Groups: []promRuleGroup{{Name: "odd", Rules: []promRule{promAlertingRule(r)}}}},
+		"rules.yml": PromRuleFile{Groups: []PromRuleGroup{{Name: "odd", Rules: []PromRule{promAlert(r)}}}},
 		"tests.yml": promTestFile{RuleFiles: []string{"rules.yml"}, EvaluationInterval: Duration(engScrape).String(), Tests: []promTestGroup{group}},
 	} {
 		b, err := json.Marshal(v)

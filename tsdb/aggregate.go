@@ -137,7 +137,7 @@ func groupBy(series []Series, by []string) []group {
 		}
 		out[i].series = append(out[i].series, sr)
 	}
-	slices.SortFunc(out, func(a, b group) int { return compareLabels(a.labels, b.labels) })
+	slices.SortFunc(out, func(a, b group) int { return CompareLabels(a.labels, b.labels) })
 	return out
 }
 

@@ -173,7 +173,7 @@ func (s *Store) query(ctx context.Context, q Q, ms []matcher, maxSamples int) ([
 		picks = append(picks, p)
 	}
 	s.mu.RUnlock()
-	slices.SortFunc(picks, func(a, b pick) int { return compareLabels(a.labels, b.labels) })
+	slices.SortFunc(picks, func(a, b pick) int { return CompareLabels(a.labels, b.labels) })
 
 	from, to, step := q.From.UnixMilli(), q.To.UnixMilli(), q.Step.Milliseconds()
 	if rollup {
@@ -372,7 +372,10 @@ func (b *bucketer) addRollup(chunk []byte, start int64) error {
 	return nil
 }
 
-func compareLabels(a, b Labels) int {
+// CompareLabels orders label sets as query results are ordered (by name,
+// then value, pair by pair); callers that sort series the store's way use
+// it.
+func CompareLabels(a, b Labels) int {
 	for i := range min(len(a), len(b)) {
 		if c := strings.Compare(a[i].Name, b[i].Name); c != 0 {
 			return c

@@ -503,10 +503,14 @@ func (s *Server) handleAlertRuleCreate(c *fiber.Ctx) error {
 
 // ruleID reads the :id parameter; anything but a positive number is the
 // 404 of a rule that does not exist.
-func ruleID(c *fiber.Ctx) (int64, error) {
+func ruleID(c *fiber.Ctx) (int64, error) { return positiveID(c, "rule") }
+
+// positiveID reads :id; anything but a positive number is the 404 of a
+// thing (rule, silence) that does not exist.
+func positiveID(c *fiber.Ctx, thing string) (int64, error) {
 	id, err := strconv.ParseInt(param(c, "id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, delivery.Errorf(delivery.ENOTFOUND, "no such rule")
+		return 0, delivery.Errorf(delivery.ENOTFOUND, "no such %s", thing)
 	}
 	return id, nil
 }

@@ -3,7 +3,6 @@ package web
 import (
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -202,13 +201,7 @@ func (s *Server) handleAlertSilenceExpire(c *fiber.Ctx) error {
 }
 
 // silenceID reads :id; anything but a positive number is a 404.
-func silenceID(c *fiber.Ctx) (int64, error) {
-	id, err := strconv.ParseInt(param(c, "id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, delivery.Errorf(delivery.ENOTFOUND, "no such silence")
-	}
-	return id, nil
-}
+func silenceID(c *fiber.Ctx) (int64, error) { return positiveID(c, "silence") }
 
 // matcherStrings are matchers in PromQL form.
 func matcherStrings(ms []tsdb.Matcher) []string {
