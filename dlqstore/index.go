@@ -259,7 +259,8 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 		if _, err := insBody.ExecContext(ctx, id, nonNil(it.DL.Payload), r.headers, r.record); err != nil {
 			return res, fmt.Errorf("insert body of entry %d: %w", i, err)
 		}
-		if _, err := insFTS.ExecContext(ctx, textOf(id, it, k.destination).args(id)...); err != nil {
+		if _, err := insFTS.ExecContext(ctx, textOf(id, it, entryFilters{tenant: r.tenant, eventType: r.eventType, errorCode: it.DL.Error.Code,
+			broker: k.broker, cluster: k.cluster, destination: k.destination, resource: r.resource}).args(id)...); err != nil {
 			return res, fmt.Errorf("index text of entry %d: %w", i, err)
 		}
 		g := groups[gid]

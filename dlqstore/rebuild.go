@@ -88,7 +88,8 @@ func (s *Store) RebuildText(ctx context.Context) error {
 func (s *Store) rebuildTextBatch(ctx context.Context) (int, error) {
 	n := 0
 	err := s.write(ctx, func(tx *sql.Tx, _ int64) error {
-		rows, err := tx.QueryContext(ctx, `SELECT e.id, e.destination, coalesce(e.message_id, ''), b.payload, b.headers, b.record
+		rows, err := tx.QueryContext(ctx, `SELECT e.id, e.tenant, e.event_type, e.error_code, e.broker, e.cluster, e.destination, e.resource,
+	coalesce(e.message_id, ''), b.payload, b.headers, b.record
 FROM entries e LEFT JOIN entry_bodies b ON b.id = e.id
 WHERE e.id < (`+lowestTextSQL+`) ORDER BY e.id DESC LIMIT ?`, int64(noText), s.tuning.TextRebuildBatch)
 		if err != nil {
@@ -101,9 +102,11 @@ WHERE e.id < (`+lowestTextSQL+`) ORDER BY e.id DESC LIMIT ?`, int64(noText), s.t
 		var batch []stored
 		for rows.Next() {
 			var id int64
-			var dest, mid string
+			var f entryFilters
+			var mid string
 			var payload, headers, record []byte
-			if err := rows.Scan(&id, &dest, &mid, &payload, &headers, &record); err != nil {
+			if err := rows.Scan(&id, &f.tenant, &f.eventType, &f.errorCode, &f.broker, &f.cluster, &f.destination, &f.resource,
+				&mid, &payload, &headers, &record); err != nil {
 				rows.Close()
 				return err
 			}
@@ -113,7 +116,7 @@ WHERE e.id < (`+lowestTextSQL+`) ORDER BY e.id DESC LIMIT ?`, int64(noText), s.t
 			if dl, err := decodeRecord(record, payload, headers, true); err == nil {
 				it.DL = dl
 			}
-			batch = append(batch, stored{id, textOf(id, &it, dest)})
+			batch = append(batch, stored{id, textOf(id, &it, f)})
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {

@@ -155,8 +155,26 @@ CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 		{Version: 6, Name: "who cancelled a job", SQL: migrationCancelledBy},
 		{Version: 7, Name: "full-text index of codes, exception words, destinations, services, event types and keys", SQL: migrationSearchColumns},
 		{Version: 8, Name: "what became of a redrive: re-failures linked to the entries they were redriven from", SQL: migrationRefailures},
+		{Version: 9, Name: "capture first: filter tokens in the full-text index, compressed bodies", SQL: migrationCapture},
 	}
 }
+
+// migrationCapture gives the full-text index a filters column (the
+// entry's tenant, event type, error code, broker, cluster, destination and
+// resource as tokens, filterTokens), so that a filter with text is one
+// full-text query; FTS5 cannot add a column, so the index is created anew,
+// empty, and filled again from the entries as after migration 7. Bodies
+// gain codec (blob.go): rows written before it keep their blobs as they
+// are.
+const migrationCapture = `
+DROP TABLE entries_fts;
+CREATE VIRTUAL TABLE entries_fts USING fts5(
+	message, exception, ids, payload, code, destination, service, event_type, key, filters,
+	content = '', contentless_delete = 1,
+	tokenize = 'unicode61 remove_diacritics 2'
+);
+ALTER TABLE entry_bodies ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+`
 
 // migrationSearchColumns gives the full-text index a column for each kind
 // of text an operator sees on an entry and searches for beyond its message,

@@ -2,6 +2,7 @@ package dlqstore
 
 import (
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"unicode"
@@ -14,26 +15,33 @@ import (
 // column (fts.go says what each is for).
 type entryText struct {
 	message, exception, ids, code, destination, service, eventType, payload, key string
+	// filters is not text anyone reads or types: the entry's filter values
+	// as tokens (filterTokens), so that a filter and a text search are one
+	// full-text query.
+	filters string
 }
 
 // insertTextSQL stores an entryText under the entry's id (entryText.args).
-const insertTextSQL = `INSERT INTO entries_fts (rowid, message, exception, ids, code, destination, service, event_type, payload, key)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertTextSQL = `INSERT INTO entries_fts (rowid, message, exception, ids, code, destination, service, event_type, payload, key, filters)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 func (t entryText) args(id int64) []any {
-	return []any{id, t.message, t.exception, t.ids, t.code, t.destination, t.service, t.eventType, t.payload, t.key}
+	return []any{id, t.message, t.exception, t.ids, t.code, t.destination, t.service, t.eventType, t.payload, t.key, t.filters}
 }
 
-// textOf is the text of entry id, stored from it with its DLQ topic or
-// queue dlq: the one place that decides what a search finds, for new
+// textOf is the text of entry id, stored from it with the entry's filter
+// columns f (as stored in entries, its DLQ topic or queue among them): the
+// one place that decides what a search finds, for new
 // entries (insert) and for the rebuild of older ones (RebuildText) alike.
 // Names — exception type, code, topics, queues, services, event type — are
 // also given split at camel case (nameText), since the tokenizer splits
 // them only at punctuation.
-func textOf(id int64, it *IndexItem, dlq string) entryText {
+func textOf(id int64, it *IndexItem, f entryFilters) entryText {
 	dl := &it.DL
 	o := dl.Origin
+	dlq := f.destination
 	return entryText{
+		filters:     filterTokens(f),
 		message:     dl.Error.Message,
 		exception:   nameText(dl.Error.ExceptionType),
 		ids:         idsText(id, it),
@@ -44,6 +52,44 @@ func textOf(id int64, it *IndexItem, dlq string) entryText {
 		payload:     payloadText(dl.Payload),
 		key:         payloadText(dl.Key),
 	}
+}
+
+// entryFilters are the values of an entry that a filter can name and that
+// never change once it is stored (status does, so it stays in SQL only).
+type entryFilters struct {
+	tenant, eventType, errorCode, broker, cluster, destination, resource string
+}
+
+// Kinds of filter token: the first letters after "zf".
+const (
+	tokTenant      = 't'
+	tokEventType   = 'e'
+	tokErrorCode   = 'c'
+	tokBroker      = 'b'
+	tokCluster     = 'k'
+	tokDestination = 'd'
+	tokResource    = 'r'
+)
+
+// filterToken is the full-text token of one filter value: "zf", the kind,
+// and 16 hex digits of the value's 64-bit FNV-1a hash — letters and digits
+// only, so the tokenizer keeps it whole, and one token whatever the value
+// holds. Two values can share a token only by a hash collision, so the
+// token narrows a search and the SQL condition on the column still
+// decides (and enforces scope).
+func filterToken(kind byte, value string) string {
+	h := fnv.New64a()
+	h.Write([]byte(value))
+	return fmt.Sprintf("zf%c%016x", kind, h.Sum64())
+}
+
+// filterTokens is the filters column of an entry.
+func filterTokens(f entryFilters) string {
+	return strings.Join([]string{
+		filterToken(tokTenant, f.tenant), filterToken(tokEventType, f.eventType), filterToken(tokErrorCode, f.errorCode),
+		filterToken(tokBroker, f.broker), filterToken(tokCluster, f.cluster), filterToken(tokDestination, f.destination),
+		filterToken(tokResource, f.resource),
+	}, " ")
 }
 
 // namesText is nameText of each distinct non-empty name.
