@@ -137,3 +137,16 @@ WHERE e.id < (`+lowestTextSQL+`) ORDER BY e.id DESC LIMIT ?`, int64(noText), s.t
 	})
 	return n, err
 }
+
+// textLag says how far the full-text index is behind the entries: behind is
+// how long ago the oldest entry stored after the index's newest text was
+// captured (0 when the index holds every new entry), and older whether
+// entries stored before the index had its present columns are still
+// missing (RebuildText). Filters and counts never lag; only text does.
+func (s *Store) textLag(context.Context) (behind time.Duration, older bool, err error) {
+	return 0, s.textPending.Load(), nil
+}
+
+// WaitText returns once the full-text index holds every entry committed
+// before the call, or ctx's error.
+func (s *Store) WaitText(context.Context) error { return nil }
