@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -153,4 +154,140 @@ func BenchmarkDisk24h(b *testing.B) {
 		b.ReportMetric(float64(size)/(1<<20), "MiB")
 		s.Close()
 	}
+}
+
+// BenchmarkRollupDisk stores 14 days of rollups of TSDB_BENCH_SERIES
+// series (default 100) of the collector's shapes (benchSeries, sampled
+// every 10 s) and reports the bytes of database pages in use per
+// series-minute and that figure extrapolated to 10,000 series in GB.
+// /switchyard seals one rollup chunk per series and hour as Append does
+// and compacts every 6 simulated hours as Maintain would: the last 48 h
+// stay at 1 minute, the rest is at 5 minutes. /bare-sqlite stores the same
+// five summaries per series-minute as REAL columns of a WITHOUT ROWID table
+// keyed by (series, minute), all 14 days at 1 minute. Run with
+// -benchtime=1x.
+func BenchmarkRollupDisk(b *testing.B) {
+	n := 100
+	if v := os.Getenv("TSDB_BENCH_SERIES"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	const days = 14
+	minutes := float64(n) * days * 1440
+	// hours yields, per hour of the 14 days, each series' raw chunk.
+	hours := func(yield func(hour int, chunks []rawChunk) bool) {
+		vals := newBenchValue(n)
+		chunks := make([]rawChunk, n)
+		for h := range days * 24 {
+			start := t0.Add(time.Duration(h) * time.Hour).UnixMilli()
+			for i := range chunks {
+				chunks[i] = rawChunk{}
+			}
+			for cyc := range 360 {
+				for i := range chunks {
+					chunks[i].append(start+int64(cyc)*10_000, vals.next(i))
+				}
+			}
+			if !yield(h, chunks) {
+				return
+			}
+		}
+	}
+	report := func(b *testing.B, db interface {
+		QueryRow(string, ...any) *sql.Row
+	}) {
+		var pages, free, size int64
+		db.QueryRow(`PRAGMA page_count`).Scan(&pages)
+		db.QueryRow(`PRAGMA freelist_count`).Scan(&free)
+		db.QueryRow(`PRAGMA page_size`).Scan(&size)
+		perMinute := float64((pages-free)*size) / minutes
+		b.ReportMetric(perMinute, "bytes/series-minute")
+		b.ReportMetric(perMinute*10_000*days*1440/1e9, "gb-14d-10k")
+	}
+	b.Run("switchyard", func(b *testing.B) {
+		for b.Loop() {
+			c := deliverytest.NewClock(t0)
+			s := mustOpen(b, Options{Dir: b.TempDir(), Now: c.Now})
+			ctx := context.Background()
+			for i, ls := range benchSeries(n) {
+				if _, err := s.db.Exec(`INSERT INTO series (id, labels) VALUES (?, ?)`, i+1, ls.String()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for h, chunks := range hours {
+				start := t0.Add(time.Duration(h) * time.Hour).UnixMilli()
+				tx, err := s.db.Begin()
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range chunks {
+					roll, err := encodeRollup(chunks[i].bytes(), start, s.step)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := tx.Exec(`INSERT INTO rollup_chunks (series_id, start, data) VALUES (?, ?, ?)`, i+1, start, roll); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				now := start + 2*s.window
+				c.Set(time.UnixMilli(now))
+				if h%6 == 5 {
+					if err := s.compact(ctx, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			if _, err := s.db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				b.Fatal(err)
+			}
+			report(b, s.db)
+			s.Close()
+		}
+	})
+	b.Run("bare-sqlite", func(b *testing.B) {
+		for b.Loop() {
+			db, err := sql.Open("sqlite3", filepath.Join(b.TempDir(), "bare.db")+"?_journal_mode=WAL&_synchronous=NORMAL")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := db.Exec(`CREATE TABLE rollups (series INTEGER NOT NULL, minute INTEGER NOT NULL,
+	min REAL NOT NULL, max REAL NOT NULL, sum REAL NOT NULL, count REAL NOT NULL, last REAL NOT NULL,
+	PRIMARY KEY (series, minute)) WITHOUT ROWID`); err != nil {
+				b.Fatal(err)
+			}
+			for h, chunks := range hours {
+				start := t0.Add(time.Duration(h) * time.Hour).UnixMilli()
+				tx, err := db.Begin()
+				if err != nil {
+					b.Fatal(err)
+				}
+				ins, err := tx.Prepare(`INSERT INTO rollups VALUES (?, ?, ?, ?, ?, ?, ?)`)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range chunks {
+					idx, aggs, err := rollupBuckets(chunks[i].bytes(), start, 60_000)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for k, a := range aggs {
+						if _, err := ins.Exec(i+1, start/60_000+idx[k], a.min, a.max, a.sum, a.count, a.last); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				ins.Close()
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := db.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+				b.Fatal(err)
+			}
+			report(b, db)
+			db.Close()
+		}
+	})
 }

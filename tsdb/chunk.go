@@ -10,7 +10,7 @@ import (
 // This file holds the on-disk encodings: Gorilla-style raw chunks
 // (delta-of-delta millisecond timestamps, XOR-compressed float64 values,
 // after Pelkonen et al., "Gorilla", VLDB 2015, as Prometheus does it) and
-// column-wise rollup chunks.
+// the bit streams and summaries that rollup chunks (rollup.go) are made of.
 
 var errShortChunk = errors.New("chunk ends early")
 
@@ -355,58 +355,6 @@ const (
 	numCols
 )
 
-// encodeRollup summarises a sealed raw chunk starting at window start into
-// one bucket per step. Layout: uvarint step (ms), so that a store whose
-// RollupStep changed still reads its old rollups; uvarint bucket count; uvarint run count
-// and per run of consecutive buckets the uvarint gap in steps and length; then per
-// column a uvarint byte length and an XOR value stream. Columns are
-// separate so that a query decodes only what its aggregation needs.
-func encodeRollup(raw []byte, start, step int64) ([]byte, error) {
-	var idx []int64
-	var buckets []agg
-	it := newRawIter(raw)
-	for it.next() {
-		b := floorDiv(it.T-start, step)
-		if len(idx) == 0 || idx[len(idx)-1] != b {
-			idx = append(idx, b)
-			buckets = append(buckets, agg{})
-		}
-		buckets[len(buckets)-1].addPoint(it.V)
-	}
-	if it.err != nil {
-		return nil, it.err
-	}
-	// Bucket positions as runs of consecutive steps: (gap from the end of
-	// the previous run, length). A series reporting steadily has one run.
-	out := binary.AppendUvarint(nil, uint64(step))
-	out = binary.AppendUvarint(out, uint64(len(idx)))
-	var runs []int64
-	next := int64(0)
-	for i := 0; i < len(idx); {
-		j := i + 1
-		for j < len(idx) && idx[j] == idx[j-1]+1 {
-			j++
-		}
-		runs = append(runs, idx[i]-next, int64(j-i))
-		next = idx[j-1] + 1
-		i = j
-	}
-	out = binary.AppendUvarint(out, uint64(len(runs)/2))
-	for _, r := range runs {
-		out = binary.AppendUvarint(out, uint64(r))
-	}
-	for col := range numCols {
-		var s bstream
-		var e xorEncoder
-		for _, a := range buckets {
-			e.append(&s, a.col(col))
-		}
-		out = binary.AppendUvarint(out, uint64(len(s.b)))
-		out = append(out, s.b...)
-	}
-	return out, nil
-}
-
 func (a agg) col(c int) float64 {
 	switch c {
 	case colMin:
@@ -434,71 +382,6 @@ func (a *agg) setCol(c int, v float64) {
 	default:
 		a.last = v
 	}
-}
-
-// decodeRollup returns the bucket start times (ms) and summaries of a
-// rollup chunk, filling only the columns in want; count is always filled.
-func decodeRollup(b []byte, start int64, want [numCols]bool) ([]int64, []agg, error) {
-	ustep, k := binary.Uvarint(b)
-	if k <= 0 || ustep == 0 {
-		return nil, nil, errShortChunk
-	}
-	step := int64(ustep)
-	b = b[k:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)) {
-		return nil, nil, errShortChunk
-	}
-	b = b[k:]
-	ts := make([]int64, 0, n)
-	nruns, k := binary.Uvarint(b)
-	if k <= 0 {
-		return nil, nil, errShortChunk
-	}
-	b = b[k:]
-	next := int64(0)
-	for range nruns {
-		gap, k1 := binary.Uvarint(b)
-		if k1 <= 0 {
-			return nil, nil, errShortChunk
-		}
-		length, k2 := binary.Uvarint(b[k1:])
-		if k2 <= 0 || uint64(len(ts))+length > n {
-			return nil, nil, errShortChunk
-		}
-		b = b[k1+k2:]
-		next += int64(gap)
-		for range length {
-			ts = append(ts, start+next*step)
-			next++
-		}
-	}
-	if uint64(len(ts)) != n {
-		return nil, nil, errShortChunk
-	}
-	want[colCount] = true
-	out := make([]agg, n)
-	for col := range numCols {
-		l, k := binary.Uvarint(b)
-		if k <= 0 || l > uint64(len(b)-k) {
-			return nil, nil, errShortChunk
-		}
-		stream := b[k : k+int(l)]
-		b = b[k+int(l):]
-		if !want[col] {
-			continue
-		}
-		r := breader{b: stream}
-		var d xorDecoder
-		for i := range out {
-			v, err := d.next(&r)
-			if err != nil {
-				return nil, nil, err
-			}
-			out[i].setCol(col, v)
-		}
-	}
-	return ts, out, nil
 }
 
 func floorDiv(a, b int64) int64 {

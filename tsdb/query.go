@@ -55,8 +55,9 @@ type Point struct {
 type Series struct {
 	Labels Labels
 	Points []Point
-	// Rollup is true when the points were computed from RollupStep rollups
-	// rather than raw samples; the range then widens to whole rollup steps.
+	// Rollup is true when the points were computed from rollups rather
+	// than raw samples; the range then widens to whole rollup steps
+	// (CoarseStep ones when it begins beyond CoarseAfter).
 	Rollup bool
 }
 
@@ -64,8 +65,13 @@ type Series struct {
 // points in the range, one point per Step bucket, sorted by labels. It
 // reads raw points when the whole range lies within RawRetention and Step
 // is not a multiple of RollupStep; otherwise it reads rollups, which give
-// the same answer for such steps at a fraction of the decoding. No match
-// is an empty result, not an error.
+// the same answer for such steps at a fraction of the decoding. Rollups
+// older than CoarseAfter (48 h) are kept at CoarseStep (5 minutes) only: a
+// Step that is a multiple of it reads the same values as before the
+// compaction, and a finer Step over that part of the range gets one point
+// per CoarseStep (the bucket summarised at its start), so a 14-day chart at
+// a 1-minute step has 5-minute points beyond 48 h and 1-minute points
+// after. No match is an empty result, not an error.
 //
 // Errors: EINVALID for a missing name, a bad matcher or regular
 // expression, From after To, Step not positive, an unknown aggregation, or
@@ -93,7 +99,9 @@ type SelectQ struct {
 	// retention only). A positive Resolution reads one point per
 	// Resolution bucket, the bucket's last value at the bucket's start,
 	// from rollups when it is a multiple of the rollup step: what a
-	// preview over days reads.
+	// preview over days reads. Beyond CoarseAfter the rollups have
+	// CoarseStep buckets, so a finer Resolution reads one point per
+	// CoarseStep there (see Query).
 	Resolution time.Duration
 	// MaxSamples bounds the points read over all series; 0 means
 	// DefaultMaxSamples. More is EINVALID, so that one request cannot
@@ -178,6 +186,10 @@ func (s *Store) query(ctx context.Context, q Q, ms []matcher, maxSamples int) ([
 	from, to, step := q.From.UnixMilli(), q.To.UnixMilli(), q.Step.Milliseconds()
 	if rollup {
 		from = floorDiv(from, s.step) * s.step
+		if from < now.UnixMilli()-s.coarseAfter {
+			// Coarse buckets start at multiples of CoarseStep.
+			from = floorDiv(from, s.coarseStep) * s.coarseStep
+		}
 	}
 	out := []Series{}
 	for _, p := range picks {
@@ -195,12 +207,12 @@ func (s *Store) query(ctx context.Context, q Q, ms []matcher, maxSamples int) ([
 		}
 		if p.head != nil && p.start <= to && p.start+s.window > from {
 			if rollup {
-				roll, err := encodeRollup(p.head, p.start, s.step)
-				if err == nil {
-					err = b.addRollup(roll, p.start)
-				}
+				idx, aggs, err := rollupBuckets(p.head, p.start, s.step)
 				if err != nil {
 					return nil, fmt.Errorf("query %s: head: %w", p.labels, err)
+				}
+				for i, k := range idx {
+					b.add(p.start+k*s.step, aggs[i])
 				}
 			} else if err := b.addRaw(p.head); err != nil {
 				return nil, fmt.Errorf("query %s: head: %w", p.labels, err)
@@ -248,15 +260,21 @@ func checkPoints(q Q, max int) error {
 }
 
 // readChunks feeds the stored chunks of one series overlapping [from, to]
-// to b in time order, stopping at the window the head copy covers.
+// to b in time order, stopping at the window the head copy covers. Rollups
+// are read from the coarse and the 1-minute chunks in one statement, so
+// that a compaction committing meanwhile is seen wholly or not at all; the
+// two never overlap in time, so ordering by start stitches them.
 func (s *Store) readChunks(ctx context.Context, id uint64, rollup bool, from, to, headStart int64, hasHead bool, b *bucketer) error {
-	table := "raw_chunks"
+	query := `SELECT start, data FROM raw_chunks WHERE series_id = ? AND start > ? AND start <= ? ORDER BY start`
+	args := []any{id, from - s.window, to}
 	if rollup {
-		table = "rollup_chunks"
+		query = `SELECT start, data FROM coarse_chunks WHERE series_id = ? AND start > ? AND start <= ?
+UNION ALL
+SELECT start, data FROM rollup_chunks WHERE series_id = ? AND start > ? AND start <= ?
+ORDER BY start`
+		args = []any{id, from - s.coarseWindow, to, id, from - s.window, to}
 	}
-	rows, err := s.db.QueryContext(ctx,
-		`SELECT start, data FROM `+table+` WHERE series_id = ? AND start > ? AND start <= ? ORDER BY start`,
-		id, from-s.window, to)
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}

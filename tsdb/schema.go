@@ -34,5 +34,16 @@ CREATE TABLE head_log (
 	seq  INTEGER PRIMARY KEY,
 	data BLOB NOT NULL
 );`},
+		// Rollups older than CoarseAfter, at CoarseStep, one row per
+		// series and coarse window (coarse.go). Keyed without a rowid:
+		// the rows are small and only ever found by series and start.
+		{Version: 2, Name: "coarse rollups", SQL: `
+CREATE TABLE coarse_chunks (
+	series_id INTEGER NOT NULL,
+	start     INTEGER NOT NULL,
+	data      BLOB    NOT NULL,
+	PRIMARY KEY (series_id, start)
+) WITHOUT ROWID;
+CREATE INDEX coarse_chunks_start ON coarse_chunks(start);`},
 	}}
 }

@@ -70,12 +70,19 @@ import (
 // FileName is the store's file in the data directory.
 const FileName = "tsdb.db"
 
+// coarseWindows is how many chunk windows one coarse chunk spans: 6 h of
+// 5-minute buckets, 72, make a row large enough that SQLite's per-row
+// cost is small beside it.
+const coarseWindows = 6
+
 // Defaults of Options that the console's configuration shares
 // (history.raw_retention, history.rollup_retention, history.max_series).
 const (
 	DefaultRawRetention    = 24 * time.Hour
 	DefaultRollupRetention = 14 * 24 * time.Hour
 	DefaultMaxSeries       = 100_000
+	DefaultCoarseAfter     = 48 * time.Hour
+	DefaultCoarseStep      = 5 * time.Minute
 )
 
 // Options configures a Store. The zero value, with Dir set, is the default.
@@ -95,6 +102,14 @@ type Options struct {
 	// head log. Keep it fixed for a store: after a change, queries may miss
 	// the older chunks that straddle a range's start.
 	ChunkWindow time.Duration
+	// CoarseAfter is the age beyond which rollups are compacted to
+	// CoarseStep (coarse.go); default 48 hours, or RawRetention when that
+	// is longer. It must not be shorter than RawRetention.
+	CoarseAfter time.Duration
+	// CoarseStep is the resolution of rollups older than CoarseAfter;
+	// default 5 minutes. It must be a multiple of RollupStep and divide
+	// ChunkWindow.
+	CoarseStep time.Duration
 	// MaxSeries caps the number of distinct series; default 100,000.
 	// Samples of new series beyond it are refused and counted by Dropped.
 	MaxSeries int
@@ -125,6 +140,8 @@ func (o *Options) setDefaults() error {
 	def(&o.RollupRetention, DefaultRollupRetention)
 	def(&o.RollupStep, time.Minute)
 	def(&o.ChunkWindow, time.Hour)
+	def(&o.CoarseAfter, max(DefaultCoarseAfter, o.RawRetention))
+	def(&o.CoarseStep, max(DefaultCoarseStep, o.RollupStep))
 	def(&o.MaxFuture, 10*time.Minute)
 	def(&o.MaintainEvery, time.Minute)
 	if o.MaxSeries == 0 {
@@ -146,6 +163,10 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("tsdb: RollupRetention %s is shorter than RawRetention %s", o.RollupRetention, o.RawRetention)
 	case o.RollupStep < time.Millisecond || o.ChunkWindow < o.RollupStep || o.ChunkWindow%o.RollupStep != 0:
 		return fmt.Errorf("tsdb: RollupStep %s must be at least 1ms and divide ChunkWindow %s", o.RollupStep, o.ChunkWindow)
+	case o.CoarseAfter < o.RawRetention:
+		return fmt.Errorf("tsdb: CoarseAfter %s is shorter than RawRetention %s", o.CoarseAfter, o.RawRetention)
+	case o.CoarseStep%o.RollupStep != 0 || o.ChunkWindow%o.CoarseStep != 0:
+		return fmt.Errorf("tsdb: CoarseStep %s must be a multiple of RollupStep %s and divide ChunkWindow %s", o.CoarseStep, o.RollupStep, o.ChunkWindow)
 	}
 	return nil
 }
@@ -177,6 +198,16 @@ type Store struct {
 
 	// window, step and retention in milliseconds.
 	window, step int64
+	// coarseStep, coarseAfter and coarseWindow (the span of one coarse
+	// chunk) in milliseconds.
+	coarseStep, coarseAfter, coarseWindow int64
+
+	// compactMu makes compactions take turns; compactBatch (series per
+	// transaction, 0 for the default) and compacted (called after each
+	// committed batch) are for tests.
+	compactMu    sync.Mutex
+	compactBatch int
+	compacted    func(series int)
 
 	mu         sync.RWMutex
 	closed     bool
@@ -237,6 +268,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log:    opts.Logger.With("component", "tsdb"),
 		window: opts.ChunkWindow.Milliseconds(),
 		step:   opts.RollupStep.Milliseconds(),
+
+		coarseStep:   opts.CoarseStep.Milliseconds(),
+		coarseAfter:  opts.CoarseAfter.Milliseconds(),
+		coarseWindow: coarseWindows * opts.ChunkWindow.Milliseconds(),
 	}
 	if err := s.load(ctx); err != nil {
 		db.Close()
@@ -642,18 +677,33 @@ func decodeBatch(b []byte, f func(id uint64, t int64, v float64)) error {
 
 // Maintain seals the windows of series that stopped reporting, deletes raw
 // chunks older than RawRetention, rollups older than RollupRetention and
-// series with nothing left, and returns free pages to the file system.
+// series with nothing left, compacts rollups older than CoarseAfter to
+// CoarseStep (coarse.go) and returns free pages to the file system.
 func (s *Store) Maintain(ctx context.Context) error {
+	now, err := s.retain(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.compact(ctx, now); err != nil {
+		return fmt.Errorf("tsdb maintain: %w", err)
+	}
+	return s.vacuum(ctx)
+}
+
+// retain is the part of Maintain that needs s.mu: sealing and retention.
+// It returns the time (ms) it ran at.
+func (s *Store) retain(ctx context.Context) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("tsdb: maintain a closed store")
+		return 0, errors.New("tsdb: maintain a closed store")
 	}
 	nowT := s.opts.Now()
 	now := nowT.UnixMilli()
 	sealed := s.sealIdle(now, true)
 	rawCut := now - s.opts.RawRetention.Milliseconds() - s.window
 	rollCut := now - s.opts.RollupRetention.Milliseconds() - s.window
+	coarseCut := now - s.opts.RollupRetention.Milliseconds() - s.coarseWindow
 	var gone []*memSeries
 	for _, ms := range s.byID {
 		if ms.head == nil && ms.sealedThrough <= rollCut+s.window {
@@ -662,12 +712,12 @@ func (s *Store) Maintain(ctx context.Context) error {
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("tsdb maintain: %w", err)
+		return 0, fmt.Errorf("tsdb maintain: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	if err := s.writeSealed(ctx, tx, sealed); err != nil {
 		s.restoreAfterFailure(ctx)
-		return fmt.Errorf("tsdb maintain: %w", err)
+		return 0, fmt.Errorf("tsdb maintain: %w", err)
 	}
 	// A chunk starting at or before cut ends at or before the retention
 	// boundary, so none of its points is still wanted.
@@ -677,27 +727,38 @@ func (s *Store) Maintain(ctx context.Context) error {
 	}{
 		{`DELETE FROM raw_chunks WHERE start <= ?`, rawCut},
 		{`DELETE FROM rollup_chunks WHERE start <= ?`, rollCut},
+		{`DELETE FROM coarse_chunks WHERE start <= ?`, coarseCut},
 	} {
 		if _, err := tx.ExecContext(ctx, q.sql, q.cut); err != nil {
 			s.restoreAfterFailure(ctx)
-			return fmt.Errorf("tsdb retention: %w", err)
+			return 0, fmt.Errorf("tsdb retention: %w", err)
 		}
 	}
 	for _, ms := range gone {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM series WHERE id = ?`, ms.id); err != nil {
-			s.restoreAfterFailure(ctx)
-			return fmt.Errorf("tsdb retention: %w", err)
+		// A coarse chunk may outlive its series' last sealed window by up
+		// to a coarse window: it goes with the series, so that a later
+		// series given the same id never inherits it.
+		for _, q := range []string{`DELETE FROM coarse_chunks WHERE series_id = ?`, `DELETE FROM series WHERE id = ?`} {
+			if _, err := tx.ExecContext(ctx, q, ms.id); err != nil {
+				s.restoreAfterFailure(ctx)
+				return 0, fmt.Errorf("tsdb retention: %w", err)
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		s.restoreAfterFailure(ctx)
-		return fmt.Errorf("tsdb maintain: %w", err)
+		return 0, fmt.Errorf("tsdb maintain: %w", err)
 	}
 	for _, ms := range gone {
 		s.unregister(ms)
 	}
 	s.sealed += uint64(len(sealed))
 	s.maintained = nowT
+	return now, nil
+}
+
+// vacuum returns a large surplus of free pages to the file system.
+func (s *Store) vacuum(ctx context.Context) error {
 	// Freed pages are reused by new chunks; give back only a large surplus,
 	// so that a steady store does not shrink and regrow every run.
 	var free, pages int64
