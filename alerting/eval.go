@@ -100,6 +100,14 @@ func loadRule(ctx context.Context, rd Reader, r *Rule, from, to int64, res time.
 		default:
 			return nil, delivery.Errorf(delivery.EINVALID, "unknown function %q", s.Func)
 		}
+		if res > 0 && s.Func != FuncValue && time.Duration(s.Window) < 2*res {
+			// A window holds a rate only with two points in it: at
+			// resolution res that takes two of them (a preview over
+			// 5-minute rollups widens a 5-minute rate to 10 minutes).
+			w := *s
+			w.Window = Duration(2 * res)
+			s = &w
+		}
 		need, shift := selectorNeed(s), res.Milliseconds()
 		series, err := rd.Select(ctx, tsdb.SelectQ{
 			Name: storedMetric(s), Matchers: s.Matchers,

@@ -34,7 +34,10 @@ const maxRangeSteps = 100_000
 // multiples of step since the epoch) from one Select per selector over
 // [first step - its window or lookback - res, last step] at resolution res
 // (0 = raw samples; the preview passes 1m rollups for ranges beyond raw
-// retention), computing each step in memory with Eval's code.
+// retention, 5m ones beyond 48 h), computing each step in memory with
+// Eval's code. Over rollups, a rate, increase or quantile window shorter
+// than two points (2×res) is widened to 2×res: a shorter one would never
+// hold the two points a rate needs.
 //
 // A rollup point holds the last value of its bucket and is stamped by the
 // store at the bucket's start; EvalRange takes it to be at the bucket's

@@ -252,3 +252,32 @@ func BenchmarkEvalRange14d(b *testing.B) {
 		}
 	}
 }
+
+// TestEvalRangeWidensWindowsOverCoarseRollups: a 1-minute rate previewed
+// over 5-minute rollups (a range beyond 48 h) still has values: its window
+// is widened to two points, and the rate it gives is the series' slope.
+func TestEvalRangeWidensWindowsOverCoarseRollups(t *testing.T) {
+	h := engHistory(t, engSeries{tsdb.L(tsdb.MetricName, "event_failed_total", "cluster", "demo", "group", "billing"),
+		engCounter(240, func(int) float64 { return 3 }, nil)}) // +3 a scrape (15 s): 0.2/s
+	r := &Rule{Name: "rate", Expr: Selector{Metric: "event_failed_total", Func: FuncRate, Window: Duration(time.Minute)}, Op: OpGT, Threshold: 0.1}
+	rr, err := EvalRange(context.Background(), h, r, engT0.Add(20*time.Minute), engAt(239), 5*time.Minute, 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Series) != 1 {
+		t.Fatalf("series = %+v, want the one counter", rr.Series)
+	}
+	got := 0
+	for i, v := range rr.Series[0].Values {
+		if math.IsNaN(v) {
+			continue
+		}
+		got++
+		if math.Abs(v-0.2) > 0.02 {
+			t.Errorf("rate at %s = %v, want about 0.2/s", rr.Steps[i].Format(time.TimeOnly), v)
+		}
+	}
+	if got < len(rr.Steps)-1 {
+		t.Errorf("%d of %d steps have a rate, want all (but perhaps the first)", got, len(rr.Steps))
+	}
+}

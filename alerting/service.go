@@ -54,7 +54,12 @@ type ServiceOptions struct {
 	// RawRetention is the history's raw retention: a preview reaching
 	// further back reads 1-minute rollups. Default tsdb.DefaultRawRetention.
 	RawRetention time.Duration
-	Now          func() time.Time
+	// CoarseAfter and CoarseStep are where the history keeps only coarse
+	// rollups (tsdb.Options): a preview reaching further back than
+	// CoarseAfter reads CoarseStep rollups over its whole range. Defaults
+	// tsdb.DefaultCoarseAfter and tsdb.DefaultCoarseStep.
+	CoarseAfter, CoarseStep time.Duration
+	Now                     func() time.Time
 }
 
 // Service is every rule that protects alerting for a principal — which
@@ -88,6 +93,12 @@ func NewService(opts ServiceOptions) (*Service, error) {
 	}
 	if opts.RawRetention <= 0 {
 		opts.RawRetention = tsdb.DefaultRawRetention
+	}
+	if opts.CoarseAfter <= 0 {
+		opts.CoarseAfter = tsdb.DefaultCoarseAfter
+	}
+	if opts.CoarseStep <= 0 {
+		opts.CoarseStep = tsdb.DefaultCoarseStep
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -490,7 +501,10 @@ func PreviewStep(rng, interval time.Duration) time.Duration {
 // Preview evaluates a draft rule (validated as CreateRule does; the scope
 // that counts is view, and only what the caller may view is read) over
 // [from, to] of stored history, at most MaxPreviewRange. Ranges reaching
-// beyond raw retention read 1-minute rollups.
+// beyond raw retention read 1-minute rollups, and ranges reaching beyond
+// CoarseAfter (48 h) read 5-minute rollups throughout, since that is all
+// the history keeps of their start (EvalRange widens the windows shorter
+// than two of them).
 func (s *Service) Preview(ctx context.Context, c Caller, r Rule, from, to time.Time) (Preview, error) {
 	now := s.now()
 	fe := FieldErrors{}
@@ -519,6 +533,9 @@ func (s *Service) Preview(ctx context.Context, c Caller, r Rule, from, to time.T
 	// slack: "the last 24h" asked a moment ago); 1-minute rollups beyond.
 	if now.Sub(from) > s.opts.RawRetention+step {
 		res = time.Minute
+		if now.Sub(from) > s.opts.CoarseAfter+step {
+			res = s.opts.CoarseStep
+		}
 		if step < res {
 			step = res
 		}
