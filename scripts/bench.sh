@@ -11,9 +11,10 @@ COUNT="${BENCH_COUNT:-3}"
 # runs the page with its shared cache (switchyard), without it (switchyard-uncached) and bare.
 # Traces: OTLP/HTTP ingest of 512-span requests, the assembly of a 5,000-span story, and
 # searches over 2,000,000 stored spans (seeded once per run; its bytes/span is in the raw output).
+# History: bytes per series-minute of 14 days of rollups beside bare rows and beside zstd of the same buckets.
 # Alerting: one evaluation cycle of 1,000 rules over 10,000 series beside the same reads as bare
 # history selects, and the preview of one rule over 14 days of rollups beside the bare rollup read.
-RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./web/:200x:2000Partitions|200Groups|GzipBody ./web/:2000x:DeadLettersUnderLoad ./dlqstore/:1x:Index ./dlqstore/:50x:Search ./indexer/:1x:IndexKafka ./redrive/:1x:Redrive ./web/:60x:OTLPTraceIngest ./tracing/:100x:TraceAssembly ./tracing/:300x:SpanSearch ./alerting/:10x:AlertCycle ./alerting/:30x:AlertPreview14d}"
+RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./tsdb/:1x:RollupDisk ./web/:200x:2000Partitions|200Groups|GzipBody ./web/:2000x:DeadLettersUnderLoad ./dlqstore/:1x:Index ./dlqstore/:50x:Search ./indexer/:1x:IndexKafka ./redrive/:1x:Redrive ./web/:60x:OTLPTraceIngest ./tracing/:100x:TraceAssembly ./tracing/:300x:SpanSearch ./alerting/:10x:AlertCycle ./alerting/:30x:AlertPreview14d}"
 mkdir -p .bench
 raw=.bench/raw.txt
 : >"$raw"
@@ -25,6 +26,7 @@ echo
 # Pairs: Benchmark<Thing>/switchyard (or /delivery) is ours, /bare-<client> the baseline.
 # Throughput (msgs/s) is compared where reported, else time per op (ms/cycle or ns/op).
 awk '
+BEGIN { split("bytes/entry written-bytes/entry bytes/series-minute gb-14d-10k rss-mb rss-mb-per-2h-slope p99-catchup-ms", xs, " "); for (i in xs) extra[xs[i]] = 1 }
 /^pkg: / { pkg = $2; sub(/^switchyard\//, "", pkg) }
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
@@ -35,7 +37,13 @@ awk '
 	for (i = 2; i < NF; i++) if ($(i+1) == "msgs/s") { v = $i; unit = "msgs/s" }
 	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) == "p99-ms") { v = $i; unit = "p99 ms" }
 	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) == "ms/cycle") { v = $i; unit = "ms/cycle" }
+	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) in extra) { v = $i; unit = $(i+1); break }
 	if (unit == "") for (i = 2; i < NF; i++) if ($(i+1) == "ns/op") { v = $i / 1e6; unit = "ms/op" }
+	add(group, variant, unit, v)
+	# Size and memory figures get rows of their own beside the main one.
+	for (i = 2; i < NF; i++) if (($(i+1) in extra) && $(i+1) != unit) add(group " [" $(i+1) "]", variant, $(i+1), $i)
+}
+function add(group, variant, unit, v,   key) {
 	key = group SUBSEP variant; cnt[key]++; vals[key, cnt[key]] = v; units[group] = unit
 	groups[group] = 1; variants[group, variant] = 1
 }
@@ -57,6 +65,7 @@ END {
 			for (gv in variants) { split(gv, p, SUBSEP); if (p[1] != g || p[2] !~ /^bare/) continue
 				base = median(g SUBSEP p[2])
 				if (u == "msgs/s") verdict = sprintf("%.2fx the throughput", (base > 0 ? ours / base : 0))
+				else if (u ~ /bytes|gb|mb/) verdict = sprintf("%.2fx the size", (base > 0 ? ours / base : 0))
 				else verdict = sprintf("%.2fx the time", (base > 0 ? ours / base : 0))
 				printf "%-56s %-9s %12.3f %12.3f  %-14s %s\n", label, u, ours, base, p[2], verdict
 			}
