@@ -118,6 +118,7 @@ func newWorld(t *testing.T) *world {
 		p := dlqstoretest.Find(t, st, dlqstore.Filter{Limit: 1}) // the newest is the one just indexed
 		w.ids = append(w.ids, p.Entries[0].ID)
 	}
+	dlqstoretest.WaitText(t, st) // text is indexed after capture
 	w.opts = dlq.Options{Store: st, Policy: access.Policy{}, Masker: masker, Audit: audit, AuditReads: true, Indexers: sources{}}
 	w.svc = w.service(t, w.opts)
 	return w

@@ -126,19 +126,20 @@ func (s *Store) fillBodiesWith(ctx context.Context, es []Entry, inner bool) erro
 		byID[es[i].ID] = &es[i]
 		args[i] = es[i].ID
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT id, payload, headers, record FROM entry_bodies WHERE id IN ("+placeholders(len(es))+")", args...)
+	rows, err := s.db.QueryContext(ctx, "SELECT id, codec, payload, headers, record FROM entry_bodies WHERE id IN ("+placeholders(len(es))+")", args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var id int64
+		var codec int
 		var payload, headers, record []byte
-		if err := rows.Scan(&id, &payload, &headers, &record); err != nil {
+		if err := rows.Scan(&id, &codec, &payload, &headers, &record); err != nil {
 			return err
 		}
 		e := byID[id]
-		dl, err := decodeRecord(record, payload, headers, e.Truncated || !inner)
+		dl, err := decodeBody(codec, record, payload, headers, e.Truncated || !inner)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", id, err)
 		}

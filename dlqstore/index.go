@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"switchyard/delivery"
@@ -55,10 +57,12 @@ func (s *Store) IndexKafka(ctx context.Context, cluster, topic string, partition
 	loc := func(it *IndexItem) key {
 		return key{broker: delivery.BrokerKafka, cluster: cluster, destination: topic, partition: partition, offset: it.DL.DLQ.Offset}
 	}
+	rows := prepareRows(items, loc)
 	var res IndexResult
-	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+	var fresh []queuedText
+	err := s.writeThen(ctx, func(tx *sql.Tx, now int64) error {
 		var err error
-		if res, err = s.insert(ctx, tx, now, items, loc); err != nil {
+		if res, fresh, err = s.insert(ctx, tx, now, items, rows, loc); err != nil {
 			return err
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO kafka_offsets (cluster, topic, kpartition, next_offset, updated_at) VALUES (?, ?, ?, ?, ?)
@@ -68,7 +72,7 @@ ON CONFLICT (cluster, topic, kpartition) DO UPDATE SET next_offset = excluded.ne
 			return fmt.Errorf("store offset: %w", err)
 		}
 		return nil
-	})
+	}, func() { s.queueText(fresh) })
 	if err != nil {
 		return IndexResult{}, fmt.Errorf("index kafka %s %s/%d: %w", cluster, topic, partition, err)
 	}
@@ -117,12 +121,14 @@ func (s *Store) IndexRabbit(ctx context.Context, items []IndexItem) (IndexResult
 		return key{broker: delivery.BrokerRabbitMQ, cluster: d.Cluster, vhost: d.VHost, destination: d.Queue,
 			messageID: it.MessageID, deathCount: it.DeathCount}
 	}
+	rows := prepareRows(items, loc)
 	var res IndexResult
-	err := s.write(ctx, func(tx *sql.Tx, now int64) error {
+	var fresh []queuedText
+	err := s.writeThen(ctx, func(tx *sql.Tx, now int64) error {
 		var err error
-		res, err = s.insert(ctx, tx, now, items, loc)
+		res, fresh, err = s.insert(ctx, tx, now, items, rows, loc)
 		return err
-	})
+	}, func() { s.queueText(fresh) })
 	if err != nil {
 		return IndexResult{}, fmt.Errorf("index rabbitmq: %w", err)
 	}
@@ -159,19 +165,21 @@ type groupDelta struct {
 	first, last int64
 }
 
-// insert stores items, skipping duplicates, and updates groups, their stats
-// and the full-text index, all inside tx. Statements are prepared once per
+// insert stores items, skipping duplicates, and updates groups and their
+// stats, all inside tx; the text indexer puts them into the full-text index
+// afterwards (rebuild.go), from the returned queuedText of each new entry
+// once tx has committed. Statements are prepared once per
 // batch; group and stats rows are written once per distinct key per batch,
 // not per entry.
-func (s *Store) insert(ctx context.Context, tx *sql.Tx, now int64, items []IndexItem, loc func(*IndexItem) key) (IndexResult, error) {
-	var res IndexResult
+func (s *Store) insert(ctx context.Context, tx *sql.Tx, now int64, items []IndexItem, rows []row, loc func(*IndexItem) key) (res IndexResult, fresh []queuedText, err error) {
 	if len(items) == 0 {
-		return res, nil
+		return res, nil, nil
 	}
 	groupIDs, err := s.ensureGroups(ctx, tx, now, items)
 	if err != nil {
-		return res, err
+		return res, nil, err
 	}
+	fresh = make([]queuedText, 0, len(items))
 	insEntry, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO entries (
 	status, broker, cluster, vhost, destination, kpartition, koffset, message_id, death_count,
 	tenant, event_type, error_code, fingerprint, group_id, first_failure_at, last_failure_at,
@@ -179,34 +187,27 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, now int64, items []Index
 	redrive_count, redrive_job, status_reason, refailure_of)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
-		return res, fmt.Errorf("prepare entry insert: %w", err)
+		return res, nil, fmt.Errorf("prepare entry insert: %w", err)
 	}
 	defer insEntry.Close()
-	insBody, err := tx.PrepareContext(ctx, "INSERT INTO entry_bodies (id, payload, headers, record) VALUES (?, ?, ?, ?)")
+	insBody, err := tx.PrepareContext(ctx, "INSERT INTO entry_bodies (id, codec, payload, headers, record) VALUES (?, ?, ?, ?, ?)")
 	if err != nil {
-		return res, fmt.Errorf("prepare body insert: %w", err)
+		return res, nil, fmt.Errorf("prepare body insert: %w", err)
 	}
 	defer insBody.Close()
-	insFTS, err := tx.PrepareContext(ctx, insertTextSQL)
-	if err != nil {
-		return res, fmt.Errorf("prepare fts insert: %w", err)
-	}
-	defer insFTS.Close()
 
 	groups := map[int64]*groupDelta{}
 	stats := map[statKey]*statDelta{}
 	links := &refailureLinks{tx: tx}
 	defer links.close()
 	superseded := map[int64]int{} // per group: originals now counted as their re-failure
-	var enc encoder
 	for i := range items {
 		if err := ctx.Err(); err != nil {
-			return res, err
+			return res, nil, err
 		}
 		it := &items[i]
 		k := loc(it)
-		r := rowOf(it, &enc)
-		r.resource = resourceOf(&it.DL, k)
+		r := &rows[i]
 		gid := groupIDs[it.Fingerprint]
 		var part, off, dc any
 		var mid any
@@ -231,7 +232,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 		var orig refailedOriginal
 		if job != 0 {
 			if orig, _, err = links.find(ctx, job, it); err != nil {
-				return res, fmt.Errorf("insert entry %d: %w", i, err)
+				return res, nil, fmt.Errorf("insert entry %d: %w", i, err)
 			}
 		}
 		result, err := insEntry.ExecContext(ctx, string(status),
@@ -240,7 +241,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 			now, now, strings.Join(it.Flags, ","), it.PayloadSize, it.PayloadHash, truncated, r.resource,
 			it.DL.RedriveCount, job, reason, orig.id)
 		if err != nil {
-			return res, fmt.Errorf("insert entry %d: %w", i, err)
+			return res, nil, fmt.Errorf("insert entry %d: %w", i, err)
 		}
 		if n, _ := result.RowsAffected(); n == 0 {
 			res.Duplicates++
@@ -248,20 +249,18 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 		}
 		id, err := result.LastInsertId()
 		if err != nil {
-			return res, fmt.Errorf("insert entry %d: %w", i, err)
+			return res, nil, fmt.Errorf("insert entry %d: %w", i, err)
 		}
 		res.Inserted++
 		if orig.id != 0 {
 			if err := links.supersede(ctx, orig, id, stats, superseded); err != nil {
-				return res, err
+				return res, nil, err
 			}
 		}
-		if _, err := insBody.ExecContext(ctx, id, nonNil(it.DL.Payload), r.headers, r.record); err != nil {
-			return res, fmt.Errorf("insert body of entry %d: %w", i, err)
-		}
-		if _, err := insFTS.ExecContext(ctx, textOf(id, it, entryFilters{tenant: r.tenant, eventType: r.eventType, errorCode: it.DL.Error.Code,
-			broker: k.broker, cluster: k.cluster, destination: k.destination, resource: r.resource}).args(id)...); err != nil {
-			return res, fmt.Errorf("index text of entry %d: %w", i, err)
+		fresh = append(fresh, queuedText{id: id, it: *it, f: entryFilters{tenant: r.tenant, eventType: r.eventType, errorCode: it.DL.Error.Code,
+			broker: k.broker, cluster: k.cluster, destination: k.destination, resource: r.resource}})
+		if _, err := insBody.ExecContext(ctx, id, r.codec, r.payload, r.headers, r.record); err != nil {
+			return res, nil, fmt.Errorf("insert body of entry %d: %w", i, err)
 		}
 		g := groups[gid]
 		if g == nil {
@@ -285,24 +284,24 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 	first_seen = CASE WHEN first_seen = 0 OR ? < first_seen THEN ? ELSE first_seen END,
 	last_seen = max(last_seen, ?) WHERE id = ?`)
 		if err != nil {
-			return res, fmt.Errorf("prepare group update: %w", err)
+			return res, nil, fmt.Errorf("prepare group update: %w", err)
 		}
 		defer updGroup.Close()
 		for gid, d := range groups {
 			if _, err := updGroup.ExecContext(ctx, d.n, d.first, d.first, d.last, gid); err != nil {
-				return res, fmt.Errorf("update group %d: %w", gid, err)
+				return res, nil, fmt.Errorf("update group %d: %w", gid, err)
 			}
 		}
 	}
 	for gid, n := range superseded {
 		if _, err := tx.ExecContext(ctx, "UPDATE groups SET count = max(count - ?, 0) WHERE id = ?", n, gid); err != nil {
-			return res, fmt.Errorf("update group %d: %w", gid, err)
+			return res, nil, fmt.Errorf("update group %d: %w", gid, err)
 		}
 	}
 	if err := applyStats(ctx, tx, stats); err != nil {
-		return res, err
+		return res, nil, err
 	}
-	return res, nil
+	return res, fresh, nil
 }
 
 // applyStats adds deltas (possibly negative) to group_stats and drops rows
@@ -425,6 +424,47 @@ type row struct {
 	tenant, eventType, resource string
 	first, last                 int64
 	headers, record             []byte
+	// After prepareRows: the body as stored, each blob packed
+	// (packBody), and its codec.
+	codec   int
+	payload []byte
+}
+
+// prepareRowsMin is the smallest batch prepareRows splits across cores.
+const prepareRowsMin = 256
+
+// prepareRows computes the stored form of every item — fingerprint,
+// derived columns, encoded and packed bodies — before the write
+// transaction and on every core: under a flood the write lock, held by one
+// core at a time, is the bottleneck, and encoding and compressing took
+// half of what capture did inside it.
+func prepareRows(items []IndexItem, loc func(*IndexItem) key) []row {
+	rows := make([]row, len(items))
+	prep := func(from, to int) {
+		var enc encoder
+		for i := from; i < to; i++ {
+			it := &items[i]
+			if it.Fingerprint == "" {
+				it.Fingerprint = delivery.Fingerprint(it.DL)
+			}
+			r := rowOf(it, &enc)
+			r.resource = resourceOf(&it.DL, loc(it))
+			r.codec, r.payload, r.headers, r.record = packBody(nonNil(it.DL.Payload), r.headers, r.record)
+			rows[i] = r
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(items)/prepareRowsMin)
+	if workers <= 1 {
+		prep(0, len(items))
+		return rows
+	}
+	var wg sync.WaitGroup
+	per := (len(items) + workers - 1) / workers
+	for from := 0; from < len(items); from += per {
+		wg.Go(func() { prep(from, min(from+per, len(items))) })
+	}
+	wg.Wait()
+	return rows
 }
 
 func rowOf(it *IndexItem, enc *encoder) row {

@@ -14,7 +14,7 @@ import (
 const purgeBatch = 1000
 
 // Purge deletes resolved and discarded entries whose last status change is
-// before resolvedBefore, with their full-text rows, in batches of one
+// before resolvedBefore, with their bodies and full-text rows, in batches of one
 // transaction each, and returns how many it deleted. Dead, quarantined,
 // redriving and redriven entries are never purged: unresolved failures do
 // not disappear silently.
@@ -22,10 +22,14 @@ func (s *Store) Purge(ctx context.Context, resolvedBefore time.Time) (int64, err
 	var total int64
 	for {
 		var n int
-		err := s.write(ctx, func(tx *sql.Tx, _ int64) error {
+		err := s.writeThen(ctx, func(tx *sql.Tx, _ int64) error {
 			var err error
 			n, err = purgeOnce(ctx, tx, unixNano(resolvedBefore))
 			return err
+		}, func() {
+			if n > 0 {
+				s.clearTextQueue()
+			}
 		})
 		if err != nil {
 			return total, fmt.Errorf("purge: %w", err)
@@ -79,11 +83,19 @@ WHERE status IN (`+lit(StatusResolved)+`, `+lit(StatusDiscarded)+`) AND updated_
 		return 0, err
 	}
 	defer delBody.Close()
+	prog, err := readProgress(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
 	stats := map[statKey]*statDelta{}
 	groups := map[int64]int{}
 	for _, v := range vs {
-		if _, err := delFTS.ExecContext(ctx, v.id); err != nil {
-			return 0, fmt.Errorf("delete text of entry %d: %w", v.id, err)
+		// Only (below, above] has its text (rebuild.go); the text
+		// indexer checks that what it read was not purged meanwhile.
+		if v.id > prog.below && v.id <= prog.above {
+			if _, err := delFTS.ExecContext(ctx, v.id); err != nil {
+				return 0, fmt.Errorf("delete text of entry %d: %w", v.id, err)
+			}
 		}
 		if _, err := delEntry.ExecContext(ctx, v.id); err != nil {
 			return 0, fmt.Errorf("delete entry %d: %w", v.id, err)
@@ -105,6 +117,13 @@ WHERE status IN (`+lit(StatusResolved)+`, `+lit(StatusDiscarded)+`) AND updated_
 		if _, err := tx.ExecContext(ctx, "UPDATE groups SET count = max(count - ?, 0) WHERE id = ?", n, gid); err != nil {
 			return 0, err
 		}
+	}
+	// Entry ids are rowids without AUTOINCREMENT: with the highest ones
+	// gone, the next entries reuse them, and the text indexer must take
+	// them for new.
+	if _, err := tx.ExecContext(ctx, `UPDATE text_progress SET above = min(above, m), below = min(below, m), purges = purges + 1
+FROM (SELECT coalesce(max(id), 0) AS m FROM entries) WHERE id = 1`); err != nil {
+		return 0, fmt.Errorf("text progress: %w", err)
 	}
 	return len(vs), applyStats(ctx, tx, stats)
 }

@@ -4,138 +4,410 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"math"
+	"sync"
 	"time"
 )
 
-// noText is the rowid bound of an empty full-text index.
-const noText = math.MaxInt64
+// Capture first, text second: IndexKafka and IndexRabbit commit entries,
+// bodies, offsets, groups and counts only, and the Store's text indexer
+// (runText, started by Open) puts the new entries into the full-text index
+// afterwards, on its own connection and in its own transactions, so that
+// the full-text index's inserts, flushes and merges never hold up capture.
+//
+// Its progress is text_progress (migration 9), two ids kept in the same
+// transaction as the text they account for, so a crash loses nothing that
+// cannot be redone and never indexes an entry twice:
+//   - above: every entry with a greater id lacks its text (new entries,
+//     indexed in ascending id order);
+//   - below: every entry with this id or less lacks its text (entries
+//     stored before the index had its present columns: migration 9 created
+//     it anew, empty, and set both to the highest id; they are indexed
+//     newest first, so that a freshly upgraded console finds recent
+//     entries within seconds).
+//
+// Entries in (below, above] have their text. New entries come first; the
+// older ones are indexed whenever nothing new waits. Entry ids are rowids
+// without AUTOINCREMENT, so purging the highest ids lets new entries reuse
+// them: Purge lowers both to the highest id left, in its transaction.
 
-// Which entries lack their text: new entries get theirs in the transaction
-// that stores them (insert), so after migration 7 emptied the index the
-// entries without text are exactly those below its lowest rowid — the
-// rebuild walks down from the newest, and purging an entry removes its
-// text with it. The index itself is the rebuild's progress: nothing else
-// to keep, and nothing to get out of step.
+// Text batches: a transaction starts at textBatchMin entries and doubles,
+// up to textBatchMax, while the backlog is bigger and a transaction stays
+// under textTxTarget; over it, the batch halves. Every write of this
+// process waits for at most one text transaction.
 const (
-	lowestTextSQL  = "SELECT coalesce((SELECT rowid FROM entries_fts ORDER BY rowid LIMIT 1), ?)"
-	textPendingSQL = "SELECT EXISTS (SELECT 1 FROM entries WHERE id < (" + lowestTextSQL + "))"
+	textBatchMin = 500
+	textBatchMax = 20000
+	textTxTarget = 150 * time.Millisecond
 )
 
-// rebuildPause is how long RebuildText waits between transactions (at
-// least as long as the last one took): SQLite's busy handler lets a
-// waiting writer — an indexer, a job — retry every 100 ms at most, and a
-// rebuild that took the write lock again at once would starve it.
-const rebuildPause = 100 * time.Millisecond
+// textIdle is how often an idle text indexer looks for entries it was not
+// told about (another process writing the file, a missed poke).
+const textIdle = 2 * time.Second
 
-// checkText notes whether entries are missing from the full-text index.
-func (s *Store) checkText(ctx context.Context) error {
-	var pending bool
-	if err := s.db.QueryRowContext(ctx, textPendingSQL, int64(noText)).Scan(&pending); err != nil {
-		return fmt.Errorf("check the search index: %w", err)
+// textProgress is the row of text_progress.
+type textProgress struct{ above, below, purges int64 }
+
+func readProgress(ctx context.Context, q interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+},
+) (textProgress, error) {
+	var p textProgress
+	err := q.QueryRowContext(ctx, "SELECT above, below, purges FROM text_progress WHERE id = 1").Scan(&p.above, &p.below, &p.purges)
+	if err != nil {
+		return p, fmt.Errorf("text progress: %w", err)
 	}
-	s.textPending.Store(pending)
-	return nil
+	return p, nil
 }
 
-// RebuildText puts the entries stored before the full-text index had its
-// present columns (migration 7 created it anew, empty) into it, the most
-// recently indexed first, Tuning.TextRebuildBatch entries a transaction with a pause
-// between them, so that indexing, jobs and searches go on meanwhile. It
-// returns nil once every entry is in the index — at once when none is
-// missing — or ctx's error; a later call resumes where it stopped. Until
-// it has finished, a text search may miss older entries, and Page says so
-// (TextPending). cmd/console runs it in the background at start.
-func (s *Store) RebuildText(ctx context.Context) error {
-	if !s.textPending.Load() {
-		return nil
+// startText starts the text indexer; Close stops it.
+func (s *Store) startText() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.textStop = cancel
+	s.textWG.Add(1)
+	go func() {
+		defer s.textWG.Done()
+		s.runText(ctx)
+	}()
+}
+
+// pokeText wakes the text indexer (after a capture commit).
+func (s *Store) pokeText() {
+	select {
+	case s.textPoke <- struct{}{}:
+	default:
 	}
-	start := time.Now()
-	var missing int
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM entries WHERE id < ("+lowestTextSQL+")", int64(noText)).Scan(&missing); err != nil {
-		return fmt.Errorf("rebuild the search index: %w", err)
-	}
-	s.logger.Info("dlqstore: rebuilding the search index for older entries; until it is done a search may miss them", "entries", missing)
-	done, logged := 0, time.Now()
+}
+
+// runText indexes text until ctx ends: a batch whenever entries lack their
+// text, the batch growing with the backlog, and otherwise waits for a poke.
+func (s *Store) runText(ctx context.Context) {
+	size, logged, done := textBatchMin, time.Now(), 0
 	for {
 		t := time.Now()
-		n, err := s.rebuildTextBatch(ctx)
-		if err != nil {
-			return fmt.Errorf("rebuild the search index: %w", err)
+		n, err := s.textBatch(ctx, size)
+		took := time.Since(t)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			s.logger.Warn("dlqstore: full-text indexing failed; retrying", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		case n < 0: // the batch met a purge: read it again
+			continue
+		case n == 0:
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.textPoke:
+			case <-time.After(textIdle):
+			}
+			continue
 		}
 		done += n
-		if n == 0 {
-			s.textPending.Store(false)
-			s.logger.Info("dlqstore: search index rebuilt", "entries", done, "duration", time.Since(start).Round(time.Millisecond).String())
-			return nil
+		if took < textTxTarget/2 && n == size {
+			size = min(size*2, textBatchMax)
+		} else if took > 2*textTxTarget {
+			size = max(size/2, textBatchMin)
 		}
-		if time.Since(logged) >= 10*time.Second {
-			s.logger.Info("dlqstore: rebuilding the search index", "done", done, "of", missing)
+		if time.Since(logged) >= 10*time.Second && s.textPending.Load() {
+			s.logger.Info("dlqstore: indexing older entries for search; until it is done a search may miss them", "done", done)
 			logged = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(max(rebuildPause, time.Since(t))):
 		}
 	}
 }
 
-// rebuildTextBatch indexes the newest entries without text, up to
-// Tuning.TextRebuildBatch, in one write transaction, and returns how many.
-// An entry whose record cannot be read still gets its ids and DLQ, so that
-// the walk always moves down.
-func (s *Store) rebuildTextBatch(ctx context.Context) (int, error) {
-	n := 0
-	err := s.write(ctx, func(tx *sql.Tx, _ int64) error {
-		rows, err := tx.QueryContext(ctx, `SELECT e.id, e.tenant, e.event_type, e.error_code, e.broker, e.cluster, e.destination, e.resource,
-	coalesce(e.message_id, ''), b.payload, b.headers, b.record
-FROM entries e LEFT JOIN entry_bodies b ON b.id = e.id
-WHERE e.id < (`+lowestTextSQL+`) ORDER BY e.id DESC LIMIT ?`, int64(noText), s.tuning.TextRebuildBatch)
+// textBatch indexes up to limit entries that lack their text — the oldest
+// new ones, else the newest older ones — and returns how many, 0 when none
+// lacks it, or -1 when the batch must be read again (a purge deleted some
+// of it meanwhile). The entries are read and their text computed before
+// the write transaction (textRead), which then only checks that nothing
+// moved and inserts (textCommit): the write lock is held for the
+// full-text inserts alone.
+func (s *Store) textBatch(ctx context.Context, limit int) (int, error) {
+	w, err := s.textRead(ctx, limit)
+	if err != nil || w == nil {
+		return 0, err
+	}
+	return s.textCommit(ctx, w)
+}
+
+// textWork is a batch read by textRead: the progress it was read at,
+// whether it is of the older entries, and their texts.
+type textWork struct {
+	p     textProgress
+	older bool
+	texts []storedText
+}
+
+// textRead reads the next batch, or nil when every entry has its text.
+func (s *Store) textRead(ctx context.Context, limit int) (*textWork, error) {
+	p, err := readProgress(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	if texts := s.dequeueText(p.above, limit); len(texts) > 0 {
+		return &textWork{p: p, texts: texts}, nil
+	}
+	// An entry whose record cannot be read still gets its ids and DLQ,
+	// so that the walk always moves on.
+	texts, err := s.readTexts(ctx, "e.id > ? ORDER BY e.id", p.above, limit)
+	if err != nil {
+		return nil, err
+	}
+	older := len(texts) == 0
+	if older {
+		if p.below == 0 {
+			s.textPending.Store(false)
+			return nil, nil
+		}
+		if texts, err = s.readTexts(ctx, "e.id <= ? ORDER BY e.id DESC", p.below, limit); err != nil {
+			return nil, err
+		}
+	}
+	return &textWork{p: p, older: older, texts: texts}, nil
+}
+
+// textCommit stores w's texts and progress in one transaction, unless a
+// purge changed what w read (-1).
+func (s *Store) textCommit(ctx context.Context, w *textWork) (int, error) {
+	p, older, texts := w.p, w.older, w.texts
+	n := len(texts)
+	err := s.writeText(ctx, func(tx *sql.Tx) error {
+		now, err := readProgress(ctx, tx)
 		if err != nil {
 			return err
 		}
-		type stored struct {
-			id   int64
-			text entryText
-		}
-		var batch []stored
-		for rows.Next() {
-			var id int64
-			var f entryFilters
-			var mid string
-			var payload, headers, record []byte
-			if err := rows.Scan(&id, &f.tenant, &f.eventType, &f.errorCode, &f.broker, &f.cluster, &f.destination, &f.resource,
-				&mid, &payload, &headers, &record); err != nil {
-				rows.Close()
-				return err
+		// What was read must still be there as it was: only Purge
+		// deletes entries, and new ones get ids above every id read
+		// unless a purge of the highest ids let them reuse some — hence
+		// the purge count, and the count of the range as the cheap check.
+		lo, hi, next := p.above+1, int64(0), now
+		if older {
+			lo, hi = 0, p.below
+			if n > 0 {
+				lo = texts[n-1].id
 			}
-			it := IndexItem{MessageID: mid}
-			// The envelope's inner payload is not searched (the payload
-			// is): no need to parse it again.
-			if dl, err := decodeRecord(record, payload, headers, true); err == nil {
-				it.DL = dl
+			next.below = lo - 1
+			if n == 0 {
+				next.below = 0
 			}
-			batch = append(batch, stored{id, textOf(id, &it, f)})
+		} else {
+			hi = texts[n-1].id
+			next.above = hi
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		var have int
+		if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM entries WHERE id BETWEEN ? AND ?", lo, hi).Scan(&have); err != nil {
 			return err
+		}
+		if now != p || have != n {
+			n = -1
+			return nil
 		}
 		ins, err := tx.PrepareContext(ctx, insertTextSQL)
 		if err != nil {
 			return err
 		}
 		defer ins.Close()
-		for _, b := range batch {
-			if _, err := ins.ExecContext(ctx, b.text.args(b.id)...); err != nil {
-				return fmt.Errorf("entry %d: %w", b.id, err)
+		for _, t := range texts {
+			if _, err := ins.ExecContext(ctx, t.text.args(t.id)...); err != nil {
+				return fmt.Errorf("entry %d: %w", t.id, err)
 			}
 		}
-		n = len(batch)
-		return nil
+		_, err = tx.ExecContext(ctx, "UPDATE text_progress SET above = ?, below = ? WHERE id = 1", next.above, next.below)
+		return err
 	})
-	return n, err
+	if err != nil {
+		return 0, fmt.Errorf("index text: %w", err)
+	}
+	if older && n == 0 {
+		s.textPending.Store(false)
+	}
+	if n != -1 {
+		s.textAdvanced()
+	}
+	return n, nil
+}
+
+// textQueueMax bounds the bytes of dead letters queued for the text
+// indexer (payloads and about 2 KB for the rest of each, some 50,000
+// realistic dead letters): past it the indexer is far behind, the queue
+// takes nothing more, and the indexer reads what it lacks back from the
+// database once it has taken the queue's head.
+const textQueueMax = 128 << 20
+
+// queuedSize is what a queued entry counts against textQueueMax.
+func queuedSize(q *queuedText) int { return len(q.it.DL.Payload) + 2048 }
+
+// queuedText is a new entry as capture stored it, for the text indexer.
+type queuedText struct {
+	id int64
+	it IndexItem
+	f  entryFilters
+}
+
+// textQueue is what capture committed and the text indexer has not taken
+// yet, in commit order: ascending ids. It spares the indexer reading and
+// decoding the entries it indexes, which cost more than indexing them;
+// it is only a shortcut — whatever it lacks (a restart, an overflow, a
+// purge) the indexer reads from the database, and textCommit checks
+// either way that the batch is exactly the entries of its id range.
+type textQueue struct {
+	mu    sync.Mutex
+	items []queuedText
+	bytes int
+}
+
+// queueText queues the new entries of a committed capture and wakes the
+// text indexer. It runs under the write lock (writeThen), in commit order.
+func (s *Store) queueText(fresh []queuedText) {
+	if len(fresh) == 0 {
+		return
+	}
+	q := &s.textQueue
+	n := 0
+	for i := range fresh {
+		n += queuedSize(&fresh[i])
+	}
+	q.mu.Lock()
+	// Full: keep the head, which the indexer takes next; what is not
+	// queued it reads from the database.
+	if q.bytes+n <= textQueueMax {
+		q.items = append(q.items, fresh...)
+		q.bytes += n
+	}
+	q.mu.Unlock()
+	s.pokeText()
+}
+
+// clearTextQueue drops the queue: a purge may have freed ids that new
+// entries then reuse, so the queue's ids need not ascend any more.
+func (s *Store) clearTextQueue() {
+	q := &s.textQueue
+	q.mu.Lock()
+	q.items, q.bytes = nil, 0
+	q.mu.Unlock()
+}
+
+// dequeueText takes up to limit queued entries that follow above without
+// a gap and returns their texts, or nothing when the queue does not start
+// right after above.
+func (s *Store) dequeueText(above int64, limit int) []storedText {
+	q := &s.textQueue
+	q.mu.Lock()
+	drop := 0
+	for drop < len(q.items) && q.items[drop].id <= above {
+		drop++
+	}
+	n := 0
+	for n < limit && drop+n < len(q.items) && q.items[drop+n].id == above+1+int64(n) {
+		n++
+	}
+	taken := q.items[drop : drop+n]
+	for i := range q.items[:drop+n] {
+		q.bytes -= queuedSize(&q.items[i])
+	}
+	q.items = q.items[drop+n:]
+	if len(q.items) == 0 {
+		q.items = nil // let the array go
+	}
+	q.mu.Unlock()
+	out := make([]storedText, len(taken))
+	for i := range taken {
+		out[i] = storedText{taken[i].id, textOf(taken[i].id, &taken[i].it, taken[i].f)}
+	}
+	return out
+}
+
+// storedText is the text of one entry, ready to insert.
+type storedText struct {
+	id   int64
+	text entryText
+}
+
+// readTexts reads up to limit entries whose id satisfies cond (a condition
+// on e.id with one argument, and its ORDER BY) with their bodies, and
+// computes their text.
+func (s *Store) readTexts(ctx context.Context, cond string, arg int64, limit int) ([]storedText, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT e.id, e.tenant, e.event_type, e.error_code, e.broker, e.cluster, e.destination, e.resource,
+	coalesce(e.message_id, ''), coalesce(b.codec, 0), b.payload, b.headers, b.record
+FROM entries e LEFT JOIN entry_bodies b ON b.id = e.id
+WHERE `+cond+` LIMIT ?`, arg, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []storedText
+	for rows.Next() {
+		var id int64
+		var f entryFilters
+		var mid string
+		var codec int
+		var payload, headers, record []byte
+		if err := rows.Scan(&id, &f.tenant, &f.eventType, &f.errorCode, &f.broker, &f.cluster, &f.destination, &f.resource,
+			&mid, &codec, &payload, &headers, &record); err != nil {
+			return nil, err
+		}
+		it := IndexItem{MessageID: mid}
+		// The envelope's inner payload is not searched (the payload is):
+		// no need to parse it again.
+		if dl, err := decodeBody(codec, record, payload, headers, true); err == nil {
+			it.DL = dl
+		}
+		out = append(out, storedText{id, textOf(id, &it, f)})
+	}
+	return out, rows.Err()
+}
+
+// textAdvanced wakes every WaitText.
+func (s *Store) textAdvanced() {
+	s.textMu.Lock()
+	close(s.textMoved)
+	s.textMoved = make(chan struct{})
+	s.textMu.Unlock()
+}
+
+// checkText notes whether entries stored before the full-text index had
+// its present columns are missing from it.
+func (s *Store) checkText(ctx context.Context) error {
+	_, older, err := s.textLag(ctx)
+	if err != nil {
+		return fmt.Errorf("check the search index: %w", err)
+	}
+	s.textPending.Store(older)
+	return nil
+}
+
+// RebuildText returns once every entry stored before the full-text index
+// had its present columns (migration 9 created it anew, empty) is in it —
+// at once when none is missing — or ctx's error. The text indexer does the
+// work, the most recently indexed entries first, in transactions that let
+// indexing, jobs and searches go on; until it has finished, a text search
+// may miss older entries, and Page says so (TextPending). cmd/console runs
+// it in the background at start, to log when the index is whole.
+func (s *Store) RebuildText(ctx context.Context) error {
+	if !s.textPending.Load() {
+		return nil
+	}
+	start := time.Now()
+	var missing int
+	p, err := readProgress(ctx, s.db)
+	if err != nil {
+		return fmt.Errorf("rebuild the search index: %w", err)
+	}
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM entries WHERE id <= ?", p.below).Scan(&missing); err != nil {
+		return fmt.Errorf("rebuild the search index: %w", err)
+	}
+	s.logger.Info("dlqstore: rebuilding the search index for older entries; until it is done a search may miss them", "entries", missing)
+	if err := s.waitText(ctx, func(p textProgress, _ int64) bool { return !s.textPending.Load() }); err != nil {
+		return err
+	}
+	s.logger.Info("dlqstore: search index rebuilt", "entries", missing, "duration", time.Since(start).Round(time.Millisecond).String())
+	return nil
 }
 
 // textLag says how far the full-text index is behind the entries: behind is
@@ -143,10 +415,83 @@ WHERE e.id < (`+lowestTextSQL+`) ORDER BY e.id DESC LIMIT ?`, int64(noText), s.t
 // captured (0 when the index holds every new entry), and older whether
 // entries stored before the index had its present columns are still
 // missing (RebuildText). Filters and counts never lag; only text does.
-func (s *Store) textLag(context.Context) (behind time.Duration, older bool, err error) {
-	return 0, s.textPending.Load(), nil
+func (s *Store) textLag(ctx context.Context) (behind time.Duration, older bool, err error) {
+	p, err := readProgress(ctx, s.db)
+	if err != nil {
+		return 0, false, err
+	}
+	var at sql.NullInt64
+	err = s.db.QueryRowContext(ctx, `SELECT (SELECT indexed_at FROM entries WHERE id > ? ORDER BY id LIMIT 1),
+	EXISTS (SELECT 1 FROM entries WHERE id <= ?)`, p.above, p.below).Scan(&at, &older)
+	if err != nil {
+		return 0, false, fmt.Errorf("text lag: %w", err)
+	}
+	if at.Valid {
+		behind = max(s.now().Sub(fromNano(at.Int64)), time.Nanosecond)
+	}
+	return behind, older, nil
 }
 
 // WaitText returns once the full-text index holds every entry committed
 // before the call, or ctx's error.
-func (s *Store) WaitText(context.Context) error { return nil }
+func (s *Store) WaitText(ctx context.Context) error {
+	var target int64
+	if err := s.db.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM entries").Scan(&target); err != nil {
+		return fmt.Errorf("wait for the search index: %w", err)
+	}
+	return s.waitText(ctx, func(p textProgress, maxID int64) bool {
+		// A purge may have lowered the highest id below the target.
+		return p.above >= min(target, maxID) && !s.textPending.Load()
+	})
+}
+
+// waitText pokes the text indexer until done holds for its progress and
+// the highest entry id, or ctx ends.
+func (s *Store) waitText(ctx context.Context, done func(p textProgress, maxID int64) bool) error {
+	for {
+		s.textMu.Lock()
+		moved := s.textMoved
+		s.textMu.Unlock()
+		p, err := readProgress(ctx, s.db)
+		if err != nil {
+			return err
+		}
+		var maxID int64
+		if err := s.db.QueryRowContext(ctx, "SELECT coalesce(max(id), 0) FROM entries").Scan(&maxID); err != nil {
+			return fmt.Errorf("wait for the search index: %w", err)
+		}
+		if done(p, maxID) {
+			return nil
+		}
+		s.pokeText()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-moved:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// writeText runs fn in one write transaction of the text indexer, after
+// every write of this process that waits for the lock: capture first.
+func (s *Store) writeText(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	for s.writersWaiting.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}

@@ -1,6 +1,7 @@
 package dlqstore
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"unicode/utf8"
@@ -20,24 +21,75 @@ type storedHeader struct {
 	B []byte  `json:"b,omitempty"`
 }
 
+// headers encodes h as the JSON array of storedHeader that decodeHeaders
+// (encoding/json) reads, by hand: reflection cost more than the rest of
+// an entry's row, for a shape this simple.
 func (encoder) headers(h delivery.Headers) []byte {
 	if len(h) == 0 {
 		return nil
 	}
-	out := make([]storedHeader, len(h))
+	n := 2
+	for _, x := range h {
+		n += len(x.Key) + len(x.Value)*4/3 + 16
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
 	for i, x := range h {
-		out[i].K = x.Key
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"k":`...)
+		b = appendJSONString(b, x.Key)
 		switch {
 		case x.Value == nil:
 		case utf8.Valid(x.Value):
-			v := string(x.Value)
-			out[i].V = &v
+			b = append(b, `,"v":`...)
+			b = appendJSONString(b, string(x.Value))
 		default:
-			out[i].B = x.Value
+			b = append(b, `,"b":"`...)
+			b = base64.StdEncoding.AppendEncode(b, x.Value)
+			b = append(b, '"')
 		}
+		b = append(b, '}')
 	}
-	b, _ := json.Marshal(out) // cannot fail: strings and bytes only
-	return b
+	return append(b, ']')
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD as
+// encoding/json does; everything else as it is.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, "\\ufffd"...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
 }
 
 func decodeHeaders(b []byte) (delivery.Headers, error) {

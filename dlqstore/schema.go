@@ -163,9 +163,21 @@ CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 // entry's tenant, event type, error code, broker, cluster, destination and
 // resource as tokens, filterTokens), so that a filter with text is one
 // full-text query; FTS5 cannot add a column, so the index is created anew,
-// empty, and filled again from the entries as after migration 7. Bodies
+// empty, and filled again from the entries by the text indexer. Bodies
 // gain codec (blob.go): rows written before it keep their blobs as they
 // are.
+//
+// Capture no longer writes the full-text index: text_progress is the text
+// indexer's progress (rebuild.go), starting with every existing entry
+// "older" (below) and none new (above), so that the same walk that keeps
+// up with new entries refills the index, newest first.
+//
+// Two of the filter indexes go: broker and cluster have a handful of
+// values each, so a list filtered by either walks entries_time and finds
+// a page among the first rows it reads, and neither index paid for its
+// cost on every insert. Status keeps its own index: quarantined or
+// resolved entries can be few, and entries_status_tenant serves a status
+// only with a tenant.
 const migrationCapture = `
 DROP TABLE entries_fts;
 CREATE VIRTUAL TABLE entries_fts USING fts5(
@@ -174,6 +186,15 @@ CREATE VIRTUAL TABLE entries_fts USING fts5(
 	tokenize = 'unicode61 remove_diacritics 2'
 );
 ALTER TABLE entry_bodies ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE text_progress (
+	id    INTEGER PRIMARY KEY CHECK (id = 1),
+	above INTEGER NOT NULL, -- every entry with a greater id lacks its text
+	below INTEGER NOT NULL, -- every entry with this id or less lacks its text
+	purges INTEGER NOT NULL DEFAULT 0 -- bumped by every purge, which may free ids for reuse
+);
+INSERT INTO text_progress (id, above, below) SELECT 1, coalesce(max(id), 0), coalesce(max(id), 0) FROM entries;
+DROP INDEX entries_broker;
+DROP INDEX entries_cluster;
 `
 
 // migrationSearchColumns gives the full-text index a column for each kind

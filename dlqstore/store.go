@@ -25,6 +25,11 @@ type Options struct {
 	// Tuning sets how searches and big job selections run; the zero value
 	// is the measured defaults (DefaultTuning).
 	Tuning Tuning
+
+	// noTextIndexer keeps Open from starting the text indexer, so that a
+	// test of this package can step it (textBatch) or stop between
+	// capture and text.
+	noTextIndexer bool
 }
 
 // Tuning are the thresholds of the search planner and of freezing a job's
@@ -64,15 +69,16 @@ type Tuning struct {
 	// FreezeChunk how many entries each transaction of a bigger one takes,
 	// so that the indexers never wait long on the write lock.
 	FreezeOneTx, FreezeChunk int
-	// TextRebuildBatch is how many entries each transaction of
-	// RebuildText indexes.
-	TextRebuildBatch int
+	// NoFilterTokens searches without the filter tokens of the full-text
+	// index (withFilterTokens): the plan of a filter with text before
+	// them, which a test compares every page with.
+	NoFilterTokens bool
 }
 
 // DefaultTuning is the tuning of a zero Options.Tuning.
 func DefaultTuning() Tuning {
-	return Tuning{FTSDriveMax: 20000, FTSMemberMax: 300000, ExactCountMax: 10000, ChunkFirst: 512, ChunkScanMax: 50000,
-		ChunkRangeMax: 3000, CountScanMax: 5000, FreezeOneTx: 20000, FreezeChunk: 10000, TextRebuildBatch: 1000}
+	return Tuning{FTSDriveMax: 8000, FTSMemberMax: 300000, ExactCountMax: 10000, ChunkFirst: 512, ChunkScanMax: 50000,
+		ChunkRangeMax: 3000, CountScanMax: 5000, FreezeOneTx: 20000, FreezeChunk: 10000}
 }
 
 // withDefaults fills the zero fields of t from DefaultTuning.
@@ -91,7 +97,6 @@ func (t Tuning) withDefaults() Tuning {
 	or(&t.CountScanMax, d.CountScanMax)
 	or(&t.FreezeOneTx, d.FreezeOneTx)
 	or(&t.FreezeChunk, d.FreezeChunk)
-	or(&t.TextRebuildBatch, d.TextRebuildBatch)
 	if t.ChunkRangeMax <= 0 {
 		t.ChunkRangeMax = d.ChunkRangeMax
 	}
@@ -116,6 +121,27 @@ type Store struct {
 	// textPending is set while entries stored before the full-text index
 	// had its present columns are not in it yet (RebuildText).
 	textPending atomic.Bool
+
+	// The text indexer (rebuild.go): textPoke wakes it after a capture,
+	// textMoved is closed (and replaced, under textMu) whenever its
+	// progress moves, for WaitText; textStop and textWG stop it on Close.
+	textPoke  chan struct{}
+	textMu    sync.Mutex
+	textMoved chan struct{}
+	textStop  context.CancelFunc
+	textWG    sync.WaitGroup
+
+	// wmu makes this process's write transactions queue in Go, where the
+	// next one starts the moment the last commits, rather than on SQLite's
+	// busy handler, which retries only every few (up to 100) milliseconds;
+	// writersWaiting counts the writes (capture, triage, jobs) waiting for
+	// it, which the text indexer lets go first.
+	wmu            sync.Mutex
+	writersWaiting atomic.Int32
+
+	// textQueue holds what capture committed, for the text indexer to
+	// index without reading and decoding it again (queueText).
+	textQueue textQueue
 }
 
 // Open opens (creating and migrating) the dead-letter database at path.
@@ -126,14 +152,19 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	db, err := sqldb.Open(ctx, path, Schema())
+	// 16 KB pages: a compressed body of a realistic dead letter takes a
+	// fraction of one instead of most of a 4 KB page of its own. Only a
+	// new file gets them (sqldb.Options.PageSize): an existing dlq.db
+	// keeps the page size it was created with.
+	db, err := sqldb.OpenWith(ctx, path, sqldb.Options{PageSize: 16384}, Schema())
 	if err != nil {
 		return nil, fmt.Errorf("dlqstore: %w", err)
 	}
 	if opts.MaxRedrives <= 0 {
 		opts.MaxRedrives = delivery.DefaultMaxRedrives
 	}
-	s := &Store{db: db, now: opts.Now, logger: opts.Logger, maxRedrives: opts.MaxRedrives, tuning: opts.Tuning.withDefaults()}
+	s := &Store{db: db, now: opts.Now, logger: opts.Logger, maxRedrives: opts.MaxRedrives, tuning: opts.Tuning.withDefaults(),
+		textPoke: make(chan struct{}, 1), textMoved: make(chan struct{})}
 	if err := s.tune(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
@@ -146,12 +177,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
 	}
+	if !opts.noTextIndexer {
+		s.startText()
+	}
 	return s, nil
 }
 
 // poolSize is the number of connections: one writer at a time (writes
-// queue on SQLite's lock) and a few concurrent searches.
-const poolSize = 4
+// queue on SQLite's lock), the text indexer's reads, and a few concurrent
+// searches.
+const poolSize = 5
 
 // tune gives every pooled connection a memory map and a larger page cache:
 // a search reads index and row pages at random, and with the default 2 MB
@@ -199,6 +234,15 @@ func (s *Store) analyze(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, "PRAGMA analysis_limit = 1000; ANALYZE"); err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
+	// No statistics for the full-text index's own tables: ANALYZE of a
+	// young index records its data table as a few rows, after which FTS5's
+	// internal range DELETE (every segment merge) plans a full scan of it,
+	// and merges slow down as the index grows. Without a row SQLite assumes
+	// a big table and uses the rowid range. ANALYZE sqlite_schema reloads
+	// what is left.
+	if _, err := s.db.ExecContext(ctx, "DELETE FROM sqlite_stat1 WHERE tbl LIKE 'entries\\_fts\\_%' ESCAPE '\\'; ANALYZE sqlite_schema"); err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
 	s.mu.Lock()
 	s.sinceAnalyze, s.analyzedAt = 0, n
 	s.mu.Unlock()
@@ -219,14 +263,32 @@ func (s *Store) inserted(ctx context.Context, n int) {
 	}
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close stops the text indexer (what it has not indexed yet, it indexes
+// after the next Open) and closes the database.
+func (s *Store) Close() error {
+	if s.textStop != nil {
+		s.textStop()
+		s.textWG.Wait()
+	}
+	return s.db.Close()
+}
 
 // DB returns the underlying database, for readiness checks.
 func (s *Store) DB() *sql.DB { return s.db }
 
 // write runs fn in one write transaction.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, now int64) error) error {
+	return s.writeThen(ctx, fn, nil)
+}
+
+// writeThen is write, and runs then (when not nil) once the transaction
+// has committed, before the next write of this process can start: what
+// then does follows the order of the commits.
+func (s *Store) writeThen(ctx context.Context, fn func(tx *sql.Tx, now int64) error, then func()) error {
+	s.writersWaiting.Add(1)
+	s.wmu.Lock()
+	s.writersWaiting.Add(-1)
+	defer s.wmu.Unlock()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -235,7 +297,13 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, now int64) error)
 	if err := fn(tx, unixNano(s.now())); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if then != nil {
+		then()
+	}
+	return nil
 }
 
 func unixNano(t time.Time) int64 {

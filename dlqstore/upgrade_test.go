@@ -6,6 +6,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"switchyard/dlqstore"
@@ -39,7 +40,14 @@ func TestDLQDBOfThePreviousReleaseUpgrades(t *testing.T) {
 	}
 	sqldbtest.MakeLegacy(t, old, "dlqstore")
 	// Later versions add tables and columns: every row keeps what it had.
+	// The full-text index's tables are derived from the entries (migration
+	// 9 recreates it, and the text indexer fills it in the background).
 	shape := sqldbtest.Shape(t, old)
+	for tbl := range shape {
+		if strings.HasPrefix(tbl, "entries_fts") {
+			delete(shape, tbl)
+		}
+	}
 	before := sqldbtest.RowsIn(t, old, shape)
 	old.Close()
 

@@ -18,6 +18,7 @@ import (
 // Defaults of KafkaOptions.
 const (
 	DefaultKafkaBatchSize    = 1000
+	DefaultKafkaMaxBatch     = 10000
 	DefaultDiscoveryInterval = 30 * time.Second
 )
 
@@ -42,8 +43,14 @@ type KafkaOptions struct {
 	// PayloadCap is the most payload bytes kept per entry; default
 	// DefaultKafkaPayloadCap (256 KiB). The record itself stays in Kafka.
 	PayloadCap int
-	// BatchSize is the most records per store transaction; default 1000.
+	// BatchSize is the most records per store transaction while a
+	// partition is caught up; default 1000. MaxBatch is the most while it
+	// is behind (a backlog, a flood), default DefaultKafkaMaxBatch: a
+	// transaction's fixed costs (the commit, group and offset rows) are
+	// then spread over more entries, which is what lets capture keep up
+	// with a flood.
 	BatchSize int
+	MaxBatch  int
 	// DiscoveryInterval is how often topics are listed to find new DLQ
 	// topics and partitions; default 30 s.
 	DiscoveryInterval time.Duration
@@ -97,6 +104,10 @@ func NewKafkaIndexer(opts KafkaOptions) (*KafkaIndexer, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = DefaultKafkaBatchSize
 	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultKafkaMaxBatch
+	}
+	opts.MaxBatch = max(opts.MaxBatch, opts.BatchSize)
 	commonDefaults(&opts.DiscoveryInterval, &opts.Logger, &opts.Now)
 	match, err := delivery.NewDLQMatcher(opts.Patterns, opts.Topics)
 	if err != nil {
@@ -151,7 +162,7 @@ func (x *KafkaIndexer) Run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	x.batches = make(chan kafkaBatch, 4)
+	x.batches = make(chan kafkaBatch, 8)
 
 	var wg sync.WaitGroup
 	wg.Go(func() { x.write(ctx) })
@@ -264,8 +275,9 @@ func (x *KafkaIndexer) discover(ctx context.Context, cl *kgo.Client, adm *kadm.C
 	return nil
 }
 
-// poll fetches and decodes records and hands them to write, one batch per
-// partition and BatchSize records, in offset order.
+// poll fetches and decodes records and hands them to write, in offset
+// order, one batch per partition of up to BatchSize records, or MaxBatch
+// when the partition is behind by more than BatchSize.
 func (x *KafkaIndexer) poll(ctx context.Context, cl *kgo.Client) {
 	for {
 		fs := cl.PollFetches(ctx)
@@ -285,8 +297,12 @@ func (x *KafkaIndexer) poll(ctx context.Context, cl *kgo.Client) {
 			if stop || len(p.Records) == 0 {
 				return
 			}
-			for start := 0; start < len(p.Records); start += x.opts.BatchSize {
-				recs := p.Records[start:min(start+x.opts.BatchSize, len(p.Records))]
+			size := x.opts.BatchSize
+			if p.HighWatermark-p.Records[0].Offset > int64(size) {
+				size = x.opts.MaxBatch
+			}
+			for start := 0; start < len(p.Records); start += size {
+				recs := p.Records[start:min(start+size, len(p.Records))]
 				b := kafkaBatch{
 					topic: p.Topic, partition: p.Partition,
 					items: make([]dlqstore.IndexItem, len(recs)),
@@ -331,14 +347,35 @@ func (x *KafkaIndexer) message(r *kgo.Record) delivery.Message {
 
 // write stores batches in order, each with its partition's next offset.
 // A failed write is retried with backoff, never skipped: the partition
-// does not advance until its batch is in.
+// does not advance until its batch is in. Batches of one partition that
+// queued up behind a write (the store is the bottleneck: a backlog) are
+// stored as one, up to MaxBatch records.
 func (x *KafkaIndexer) write(ctx context.Context) {
+	var carry *kafkaBatch
 	for {
 		var b kafkaBatch
-		select {
-		case b = <-x.batches:
-		case <-ctx.Done():
-			return
+		if carry != nil {
+			b, carry = *carry, nil
+		} else {
+			select {
+			case b = <-x.batches:
+			case <-ctx.Done():
+				return
+			}
+		}
+	merge:
+		for len(b.items) < x.opts.MaxBatch {
+			select {
+			case n := <-x.batches:
+				if n.topic != b.topic || n.partition != b.partition || len(b.items)+len(n.items) > x.opts.MaxBatch {
+					carry = &n
+					break merge
+				}
+				b.items = append(b.items, n.items...)
+				b.next, b.hwm = n.next, n.hwm
+			default:
+				break merge
+			}
 		}
 		var wait time.Duration
 		for {

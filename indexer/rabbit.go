@@ -63,8 +63,13 @@ type RabbitOptions struct {
 	Prefetch int
 	// BatchSize is the most messages per store transaction (default 200);
 	// BatchWait the longest a partial batch waits for more (default 200 ms).
+	// While batches keep filling up (a backlog, a flood) the size doubles
+	// per full batch up to MaxBatch (default Prefetch: a batch cannot hold
+	// more than the broker sends unacked), and falls back to BatchSize at
+	// the first partial one.
 	BatchSize int
 	BatchWait time.Duration
+	MaxBatch  int
 	// PayloadCap is the most payload bytes kept per entry; default
 	// DefaultRabbitPayloadCap (8 MiB). The entry is the only copy once the
 	// message is acked: bytes beyond the cap are lost (too_large flag, size
@@ -129,6 +134,9 @@ func NewRabbitIndexer(opts RabbitOptions) (*RabbitIndexer, error) {
 	}
 	if opts.Prefetch <= 0 {
 		opts.Prefetch = DefaultRabbitPrefetch
+	}
+	if opts.MaxBatch <= 0 || opts.MaxBatch > opts.Prefetch {
+		opts.MaxBatch = opts.Prefetch
 	}
 	if opts.Prefetch > 65535 {
 		return nil, fmt.Errorf("rabbitmq indexer: Prefetch %d exceeds 65535", opts.Prefetch)
@@ -337,12 +345,18 @@ func (x *RabbitIndexer) consume(ctx context.Context, q RabbitQueue, wait *time.D
 		return fmt.Errorf("consume %s: %w", q.Name, err)
 	}
 	batch := make([]amqp.Delivery, 0, x.opts.BatchSize)
+	size := x.opts.BatchSize
 	timer := time.NewTimer(x.opts.BatchWait)
 	timer.Stop()
 	defer timer.Stop()
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
+		}
+		if len(batch) >= size {
+			size = max(min(size*2, x.opts.MaxBatch), x.opts.BatchSize)
+		} else {
+			size = x.opts.BatchSize
 		}
 		err := x.flush(ctx, ch, q, batch, wait)
 		batch = batch[:0]
@@ -376,7 +390,7 @@ func (x *RabbitIndexer) consume(ctx context.Context, q RabbitQueue, wait *time.D
 				timer.Reset(x.opts.BatchWait)
 			}
 			batch = append(batch, d)
-			if len(batch) >= x.opts.BatchSize {
+			if len(batch) >= size {
 				if err := flush(); err != nil {
 					return err
 				}

@@ -19,6 +19,11 @@ func TestFilterTextCannotProbePayloads(t *testing.T) {
 	r.deadLetters(t, "orders", "t1", 3, 3, 0)
 	r.deadLetters(t, "orders", "t2", 1, 1, 0) // k0 of t2
 	ctx := context.Background()
+	// Text is indexed after capture: the probes below must meet a text
+	// index that holds every entry, or a 0 would prove nothing.
+	if err := r.store.WaitText(ctx); err != nil {
+		t.Fatal(err)
+	}
 	grant := func(user string, tenants []string, acts ...access.Action) Actor {
 		return Actor{P: &access.Principal{User: user, Grants: []access.Grant{
 			{Role: "custom", Actions: acts, Resources: []string{"kafka:main/orders"}, Tenants: tenants}}}}

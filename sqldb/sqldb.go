@@ -32,6 +32,12 @@ type Options struct {
 	// a store that wants it must ask for it from the file's first Open on
 	// (tsdb does).
 	IncrementalVacuum bool
+	// PageSize, when non-zero, is the page size of a file that OpenWith
+	// creates (a power of two from 512 to 65536). SQLite fixes the page
+	// size when the file gets its first page and WAL mode cannot change it
+	// afterwards, so an existing file keeps the size it was created with:
+	// only new databases get it.
+	PageSize int
 }
 
 // Open opens (creating if needed) the SQLite database at path with the
@@ -70,6 +76,12 @@ func OpenWith(ctx context.Context, path string, o Options, schemas ...Schema) (*
 		return fail(errors.New("is a directory, not a database file"))
 	}
 
+	if o.PageSize > 0 {
+		if err := createWithPageSize(path, o.PageSize); err != nil {
+			return fail(explain(err, dir))
+		}
+	}
+
 	dsn := path + "?_busy_timeout=5000&_foreign_keys=on&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate"
 	if o.IncrementalVacuum {
 		dsn += "&_auto_vacuum=incremental"
@@ -83,6 +95,29 @@ func OpenWith(ctx context.Context, path string, o Options, schemas ...Schema) (*
 		return fail(explain(err, dir))
 	}
 	return db, nil
+}
+
+// createWithPageSize creates the database file at path with the given page
+// size, in WAL mode, when no file (or an empty one) is there yet; an
+// existing database is left alone. The page size must be set before the
+// first page is written, which the DSN's journal_mode=WAL would otherwise
+// do with the default size.
+func createWithPageSize(path string, size int) error {
+	if fi, err := os.Stat(path); err == nil && fi.Size() > 0 {
+		return nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if size < 512 || size > 65536 || size&(size-1) != 0 {
+		return fmt.Errorf("page size %d: want a power of two from 512 to 65536", size)
+	}
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.Exec(fmt.Sprintf("PRAGMA page_size = %d; PRAGMA journal_mode = WAL", size))
+	return err
 }
 
 // setup checks that the file is a usable database and migrates it.

@@ -148,12 +148,42 @@ func IndexKafka(t *testing.T, s dlqstore.IndexStore, topic string, part int32, s
 	if err != nil {
 		t.Fatalf("IndexKafka: %v", err)
 	}
+	WaitText(t, s)
 	return res
 }
 
-// Find is FindEntries that fails t on an error.
+// textWaiter is a store whose full-text index follows capture
+// asynchronously (dlqstore.Store.WaitText).
+type textWaiter interface {
+	WaitText(ctx context.Context) error
+}
+
+// WaitText returns once s's full-text index holds every entry stored
+// before the call, for a store whose text follows capture (a
+// *dlqstore.Store); for any other store it returns at once. It fails t
+// after 30 s. IndexKafka and a Find with text call it, so that a fixture
+// is searchable as soon as it is stored; a test that indexes otherwise
+// calls it before searching.
+func WaitText(t testing.TB, s any) {
+	t.Helper()
+	w, ok := s.(textWaiter)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.WaitText(ctx); err != nil {
+		t.Fatalf("WaitText: %v", err)
+	}
+}
+
+// Find is FindEntries that fails t on an error; with text, it first waits
+// for the full-text index to hold every stored entry (WaitText).
 func Find(t *testing.T, s dlqstore.ViewStore, f dlqstore.Filter) dlqstore.Page {
 	t.Helper()
+	if f.Q != "" {
+		WaitText(t, s)
+	}
 	p, err := s.FindEntries(context.Background(), f)
 	if err != nil {
 		t.Fatalf("FindEntries(%+v): %v", f, err)

@@ -1,0 +1,300 @@
+package dlqstore
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"switchyard/delivery"
+)
+
+// captureBatch is the batch the indexer stores under backlog
+// (indexer.DefaultKafkaMaxBatch): a flood is what the capture figure is
+// about.
+const captureBatch = 10000
+
+// BenchmarkCapture: 200,000 realistic dead letters (benchItem) through
+// IndexKafka in batches of captureBatch, the text indexer running beside
+// it as in the console, beside a bare database/sql loop that inserts the
+// same rows into the same tables and indexes with no full-text index (the
+// issue's baseline). Besides msgs/s, ours reports catchup-ms (from the
+// last capture commit until the text index holds every entry),
+// bytes/entry (dlq.db and its WAL after a checkpoint) and
+// written-bytes/entry (this process's write_bytes from /proc/self/io over
+// the run, capture, text and checkpoint: what reached the block layer; when
+// the file system does not account it (tmpfs, some containers) wchar,
+// every byte handed to write(2), which also counts WAL frames the
+// checkpoint rewrites); both report it.
+func BenchmarkCapture(b *testing.B) {
+	items := benchIndexItems()
+	b.Run("switchyard", func(b *testing.B) {
+		var elapsed, catchup time.Duration
+		var disk, written float64
+		for b.Loop() {
+			b.StopTimer()
+			dir := b.TempDir()
+			path := filepath.Join(dir, "dlq.db")
+			s, err := Open(context.Background(), path, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			w0 := writtenBytes(b)
+			b.StartTimer()
+			start := time.Now()
+			for off := 0; off < len(items); off += captureBatch {
+				end := min(off+captureBatch, len(items))
+				if _, err := s.IndexKafka(context.Background(), "prod", "orders.dlq", 0, items[off:end], int64(end)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			elapsed += time.Since(start)
+			b.StopTimer()
+			t := time.Now()
+			if err := s.WaitText(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			catchup += time.Since(t)
+			disk += diskBytes(b, s.db, path)
+			written += float64(writtenBytes(b) - w0)
+			s.Close()
+			b.StartTimer()
+		}
+		n := float64(len(items) * b.N)
+		b.ReportMetric(n/elapsed.Seconds(), "msgs/s")
+		b.ReportMetric(float64(catchup.Milliseconds())/float64(b.N), "catchup-ms")
+		b.ReportMetric(disk/n, "bytes/entry")
+		b.ReportMetric(written/n, "written-bytes/entry")
+	})
+	b.Run("bare-sqlite", func(b *testing.B) {
+		// The rows are encoded outside the timer (JSON, filters), as well
+		// as it can be done; compressing the bodies is part of storing
+		// the same rows, so it is timed (on both cores, before each
+		// transaction, as ours).
+		type bareRow struct {
+			args                     []any
+			payload, headers, record []byte
+		}
+		rows := make([]bareRow, len(items))
+		var enc encoder
+		for i := range items {
+			it := &items[i]
+			r := rowOf(it, &enc)
+			k := key{broker: delivery.BrokerKafka, cluster: "prod", destination: "orders.dlq"}
+			rows[i] = bareRow{
+				args: []any{"kafka", "prod", "", "orders.dlq", 0, it.DL.DLQ.Offset, nil, nil, r.tenant, r.eventType, it.DL.Error.Code, it.Fingerprint, 1,
+					r.first, r.last, int64(1), int64(1), "", it.PayloadSize, it.PayloadHash, 0, resourceOf(&it.DL, k)},
+				payload: nonNil(it.DL.Payload), headers: r.headers, record: r.record,
+			}
+		}
+		var elapsed time.Duration
+		var disk float64
+		for b.Loop() {
+			b.StopTimer()
+			path := filepath.Join(b.TempDir(), "dlq.db")
+			s, err := Open(context.Background(), path, Options{noTextIndexer: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			start := time.Now()
+			for off := 0; off < len(rows); off += captureBatch {
+				end := min(off+captureBatch, len(rows))
+				if err := bareCapture(s.db, rows[off:end], int64(end), func(r bareRow) ([]any, []byte, []byte, []byte) {
+					return r.args, r.payload, r.headers, r.record
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			elapsed += time.Since(start)
+			b.StopTimer()
+			disk += diskBytes(b, s.db, path)
+			s.Close()
+			b.StartTimer()
+		}
+		n := float64(len(rows) * b.N)
+		b.ReportMetric(n/elapsed.Seconds(), "msgs/s")
+		b.ReportMetric(disk/n, "bytes/entry")
+	})
+}
+
+// bareCapture inserts one batch of entries and bodies and the partition's
+// offset in one transaction with prepared statements.
+func bareCapture[R any](db *sql.DB, rows []R, next int64, get func(R) ([]any, []byte, []byte, []byte)) error {
+	// The bodies are packed on every core before the transaction, as
+	// the product does (prepareRows).
+	type packed struct {
+		codec   int
+		p, h, r []byte
+	}
+	bodies := make([]packed, len(rows))
+	var wg sync.WaitGroup
+	per := (len(rows) + 1) / 2
+	for from := 0; from < len(rows); from += per {
+		wg.Go(func() {
+			for i := from; i < min(from+per, len(rows)); i++ {
+				_, p, h, r := get(rows[i])
+				c, p, h, r := packBody(p, h, r)
+				bodies[i] = packed{c, p, h, r}
+			}
+		})
+	}
+	wg.Wait()
+	tx, err := db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	ins, err := tx.Prepare(`INSERT INTO entries (status, broker, cluster, vhost, destination, kpartition, koffset, message_id, death_count,
+	tenant, event_type, error_code, fingerprint, group_id, first_failure_at, last_failure_at,
+	indexed_at, updated_at, flags, payload_size, payload_hash, truncated, resource)
+VALUES ('dead', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	body, err := tx.Prepare("INSERT INTO entry_bodies (id, codec, payload, headers, record) VALUES (?, ?, ?, ?, ?)")
+	if err != nil {
+		return err
+	}
+	for i, r := range rows {
+		args, _, _, _ := get(r)
+		res, err := ins.Exec(args...)
+		if err != nil {
+			return err
+		}
+		id, _ := res.LastInsertId()
+		bd := &bodies[i]
+		if _, err := body.Exec(id, bd.codec, bd.p, bd.h, bd.r); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(`INSERT INTO kafka_offsets (cluster, topic, kpartition, next_offset, updated_at) VALUES ('prod', 'orders.dlq', 0, ?, 1)
+ON CONFLICT (cluster, topic, kpartition) DO UPDATE SET next_offset = excluded.next_offset`, next); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// diskBytes checkpoints the database and returns the size of its file and
+// WAL.
+func diskBytes(b *testing.B, db *sql.DB, path string) float64 {
+	b.Helper()
+	if _, err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)"); err != nil {
+		b.Fatal(err)
+	}
+	var total int64
+	for _, p := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil {
+			total += fi.Size()
+		}
+	}
+	return float64(total)
+}
+
+// writtenBytes is this process's write_bytes from /proc/self/io, or its
+// wchar where write_bytes stays 0 (see BenchmarkCapture).
+var writtenBytesField = sync.OnceValue(func() string {
+	if readProcIO()["write_bytes"] > 0 {
+		return "write_bytes"
+	}
+	return "wchar"
+})
+
+func writtenBytes(b *testing.B) int64 {
+	b.Helper()
+	return readProcIO()[writtenBytesField()]
+}
+
+func readProcIO() map[string]int64 {
+	out := map[string]int64{}
+	f, err := os.Open("/proc/self/io")
+	if err != nil {
+		return out
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ": ")
+		if ok {
+			var n int64
+			fmt.Sscan(v, &n)
+			out[k] = n
+		}
+	}
+	return out
+}
+
+// BenchmarkTextCatchup: a flood of 10,000 dead letters a second for 20 s
+// (IndexKafka every 100 ms with 1,000 records, paced to the wall clock),
+// and for the last entry of every batch the time from its capture commit
+// until a text search for its id finds it; p99-ms is the figure (target
+// 5,000). It has no baseline: a store that indexes text in the capture
+// transaction has no catch-up to measure. A single benchmark, not
+// /switchyard, so that scripts/bench.sh prints it as standalone.
+func BenchmarkTextCatchup(b *testing.B) {
+	items := benchIndexItems()
+	const (
+		rate     = 10000
+		tick     = 100 * time.Millisecond
+		perTick  = rate / 10
+		duration = 20 * time.Second
+	)
+	var lat []time.Duration
+	for b.Loop() {
+		s, err := Open(context.Background(), filepath.Join(b.TempDir(), "dlq.db"), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		type sample struct {
+			id int64
+			at time.Time
+		}
+		samples := make(chan sample, 1024)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for sm := range samples {
+				for {
+					p, err := s.FindEntries(context.Background(), Filter{Q: fmt.Sprintf("ids:%d", sm.id), Limit: 1})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					if len(p.Entries) == 1 && p.Entries[0].ID == sm.id {
+						lat = append(lat, time.Since(sm.at))
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		}()
+		start := time.Now()
+		off := 0
+		for i := 0; time.Duration(i)*tick < duration && off+perTick <= len(items); i++ {
+			if d := time.Until(start.Add(time.Duration(i) * tick)); d > 0 {
+				time.Sleep(d)
+			}
+			if _, err := s.IndexKafka(context.Background(), "prod", "orders.dlq", 0, items[off:off+perTick], int64(off+perTick)); err != nil {
+				b.Fatal(err)
+			}
+			off += perTick
+			samples <- sample{int64(off), time.Now()} // ids are 1.. in offset order
+		}
+		close(samples)
+		wg.Wait()
+		s.Close()
+	}
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
+		b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
+	}
+}
