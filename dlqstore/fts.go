@@ -232,11 +232,75 @@ func parseSearch(q string, noPayload bool) (string, []string, error) {
 	if prev == "op" || prev == "col" {
 		return "", nil, bad("search: an operator or column filter needs a term after it in %q")
 	}
-	match := strings.Join(out, " ")
-	if noPayload {
-		match = "{" + openColumns + "} : (" + match + ")"
-	}
+	// The query is kept to the searchable columns — never the filters
+	// column, which holds tokens no one types (filterToken) — and, without
+	// payload text, to the columns that do not hold the message itself.
+	match := "{" + strings.Join(SearchColumns(noPayload), " ") + "} : (" + strings.Join(out, " ") + ")"
 	return match, terms, nil
+}
+
+// withFilterTokens narrows the full-text query match (ftsQuery's) to the
+// entries whose filter values the filter names, so that a filter and a text
+// are one intersection inside the full-text index: for each of the
+// filter's broker, cluster, destination, event type, error code and
+// tenant, and for the caller's tenant list (tenants, as scopeTenants gives
+// it, nil = any) and resource scope when that is a list of exact names, it
+// ANDs "filters : (token OR token …)" (filterToken). The tokens only
+// narrow: the SQL conditions of the filter and the scope stay, and decide
+// (a hash collision lets a token match another value, never miss its
+// own). Status, the group and the time range are not tokens: status
+// changes, and the others are cheap in SQL.
+func withFilterTokens(match string, f Filter, tenants []string) string {
+	var parts []string
+	add := func(kind byte, vs ...string) {
+		toks := make([]string, 0, len(vs))
+		for _, v := range vs {
+			toks = append(toks, filterToken(kind, v))
+		}
+		slices.Sort(toks)
+		parts = append(parts, "filters : ("+strings.Join(slices.Compact(toks), " OR ")+")")
+	}
+	for _, one := range []struct {
+		kind byte
+		v    string
+	}{
+		{tokBroker, f.Broker}, {tokCluster, f.Cluster}, {tokDestination, f.Destination},
+		{tokEventType, f.EventType}, {tokErrorCode, f.ErrorCode}, {tokTenant, f.Tenant},
+	} {
+		if one.v != "" {
+			add(one.kind, one.v)
+		}
+	}
+	if len(tenants) > 0 {
+		add(tokTenant, tenants...)
+	}
+	if rs := exactResources(f.Tenants); len(rs) > 0 {
+		add(tokResource, rs...)
+	}
+	if len(parts) == 0 {
+		return match
+	}
+	return "(" + match + ") AND " + strings.Join(parts, " AND ")
+}
+
+// exactResources are the resources a scope's rules allow when every rule
+// that names resources names exact ones (no '*' or '?', which access.GlobSQL
+// keeps as wildcards): the finite list an entry's resource must be one of.
+// Nil when the scope has no rules or a rule is a pattern.
+func exactResources(sc *TenantScope) []string {
+	if !sc.HasRules() {
+		return nil
+	}
+	var out []string
+	for _, r := range sc.Rules {
+		for _, pat := range r.Resources {
+			if strings.ContainsAny(pat, "*?") {
+				return nil
+			}
+			out = append(out, pat)
+		}
+	}
+	return out
 }
 
 func quote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }

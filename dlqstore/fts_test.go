@@ -19,9 +19,12 @@ func TestFTSQueryTranslation(t *testing.T) {
 		{`"a ""quoted"" word"`, `"a ""quoted"" word"`},
 		{"and or not", `"and" AND "or" AND "not"`},
 	}
+	// Every query is kept to the searchable columns, never the filters
+	// column.
+	const all = "{message exception ids code destination service event_type payload key} : ("
 	for _, tt := range tests {
 		got, err := ftsQuery(tt.in, false)
-		if err != nil || got != tt.want {
+		if err != nil || got != all+tt.want+")" {
 			t.Errorf("ftsQuery(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}

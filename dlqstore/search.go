@@ -1,12 +1,14 @@
 package dlqstore
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 
@@ -33,6 +35,11 @@ type Page struct {
 	// being rebuilt for older entries (RebuildText), which the page may
 	// lack.
 	TextPending bool
+	// TextBehind: the filter has text and the full-text index follows
+	// capture this far behind (textLag): entries captured more recently
+	// may be missing from the page, while filters and counts without text
+	// are current. 0 when the index holds every new entry.
+	TextBehind time.Duration
 	// Suggestions: on an empty first page of a text search, the filter
 	// values whose names hold its words (FieldMatches). The store leaves
 	// it empty; package dlq fills it, in the caller's scope.
@@ -87,7 +94,11 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	page, err := s.findEntries(ctx, f)
 	if err == nil && strings.TrimSpace(f.Q) != "" {
 		page.Searched = SearchColumns(f.NoPayloadText)
-		page.TextPending = s.textPending.Load()
+		behind, older, err := s.textLag(ctx)
+		if err != nil {
+			return Page{}, fmt.Errorf("find entries: %w", err)
+		}
+		page.TextBehind, page.TextPending = behind, older
 	}
 	return page, err
 }
@@ -130,6 +141,12 @@ func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 		if len(tenants) == 0 {
 			return Page{}, nil
 		}
+	}
+
+	if match != "" && !s.tuning.NoFilterTokens {
+		// Filter and text as one intersection: its count picks the mode,
+		// so a common word with a narrow filter is a small match set.
+		match = withFilterTokens(match, f, tenants)
 	}
 
 	// Where the search starts: a rare full-text match is cheapest from the
@@ -186,6 +203,10 @@ func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
 		}
 		db = conn
+	}
+
+	if mode == ftsDrive {
+		return s.drivenPage(ctx, w, cur, limit)
 	}
 
 	// The page.
@@ -389,6 +410,64 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 		}
 	}
 	return es, lasts, nil
+}
+
+// drivenPage is the page of a text search that matches few entries
+// (ftsDrive; with the filter tokens, a common word with a narrow filter is
+// one too): one pass over the full-text matches reads the id and last
+// failure time of each that the filter's SQL keeps, which is both the
+// total and, sorted, the keyset page — the page and a count query would
+// each look up every match. Only the page's entries are then read whole.
+// The page, its cursor and its total are those of the page and count
+// queries of the other modes.
+func (s *Store) drivenPage(ctx context.Context, w where, cur *cursor, limit int) (Page, error) {
+	cs, args := w.conds(false)
+	fc, fa := w.ftsCond()
+	from, _ := w.from()
+	q := "SELECT e.id, e.last_failure_at FROM " + from + " WHERE " + strings.Join(append(fc, cs...), " AND ")
+	ids, lasts, err := s.idsAndLasts(ctx, q, append(fa, args...))
+	if err != nil {
+		return Page{}, searchError(w.f.Q, fmt.Errorf("find entries: %w", err))
+	}
+	type hit struct{ id, last int64 }
+	total := len(ids)
+	hits := make([]hit, 0, len(ids))
+	for i, id := range ids {
+		if cur == nil || lasts[i] < cur.t || lasts[i] == cur.t && id < cur.id {
+			hits = append(hits, hit{id, lasts[i]})
+		}
+	}
+	slices.SortFunc(hits, func(a, b hit) int {
+		if a.last != b.last {
+			return cmp.Compare(b.last, a.last)
+		}
+		return cmp.Compare(b.id, a.id)
+	})
+	var page Page
+	if len(hits) > limit {
+		hits = hits[:limit]
+		page.Next = cursor{t: hits[limit-1].last, id: hits[limit-1].id}.String()
+	}
+	if len(hits) > 0 {
+		pageIDs := make([]int64, len(hits))
+		for i, h := range hits {
+			pageIDs[i] = h.id
+		}
+		byID, err := s.entriesByID(ctx, pageIDs)
+		if err != nil {
+			return Page{}, fmt.Errorf("find entries: %w", err)
+		}
+		for _, h := range hits {
+			if e, ok := byID[h.id]; ok {
+				page.Entries = append(page.Entries, e)
+			}
+		}
+	}
+	if err := s.fillBodies(ctx, page.Entries); err != nil {
+		return Page{}, fmt.Errorf("find entries: %w", err)
+	}
+	page.Total, page.TotalCapped = min(total, TotalCap), total > TotalCap
+	return page, nil
 }
 
 // idsAndLasts runs a narrow page query.

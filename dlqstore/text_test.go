@@ -21,3 +21,7 @@ func TestNameText(t *testing.T) {
 		}
 	}
 }
+
+// FilterTokenForTest is filterToken, for the tests of package dlqstore_test
+// that type a token into a search.
+var FilterTokenForTest = filterToken

@@ -85,11 +85,14 @@ type dlqEntriesResponse struct {
 	Total       int           `json:"total"`
 	TotalCapped bool          `json:"total_capped"` // total stopped counting at dlqstore.TotalCap
 	// With q: the full-text columns searched, whether the index is still
-	// being rebuilt for older entries, and — when nothing matched — the
-	// filters whose values hold the search's words.
-	Searched         []string           `json:"searched,omitempty"`
-	TextIndexPending bool               `json:"text_index_pending,omitempty"`
-	Suggestions      []apiDLQSuggestion `json:"suggestions,omitempty"`
+	// being rebuilt for older entries, how many seconds text search lags
+	// capture (0 when it is current; filters and totals never lag), and —
+	// when nothing matched — the filters whose values hold the search's
+	// words.
+	Searched               []string           `json:"searched,omitempty"`
+	TextIndexPending       bool               `json:"text_index_pending,omitempty"`
+	TextIndexBehindSeconds *float64           `json:"text_index_behind_seconds,omitempty"`
+	Suggestions            []apiDLQSuggestion `json:"suggestions,omitempty"`
 }
 
 // apiDLQSuggestion is a filter an empty search suggests: the query
@@ -116,6 +119,10 @@ func (s *Server) handleAPIDLQEntries(c *fiber.Ctx) error {
 	}
 	out := dlqEntriesResponse{Entries: []apiDLQEntry{}, NextCursor: page.Next, Total: page.Total, TotalCapped: page.TotalCapped,
 		Searched: page.Searched, TextIndexPending: page.TextPending}
+	if page.Searched != nil {
+		behind := page.TextBehind.Round(time.Millisecond).Seconds()
+		out.TextIndexBehindSeconds = &behind
+	}
 	for _, m := range page.Suggestions {
 		out.Suggestions = append(out.Suggestions, apiDLQSuggestion{Param: m.Field, Value: m.Value, Count: m.Count})
 	}

@@ -67,7 +67,7 @@ func (s *Server) handleDLQEntries(c *fiber.Ctx) error {
 		})
 	}
 	vm.Total = totalText(res.Total, res.TotalCapped)
-	vm.Searched, vm.TextPending = searchedText(res.Searched), res.TextPending
+	vm.Searched, vm.TextPending, vm.TextBehind = searchedText(res.Searched), res.TextPending, res.TextBehind
 	vm.Suggestions = searchSuggestions(queryOf(c), res.Suggestions)
 	if len(vm.Rows) > 0 {
 		// "Redrive all N matching": the filter as typed (its JSON holds

@@ -3,6 +3,7 @@ package templates
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DeadLetterGroups is /dead-letters: one row per failure cause.
@@ -86,10 +87,12 @@ type DeadLetterEntries struct {
 	// Searched says what a text search looked in ("error codes, …"),
 	// for an empty result; Suggestions are the filters that would match
 	// instead; TextPending: the search index is still being rebuilt for
-	// older entries.
+	// older entries; TextBehind: how far text search lags capture
+	// (dlqstore.Page.TextBehind), said from a second up.
 	Searched    string
 	Suggestions []SearchSuggestion
 	TextPending bool
+	TextBehind  time.Duration
 }
 
 // SearchSuggestion is a filter an empty search suggests: "error code
