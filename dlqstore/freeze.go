@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -400,32 +401,9 @@ func targetExpr(sel Selection) string {
 	return "e.resource"
 }
 
-// holdItems moves the pending entries of a job after seq from to status,
-// 500 at a time.
+// holdItems moves the pending entries of a job after seq from to status:
+// the chunk just frozen, in one statement (moveItemsTx).
 func holdItems(ctx context.Context, tx *sql.Tx, now, jobID int64, from int, status Status) error {
-	for after := from; ; {
-		rows, err := tx.QueryContext(ctx, "SELECT seq, entry_id FROM job_items WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT 500", jobID, after)
-		if err != nil {
-			return err
-		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&after, &id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if len(ids) == 0 {
-			return nil
-		}
-		if _, err := setStatusTx(ctx, tx, now, ids, status, ""); err != nil {
-			return err
-		}
-	}
+	_, err := moveItemsTx(ctx, tx, now, jobID, from, math.MaxInt, status, "")
+	return err
 }

@@ -5,50 +5,18 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // PendingItems returns up to limit pending items of a job after seq
-// afterSeq, in order, with their entries (bodies included; the envelope's
-// inner payload is not re-parsed, see fillBodiesWith).
+// afterSeq, in order, with their entries as far as sending them takes
+// (pendingSends): one query over the ledger, entries and bodies, and of
+// each record only what a send reads. An entry purged meanwhile comes back
+// with ID 0. Every caller is a job's runner; a page that shows an entry
+// reads it whole with Entry.
 func (s *Store) PendingItems(ctx context.Context, jobID int64, afterSeq, limit int) ([]JobItem, []Entry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT i.seq, i.entry_id, i.destination, i.prev_status FROM job_items i
-WHERE i.job_id = ? AND i.state = `+lit(ItemPending)+` AND i.seq > ? ORDER BY i.seq LIMIT ?`, jobID, afterSeq, limit)
-	if err != nil {
-		return nil, nil, fmt.Errorf("pending items of job %d: %w", jobID, err)
-	}
-	var items []JobItem
-	for rows.Next() {
-		it := JobItem{JobID: jobID, State: ItemPending}
-		if err := rows.Scan(&it.Seq, &it.EntryID, &it.Target, &it.PrevStatus); err != nil {
-			rows.Close()
-			return nil, nil, err
-		}
-		items = append(items, it)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, nil, err
-	}
-	if len(items) == 0 {
-		return nil, nil, nil
-	}
-	ids := make([]int64, len(items))
-	for i, it := range items {
-		ids[i] = it.EntryID
-	}
-	byID, err := s.entriesByID(ctx, ids)
-	if err != nil {
-		return nil, nil, err
-	}
-	entries := make([]Entry, len(items))
-	for i, it := range items {
-		entries[i] = byID[it.EntryID] // ID 0 when the entry was purged meanwhile
-	}
-	if err := s.fillBodiesWith(ctx, entries, false); err != nil {
-		return nil, nil, err
-	}
-	return items, entries, nil
+	return s.pendingSends(ctx, jobID, afterSeq, limit)
 }
 
 // Outcome is the result of one ledger item.
@@ -77,43 +45,40 @@ func (s *Store) CompleteItems(ctx context.Context, jobID int64, outs []Outcome, 
 }
 
 func completeTx(ctx context.Context, tx *sql.Tx, now, jobID int64, outs []Outcome, done Status, reason string) error {
-	var sentSeqs []any
+	var sent []int
 	var others []Outcome
 	for _, o := range outs {
 		if o.State == ItemSent {
-			sentSeqs = append(sentSeqs, o.Seq)
+			sent = append(sent, o.Seq)
 		} else {
 			others = append(others, o)
 		}
 	}
 	var nDone, nFailed, nCancelled int
-	// Sent items in bulk: the ledger rows that were still pending, then
-	// their entries' status.
-	for len(sentSeqs) > 0 {
-		chunk := sentSeqs[:min(len(sentSeqs), 500)]
-		sentSeqs = sentSeqs[len(chunk):]
-		rows, err := tx.QueryContext(ctx, "UPDATE job_items SET state = "+lit(ItemSent)+", done_at = ? WHERE job_id = ? AND state = "+lit(ItemPending)+" AND seq IN ("+
-			placeholders(len(chunk))+") RETURNING entry_id", append([]any{now, jobID}, chunk...)...)
+	// Sent items by runs of consecutive seqs (a whole batch is one run
+	// when nothing in it failed): their entries' status and the ledger
+	// rows, each a statement per run over the rows still pending.
+	slices.Sort(sent)
+	for i := 0; i < len(sent); {
+		j := i + 1
+		for j < len(sent) && sent[j] <= sent[j-1]+1 {
+			j++
+		}
+		lo, hi := sent[i], sent[j-1]
+		i = j
+		if _, err := moveItemsTx(ctx, tx, now, jobID, lo-1, hi, done, reason); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, "UPDATE job_items SET state = "+lit(ItemSent)+", done_at = ? WHERE job_id = ? AND state = "+lit(ItemPending)+
+			" AND seq > ? AND seq <= ?", now, jobID, lo-1, hi)
 		if err != nil {
 			return err
 		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			ids = append(ids, id)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		n, err := res.RowsAffected()
+		if err != nil {
 			return err
 		}
-		nDone += len(ids)
-		if _, err := setStatusTx(ctx, tx, now, ids, done, reason); err != nil {
-			return err
-		}
+		nDone += int(n)
 	}
 	if len(others) > 0 {
 		upd, err := tx.PrepareContext(ctx, "UPDATE job_items SET state = ?, error = ?, done_at = ? WHERE job_id = ? AND seq = ? AND state = "+lit(ItemPending)+" RETURNING prev_status")
@@ -151,6 +116,59 @@ func completeTx(ctx context.Context, tx *sql.Tx, now, jobID int64, outs []Outcom
 	_, err := tx.ExecContext(ctx, "UPDATE jobs SET done = done + ?, failed = failed + ?, cancelled = cancelled + ?, updated_at = ? WHERE id = ?",
 		nDone, nFailed, nCancelled, now, jobID)
 	return err
+}
+
+// moveItemsTx moves the entries of a job's pending items with seq in
+// (after, upTo] that are not in status already to it, with reason, and
+// updates group_stats, inside tx; it returns how many moved. It is
+// setStatusTx for a range of the ledger: the entries are found through the
+// ledger in SQL, the stats rows they leave and join are summed by SQL per
+// key (a batch of one group and tenant is one row), and the entries change
+// in one UPDATE, instead of a bound id each.
+func moveItemsTx(ctx context.Context, tx *sql.Tx, now, jobID int64, after, upTo int, status Status, reason string) (int, error) {
+	ids := `SELECT entry_id FROM job_items WHERE job_id = ?2 AND state = ` + lit(ItemPending) + ` AND seq > ?3 AND seq <= ?4`
+	rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed_as != 0,
+	count(*), min(last_failure_at), max(last_failure_at)
+FROM entries WHERE status != ?1 AND id IN (`+ids+`) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9`, string(status), jobID, after, upTo)
+	if err != nil {
+		return 0, err
+	}
+	stats := map[statKey]*statDelta{}
+	add := func(k statKey, n int, first, last int64) {
+		d := stats[k]
+		if d == nil {
+			d = &statDelta{first: first, last: last}
+			stats[k] = d
+		}
+		d.n += n
+		d.first, d.last = min(d.first, first), max(d.last, last)
+	}
+	moved := 0
+	for rows.Next() {
+		var k statKey
+		var n int
+		var first, last int64
+		if err := rows.Scan(&k.group, &k.tenant, &k.broker, &k.cluster, &k.destination, &k.resource, &k.eventType, &k.status, &k.refailed, &n, &first, &last); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		add(k, -n, first, last)
+		k.status = status
+		add(k, n, first, last)
+		moved += n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if moved == 0 {
+		return 0, nil
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE entries SET status = ?1, status_reason = ?5, updated_at = ?6 WHERE status != ?1 AND id IN ("+ids+")",
+		string(status), jobID, after, upTo, reason, now); err != nil {
+		return 0, err
+	}
+	return moved, applyStats(ctx, tx, stats)
 }
 
 // CancelPending ends every pending item of a job as cancelled (its entry
