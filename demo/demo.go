@@ -109,6 +109,21 @@ type Options struct {
 	// no metrics and traces without exporting (every event still gets a
 	// real trace id in its headers and envelope).
 	Telemetry func(service string) (metric.MeterProvider, trace.TracerProvider)
+	// Retention bounds what the embedded Kafka keeps of the demo's
+	// topics (see Retention; the zero value takes the defaults).
+	Retention Retention
+	// IdempotencyKeys is the most ids each service's idempotency store
+	// holds (default DefaultIdempotencyKeys: half an hour of orders at
+	// the default rate, days of the saga's declines — far longer than a
+	// redelivery or a redrive of one takes); negative: unbounded, every
+	// id for the consumers' 24 h ttl.
+	IdempotencyKeys int
+	// IndexedUpTo, when set, returns the next offset the console's DLQ
+	// indexer will read of every DLQ partition it has read (by topic and
+	// partition): retention never trims a dead letter at or above it, nor
+	// any of a partition it has not read yet. Nil trims the DLQ topics by
+	// age and count alone.
+	IndexedUpTo func(ctx context.Context) (map[string]map[int32]int64, error)
 }
 
 func (o *Options) setDefaults() error {
@@ -132,6 +147,10 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	o.Retention.setDefaults()
+	if o.IdempotencyKeys == 0 {
+		o.IdempotencyKeys = DefaultIdempotencyKeys
 	}
 	return nil
 }
@@ -215,8 +234,7 @@ func (p *Platform) createTopics(ctx context.Context) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	for _, t := range []string{TopicOrders, delivery.DLQTopic(TopicOrders), TopicInvoices,
-		TopicPaymentDeclined, delivery.DLQTopic(TopicPaymentDeclined), TopicOrderCancelled} {
+	for _, t := range topics() {
 		resp, err := adm.CreateTopic(ctx, partitions, 1, nil, t)
 		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("create topic %s: %w", t, err)
@@ -232,8 +250,9 @@ func (p *Platform) createTopics(ctx context.Context) error {
 // Run has probed RabbitMQ).
 func (p *Platform) RabbitEnabled() bool { return p.rabbitOK }
 
-// Run runs the demo services until ctx is done; services that stop with an
-// error are restarted after a pause, so one broken piece never stops the rest.
+// Run runs the demo services, and the retention that trims the embedded
+// Kafka behind them, until ctx is done; services that stop with an error
+// are restarted after a pause, so one broken piece never stops the rest.
 func (p *Platform) Run(ctx context.Context) error {
 	log := p.opts.Logger
 	svcs := []service{
@@ -241,6 +260,9 @@ func (p *Platform) Run(ctx context.Context) error {
 		{"billing", p.runBilling},
 		{"analytics", p.runAnalytics},
 		{"orders-saga", p.runOrderSaga},
+	}
+	if !p.opts.Retention.Off {
+		svcs = append(svcs, service{"retention", p.runRetention})
 	}
 	if p.opts.RabbitURL != "" {
 		if err := rabbitmq.Ping(ctx, p.opts.RabbitURL, 3*time.Second); err != nil {

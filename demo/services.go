@@ -180,7 +180,7 @@ func (p *Platform) runBilling(ctx context.Context) error {
 	c, err := kafka.NewConsumer(kafka.ConsumerOptions{
 		Brokers: p.KafkaBrokers(), Group: GroupBilling, Topics: []string{TopicOrders},
 		Retry: p.opts.Retry, Telemetry: p.telemetry[ServiceBilling], Cluster: ClusterName, Service: ServiceBilling,
-		Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
+		Idempotency: p.keyStore(), Logger: p.opts.Logger, Opts: fetchBounds(),
 		Handler: func(ctx context.Context, d *kafka.Delivery) error {
 			if err := billingFault(d.Envelope.ID, p.opts.FailureRate, d.Attempt, age(d.Envelope, time.Now()), p.opts.Outage, p.fixes); err != nil {
 				if delivery.ErrorInfoOf(err).Code == CodePaymentDeclined {
@@ -240,7 +240,7 @@ func (p *Platform) runAnalytics(ctx context.Context) error {
 	c, err := kafka.NewConsumer(kafka.ConsumerOptions{
 		Brokers: p.KafkaBrokers(), Group: GroupAnalytics, Topics: []string{TopicOrders},
 		Retry: p.opts.Retry, Telemetry: p.telemetry[ServiceAnalytics], Cluster: ClusterName, Service: ServiceAnalytics,
-		Logger: p.opts.Logger,
+		Logger: p.opts.Logger, Opts: fetchBounds(),
 		Handler: func(ctx context.Context, _ *kafka.Delivery) error {
 			now := time.Now()
 			if next.Before(now) {
@@ -273,7 +273,7 @@ func (p *Platform) runNotify(ctx context.Context) error {
 	}
 	c, err := rabbitmq.NewConsumer(rabbitmq.ConsumerOptions{
 		URL: p.opts.RabbitURL, Queue: QueueNotify, Retry: p.opts.Retry, Telemetry: p.telemetry[ServiceNotify],
-		Cluster: "local", Service: ServiceNotify, Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
+		Cluster: "local", Service: ServiceNotify, Idempotency: p.keyStore(), Logger: p.opts.Logger,
 		Handler: func(_ context.Context, d *rabbitmq.Delivery) error {
 			switch pc := hashPercent(d.Envelope.ID); {
 			case pc < 3 && !p.fixes.IsFixed(CodeSMTPRejected):
@@ -389,7 +389,7 @@ func (p *Platform) runOrderSaga(ctx context.Context) error {
 	c, err := kafka.NewConsumer(kafka.ConsumerOptions{
 		Brokers: p.KafkaBrokers(), Group: GroupOrders, Topics: []string{TopicPaymentDeclined},
 		Retry: p.opts.Retry, Telemetry: tel, Cluster: ClusterName, Service: ServiceOrders,
-		Idempotency: delivery.NewMemoryKeyStore(), Logger: p.opts.Logger,
+		Idempotency: p.keyStore(), Logger: p.opts.Logger, Opts: fetchBounds(),
 		Handler: func(ctx context.Context, d *kafka.Delivery) error {
 			var dec Declined
 			if err := json.Unmarshal(d.Envelope.Payload, &dec); err != nil || dec.OrderID == "" {
@@ -409,4 +409,24 @@ func (p *Platform) runOrderSaga(ctx context.Context) error {
 		return err
 	}
 	return c.Run(ctx)
+}
+
+// keyStore returns a new idempotency store for one of the demo's
+// consumers, bounded by Options.IdempotencyKeys: unbounded, the 24 h of
+// ids the consumers keep grew the demo by megabytes an hour.
+func (p *Platform) keyStore() *delivery.MemoryKeyStore {
+	if p.opts.IdempotencyKeys < 0 {
+		return delivery.NewMemoryKeyStore()
+	}
+	return delivery.NewBoundedMemoryKeyStore(p.opts.IdempotencyKeys)
+}
+
+// fetchBounds caps what a demo consumer fetches ahead of its handler. A
+// lagging consumer (analytics, by design) holds a fetch per partition in
+// its buffers, up to kgo's defaults of 1 MB a partition and 50 MB a fetch,
+// decoded. A quarter of that per partition is still most of a minute of
+// orders at the default rate, and keeps the buffers to a few MB however
+// far behind the consumer falls.
+func fetchBounds() []kgo.Opt {
+	return []kgo.Opt{kgo.FetchMaxPartitionBytes(256 << 10), kgo.FetchMaxBytes(1 << 20)}
 }

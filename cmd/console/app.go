@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -274,6 +275,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	clusters := c.Kafka
 	rabbitURL := c.RabbitMQ.URL
+	var demoIndexed demoIndexedOffsets
 	if m.DemoMode {
 		if rabbitURL == "" {
 			rabbitURL = defaultRabbitURL
@@ -284,7 +286,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		}
 		p, err := demo.Start(ctx, demo.Options{
 			DataDir: c.DataDir, KafkaAddr: c.Demo.KafkaAddr, RabbitURL: rabbitURL, Rate: c.Demo.Rate,
-			Logger: m.demoLogger(), Telemetry: tel,
+			Logger: m.demoLogger(), Telemetry: tel, IndexedUpTo: demoIndexed.upTo,
 		})
 		if err != nil {
 			return err
@@ -386,6 +388,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 
 	if err := m.startDLQ(ctx, runCtx, clusters, rabbitURL, rabbitSources, reg); err != nil {
 		return err
+	}
+	if st, ok := m.dlq.(*dlqstore.Store); ok {
+		demoIndexed.store.Store(st)
 	}
 	if err := m.startTraces(runCtx, users, reg); err != nil {
 		return err
@@ -898,4 +903,31 @@ func unwrapSyscall(err error) error {
 		return se.Err
 	}
 	return err
+}
+
+// demoIndexedOffsets tells the demo's Kafka retention how far the DLQ
+// indexer has read, so that it never trims a dead letter the console has
+// not stored. The demo starts before the store opens: until then there is
+// no answer, and retention leaves the DLQ topics alone.
+type demoIndexedOffsets struct {
+	store atomic.Pointer[dlqstore.Store]
+}
+
+func (d *demoIndexedOffsets) upTo(ctx context.Context) (map[string]map[int32]int64, error) {
+	s := d.store.Load()
+	if s == nil {
+		return nil, errors.New("the dead-letter store is not open yet")
+	}
+	offs, err := s.KafkaOffsets(ctx, demo.ClusterName)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[int32]int64{}
+	for tp, next := range offs {
+		if out[tp.Topic] == nil {
+			out[tp.Topic] = map[int32]int64{}
+		}
+		out[tp.Topic][tp.Partition] = next
+	}
+	return out, nil
 }
