@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNT="${BENCH_COUNT:-3}"
-# package:iterations:pattern per run. Kafka (in-process kfake) is fast, RabbitMQ waits for disk
+# package:iterations:pattern[:count] per run (count defaults to COUNT). Kafka (in-process kfake) is fast, RabbitMQ waits for disk
 # confirms, a collection cycle over 2,000 partitions takes tens of milliseconds; the dead-letters
 # landing page under load (20 operators, indexing at 1,000/s) first seeds 200,000 entries, then
 # runs the page with its shared cache (switchyard), without it (switchyard-uncached) and bare.
@@ -14,19 +14,19 @@ COUNT="${BENCH_COUNT:-3}"
 # History: bytes per series-minute of 14 days of rollups beside bare rows and beside zstd of the same buckets.
 # Alerting: one evaluation cycle of 1,000 rules over 10,000 series beside the same reads as bare
 # history selects, and the preview of one rule over 14 days of rollups beside the bare rollup read.
-RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./tsdb/:1x:RollupDisk ./web/:200x:2000Partitions|200Groups|GzipBody ./web/:2000x:DeadLettersUnderLoad ./dlqstore/:1x:Index ./dlqstore/:50x:Search ./indexer/:1x:IndexKafka ./redrive/:1x:Redrive ./web/:60x:OTLPTraceIngest ./tracing/:100x:TraceAssembly ./tracing/:300x:SpanSearch ./alerting/:10x:AlertCycle ./alerting/:30x:AlertPreview14d}"
+RUNS="${BENCH_RUNS:-./delivery/kafka/:10000x:. ./delivery/rabbitmq/:1000x:. ./collector/:20x:CollectCycle ./tsdb/:200x:Query24hOneSeries|AppendCycle ./tsdb/:1x:RollupDisk ./web/:200x:2000Partitions|200Groups|GzipBody ./web/:2000x:DeadLettersUnderLoad ./dlqstore/:1x:Capture|TextCatchup ./dlqstore/:50x:Search ./indexer/:1x:IndexKafka ./redrive/:1x:Redrive ./web/:60x:OTLPTraceIngest ./tracing/:100x:TraceAssembly ./tracing/:300x:SpanSearch ./alerting/:10x:AlertCycle ./alerting/:30x:AlertPreview14d ./demo/:1x:DemoRSS$:1}"
 mkdir -p .bench
 raw=.bench/raw.txt
 : >"$raw"
 for run in $RUNS; do
-	IFS=: read -r pkg n pattern <<<"$run"
-	go test -tags sqlite_fts5 -run '^$' -bench "$pattern" -benchtime "$n" -count "$COUNT" "$pkg" | tee -a "$raw"
+	IFS=: read -r pkg n pattern count <<<"$run"
+	go test -tags sqlite_fts5 -run '^$' -bench "$pattern" -benchtime "$n" -count "${count:-$COUNT}" -timeout 60m "$pkg" | tee -a "$raw"
 done
 echo
 # Pairs: Benchmark<Thing>/switchyard (or /delivery) is ours, /bare-<client> the baseline.
 # Throughput (msgs/s) is compared where reported, else time per op (ms/cycle or ns/op).
 awk '
-BEGIN { split("bytes/entry written-bytes/entry bytes/series-minute gb-14d-10k rss-mb rss-mb-per-2h-slope p99-catchup-ms", xs, " "); for (i in xs) extra[xs[i]] = 1 }
+BEGIN { split("bytes/entry written-bytes/entry bytes/series-minute gb-14d-10k rss-mb rss-slope-mb/h eq-hours catchup-ms cpu-µs/msg", xs, " "); for (i in xs) extra[xs[i]] = 1 }
 /^pkg: / { pkg = $2; sub(/^switchyard\//, "", pkg) }
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
