@@ -25,6 +25,10 @@ type Options struct {
 	// Tuning sets how searches and big job selections run; the zero value
 	// is the measured defaults (DefaultTuning).
 	Tuning Tuning
+	// CacheKB is each pooled connection's page cache in KiB (tune says
+	// why it is larger than SQLite's default); default 32768 (32 MiB). The
+	// demo, whose platform is small, keeps it smaller to bound memory.
+	CacheKB int
 
 	// noTextIndexer keeps Open from starting the text indexer, so that a
 	// test of this package can step it (textBatch) or stop between
@@ -113,6 +117,7 @@ type Store struct {
 	logger      *slog.Logger
 	maxRedrives int
 	tuning      Tuning
+	cacheKB     int
 
 	mu           sync.Mutex
 	sinceAnalyze int // entries inserted since the last ANALYZE
@@ -163,7 +168,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.MaxRedrives <= 0 {
 		opts.MaxRedrives = delivery.DefaultMaxRedrives
 	}
-	s := &Store{db: db, now: opts.Now, logger: opts.Logger, maxRedrives: opts.MaxRedrives, tuning: opts.Tuning.withDefaults(),
+	if opts.CacheKB <= 0 {
+		opts.CacheKB = 32768
+	}
+	s := &Store{db: db, now: opts.Now, logger: opts.Logger, maxRedrives: opts.MaxRedrives, tuning: opts.Tuning.withDefaults(), cacheKB: opts.CacheKB,
 		textPoke: make(chan struct{}, 1), textMoved: make(chan struct{})}
 	if err := s.tune(ctx); err != nil {
 		db.Close()
@@ -214,7 +222,7 @@ func (s *Store) tune(ctx context.Context) error {
 		// (bodies, ~13 index leaves per entry, full-text segments), so at
 		// the default 1000 pages every commit checkpointed, with two
 		// fsyncs, and copied pages that the next batch dirtied again.
-		if _, err := c.ExecContext(ctx, "PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY"); err != nil {
+		if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -%d; PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY", s.cacheKB)); err != nil {
 			return err
 		}
 	}

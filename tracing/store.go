@@ -32,6 +32,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger gets what RunRetention did; default slog.Default().
 	Logger *slog.Logger
+	// WriterCacheKB is the page cache of the connection a Write runs on,
+	// in KiB (writerPragmas says why it is large); default 131072 (128 MiB).
+	// The demo, whose platform is small, keeps it smaller to bound memory.
+	WriterCacheKB int
 }
 
 // The Options defaults.
@@ -41,8 +45,11 @@ const (
 )
 
 func (o Options) withDefaults() (Options, error) {
-	if o.MaxAge < 0 || o.MaxBytes < 0 {
-		return o, errors.New("span store: negative max age or size")
+	if o.MaxAge < 0 || o.MaxBytes < 0 || o.WriterCacheKB < 0 {
+		return o, errors.New("span store: negative max age, size or cache")
+	}
+	if o.WriterCacheKB == 0 {
+		o.WriterCacheKB = 131072
 	}
 	if o.MaxAge == 0 {
 		o.MaxAge = DefaultMaxAge
@@ -65,8 +72,9 @@ func (o Options) withDefaults() (Options, error) {
 // and a size (Retain). Write is the ingest path; Spans, LinkingTraces and
 // Search are what assembly and the pages read.
 type Store struct {
-	db   *sql.DB
-	opts Options
+	db      *sql.DB
+	opts    Options
+	pragmas string // writerPragmas of opts
 
 	// wmu serialises Write and Retain (SQLite has one writer anyway), so
 	// that the resource id cache never names a row retention removed.
@@ -90,7 +98,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, opts: opts, resources: map[string]int64{}}, nil
+	return &Store{db: db, opts: opts, resources: map[string]int64{}, pragmas: writerPragmas(opts.WriterCacheKB)}, nil
 }
 
 // Close closes the database.
@@ -116,10 +124,12 @@ type storedKey struct {
 // every span inserts into a random leaf of spans_trace and spans_event:
 // with SQLite's default 2 MB page cache those leaves are read back from
 // the OS for each insert, which halved ingest in measurements. 128 MB
-// holds the hot index pages of a few million spans. A larger WAL
-// checkpoint interval (64 MB) lets a leaf changed by several batches be
-// copied into the database once.
-const writerPragmas = `PRAGMA cache_size=-131072; PRAGMA wal_autocheckpoint=16384`
+// holds the hot index pages of a few million spans (Options.WriterCacheKB).
+// A larger WAL checkpoint interval (64 MB) lets a leaf changed by several
+// batches be copied into the database once.
+func writerPragmas(cacheKB int) string {
+	return fmt.Sprintf("PRAGMA cache_size=-%d; PRAGMA wal_autocheckpoint=16384", cacheKB)
+}
 
 // insertSpanHead lists the columns of spans in the order Write binds them.
 const insertSpanHead = `INSERT INTO spans (trace_id, span_id, parent_id, start_ns, dur_ns, service, name, kind, status, flags,
@@ -164,7 +174,7 @@ func (s *Store) Write(ctx context.Context, spans []Span) error {
 }
 
 func (s *Store) write(ctx context.Context, tx *sql.Tx, spans []Span) error {
-	if _, err := tx.ExecContext(ctx, writerPragmas); err != nil {
+	if _, err := tx.ExecContext(ctx, s.pragmas); err != nil {
 		return err
 	}
 	stored, err := storedIDs(ctx, tx, spans)

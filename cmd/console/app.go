@@ -261,7 +261,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		st, err := tracing.Open(ctx, filepath.Join(c.DataDir, "traces.db"), tracing.Options{
 			MaxAge: time.Duration(c.Tracing.MaxAge), MaxBytes: c.Tracing.MaxBytes,
 			Limits: tracing.Limits{MaxAttrs: c.Tracing.MaxAttrs, MaxAttrLen: c.Tracing.MaxAttrLen},
-			Logger: m.logger.With("component", "traces"),
+			Logger: m.logger.With("component", "traces"), WriterCacheKB: m.demoCacheKB(16 << 10),
 		})
 		if err != nil {
 			return fmt.Errorf("span store: %w", err)
@@ -516,7 +516,8 @@ func canaryDefault(n int) int {
 
 func (m *Main) startDLQ(ctx, runCtx context.Context, clusters []KafkaCluster, rabbitURL string, rabbitSources []*collector.RabbitSource, reg prometheus.Registerer) error {
 	c := m.Config
-	store, err := dlqstore.Open(ctx, filepath.Join(c.DataDir, "dlq.db"), dlqstore.Options{Logger: m.logger.With("component", "dlqstore"), MaxRedrives: c.DLQ.MaxRedrives})
+	store, err := dlqstore.Open(ctx, filepath.Join(c.DataDir, "dlq.db"), dlqstore.Options{Logger: m.logger.With("component", "dlqstore"), MaxRedrives: c.DLQ.MaxRedrives,
+		CacheKB: m.demoCacheKB(8 << 10)})
 	if err != nil {
 		return err
 	}
@@ -930,4 +931,15 @@ func (d *demoIndexedOffsets) upTo(ctx context.Context) (map[string]map[int32]int
 		out[tp.Topic][tp.Partition] = next
 	}
 	return out, nil
+}
+
+// demoCacheKB is the SQLite page cache a store gets in demo mode, kb; 0
+// (the store's default, sized for a production platform) otherwise. The
+// demo's platform is small, and a console left running a demo all day
+// should stay within a couple of hundred megabytes.
+func (m *Main) demoCacheKB(kb int) int {
+	if m.DemoMode {
+		return kb
+	}
+	return 0
 }
