@@ -19,6 +19,7 @@ import (
 	"switchyard/delivery/kafka"
 	"switchyard/dlq"
 	"switchyard/dlqstore"
+	"switchyard/dlqstore/dlqstoretest"
 	"switchyard/indexer"
 	"switchyard/internal/testenv"
 	"switchyard/redrive"
@@ -141,6 +142,7 @@ func seedDLQ(t testing.TB) (*dlqstore.Store, map[string]int64) {
 	if res, err := st.IndexRabbit(ctx, []dlqstore.IndexItem{item}); err != nil || res.Inserted != 1 {
 		t.Fatalf("index rabbit: %+v %v", res, err)
 	}
+	dlqstoretest.WaitText(t, st) // text is indexed after capture
 
 	ids := map[string]int64{}
 	page, err := st.FindEntries(ctx, dlqstore.Filter{Limit: 500})
@@ -264,6 +266,7 @@ func seedMoreDLQ(t *testing.T, st *dlqstore.Store, tenant string, base int64, na
 	if err != nil || res.Inserted != len(items) {
 		t.Fatalf("index extra: %+v %v", res, err)
 	}
+	dlqstoretest.WaitText(t, st)
 	page, err := st.FindEntries(ctx, dlqstore.Filter{ErrorCode: "EXTRA_FIXTURE", Limit: 500})
 	if err != nil {
 		t.Fatal(err)

@@ -13,8 +13,11 @@ import (
 func TestAPISearchSaysWhatItSearchedAndSuggests(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	type answer struct {
-		Total       int      `json:"total"`
-		Searched    []string `json:"searched"`
+		Total    int      `json:"total"`
+		Searched []string `json:"searched"`
+		// How far text search lags capture: present, 0, once the
+		// fixtures' text is indexed.
+		Behind      *float64 `json:"text_index_behind_seconds"`
 		Suggestions []struct {
 			Param, Value string
 			Count        int
@@ -39,6 +42,9 @@ func TestAPISearchSaysWhatItSearchedAndSuggests(t *testing.T) {
 		got := decodeJSON[answer](t, r)
 		if got.Total != tc.total || !slices.Equal(got.Searched, tc.searched) {
 			t.Errorf("%s q=%s: total %d, searched %v; want %d, %v", tc.user, tc.q, got.Total, got.Searched, tc.total, tc.searched)
+		}
+		if got.Behind == nil || *got.Behind != 0 {
+			t.Errorf("%s q=%s: text_index_behind_seconds %v, want 0 (the text index holds every entry)", tc.user, tc.q, got.Behind)
 		}
 		switch {
 		case tc.suggestions == 0 && len(got.Suggestions) > 0:
