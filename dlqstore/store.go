@@ -222,6 +222,9 @@ func (s *Store) tune(ctx context.Context) error {
 		// (bodies, ~13 index leaves per entry, full-text segments), so at
 		// the default 1000 pages every commit checkpointed, with two
 		// fsyncs, and copied pages that the next batch dirtied again.
+		// With 16 KB pages the WAL grows to 160 MB before a checkpoint:
+		// 2,500 pages (40 MB) measured more bytes written per entry and
+		// fewer entries a second during a flood.
 		if _, err := c.ExecContext(ctx, fmt.Sprintf("PRAGMA mmap_size = 2147418112; PRAGMA cache_size = -%d; PRAGMA wal_autocheckpoint = 10000; PRAGMA temp_store = MEMORY", s.cacheKB)); err != nil {
 			return err
 		}
