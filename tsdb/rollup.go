@@ -355,12 +355,7 @@ func decodeRollup(b []byte, start int64, want [numCols]bool) ([]int64, []agg, er
 	if len(b) < 2 || b[1] != rollupFormat2 {
 		return nil, nil, errors.New("unknown rollup format")
 	}
-	b = b[2:]
-	ustep, k := binary.Uvarint(b)
-	if k <= 0 || ustep == 0 || ustep > math.MaxInt32 {
-		return nil, nil, errShortChunk
-	}
-	ts, b, err := readRuns(b[k:], start, int64(ustep))
+	ts, b, err := readStepRuns(b[2:], start)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -434,14 +429,21 @@ func decodeRollup(b []byte, start int64, want [numCols]bool) ([]int64, []agg, er
 	return ts, out, nil
 }
 
-// decodeRollup1 reads format 1: uvarint step, the runs, then per column
-// (min, max, sum, count, last) a uvarint byte length and an XOR stream.
-func decodeRollup1(b []byte, start int64, want [numCols]bool) ([]int64, []agg, error) {
+// readStepRuns reads what both rollup formats begin with: the uvarint
+// step and the runs of bucket times (readRuns). It returns the times and
+// the rest of b.
+func readStepRuns(b []byte, start int64) ([]int64, []byte, error) {
 	ustep, k := binary.Uvarint(b)
 	if k <= 0 || ustep == 0 || ustep > math.MaxInt32 {
 		return nil, nil, errShortChunk
 	}
-	ts, b, err := readRuns(b[k:], start, int64(ustep))
+	return readRuns(b[k:], start, int64(ustep))
+}
+
+// decodeRollup1 reads format 1: uvarint step, the runs, then per column
+// (min, max, sum, count, last) a uvarint byte length and an XOR stream.
+func decodeRollup1(b []byte, start int64, want [numCols]bool) ([]int64, []agg, error) {
+	ts, b, err := readStepRuns(b, start)
 	if err != nil {
 		return nil, nil, err
 	}
