@@ -22,11 +22,8 @@ func TestAlertsCommandListsAndSilences(t *testing.T) {
 	dir := t.TempDir()
 	m := startDemo(t, dir, io.Discard)
 	defer m.Close()
-	var tokOut bytes.Buffer
-	if err := run(context.Background(), []string{"token", "create", "--user", "admin", "--data-dir", dir}, nil, &tokOut, io.Discard, envMap()); err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(tokOut.String())
+	tok := adminToken(t, dir)
+	token := tok
 	env := envMap("CONSOLE_URL", m.URL, "CONSOLE_TOKEN", token)
 	alerts := func(args ...string) (string, error) {
 		var out bytes.Buffer

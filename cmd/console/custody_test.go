@@ -70,14 +70,15 @@ type entriesResponse struct {
 	Entries []apiEntry `json:"entries"`
 }
 
-// adminToken makes an API token for admin offline, as an operator would.
+// adminToken makes an API token for admin offline, as an operator would
+// (`console token create` while the console runs: SQLite in WAL mode).
 func adminToken(t *testing.T, dataDir string) string {
 	t.Helper()
 	var out bytes.Buffer
 	if err := run(context.Background(), []string{"token", "create", "--user", "admin", "--data-dir", dataDir}, nil, &out, io.Discard, envMap()); err != nil {
 		t.Fatal(err)
 	}
-	return "Bearer " + strings.TrimSpace(out.String())
+	return strings.TrimSpace(out.String())
 }
 
 // waitEntry polls the dead-letter API until an entry with message id shows.
@@ -124,7 +125,7 @@ func TestConsoleTakesCustodyOnlyInItsVHost(t *testing.T) {
 
 	m, banner := start()
 	defer m.Close()
-	auth := adminToken(t, dir)
+	auth := "Bearer " + adminToken(t, dir)
 	waitEntry(t, m.URL, auth, "in-a")
 	if got := peekQueue(t, vhB, queue); !slices.Equal(got, []string{"in-b"}) {
 		t.Fatalf("vhost %s's %s holds %v once vhost A's dead letter was indexed, want [in-b]: the console drained another vhost", vhB, queue, got)
@@ -179,7 +180,7 @@ func TestDemoTakesOnlyItsOwnQueue(t *testing.T) {
 	dir := t.TempDir()
 	m := startDemo(t, dir, &banner)
 	defer m.Close()
-	auth := adminToken(t, dir)
+	auth := "Bearer " + adminToken(t, dir)
 	// A demo dead letter indexed from RabbitMQ: the indexer has consumed
 	// for a while, long enough to have taken the other queue too.
 	testenv.WaitWithin(t, 90*time.Second, "a dead letter of notify.email.high.dlq indexed", func() bool {

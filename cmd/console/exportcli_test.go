@@ -27,11 +27,8 @@ func TestExportCommand(t *testing.T) {
 	dir := t.TempDir()
 	m := startDemo(t, dir, io.Discard)
 	defer m.Close()
-	var tokOut bytes.Buffer
-	if err := run(context.Background(), []string{"token", "create", "--user", "admin", "--data-dir", dir}, nil, &tokOut, io.Discard, envMap()); err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(tokOut.String())
+	tok := adminToken(t, dir)
+	token := tok
 	env := envMap("CONSOLE_URL", m.URL, "CONSOLE_TOKEN", token)
 	export := func(args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer

@@ -258,11 +258,8 @@ func TestDemoEndToEnd(t *testing.T) {
 	var banner bytes.Buffer
 	m := startDemo(t, dir, &banner)
 	// A token made offline while the console runs (SQLite in WAL mode).
-	var tokOut bytes.Buffer
-	if err := run(context.Background(), []string{"token", "create", "--user", "admin", "--data-dir", dir}, nil, &tokOut, io.Discard, envMap()); err != nil {
-		t.Fatal(err)
-	}
-	admin := "Bearer " + strings.TrimSpace(tokOut.String())
+	tok := adminToken(t, dir)
+	admin := "Bearer " + tok
 
 	if !strings.Contains(banner.String(), m.URL) || !strings.Contains(banner.String(), "Login:     admin") {
 		t.Errorf("banner lacks the URL or the login:\n%s", banner.String())

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -313,11 +312,8 @@ func TestDemoDeclinedPaymentStory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	var tokOut bytes.Buffer
-	if err := run(context.Background(), []string{"token", "create", "--user", "admin", "--data-dir", dir}, nil, &tokOut, io.Discard, envMap()); err != nil {
-		t.Fatal(err)
-	}
-	admin := "Bearer " + strings.TrimSpace(tokOut.String())
+	tok := adminToken(t, dir)
+	admin := "Bearer " + tok
 
 	// A declined payment, dead-lettered and indexed.
 	var entry storyEntry

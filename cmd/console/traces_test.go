@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -124,12 +123,9 @@ func TestDemoTracesLandInTheStore(t *testing.T) {
 	}
 
 	// OTLP/gRPC with a token made offline.
-	var tokOut bytes.Buffer
-	if err := run(ctx, []string{"token", "create", "--user", "admin", "--data-dir", dir}, nil, &tokOut, io.Discard, envMap()); err != nil {
-		t.Fatal(err)
-	}
+	tok := adminToken(t, dir)
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(m.grpcLn.Addr().String()), otlptracegrpc.WithInsecure(),
-		otlptracegrpc.WithHeaders(map[string]string{"authorization": "Bearer " + strings.TrimSpace(tokOut.String())}),
+		otlptracegrpc.WithHeaders(map[string]string{"authorization": "Bearer " + tok}),
 		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}))
 	if err != nil {
 		t.Fatal(err)
