@@ -46,6 +46,8 @@ type TopicPartition struct {
 // Duplicate. Every item's DL.DLQ.Offset must lie in [0, nextOffset).
 // Errors: EINVALID for a malformed batch.
 func (s *Store) IndexKafka(ctx context.Context, cluster, topic string, partition int32, items []IndexItem, nextOffset int64) (IndexResult, error) {
+	s.capturing.Add(1)
+	defer s.capturing.Add(-1)
 	if cluster == "" || topic == "" || partition < 0 || nextOffset < 0 {
 		return IndexResult{}, delivery.Errorf(delivery.EINVALID, "index kafka: want a cluster, topic, partition and next offset (got %q %q %d %d)", cluster, topic, partition, nextOffset)
 	}
@@ -110,6 +112,8 @@ func (s *Store) KafkaOffsets(ctx context.Context, cluster string) (map[TopicPart
 // duplicate, since two different messages could not be told apart.
 // Errors: EINVALID for an item without a RabbitMQ location.
 func (s *Store) IndexRabbit(ctx context.Context, items []IndexItem) (IndexResult, error) {
+	s.capturing.Add(1)
+	defer s.capturing.Add(-1)
 	for i := range items {
 		d := items[i].DL.DLQ
 		if d.Broker != delivery.BrokerRabbitMQ || d.Cluster == "" || d.Queue == "" {
@@ -257,8 +261,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 
 				return res, nil, err
 			}
 		}
-		fresh = append(fresh, queuedText{id: id, it: *it, f: entryFilters{tenant: r.tenant, eventType: r.eventType, errorCode: it.DL.Error.Code,
-			broker: k.broker, cluster: k.cluster, destination: k.destination, resource: r.resource}})
+		fresh = append(fresh, queuedText{id: id, text: r.text})
 		if _, err := insBody.ExecContext(ctx, id, r.codec, r.payload, r.headers, r.record); err != nil {
 			return res, nil, fmt.Errorf("insert body of entry %d: %w", i, err)
 		}
@@ -428,6 +431,9 @@ type row struct {
 	// (packBody), and its codec.
 	codec   int
 	payload []byte
+	// text is what the full-text index will hold of it but its id
+	// (textFor), for the text indexer's queue.
+	text entryText
 }
 
 // prepareRowsMin is the smallest batch prepareRows splits across cores.
@@ -448,7 +454,10 @@ func prepareRows(items []IndexItem, loc func(*IndexItem) key) []row {
 				it.Fingerprint = delivery.Fingerprint(it.DL)
 			}
 			r := rowOf(it, &enc)
-			r.resource = resourceOf(&it.DL, loc(it))
+			k := loc(it)
+			r.resource = resourceOf(&it.DL, k)
+			r.text = textFor(it, entryFilters{tenant: r.tenant, eventType: r.eventType, errorCode: it.DL.Error.Code,
+				broker: k.broker, cluster: k.cluster, destination: k.destination, resource: r.resource})
 			r.codec, r.payload, r.headers, r.record = packBody(nonNil(it.DL.Payload), r.headers, r.record)
 			rows[i] = r
 		}

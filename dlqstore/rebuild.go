@@ -40,6 +40,12 @@ const (
 	textTxTarget = 150 * time.Millisecond
 )
 
+// textYieldMax is how far behind capture the text index may fall while
+// captures keep coming before the text indexer stops letting them go
+// first: a flood is captured at full speed, and its text follows within
+// seconds rather than after it.
+const textYieldMax = 2 * time.Second
+
 // textIdle is how often an idle text indexer looks for entries it was not
 // told about (another process writing the file, a missed poke).
 const textIdle = 2 * time.Second
@@ -142,6 +148,11 @@ type textWork struct {
 	p     textProgress
 	older bool
 	texts []storedText
+	// queued is when the first of texts was queued, zero when they were
+	// read from the database (the index is far behind, or catching up
+	// after a restart): the text indexer then lets only waiting writes go
+	// first, not captures under way.
+	queued time.Time
 }
 
 // textRead reads the next batch, or nil when every entry has its text.
@@ -150,8 +161,8 @@ func (s *Store) textRead(ctx context.Context, limit int) (*textWork, error) {
 	if err != nil {
 		return nil, err
 	}
-	if texts := s.dequeueText(p.above, limit); len(texts) > 0 {
-		return &textWork{p: p, texts: texts}, nil
+	if texts, queued := s.dequeueText(p.above, limit); len(texts) > 0 {
+		return &textWork{p: p, texts: texts, queued: queued}, nil
 	}
 	// An entry whose record cannot be read still gets its ids and DLQ,
 	// so that the walk always moves on.
@@ -177,7 +188,7 @@ func (s *Store) textRead(ctx context.Context, limit int) (*textWork, error) {
 func (s *Store) textCommit(ctx context.Context, w *textWork) (int, error) {
 	p, older, texts := w.p, w.older, w.texts
 	n := len(texts)
-	err := s.writeText(ctx, func(tx *sql.Tx) error {
+	err := s.writeText(ctx, w.queued, func(tx *sql.Tx) error {
 		now, err := readProgress(ctx, tx)
 		if err != nil {
 			return err
@@ -233,26 +244,28 @@ func (s *Store) textCommit(ctx context.Context, w *textWork) (int, error) {
 	return n, nil
 }
 
-// textQueueMax bounds the bytes of dead letters queued for the text
-// indexer (payloads and about 2 KB for the rest of each, some 50,000
-// realistic dead letters): past it the indexer is far behind, the queue
-// takes nothing more, and the indexer reads what it lacks back from the
-// database once it has taken the queue's head.
+// textQueueMax bounds the bytes of text queued for the text indexer (some
+// 60,000 realistic dead letters, whose text is mostly their payload): past
+// it the indexer is far behind, the queue takes nothing more, and the
+// indexer reads what it lacks back from the database once it has taken the
+// queue's head.
 const textQueueMax = 128 << 20
 
 // queuedSize is what a queued entry counts against textQueueMax.
-func queuedSize(q *queuedText) int { return len(q.it.DL.Payload) + 2048 }
+func queuedSize(q *queuedText) int { return q.text.size() + 32 }
 
-// queuedText is a new entry as capture stored it, for the text indexer.
+// queuedText is the text of a new entry as capture computed it (textFor),
+// for the text indexer.
 type queuedText struct {
-	id int64
-	it IndexItem
-	f  entryFilters
+	id     int64
+	text   entryText
+	queued time.Time
 }
 
 // textQueue is what capture committed and the text indexer has not taken
 // yet, in commit order: ascending ids. It spares the indexer reading and
-// decoding the entries it indexes, which cost more than indexing them;
+// decoding the entries it indexes, which cost more than indexing them, and
+// holds their text, not the dead letters, so that it holds more of them;
 // it is only a shortcut — whatever it lacks (a restart, an overflow, a
 // purge) the indexer reads from the database, and textCommit checks
 // either way that the batch is exactly the entries of its id range.
@@ -269,9 +282,10 @@ func (s *Store) queueText(fresh []queuedText) {
 		return
 	}
 	q := &s.textQueue
-	n := 0
+	n, now := 0, time.Now()
 	for i := range fresh {
 		n += queuedSize(&fresh[i])
+		fresh[i].queued = now
 	}
 	q.mu.Lock()
 	// Full: keep the head, which the indexer takes next; what is not
@@ -294,9 +308,9 @@ func (s *Store) clearTextQueue() {
 }
 
 // dequeueText takes up to limit queued entries that follow above without
-// a gap and returns their texts, or nothing when the queue does not start
-// right after above.
-func (s *Store) dequeueText(above int64, limit int) []storedText {
+// a gap and returns their texts and when the first was queued, or nothing
+// when the queue does not start right after above.
+func (s *Store) dequeueText(above int64, limit int) ([]storedText, time.Time) {
 	q := &s.textQueue
 	q.mu.Lock()
 	drop := 0
@@ -316,11 +330,14 @@ func (s *Store) dequeueText(above int64, limit int) []storedText {
 		q.items = nil // let the array go
 	}
 	q.mu.Unlock()
+	if len(taken) == 0 {
+		return nil, time.Time{}
+	}
 	out := make([]storedText, len(taken))
 	for i := range taken {
-		out[i] = storedText{taken[i].id, textOf(taken[i].id, &taken[i].it, taken[i].f)}
+		out[i] = storedText{taken[i].id, taken[i].text.withID(taken[i].id)}
 	}
-	return out
+	return out, taken[0].queued
 }
 
 // storedText is the text of one entry, ready to insert.
@@ -474,9 +491,15 @@ func (s *Store) waitText(ctx context.Context, done func(p textProgress, maxID in
 }
 
 // writeText runs fn in one write transaction of the text indexer, after
-// every write of this process that waits for the lock: capture first.
-func (s *Store) writeText(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	for s.writersWaiting.Load() > 0 {
+// every write of this process that waits for the lock, and — for texts
+// queued less than textYieldMax ago (queued) — after the captures under
+// way: capture first.
+func (s *Store) writeText(ctx context.Context, queued time.Time, fn func(tx *sql.Tx) error) error {
+	yield := func() bool {
+		return s.writersWaiting.Load() > 0 ||
+			(s.capturing.Load() > 0 && !queued.IsZero() && time.Since(queued) < textYieldMax)
+	}
+	for yield() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -143,6 +143,10 @@ type Store struct {
 	// it, which the text indexer lets go first.
 	wmu            sync.Mutex
 	writersWaiting atomic.Int32
+	// capturing counts the captures under way, from preparing their rows
+	// to their commit: while one is, the text indexer waits unless its
+	// text is falling textYieldMax behind (writeText).
+	capturing atomic.Int32
 
 	// textQueue holds what capture committed, for the text indexer to
 	// index without reading and decoding it again (queueText).

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -37,6 +38,13 @@ func (t entryText) args(id int64) []any {
 // also given split at camel case (nameText), since the tokenizer splits
 // them only at punctuation.
 func textOf(id int64, it *IndexItem, f entryFilters) entryText {
+	return textFor(it, f).withID(id)
+}
+
+// textFor is textOf before the entry has an id: capture computes it while
+// it prepares its rows, on every core, and queues it for the text indexer
+// once the entry is stored (withID).
+func textFor(it *IndexItem, f entryFilters) entryText {
 	dl := &it.DL
 	o := dl.Origin
 	dlq := f.destination
@@ -44,7 +52,7 @@ func textOf(id int64, it *IndexItem, f entryFilters) entryText {
 		filters:     filterTokens(f),
 		message:     dl.Error.Message,
 		exception:   nameText(dl.Error.ExceptionType),
-		ids:         idsText(id, it),
+		ids:         idsText(it),
 		code:        nameText(dl.Error.Code),
 		destination: namesText(dlq, o.Topic, o.Queue),
 		service:     namesText(o.Service, o.ConsumerGroup),
@@ -149,11 +157,23 @@ func camelWords(s string) []string {
 // body would otherwise cost megabytes of index.
 const maxFTSText = 64 << 10
 
-// idsText is the ids column of the full-text index: entry id, envelope id,
-// correlation id (envelope or header), trace id and message id.
-func idsText(id int64, it *IndexItem) string {
+// withID completes t with the entry's id, the first of its ids.
+func (t entryText) withID(id int64) entryText {
+	t.ids = strconv.FormatInt(id, 10) + t.ids
+	return t
+}
+
+// size is about what t holds in memory.
+func (t *entryText) size() int {
+	return len(t.message) + len(t.exception) + len(t.ids) + len(t.code) + len(t.destination) + len(t.service) +
+		len(t.eventType) + len(t.payload) + len(t.key) + len(t.filters) + 10*16
+}
+
+// idsText is the ids column of the full-text index but the entry id (which
+// withID puts first): envelope id, correlation id (envelope or header),
+// trace id and message id, each after a space.
+func idsText(it *IndexItem) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d", id)
 	add := func(v string) {
 		if v != "" {
 			b.WriteByte(' ')

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"switchyard/delivery"
 )
 
 // openText opens the store at path with the text indexer off (the test
@@ -395,5 +397,59 @@ func TestBodiesCompressedAndOldRowsRead(t *testing.T) {
 	var pageSize int
 	if err := s.db.QueryRow("PRAGMA page_size").Scan(&pageSize); err != nil || pageSize != 16384 {
 		t.Errorf("page size = %d, %v; want 16384 for a new file", pageSize, err)
+	}
+}
+
+// TestQueuedTextIsStoredText: the text capture queues for the indexer is
+// the text the indexer computes from the stored entry when the queue lacks
+// it (after a restart or an overflow) — or an entry would be found by
+// different words depending on how it reached the index. Kafka and
+// RabbitMQ entries, with and without an envelope, with a binary payload,
+// a key and a traceparent.
+func TestQueuedTextIsStoredText(t *testing.T) {
+	s := openText(t, filepath.Join(t.TempDir(), "dlq.db"), nil)
+	var kafka, rabbit []IndexItem
+	for i := range 12 {
+		it := benchItem(i)
+		switch i % 4 {
+		case 1: // no envelope: ids and type come from the headers
+			it.DL.Envelope = nil
+			it.DL.Headers = append(it.DL.Headers,
+				delivery.Header{Key: delivery.HeaderCorrelationID, Value: []byte(fmt.Sprintf("corr-h-%d", i))},
+				delivery.Header{Key: delivery.HeaderEventID, Value: []byte(fmt.Sprintf("evt-%d", i))},
+				delivery.Header{Key: delivery.HeaderEventType, Value: []byte("stock.reserved")},
+				delivery.Header{Key: delivery.HeaderTraceparent, Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")})
+			it.DL.Key = []byte(fmt.Sprintf("sku-%d", i))
+		case 2: // a payload that is not UTF-8
+			it.DL.Envelope = nil
+			it.DL.Payload = []byte{0xff, 0xfe, 0x00, byte(i)}
+		}
+		if i%3 == 0 {
+			it.DL.DLQ = delivery.Location{Broker: delivery.BrokerRabbitMQ, Cluster: "main", Queue: "orders.dead"}
+			it.MessageID, it.DeathCount = fmt.Sprintf("m-%d", i), 1
+			rabbit = append(rabbit, it)
+			continue
+		}
+		it.DL.DLQ.Offset = int64(len(kafka))
+		kafka = append(kafka, it)
+	}
+	if _, err := s.IndexKafka(context.Background(), "prod", "orders.dlq", 0, kafka, int64(len(kafka))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.IndexRabbit(context.Background(), rabbit); err != nil {
+		t.Fatal(err)
+	}
+	queued, _ := s.dequeueText(0, 100)
+	stored, err := s.readTexts(context.Background(), "e.id > ? ORDER BY e.id", 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(queued) != 12 || len(stored) != 12 {
+		t.Fatalf("queued %d texts, read %d back; want 12 each", len(queued), len(stored))
+	}
+	for i := range queued {
+		if queued[i] != stored[i] {
+			t.Errorf("entry %d: queued text\n%+v\nstored text\n%+v", stored[i].id, queued[i], stored[i])
+		}
 	}
 }
