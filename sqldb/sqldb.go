@@ -179,3 +179,21 @@ func Ping(ctx context.Context, db *sql.DB) error {
 	}
 	return nil
 }
+
+// SetSoftHeapLimit sets SQLite's soft heap limit for the whole process
+// (PRAGMA soft_heap_limit, sqlite3_soft_heap_limit64), in bytes: once the
+// memory SQLite holds — mostly the page caches of every connection of
+// every store — nears it, caches recycle their pages instead of growing.
+// 0 removes the limit. A process setting: main calls it, never a store or
+// a test.
+func SetSoftHeapLimit(ctx context.Context, bytes int64) error {
+	db, err := sql.Open("sqlite3", ":memory:")
+	if err != nil {
+		return fmt.Errorf("soft heap limit: %w", err)
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, fmt.Sprintf("PRAGMA soft_heap_limit = %d", bytes)); err != nil {
+		return fmt.Errorf("soft heap limit: %w", err)
+	}
+	return nil
+}

@@ -179,3 +179,26 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("newer schema error = %v, want *SchemaTooNewError{Have: 999}", err)
 	}
 }
+
+// TestSoftHeapLimitIsProcessWide: the limit set once holds for every
+// connection of every database the process opens afterwards, which is
+// what bounds the page caches of all the demo's stores together.
+func TestSoftHeapLimitIsProcessWide(t *testing.T) {
+	ctx := context.Background()
+	if err := sqldb.SetSoftHeapLimit(ctx, 24<<20); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqldb.SetSoftHeapLimit(ctx, 0) })
+	db, err := sqldb.Open(ctx, filepath.Join(t.TempDir(), "a.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var got int64
+	if err := db.QueryRowContext(ctx, "PRAGMA soft_heap_limit").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != 24<<20 {
+		t.Fatalf("soft heap limit seen by another database's connection: %d, want %d", got, 24<<20)
+	}
+}

@@ -18,6 +18,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"switchyard/sqldb"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -76,16 +78,27 @@ commands:
 Run 'console <command> -h' for the flags of a command.`
 
 // demoMemoryLimit is the Go runtime's soft memory limit for `console demo`
-// when GOMEMLIMIT does not set one. The demo's live heap is some 50 MB, but
-// the runtime keeps what it freed mapped for a while: a limit makes it
-// return idle memory to the system sooner, so that a demo left running all
-// day stays near 200 MB (SQLite's caches, in C, come on top). A process,
-// not a library, setting: main only, never in tests.
-const demoMemoryLimit = 112 << 20
+// when GOMEMLIMIT does not set one, and demoSQLiteLimit SQLite's, in C, for
+// the whole process (sqldb.SetSoftHeapLimit). The demo's live Go heap stays
+// under 50 MB once its stores are full (30 minutes), but with the default
+// GOGC the heap runs to twice that between collections and the runtime
+// keeps what it freed mapped for a while; and the page caches of every
+// connection of every store (five of dlq.db's alone) fill up to their
+// sizes. Together they took a demo past 200 MB within the hour. The limits
+// make the collector run sooner and return memory, and the caches recycle
+// pages instead of growing. Process, not library, settings: main only,
+// never in tests.
+const (
+	demoMemoryLimit = 80 << 20
+	demoSQLiteLimit = 32 << 20
+)
 
 func limitDemoMemory(getenv func(string) string) {
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(demoMemoryLimit)
+	}
+	if err := sqldb.SetSoftHeapLimit(context.Background(), demoSQLiteLimit); err != nil {
+		fmt.Fprintln(os.Stderr, "console: demo:", err)
 	}
 }
 
