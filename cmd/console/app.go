@@ -131,6 +131,12 @@ func (m *Main) ParseFlags(args []string) error {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	c := defaultConfig()
+	if m.DemoMode {
+		// The demo's services trace every event, about 900 MB of spans an
+		// hour: a demo left running keeps the last 256 MiB unless the
+		// config says otherwise.
+		c.Tracing.MaxBytes = demoTraceMaxBytes
+	}
 	if *configPath != "" {
 		if err := c.loadFile(*configPath); err != nil {
 			return err
@@ -932,6 +938,9 @@ func (d *demoIndexedOffsets) upTo(ctx context.Context) (map[string]map[int32]int
 	}
 	return out, nil
 }
+
+// demoTraceMaxBytes is tracing.max_bytes by default in demo mode.
+const demoTraceMaxBytes = 256 << 20
 
 // demoCacheKB is the SQLite page cache a store gets in demo mode, kb; 0
 // (the store's default, sized for a production platform) otherwise. The

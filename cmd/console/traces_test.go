@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -140,5 +142,32 @@ func TestDemoTracesLandInTheStore(t *testing.T) {
 	res, err = m.traces.Search(ctx, tracing.SearchQuery{Service: "grpc-exporter"}, nil)
 	if err != nil || len(res.Spans) != 1 || res.Spans[0].Name != "over grpc" {
 		t.Errorf("the gRPC-exported span = %+v, %v", res.Spans, err)
+	}
+}
+
+// A demo keeps 256 MiB of spans by default, not a production console's
+// 2 GiB; tracing.max_bytes in the config file still decides.
+func TestDemoTraceRetentionDefault(t *testing.T) {
+	for _, tc := range []struct {
+		demo   bool
+		config string
+		want   int64
+	}{
+		{false, `{}`, tracing.DefaultMaxBytes},
+		{true, `{}`, demoTraceMaxBytes},
+		{true, `{"tracing": {"max_bytes": 1073741824}}`, 1 << 30},
+	} {
+		cfg := filepath.Join(t.TempDir(), "console.json")
+		if err := os.WriteFile(cfg, []byte(tc.config), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		m := NewMain(io.Discard, io.Discard, envMap("CONSOLE_CONFIG", cfg, "KAFKA_BROKERS", "127.0.0.1:1"))
+		m.DemoMode = tc.demo
+		if err := m.ParseFlags(nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Config.Tracing.MaxBytes; got != tc.want {
+			t.Errorf("demo %v, config %s: tracing.max_bytes %d, want %d", tc.demo, tc.config, got, tc.want)
+		}
 	}
 }
