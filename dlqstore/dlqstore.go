@@ -87,7 +87,9 @@ type JobStore interface {
 	JobItems(ctx context.Context, jobID int64, afterSeq, limit int) ([]JobItem, int, error)
 	// EntryHistory lists the jobs v may see that acted on an entry.
 	EntryHistory(ctx context.Context, entryID int64, v *JobViewer) ([]EntryJob, error)
-	// PendingItems reads the next pending items of a job with their entries.
+	// PendingItems reads the next pending items of a job with their entries,
+	// each holding only what sending it takes (a page reads an entry whole
+	// with Entry).
 	PendingItems(ctx context.Context, jobID int64, afterSeq, limit int) ([]JobItem, []Entry, error)
 	// CompleteItems records outcomes and their entries' status together.
 	CompleteItems(ctx context.Context, jobID int64, outs []Outcome, done Status, reason string) error
