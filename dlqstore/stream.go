@@ -40,14 +40,15 @@ func (s *Store) pendingSends(ctx context.Context, jobID int64, afterSeq, limit i
 		return nil, nil, fmt.Errorf("pending items of job %d: %w", jobID, err)
 	}
 	defer rows.Close()
-	var (
-		items   []JobItem
-		entries []Entry
-	)
+	// Sized for a full batch and filled in place: an Entry is big, and
+	// growing the slice copied each one several times.
+	items := make([]JobItem, 0, min(limit, 4096))
+	entries := make([]Entry, 0, min(limit, 4096))
 	for rows.Next() {
 		it := JobItem{JobID: jobID, State: ItemPending}
+		entries = append(entries, Entry{})
+		e := &entries[len(entries)-1]
 		var (
-			e                Entry
 			part             int64
 			truncated, codec int
 			payload, record  sql.RawBytes
@@ -65,7 +66,6 @@ func (s *Store) pendingSends(ctx context.Context, jobID int64, afterSeq, limit i
 			}
 		}
 		items = append(items, it)
-		entries = append(entries, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("pending items of job %d: %w", jobID, err)
