@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -200,5 +201,16 @@ func TestSoftHeapLimitIsProcessWide(t *testing.T) {
 	}
 	if got != 24<<20 {
 		t.Fatalf("soft heap limit seen by another database's connection: %d, want %d", got, 24<<20)
+	}
+}
+
+// On Linux with cgo (every build of the console), the C allocator takes
+// the arena cap the demo sets.
+func TestLimitMallocArenas(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("glibc's allocator only")
+	}
+	if !sqldb.LimitMallocArenas(8) {
+		t.Fatal("mallopt(M_ARENA_MAX) was refused")
 	}
 }

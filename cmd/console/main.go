@@ -86,11 +86,14 @@ Run 'console <command> -h' for the flags of a command.`
 // connection of every store (five of dlq.db's alone) fill up to their
 // sizes. Together they took a demo past 200 MB within the hour. The limits
 // make the collector run sooner and return memory, and the caches recycle
-// pages instead of growing. Process, not library, settings: main only,
-// never in tests.
+// pages instead of growing. glibc's per-thread arenas still held 85 MB for
+// those 32 MB once span retention churned the trace store every minute;
+// with two arenas (demoMallocArenas, unless MALLOC_ARENA_MAX sets it) they
+// held 49 MB. Process, not library, settings: main only, never in tests.
 const (
-	demoMemoryLimit = 80 << 20
-	demoSQLiteLimit = 32 << 20
+	demoMemoryLimit  = 80 << 20
+	demoSQLiteLimit  = 32 << 20
+	demoMallocArenas = 2
 )
 
 func limitDemoMemory(getenv func(string) string) {
@@ -99,6 +102,9 @@ func limitDemoMemory(getenv func(string) string) {
 	}
 	if err := sqldb.SetSoftHeapLimit(context.Background(), demoSQLiteLimit); err != nil {
 		fmt.Fprintln(os.Stderr, "console: demo:", err)
+	}
+	if getenv("MALLOC_ARENA_MAX") == "" {
+		sqldb.LimitMallocArenas(demoMallocArenas)
 	}
 }
 
