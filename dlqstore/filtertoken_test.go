@@ -77,6 +77,7 @@ func TestFilterTokensAgreeWithSQL(t *testing.T) {
 		{"member, exact count", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkRangeMax: 0.001, ExactCountMax: 100000}},
 		{"probe", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 2, ChunkRangeMax: 0.001, CountScanMax: 20}},
 		{"chunks", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkFirst: 3, ChunkRangeMax: 1e9}},
+		{"chunks, bounded count", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkFirst: 3, ChunkRangeMax: 1e9, ExactSetMax: 1, CountScanMax: 20}},
 		{"chunks then match set", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkFirst: 2, ChunkScanMax: 5, ChunkRangeMax: 1e9}},
 	}
 	type pair struct{ with, without *dlqstore.Store }
@@ -156,6 +157,7 @@ func TestFilterTokensAgreeWithSQL(t *testing.T) {
 		}
 	}
 	found := 0
+	exact := map[string]int{} // mode → searches of more than one page with an exact total
 	for i := range 120 {
 		f := randomFilter()
 		for k, m := range modes {
@@ -177,11 +179,19 @@ func TestFilterTokensAgreeWithSQL(t *testing.T) {
 			if k == 0 && n > 0 {
 				found++
 			}
+			if len(got) > 1 && !capped {
+				exact[m.name]++
+			}
 		}
 	}
 	// Not vacuous: most searches find something.
 	if found < 50 {
 		t.Errorf("only %d of 120 searches found entries", found)
+	}
+	// The chunked page counts a small filter's matches exactly from the
+	// match set, where the bounded count only gives a lower bound.
+	if exact["chunks"] <= exact["chunks, bounded count"] {
+		t.Errorf("exact totals of searches over several pages: %d with the match set count, %d bounded; want more with the match set", exact["chunks"], exact["chunks, bounded count"])
 	}
 }
 

@@ -266,9 +266,13 @@ func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 		}
 	}
 	// Counting over the filter's own entries is exact and cheap when the
-	// filter alone selects few of them and the matches are in the
-	// connection's temporary table.
-	exact := mode == ftsMember && !chunks && filterN >= 0 && filterN <= s.tuning.ExactCountMax
+	// filter alone selects few of them and the matches are at hand: in
+	// the connection's temporary table, or — when the page walked the
+	// filter in chunks — in the match set the count statement builds,
+	// when that is small too (a common word with a small tenant: 11,000
+	// matches, 10,000 entries, counted exactly in 12 ms where looking up
+	// the newest matches took 25 ms for a lower bound).
+	exact := mode == ftsMember && filterN >= 0 && filterN <= s.tuning.ExactCountMax && (!chunks || n <= s.tuning.ExactSetMax)
 	if mode == ftsMember && chunks {
 		w.mode = ftsSet // no temporary table: the bounded count reads the newest matches itself
 	}
