@@ -214,3 +214,26 @@ func TestLimitMallocArenas(t *testing.T) {
 		t.Fatal("mallopt(M_ARENA_MAX) was refused")
 	}
 }
+
+// Pages SQLite freed go back to the system: after a connection with a
+// large, full page cache closes, TrimMalloc releases memory the allocator
+// still held.
+func TestTrimMalloc(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("glibc's allocator only")
+	}
+	ctx := context.Background()
+	db := mustOpen(t, filepath.Join(t.TempDir(), "trim.db"))
+	sqldb.TrimMalloc() // start from a trimmed heap
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `PRAGMA cache_size = -65536; CREATE TABLE blobs (b BLOB);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000) INSERT INTO blobs SELECT randomblob(8000) FROM n`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !sqldb.TrimMalloc() {
+		t.Fatal("malloc_trim released nothing after a 32 MB page cache was freed")
+	}
+}
