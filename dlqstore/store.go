@@ -251,7 +251,16 @@ func (s *Store) analyze(ctx context.Context) error {
 	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM entries LIMIT 1000000)").Scan(&n); err != nil {
 		return err
 	}
-	if _, err := s.db.ExecContext(ctx, "PRAGMA analysis_limit = 1000; ANALYZE"); err != nil {
+	// One transaction: were ANALYZE to commit alone (a flood's captures
+	// holding the write lock past busy_timeout made the DELETE fail), the
+	// full-text statistics would stay until the next refresh, and with
+	// them the scans below.
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // no-op after Commit
+	if _, err := tx.ExecContext(ctx, "PRAGMA analysis_limit = 1000; ANALYZE"); err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
 	// No statistics for the full-text index's own tables: ANALYZE of a
@@ -260,7 +269,10 @@ func (s *Store) analyze(ctx context.Context) error {
 	// and merges slow down as the index grows. Without a row SQLite assumes
 	// a big table and uses the rowid range. ANALYZE sqlite_schema reloads
 	// what is left.
-	if _, err := s.db.ExecContext(ctx, "DELETE FROM sqlite_stat1 WHERE tbl LIKE 'entries\\_fts\\_%' ESCAPE '\\'; ANALYZE sqlite_schema"); err != nil {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM sqlite_stat1 WHERE tbl LIKE 'entries\\_fts\\_%' ESCAPE '\\'; ANALYZE sqlite_schema"); err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("analyze: %w", err)
 	}
 	s.mu.Lock()

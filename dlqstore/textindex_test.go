@@ -453,3 +453,36 @@ func TestQueuedTextIsStoredText(t *testing.T) {
 		}
 	}
 }
+
+// The planner statistics cover the entries and never the full-text
+// index's own tables (whose recorded size made every segment merge a full
+// scan), and a refresh writes both in one transaction.
+func TestAnalyzeLeavesOutTheTextIndex(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "dlq.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	items := make([]IndexItem, 300)
+	for i := range items {
+		items[i] = benchItem(i)
+		items[i].DL.DLQ.Offset = int64(i)
+	}
+	if _, err := s.IndexKafka(ctx, "prod", "orders.dlq", 0, items, int64(len(items))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitText(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.analyze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var entries, fts int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE tbl = 'entries'), count(*) FILTER (WHERE tbl LIKE 'entries\_fts\_%' ESCAPE '\') FROM sqlite_stat1`).Scan(&entries, &fts); err != nil {
+		t.Fatal(err)
+	}
+	if entries == 0 || fts != 0 {
+		t.Fatalf("sqlite_stat1 after a refresh: %d rows for entries, %d for the full-text tables; want some and none", entries, fts)
+	}
+}
