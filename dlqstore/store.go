@@ -254,7 +254,7 @@ func (s *Store) analyze(ctx context.Context) error {
 	// One transaction: were ANALYZE to commit alone (a flood's captures
 	// holding the write lock past busy_timeout made the DELETE fail), the
 	// full-text statistics would stay until the next refresh, and with
-	// them the scans below.
+	// them the full scans the next comment describes.
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("analyze: %w", err)
