@@ -65,13 +65,16 @@ END {
 		for (ov in variants) { split(ov, o, SUBSEP); if (o[1] != g || o[2] !~ /^(switchyard|delivery)/) continue
 			ours = median(g SUBSEP o[2]); label = g
 			if (o[2] ~ /^switchyard-/) label = g " (" substr(o[2], 12) ")"
+			based = 0
 			for (gv in variants) { split(gv, p, SUBSEP); if (p[1] != g || p[2] !~ /^bare/) continue
-				base = median(g SUBSEP p[2])
+				based = 1; base = median(g SUBSEP p[2])
 				if (u == "msgs/s") verdict = sprintf("%.2fx the throughput", (base > 0 ? ours / base : 0))
 				else if (u ~ /bytes|gb|mb/) verdict = sprintf("%.2fx the size", (base > 0 ? ours / base : 0))
 				else verdict = sprintf("%.2fx the time", (base > 0 ? ours / base : 0))
 				printf "%-56s %-9s %12.3f %12.3f  %-14s %s\n", label, u, ours, base, p[2], verdict
 			}
+			# A figure only ours reports (bytes written, catch-up) still gets its row.
+			if (!based) printf "%-56s %-9s %12.3f %12s  %-14s %s\n", label, u, ours, "-", "-", "no baseline"
 		}
 	}
 }' "$raw" | sort
