@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -213,6 +214,7 @@ type Options struct {
 // Server is the console's web server.
 type Server struct {
 	app            *fiber.App
+	listener       atomic.Pointer[quietListener] // what Serve serves, for Shutdown
 	log            *slog.Logger
 	auth           Authenticator
 	policy         Authorizer
@@ -376,19 +378,37 @@ func (s *Server) App() *fiber.App { return s.app }
 // Serve serves HTTP on ln until Shutdown. It returns nil after a graceful
 // shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.app.Listener(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+	ql := newQuietListener(ln)
+	s.listener.Store(ql)
+	if err := s.app.Listener(ql); err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("web: serve: %w", err)
 	}
 	return nil
 }
 
 // Shutdown stops accepting connections and waits for in-flight requests
-// until ctx is done.
+// until ctx is done. Connections on which no request has begun are closed
+// (quietListener); idle keep-alive ones fasthttp closes itself.
 func (s *Server) Shutdown(ctx context.Context) error {
-	if err := s.app.ShutdownWithContext(ctx); err != nil {
-		return fmt.Errorf("web: shutdown: %w", err)
+	done := make(chan error, 1)
+	go func() { done <- s.app.ShutdownWithContext(ctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return fmt.Errorf("web: shutdown: %w", err)
+			}
+			return nil
+		case <-tick.C:
+			// Again on every tick: a connection accepted just before
+			// the listener closed is closed on the next one.
+			if ql := s.listener.Load(); ql != nil {
+				ql.closeQuiet()
+			}
+		}
 	}
-	return nil
 }
 
 type denyAll struct{}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -506,5 +507,44 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	}
 	if err := <-served; err != nil {
 		t.Errorf("Serve = %v, want nil after shutdown", err)
+	}
+}
+
+// A connection that has sent nothing (a browser's speculative connection
+// ahead of the next click) does not hold up a graceful shutdown: fasthttp
+// would wait for it up to the 30 s ReadTimeout, past Shutdown's deadline,
+// and the console took 15 s to stop and then exited with an error.
+func TestShutdownClosesConnectionsWithoutARequest(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- e.srv.Serve(ln) }()
+	quiet, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	testenv.WaitWithin(t, 20*time.Second, "the quiet connection accepted", func() bool {
+		ql := e.srv.listener.Load()
+		return ql != nil && ql.open() == 1
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.srv.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown with a connection that sent nothing = %v, want nil well before its deadline", err)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("Serve = %v, want nil after shutdown", err)
+	}
+	quiet.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck // a failed read below says enough
+	if n, err := quiet.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("read on the quiet connection after shutdown = %d, %v; want EOF (closed by the server)", n, err)
+	}
+	// Closing it is not a failed request: nothing for the error log.
+	if strings.Contains(e.logs.String(), "request failed") {
+		t.Errorf("shutdown logged a failed request:\n%s", e.logs.String())
 	}
 }
