@@ -35,21 +35,18 @@ func (l *quietListener) Accept() (net.Conn, error) {
 	return qc, nil
 }
 
-// closeQuiet closes every connection that has not sent a byte, and returns
-// how many it closed. A request whose first bytes arrive at that moment
-// is lost as one arriving after the listener closed would be.
-func (l *quietListener) closeQuiet() int {
+// closeQuiet closes every connection that has not sent a byte. A request
+// whose first bytes arrive at that moment is lost as one arriving after
+// the listener closed would be.
+func (l *quietListener) closeQuiet() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	n := 0
 	for c := range l.conns {
 		if c.state.CompareAndSwap(connQuiet, connShut) {
 			c.Conn.Close()
 			delete(l.conns, c)
-			n++
 		}
 	}
-	return n
 }
 
 // open is how many accepted connections are still open.
