@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -608,6 +610,76 @@ func TestResumeAfterRestart(t *testing.T) {
 	}
 	if len(seen) != 120 {
 		t.Errorf("%d distinct envelopes reached the topic, want 120", len(seen))
+	}
+}
+
+// failSecondRecord is a JobStore whose second CompleteItems fails, as a
+// full disk or a lost lock would: the engine records one batch while it
+// sends the next, so the batch sent meanwhile is not recorded either.
+type failSecondRecord struct {
+	dlqstore.JobStore
+	calls atomic.Int32
+}
+
+func (f *failSecondRecord) CompleteItems(ctx context.Context, jobID int64, outs []dlqstore.Outcome, done dlqstore.Status, reason string) error {
+	if f.calls.Add(1) == 2 {
+		return errors.New("disk I/O error")
+	}
+	return f.JobStore.CompleteItems(ctx, jobID, outs, done, reason)
+}
+
+// Outcomes that could not be recorded leave their items pending: the job
+// sends them again on the next run and ends with every message on the
+// topic and every entry redriven.
+func TestFailedRecordingIsSentAgain(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	r.deadLetters(t, "orders", "t1", 1200, 3, 0)
+	r.stop()
+	opts := r.engine.opts
+	opts.Store, opts.Unlimited = &failSecondRecord{JobStore: r.store}, true // batches of 500
+	e2, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.engine = e2
+	r.start(t)
+	ctx := context.Background()
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive,
+		Selector: Selector{Filter: &dlqstore.Filter{Status: []dlqstore.Status{dlqstore.StatusDead}}}, Reason: "flaky disk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := waitJob(t, r.engine, j.ID, dlqstore.JobCompleted, dlqstore.JobFailed, dlqstore.JobCancelled)
+	if end.State != dlqstore.JobCompleted || end.Done != 1200 || end.Failed != 0 {
+		t.Fatalf("job after a failed recording: %s, %d done, %d failed of %d", end.State, end.Done, end.Failed, end.Total)
+	}
+	c, _ := r.store.Counts(ctx, nil)
+	if c.ByStatus[dlqstore.StatusRedriven] != 1200 || c.ByStatus[dlqstore.StatusRedriving] != 0 {
+		t.Errorf("counts = %v, want all 1200 redriven", c.ByStatus)
+	}
+	// Every record the topic holds: those sent twice too.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
+	if total < 1200 {
+		t.Fatalf("the topic holds %d records, want at least 1200", total)
+	}
+	seen := map[string]bool{}
+	for _, rec := range consume(t, r.brokers, "orders", total) {
+		var env delivery.Envelope
+		_ = json.Unmarshal(rec.Value, &env)
+		seen[env.ID] = true
+	}
+	if len(seen) != 1200 {
+		t.Errorf("%d distinct envelopes reached the topic, want 1200", len(seen))
 	}
 }
 
