@@ -658,17 +658,7 @@ func TestFailedRecordingIsSentAgain(t *testing.T) {
 		t.Errorf("counts = %v, want all 1200 redriven", c.ByStatus)
 	}
 	// Every record the topic holds: those sent twice too.
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "orders")
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
+	total := topicRecords(t, r.brokers, "orders")
 	if total < 1200 {
 		t.Fatalf("the topic holds %d records, want at least 1200", total)
 	}
@@ -681,6 +671,61 @@ func TestFailedRecordingIsSentAgain(t *testing.T) {
 	if len(seen) != 1200 {
 		t.Errorf("%d distinct envelopes reached the topic, want 1200", len(seen))
 	}
+}
+
+// A console stopped mid-job records what the broker acknowledged before
+// it stops: after the stop, the job counts exactly the records on the
+// topic, so that the resumed job sends none of them again.
+func TestStopRecordsWhatTheBrokerTook(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	r.deadLetters(t, "orders", "t1", 6000, 3, 0)
+	r.stop()
+	opts := r.engine.opts
+	opts.Unlimited = true // batches of 500, one after the other
+	e2, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.engine = e2
+	r.start(t)
+	ctx := context.Background()
+	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive,
+		Selector: Selector{Filter: &dlqstore.Filter{Status: []dlqstore.Status{dlqstore.StatusDead}}}, Reason: "stop midway"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "a first batch recorded", func() bool {
+		cur, _ := r.engine.Job(ctx, admin, j.ID)
+		return cur.Done > 0
+	})
+	r.stop()
+	mid, err := r.engine.Job(ctx, admin, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mid.Finished() {
+		t.Skip("the job finished before the stop; nothing to compare") // a very fast machine
+	}
+	if n := topicRecords(t, r.brokers, "orders"); n != mid.Done {
+		t.Errorf("after the stop the topic holds %d records and the job counts %d sent", n, mid.Done)
+	}
+}
+
+// topicRecords is how many records topic holds.
+func topicRecords(t testing.TB, brokers []string, topic string) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	ends.Each(func(o kadm.ListedOffset) { total += int(o.Offset) })
+	return total
 }
 
 // An entry whose payload the index cut is redriven whole: the record is

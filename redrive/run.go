@@ -137,7 +137,8 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			e.log.Error("redrive: recording outcomes failed; they will be sent again", "job", id, "err", err)
 			return false
 		}
-		fresh, err := e.store.Job(ctx, id)
+		// Not ctx: a stopping job still records what the broker took.
+		fresh, err := e.store.Job(context.WithoutCancel(ctx), id)
 		if err != nil {
 			return false
 		}
