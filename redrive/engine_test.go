@@ -614,8 +614,7 @@ func TestResumeAfterRestart(t *testing.T) {
 }
 
 // failSecondRecord is a JobStore whose second CompleteItems fails, as a
-// full disk or a lost lock would: the engine records one batch while it
-// sends the next, so the batch sent meanwhile is not recorded either.
+// full disk or a lost lock would.
 type failSecondRecord struct {
 	dlqstore.JobStore
 	calls atomic.Int32

@@ -116,35 +116,6 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			<-ahead.done
 		}
 	}()
-	// A batch's outcomes are recorded while the next batch is sent: one
-	// write in flight, in batch order, waited for before the next batch's
-	// outcomes are recorded and before anything that reads the job's
-	// counts or ends it. A crash or a failed write leaves at most two
-	// batches pending, and pending items are sent again.
-	var rec1 recording
-	defer func() {
-		if err := rec1.wait(); err != nil {
-			e.log.Error("redrive: recording outcomes failed; they will be sent again", "job", id, "err", err)
-		}
-	}()
-	// settled waits for the write in flight and reads the job again: false
-	// when either failed (the job resumes on the next Run).
-	settled := func() bool {
-		if !rec1.inFlight() {
-			return true
-		}
-		if err := rec1.wait(); err != nil {
-			e.log.Error("redrive: recording outcomes failed; they will be sent again", "job", id, "err", err)
-			return false
-		}
-		// Not ctx: a stopping job still records what the broker took.
-		fresh, err := e.store.Job(context.WithoutCancel(ctx), id)
-		if err != nil {
-			return false
-		}
-		rec = fresh
-		return true
-	}
 	after := 0                // the last seq taken
 	var backoff time.Duration // while a broker outage pauses the job
 	for ctx.Err() == nil {
@@ -153,9 +124,6 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			if ctx.Err() == nil {
 				e.log.Warn("redrive: reading job failed; retrying", "job", id, "err", err)
 			}
-			return
-		}
-		if (rs.cancelled() || rec.State == dlqstore.JobCancelling || sp.req.Canary > 0) && !settled() {
 			return
 		}
 		if rs.cancelled() || rec.State == dlqstore.JobCancelling {
@@ -227,9 +195,6 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			return
 		}
 		if len(items) == 0 {
-			if !settled() {
-				return
-			}
 			e.finish(ctx, rec, dlqstore.JobCompleted, "")
 			return
 		}
@@ -241,9 +206,6 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 			ahead = e.prefetch(ctx, id, after, limit)
 		}
 		outs, outage := e.apply(ctx, id, sp, items, entries)
-		if !settled() {
-			return
-		}
 		if outage != nil && ctx.Err() == nil {
 			// The broker is unreachable (or the topic not there yet):
 			// nothing of the batch is recorded, the job says why and tries
@@ -292,47 +254,22 @@ func (e *Engine) runJob(ctx context.Context, id int64, rs *runState) {
 		if sp.req.Action == ActionDiscard || sp.req.Action == ActionQuarantine {
 			reason = sp.req.Reason
 		}
+		if err := e.store.CompleteItems(context.WithoutCancel(ctx), id, outs, sp.done, reason); err != nil {
+			e.log.Error("redrive: recording outcomes failed; they will be sent again", "job", id, "err", err)
+			return
+		}
 		if len(outs) < len(items) {
 			after = 0 // stopping with items left pending: read from the start again
 		}
-		rec1.start(func() error {
-			if err := e.store.CompleteItems(context.WithoutCancel(ctx), id, outs, sp.done, reason); err != nil {
-				return err
-			}
-			byState := map[dlqstore.ItemState]int{}
-			for _, o := range outs {
-				byState[o.State]++
-			}
-			for st, n := range byState {
-				e.metrics.item(sp.req.Action, st, n)
-			}
-			rs.add(e.now(), len(outs))
-			return nil
-		})
+		byState := map[dlqstore.ItemState]int{}
+		for _, o := range outs {
+			byState[o.State]++
+		}
+		for st, n := range byState {
+			e.metrics.item(sp.req.Action, st, n)
+		}
+		rs.add(e.now(), len(outs))
 	}
-}
-
-// recording is the one write of a batch's outcomes in flight.
-type recording struct{ done chan error }
-
-func (r *recording) inFlight() bool { return r.done != nil }
-
-// start runs write in the background; the previous one must have been
-// waited for.
-func (r *recording) start(write func() error) {
-	done := make(chan error, 1)
-	r.done = done
-	go func() { done <- write() }()
-}
-
-// wait waits for the write in flight, if any, and returns its error.
-func (r *recording) wait() error {
-	if r.done == nil {
-		return nil
-	}
-	err := <-r.done
-	r.done = nil
-	return err
 }
 
 // tracerName is the instrumentation scope of the engine's job spans.
