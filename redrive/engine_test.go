@@ -111,6 +111,32 @@ func (r *rig) stop() {
 	<-r.done
 }
 
+// restart stops the rig's engine and starts one with its options as
+// change leaves them.
+func (r *rig) restart(t testing.TB, change func(*Options)) {
+	t.Helper()
+	r.stop()
+	opts := r.engine.opts
+	change(&opts)
+	e, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.engine = e
+	r.start(t)
+}
+
+// redriveDead starts a redrive of every dead entry as admin.
+func (r *rig) redriveDead(t testing.TB, reason string) Job {
+	t.Helper()
+	j, err := r.engine.Start(context.Background(), admin, Request{Action: ActionRedrive,
+		Selector: Selector{Filter: &dlqstore.Filter{Status: []dlqstore.Status{dlqstore.StatusDead}}}, Reason: reason})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 // deadLetters indexes n dead letters that failed on topic (keys k0…k{n%keys})
 // for tenant, as if read from <topic>.dlq partition 0, and returns their ids.
 func (r *rig) deadLetters(t testing.TB, topic, tenant string, n, keys int, redriveCount int) []int64 {
@@ -633,21 +659,9 @@ func (f *failSecondRecord) CompleteItems(ctx context.Context, jobID int64, outs 
 func TestFailedRecordingIsSentAgain(t *testing.T) {
 	r := newRig(t, Options{}, "orders")
 	r.deadLetters(t, "orders", "t1", 1200, 3, 0)
-	r.stop()
-	opts := r.engine.opts
-	opts.Store, opts.Unlimited = &failSecondRecord{JobStore: r.store}, true // batches of 500
-	e2, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.engine = e2
-	r.start(t)
+	r.restart(t, func(o *Options) { o.Store, o.Unlimited = &failSecondRecord{JobStore: r.store}, true }) // batches of 500
 	ctx := context.Background()
-	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive,
-		Selector: Selector{Filter: &dlqstore.Filter{Status: []dlqstore.Status{dlqstore.StatusDead}}}, Reason: "flaky disk"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := r.redriveDead(t, "flaky disk")
 	end := waitJob(t, r.engine, j.ID, dlqstore.JobCompleted, dlqstore.JobFailed, dlqstore.JobCancelled)
 	if end.State != dlqstore.JobCompleted || end.Done != 1200 || end.Failed != 0 {
 		t.Fatalf("job after a failed recording: %s, %d done, %d failed of %d", end.State, end.Done, end.Failed, end.Total)
@@ -678,21 +692,9 @@ func TestFailedRecordingIsSentAgain(t *testing.T) {
 func TestStopRecordsWhatTheBrokerTook(t *testing.T) {
 	r := newRig(t, Options{}, "orders")
 	r.deadLetters(t, "orders", "t1", 6000, 3, 0)
-	r.stop()
-	opts := r.engine.opts
-	opts.Unlimited = true // batches of 500, one after the other
-	e2, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.engine = e2
-	r.start(t)
+	r.restart(t, func(o *Options) { o.Unlimited = true }) // batches of 500, one after the other
 	ctx := context.Background()
-	j, err := r.engine.Start(ctx, admin, Request{Action: ActionRedrive,
-		Selector: Selector{Filter: &dlqstore.Filter{Status: []dlqstore.Status{dlqstore.StatusDead}}}, Reason: "stop midway"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := r.redriveDead(t, "stop midway")
 	testenv.WaitFor(t, "a first batch recorded", func() bool {
 		cur, _ := r.engine.Job(ctx, admin, j.ID)
 		return cur.Done > 0
