@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"switchyard/access"
 	"switchyard/delivery"
@@ -128,6 +129,17 @@ type SelectionPlan struct {
 	Sample        []Entry        // the first entries (by id), with bodies
 	ByStatus      map[Status]int // eligible entries by status
 	TruncatedBody int            // eligible entries whose stored payload was cut
+	// TextBehind and TextPending: the selection's filter has text, and the
+	// full-text index does not hold the entries captured in the last
+	// TextBehind, or older ones yet (Page's): the counts leave out those
+	// that match. CreateJob waits for the newest (Tuning.TextWait).
+	TextBehind  time.Duration
+	TextPending bool
+}
+
+// hasText reports whether the selection's filter searches text.
+func (sel Selection) hasText() bool {
+	return sel.Filter != nil && strings.TrimSpace(sel.Filter.Q) != ""
 }
 
 // PlanSelection counts a selection as CreateJob would freeze it, per
@@ -139,6 +151,11 @@ func (s *Store) PlanSelection(ctx context.Context, sel Selection, sample int) (S
 	}
 	elig, eargs := sel.eligible()
 	p := SelectionPlan{Targets: map[string]int{}, ByStatus: map[Status]int{}}
+	if sel.hasText() {
+		if p.TextBehind, p.TextPending, err = s.textLag(ctx); err != nil {
+			return p, fmt.Errorf("plan: %w", err)
+		}
+	}
 	rows, err := s.db.QueryContext(ctx, "SELECT e.resource, e.status, e.truncated, ("+elig+") AS ok, count(*) FROM "+from+" GROUP BY 1, 2, 3, 4",
 		append(slices.Clone(eargs), args...)...)
 	if err != nil {
@@ -219,15 +236,20 @@ func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold 
 	elig, eargs := sel.eligible()
 	var count int
 	var maxID int64
-	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+from+" AND "+elig+" LIMIT ?)",
-		append(append(slices.Clone(args), eargs...), s.tuning.FreezeOneTx+1)...).Scan(&count); err != nil {
+	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM entries").Scan(&maxID); err != nil {
+		return j, fmt.Errorf("create job: %w", err)
+	}
+	if sel.hasText() {
+		if err := s.waitTextUpTo(ctx, maxID); err != nil {
+			return j, err
+		}
+	}
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT 1 FROM "+from+" AND "+elig+" AND e.id <= ? LIMIT ?)",
+		append(append(slices.Clone(args), eargs...), maxID, s.tuning.FreezeOneTx+1)...).Scan(&count); err != nil {
 		return j, fmt.Errorf("create job: %w", searchError(filterQ(sel), err))
 	}
 	if count == 0 {
 		return j, delivery.Errorf(delivery.EINVALID, "the selection holds no entry this action applies to")
-	}
-	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM entries").Scan(&maxID); err != nil {
-		return j, fmt.Errorf("create job: %w", err)
 	}
 	chunked := count > s.tuning.FreezeOneTx
 	final := j.State

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"switchyard/delivery"
 )
 
 // Capture first, text second: IndexKafka and IndexRabbit commit entries,
@@ -460,6 +462,28 @@ func (s *Store) WaitText(ctx context.Context) error {
 		// A purge may have lowered the highest id below the target.
 		return p.above >= min(target, maxID) && !s.textPending.Load()
 	})
+}
+
+// waitTextUpTo waits, up to Tuning.TextWait, for the full-text index to
+// hold every entry captured up to id, so that a selection by text frozen
+// up to id misses none of them. Past the wait it is ECONFLICT, saying how
+// far behind the index is.
+func (s *Store) waitTextUpTo(ctx context.Context, id int64) error {
+	wctx, cancel := context.WithTimeout(ctx, s.tuning.TextWait)
+	defer cancel()
+	err := s.waitText(wctx, func(p textProgress, maxID int64) bool {
+		// A purge may have lowered the highest id below id.
+		return p.above >= min(id, maxID)
+	})
+	if err == nil || ctx.Err() != nil || wctx.Err() == nil {
+		return err
+	}
+	behind, _, lerr := s.textLag(ctx)
+	if lerr != nil {
+		return fmt.Errorf("create job: %w", lerr)
+	}
+	return delivery.Errorf(delivery.ECONFLICT, "text search covers entries up to %s ago and did not catch up within %s: a selection by text would miss the newest entries; try again in a moment, or select without text",
+		behind.Round(time.Second), s.tuning.TextWait)
 }
 
 // waitText pokes the text indexer until done holds for its progress and

@@ -77,6 +77,10 @@ type Tuning struct {
 	// FreezeChunk how many entries each transaction of a bigger one takes,
 	// so that the indexers never wait long on the write lock.
 	FreezeOneTx, FreezeChunk int
+	// TextWait bounds how long CreateJob waits for the full-text index to
+	// hold every entry its selection's text could match (the text index
+	// follows capture by seconds, and a job must not miss the newest).
+	TextWait time.Duration
 	// NoFilterTokens searches without the filter tokens of the full-text
 	// index (withFilterTokens): the plan of a filter with text before
 	// them, which a test compares every page with.
@@ -86,7 +90,7 @@ type Tuning struct {
 // DefaultTuning is the tuning of a zero Options.Tuning.
 func DefaultTuning() Tuning {
 	return Tuning{FTSDriveMax: 8000, FTSMemberMax: 300000, ExactCountMax: 10000, ExactSetMax: 20000, ChunkFirst: 512, ChunkScanMax: 50000,
-		ChunkRangeMax: 3000, CountScanMax: 2500, FreezeOneTx: 20000, FreezeChunk: 10000}
+		ChunkRangeMax: 3000, CountScanMax: 2500, FreezeOneTx: 20000, FreezeChunk: 10000, TextWait: 10 * time.Second}
 }
 
 // withDefaults fills the zero fields of t from DefaultTuning.
@@ -106,6 +110,9 @@ func (t Tuning) withDefaults() Tuning {
 	or(&t.CountScanMax, d.CountScanMax)
 	or(&t.FreezeOneTx, d.FreezeOneTx)
 	or(&t.FreezeChunk, d.FreezeChunk)
+	if t.TextWait <= 0 {
+		t.TextWait = d.TextWait
+	}
 	if t.ChunkRangeMax <= 0 {
 		t.ChunkRangeMax = d.ChunkRangeMax
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/access"
 	"switchyard/delivery"
 )
 
@@ -485,5 +486,50 @@ func TestAnalyzeLeavesOutTheTextIndex(t *testing.T) {
 	}
 	if entries == 0 || fts != 0 {
 		t.Fatalf("sqlite_stat1 after a refresh: %d rows for entries, %d for the full-text tables; want some and none", entries, fts)
+	}
+}
+
+// A job selected by text takes every entry that matches when it starts,
+// not only those the full-text index holds yet: CreateJob waits for the
+// index to catch up (Tuning.TextWait), and past the wait refuses with
+// ECONFLICT rather than leave the newest entries out. Its preview says
+// how far behind the index is.
+func TestJobByTextWaitsForTheTextIndex(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "dlq.db"), Options{noTextIndexer: true, Tuning: Tuning{TextWait: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	capture(t, s, 0, 60)
+	sel := Selection{Filter: &Filter{Q: "acme"}, Eligible: []Status{StatusDead}}
+	plan, err := s.PlanSelection(ctx, sel, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.TextBehind <= 0 || plan.Count != 0 {
+		t.Errorf("preview before any text is indexed: %d entries, text behind %s; want 0 and a lag", plan.Count, plan.TextBehind)
+	}
+	job := func() (JobRecord, error) {
+		return s.CreateJob(ctx, JobRecord{Action: "redrive", Access: access.ActionRedrive, State: JobRunning, Actor: "ada", Request: []byte("{}")}, sel, StatusRedriving)
+	}
+	_, err = job()
+	if delivery.ErrorCode(err) != delivery.ECONFLICT || !strings.Contains(err.Error(), "text search covers entries up to") {
+		t.Fatalf("job by text with the index behind: %v, want ECONFLICT saying how far behind text search is", err)
+	}
+	// The index runs; the job waits for it instead of taking what it
+	// holds at the moment.
+	s.tuning.TextWait = time.Minute
+	s.startText()
+	j, err := job()
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.FindEntries(ctx, Filter{Q: "acme", Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total == 0 || j.Total != page.Total {
+		t.Errorf("the job froze %d entries; %d match the text", j.Total, page.Total)
 	}
 }

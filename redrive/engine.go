@@ -433,6 +433,13 @@ func (e *Engine) plan(ctx context.Context, sp spec, sel dlqstore.Selection) (Pla
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%d selected entries are left out: their status (%s) is not one %s applies to",
 			sp2.Ineligible, "e.g. redriving, redriven or resolved", verb(sp.req.Action)))
 	}
+	if sp2.TextBehind > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf("text search covers entries up to %s ago: these counts leave out newer entries that match; starting the job first waits for text search to catch up, so that they are selected too",
+			max(sp2.TextBehind.Round(time.Second), time.Second)))
+	}
+	if sp2.TextPending {
+		p.Warnings = append(p.Warnings, "older entries are still being added to text search (after an upgrade or a rebuild): those not added yet are neither counted nor selected")
+	}
 	if n := len(sel.IDs); n > 0 && n > sp2.Count+sp2.Ineligible {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("%d of the %d ids are not found or not yours to %s", n-sp2.Count-sp2.Ineligible, n, verb(sp.req.Action)))
 	}
