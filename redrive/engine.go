@@ -75,6 +75,12 @@ type Engine struct {
 	metrics *metrics
 	tracer  trace.Tracer
 
+	// startMu makes a sending job's "another job runs on its destination"
+	// check and its freeze one step: two starts at once on one topic get
+	// one job and an ECONFLICT. (The console is the only writer of its
+	// dlq.db, so a lock in the process is enough.)
+	startMu sync.Mutex
+
 	mu      sync.Mutex
 	running map[int64]*runState // jobs with a goroutine in this process
 	paused  map[int64]bool      // jobs a broker outage holds up
@@ -490,6 +496,10 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 			return Job{}, err
 		}
 		e.withCanaryDefault(&sp, pl.Count)
+	}
+	if sp.sends {
+		e.startMu.Lock()
+		defer e.startMu.Unlock()
 	}
 	if sp.sends && !sp.req.Force {
 		pl, err := e.store.PlanSelection(ctx, sel, 0)

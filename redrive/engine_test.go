@@ -528,6 +528,44 @@ func TestOneJobPerDestination(t *testing.T) {
 	r.engine.Cancel(ctx, admin, j.ID)
 }
 
+// Two operators starting jobs on the same topic at the same moment get one
+// job, not two: the check and the freeze are one step.
+func TestOneJobPerDestinationUnderConcurrency(t *testing.T) {
+	r := newRig(t, Options{}, "orders")
+	ids := r.deadLetters(t, "orders", "t1", 400, 3, 0)
+	ctx := context.Background()
+	for round := range 20 {
+		a, b := ids[round*20:round*20+10], ids[round*20+10:round*20+20]
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		jobs := make([]Job, 2)
+		for i, sel := range [][]int64{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				jobs[i], errs[i] = r.engine.Start(ctx, admin, Request{Action: ActionRedrive, Selector: Selector{IDs: sel}, Rate: 1, Reason: "race"})
+			}()
+		}
+		wg.Wait()
+		started := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				started++
+				if _, err := r.engine.Cancel(ctx, admin, jobs[i].ID); err != nil {
+					t.Fatal(err)
+				}
+				waitJob(t, r.engine, jobs[i].ID, dlqstore.JobCancelled)
+			case delivery.ErrorCode(err) != delivery.ECONFLICT:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if started != 1 {
+			t.Fatalf("round %d: %d jobs started on one topic at once, want 1", round, started)
+		}
+	}
+}
+
 // Canary: the first N are sent, and when one of them dead-letters again
 // within the window the job stops with the rest unsent.
 func TestCanaryStopsOnRefailure(t *testing.T) {
