@@ -483,7 +483,7 @@ func (s *Store) waitTextUpTo(ctx context.Context, id int64) error {
 		return fmt.Errorf("create job: %w", lerr)
 	}
 	return delivery.Errorf(delivery.ECONFLICT, "text search covers entries up to %s ago and did not catch up within %s: a selection by text would miss the newest entries; try again in a moment, or select without text",
-		behind.Round(time.Second), s.tuning.TextWait)
+		max(behind.Round(time.Second), time.Second), s.tuning.TextWait)
 }
 
 // waitText pokes the text indexer until done holds for its progress and
