@@ -102,8 +102,6 @@ type JobStore interface {
 	CancelJob(ctx context.Context, id int64, by, errText string) error
 	// SetCanaryUntil records when a job's canary window ends.
 	SetCanaryUntil(ctx context.Context, id int64, until time.Time) error
-	// UnfinishedTargets maps each target of an unfinished job to the job.
-	UnfinishedTargets(ctx context.Context) (map[string]int64, error)
 	// Refailed counts the entries that failed again after a job's redrive.
 	Refailed(ctx context.Context, jobID int64) (int, error)
 	// Refailures lists those entries within scope, oldest first, up to

@@ -35,6 +35,25 @@ type Selection struct {
 	// target (redrive elsewhere: kafka:<cluster>/<topic> or
 	// rabbitmq:<vhost>/<queue>).
 	Target string
+	// Exclusive: one job per destination. No other unfinished job may
+	// have a target of this one; CreateJob checks it in each transaction
+	// that freezes entries, against every job committed before it, so of
+	// two starts at once on one destination (in one process or two) one
+	// gets the job and the other ECONFLICT, its Cause a *BusyError.
+	Exclusive bool
+}
+
+// BusyError is why an exclusive job (Selection.Exclusive) was refused:
+// unfinished job Job already has its target Target. Its message does not
+// name the job, so that it can be shown to anyone; a caller names it to
+// whoever may see it.
+type BusyError struct {
+	Job    int64
+	Target string
+}
+
+func (e *BusyError) Error() string {
+	return "another job is still running on " + e.Target
 }
 
 // MaxSelectIDs bounds an explicit id list.
@@ -224,7 +243,8 @@ func filterQ(sel Selection) string {
 // by the highest entry id when it starts. Up to Tuning.FreezeOneTx entries
 // this is one transaction; a bigger set is frozen Tuning.FreezeChunk at a time
 // while the job is JobFreezing, and gets j.State at the end. A selection of
-// nothing is EINVALID.
+// nothing is EINVALID; an exclusive one whose target another unfinished job
+// has is ECONFLICT (Selection.Exclusive).
 func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold Status) (JobRecord, error) {
 	if j.Access == "" {
 		return j, fmt.Errorf("create job: the access action its entries are checked against is missing")
@@ -310,6 +330,11 @@ SELECT ?, ? + row_number() OVER (ORDER BY id), id, target, status FROM (
 SELECT DISTINCT i.job_id, ?, e.resource, e.tenant FROM job_items i JOIN entries e ON e.id = i.entry_id WHERE i.job_id = ? AND i.seq > ?`,
 					string(j.Access), j.ID, seq); err != nil {
 					return err
+				}
+				if sel.Exclusive {
+					if err := checkNotBusy(ctx, tx, j.ID, seq); err != nil {
+						return err
+					}
 				}
 				if hold != "" {
 					if err := holdItems(ctx, tx, now, j.ID, seq, hold); err != nil {
@@ -412,6 +437,80 @@ func (s *Store) AbandonFreezing(ctx context.Context) ([]int64, error) {
 		s.abandonJob(ctx, id, "the console stopped while freezing this job's entries; nothing was sent: start it again")
 	}
 	return ids, nil
+}
+
+// checkNotBusy returns ECONFLICT with a *BusyError when an unfinished job
+// other than jobID has a target of the chunk of jobID's ledger after seq
+// from: a frozen job by its destinations, one still freezing by its
+// ledger so far. It runs in the freeze's write transaction (BEGIN
+// IMMEDIATE), so no other job can be frozen between the check and the
+// commit, in this process or another.
+func checkNotBusy(ctx context.Context, tx *sql.Tx, jobID int64, from int) error {
+	trows, err := tx.QueryContext(ctx, "SELECT DISTINCT destination FROM job_items WHERE job_id = ? AND seq > ? ORDER BY 1", jobID, from)
+	if err != nil {
+		return err
+	}
+	var targets []string
+	for trows.Next() {
+		var t string
+		if err := trows.Scan(&t); err != nil {
+			trows.Close()
+			return err
+		}
+		targets = append(targets, t)
+	}
+	trows.Close()
+	if err := trows.Err(); err != nil {
+		return err
+	}
+	type other struct {
+		id           int64
+		state        JobState
+		destinations string
+	}
+	rows, err := tx.QueryContext(ctx, "SELECT id, state, destinations FROM jobs WHERE finished_at = 0 AND id != ? ORDER BY id", jobID)
+	if err != nil {
+		return err
+	}
+	var others []other
+	for rows.Next() {
+		var o other
+		if err := rows.Scan(&o.id, &o.state, &o.destinations); err != nil {
+			rows.Close()
+			return err
+		}
+		others = append(others, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	busy := func(id int64, t string) error {
+		return &delivery.Error{Code: delivery.ECONFLICT, Message: "another job is still running on " + t + ": wait for it, or start anyway with force",
+			Cause: &BusyError{Job: id, Target: t}}
+	}
+	for _, o := range others {
+		if o.state == JobFreezing {
+			for _, t := range targets {
+				var held bool
+				if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM job_items WHERE job_id = ? AND destination = ?)", o.id, t).Scan(&held); err != nil {
+					return err
+				}
+				if held {
+					return busy(o.id, t)
+				}
+			}
+			continue
+		}
+		var ds []string
+		_ = json.Unmarshal([]byte(o.destinations), &ds)
+		for _, t := range targets {
+			if slices.Contains(ds, t) {
+				return busy(o.id, t)
+			}
+		}
+	}
+	return nil
 }
 
 // targetExpr is the SQL of an item's target: the selection's one target,

@@ -2,8 +2,12 @@ package dlqstore_test
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"switchyard/access"
@@ -131,5 +135,100 @@ func TestJobScopeOfAChunkedFreeze(t *testing.T) {
 	}
 	if _, err := s.ViewJob(ctx, ours, t1); err != nil {
 		t.Errorf("t1 operator does not see the abandoned t1 job: %v", err)
+	}
+}
+
+// One job per destination holds in the store: of two exclusive starts at
+// once on one destination — here from two handles on the file, as two
+// processes would be — one gets the job and the other ECONFLICT naming the
+// job that has it; a job still freezing counts by its ledger so far; a
+// start on another destination, or one not exclusive (forced), is not
+// refused.
+func TestExclusiveJobsOneDestination(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dlq.db")
+	s1 := openAt(t, path, dlqstore.Options{})
+	s2 := openAt(t, path, dlqstore.Options{})
+	ctx := context.Background()
+	var specs []dlqstoretest.Spec
+	for i := range 400 {
+		specs = append(specs, dlqstoretest.Spec{Off: int64(i), Msg: "boom", Tenant: "t1"})
+	}
+	specs = append(specs, dlqstoretest.Spec{Off: 400, Msg: "boom", Tenant: "t1", Origin: "payments"})
+	dlqstoretest.IndexKafka(t, s1, "f.dlq", 0, specs...)
+	const orders = "kafka:main/orders"
+	rec := dlqstore.JobRecord{Action: "redrive", Access: access.ActionRedrive, State: dlqstore.JobRunning, Actor: "ada", Request: []byte("{}")}
+	exclusive := func(ids ...int64) dlqstore.Selection {
+		return dlqstore.Selection{IDs: ids, Eligible: []dlqstore.Status{dlqstore.StatusDead}, Exclusive: true}
+	}
+	end := func(s *dlqstore.Store, id int64) {
+		t.Helper()
+		if err := s.CancelPending(ctx, id, "test"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetJobState(ctx, id, dlqstore.JobCancelled, "", true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for round := range 20 {
+		stores := []*dlqstore.Store{s1, s2}
+		jobs := make([]dlqstore.JobRecord, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i := range 2 {
+			lo := int64(round*20 + i*10 + 1)
+			ids := []int64{lo, lo + 1, lo + 2, lo + 3, lo + 4, lo + 5, lo + 6, lo + 7, lo + 8, lo + 9}
+			wg.Go(func() {
+				jobs[i], errs[i] = stores[i].CreateJob(ctx, rec, exclusive(ids...), dlqstore.StatusRedriving)
+			})
+		}
+		wg.Wait()
+		won := slices.IndexFunc(errs, func(err error) bool { return err == nil })
+		if won < 0 || errs[1-won] == nil {
+			t.Fatalf("round %d: %v, want one job and one refusal", round, errs)
+		}
+		var busy *dlqstore.BusyError
+		if delivery.ErrorCode(errs[1-won]) != delivery.ECONFLICT || !errors.As(errs[1-won], &busy) || busy.Job != jobs[won].ID || busy.Target != orders {
+			t.Fatalf("round %d: refusal %v, want ECONFLICT naming job %d on %s", round, errs[1-won], jobs[won].ID, orders)
+		}
+		if msg := delivery.ErrorMessage(errs[1-won]); strings.Contains(msg, strconv.FormatInt(jobs[won].ID, 10)) || !strings.Contains(msg, orders) {
+			t.Errorf("round %d: message %q: it names the destination, not the job (the caller names it to whoever may see it)", round, msg)
+		}
+		if c, _ := s1.Counts(ctx, nil); c.ByStatus[dlqstore.StatusRedriving] != 10 {
+			t.Fatalf("round %d: %d redriving, want the winner's 10: the refused start held nothing", round, c.ByStatus[dlqstore.StatusRedriving])
+		}
+		end(stores[won], jobs[won].ID)
+	}
+
+	// A job of another destination starts beside a running one; a forced
+	// (not exclusive) one on the same destination too.
+	first, err := s1.CreateJob(ctx, rec, exclusive(1, 2), dlqstore.StatusRedriving)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s2.CreateJob(ctx, rec, exclusive(401), dlqstore.StatusRedriving)
+	if err != nil {
+		t.Fatalf("a job on kafka:main/payments beside one on orders: %v", err)
+	}
+	forced, err := s2.CreateJob(ctx, rec, dlqstore.Selection{IDs: []int64{3}, Eligible: []dlqstore.Status{dlqstore.StatusDead}}, dlqstore.StatusRedriving)
+	if err != nil {
+		t.Fatalf("a forced job: %v", err)
+	}
+	for _, id := range []int64{first.ID, other.ID, forced.ID} {
+		end(s1, id)
+	}
+
+	// A job still freezing (its destinations not yet recorded) holds the
+	// destinations its ledger has so far.
+	freezing, err := s1.CreateJob(ctx, rec, exclusive(5), dlqstore.StatusRedriving)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s1.DB().Exec("UPDATE jobs SET state = ?, destinations = '' WHERE id = ?", dlqstore.JobFreezing, freezing.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s2.CreateJob(ctx, rec, exclusive(6), dlqstore.StatusRedriving)
+	var busy *dlqstore.BusyError
+	if !errors.As(err, &busy) || busy.Job != freezing.ID {
+		t.Fatalf("beside a job still freezing on orders: %v, want it named busy", err)
 	}
 }

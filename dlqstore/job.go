@@ -124,30 +124,6 @@ func (s *Store) Job(ctx context.Context, id int64) (JobRecord, error) {
 	return j, nil
 }
 
-// UnfinishedTargets returns the targets of unfinished jobs, each with the
-// job sending to it.
-func (s *Store) UnfinishedTargets(ctx context.Context) (map[string]int64, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT id, destinations FROM jobs WHERE finished_at = 0")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var id int64
-		var d string
-		if err := rows.Scan(&id, &d); err != nil {
-			return nil, err
-		}
-		var ts []string
-		_ = json.Unmarshal([]byte(d), &ts)
-		for _, x := range ts {
-			out[x] = id
-		}
-	}
-	return out, rows.Err()
-}
-
 // Refailed counts the entries indexed since a job redrove their message:
 // re-failures, for the canary.
 func (s *Store) Refailed(ctx context.Context, jobID int64) (int, error) {

@@ -3,6 +3,7 @@ package redrive
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -74,12 +75,6 @@ type Engine struct {
 
 	metrics *metrics
 	tracer  trace.Tracer
-
-	// startMu makes a sending job's "another job runs on its destination"
-	// check and its freeze one step: two starts at once on one topic get
-	// one job and an ECONFLICT. (The console is the only writer of its
-	// dlq.db, so a lock in the process is enough.)
-	startMu sync.Mutex
 
 	mu      sync.Mutex
 	running map[int64]*runState // jobs with a goroutine in this process
@@ -497,33 +492,14 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 		}
 		e.withCanaryDefault(&sp, pl.Count)
 	}
-	if sp.sends {
-		e.startMu.Lock()
-		defer e.startMu.Unlock()
-	}
-	if sp.sends && !sp.req.Force {
-		pl, err := e.store.PlanSelection(ctx, sel, 0)
-		if err != nil {
-			return Job{}, err
-		}
-		busy, err := e.store.UnfinishedTargets(ctx)
-		if err != nil {
-			return Job{}, err
-		}
-		for d := range pl.Targets {
-			if id, ok := busy[d]; ok {
-				// Name the job only to whoever may see it (see viewer).
-				if _, err := e.store.ViewJob(ctx, id, e.viewer(a)); err != nil {
-					return Job{}, delivery.Errorf(delivery.ECONFLICT, "another job is still running on %s: wait for it, or start anyway with force", d)
-				}
-				return Job{}, delivery.Errorf(delivery.ECONFLICT, "job %d is still running on %s: wait for it, cancel it, or start anyway with force", id, d)
-			}
-		}
-	}
 	body, _ := json.Marshal(sp.req)
 	rec := dlqstore.JobRecord{Action: string(sp.req.Action), State: dlqstore.JobRunning, Actor: actorName(a), Reason: sp.req.Reason, Request: body, Access: sp.access}
+	// One sending job per destination unless forced: the store checks it
+	// in the transaction that freezes the entries.
+	sel.Exclusive = sp.sends && !sp.req.Force
 	rec, err = e.store.CreateJob(ctx, rec, sel, sp.hold)
 	if err != nil {
+		err = e.nameBusy(ctx, a, err)
 		e.audit(ctx, a, "dlq.job.start", 0, sp.req, access.OutcomeFailure, map[string]any{"error": delivery.ErrorMessage(err)})
 		return Job{}, err
 	}
@@ -536,6 +512,20 @@ func (e *Engine) Start(ctx context.Context, a Actor, req Request) (Job, error) {
 	e.audit(ctx, a, "dlq.job.start", rec.ID, sp.req, access.OutcomeSuccess, details)
 	e.kick()
 	return e.jobOf(rec), nil
+}
+
+// nameBusy names the job that holds a refused start's destination
+// (dlqstore.BusyError) to a caller who may see it (see viewer); to anyone
+// else the refusal says only that another job runs there.
+func (e *Engine) nameBusy(ctx context.Context, a Actor, err error) error {
+	var busy *dlqstore.BusyError
+	if !errors.As(err, &busy) {
+		return err
+	}
+	if _, verr := e.store.ViewJob(ctx, busy.Job, e.viewer(a)); verr != nil {
+		return err
+	}
+	return delivery.Errorf(delivery.ECONFLICT, "job %d is still running on %s: wait for it, cancel it, or start anyway with force", busy.Job, busy.Target)
 }
 
 func actorName(a Actor) string {
