@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/access"
 	"switchyard/delivery"
 )
 
@@ -228,6 +229,33 @@ var benchSearchDB = sync.OnceValues(func() (*searchDB, error) {
 	if _, err := s.SetStatus(context.Background(), quarantined, StatusQuarantined); err != nil {
 		return nil, err
 	}
+	// And redrives: ten jobs of 10,000 entries (every tenth entry from 3
+	// on), nine done, the last still sending, so that a status shown and
+	// filtered consults a ledger of 100,000 items with 10,000 pending.
+	for k := range 10 {
+		ids := make([]int64, 0, MaxSelectIDs)
+		for id := int64(3 + k*100_000); len(ids) < MaxSelectIDs; id += 10 {
+			ids = append(ids, id)
+		}
+		j, err := s.CreateJob(context.Background(), JobRecord{Action: "redrive", Access: access.ActionRedrive, State: JobRunning, Request: []byte("{}")},
+			Selection{IDs: ids, Eligible: []Status{StatusDead, StatusQuarantined}}, StatusRedriving)
+		if err != nil {
+			return nil, err
+		}
+		if k == 9 {
+			break
+		}
+		outs := make([]Outcome, j.Total)
+		for i := range outs {
+			outs[i] = Outcome{Seq: i + 1, State: ItemSent}
+		}
+		if err := s.CompleteItems(context.Background(), j.ID, outs, StatusRedriven, ""); err != nil {
+			return nil, err
+		}
+		if err := s.SetJobState(context.Background(), j.ID, JobCompleted, "", true); err != nil {
+			return nil, err
+		}
+	}
 	fmt.Fprintf(os.Stderr, "dlqstore bench: built %d entries in %s\n", searchEntries, time.Since(start).Round(time.Second))
 	return finishSearchDB(s, dir, path, keep)
 })
@@ -241,7 +269,7 @@ func benchDBKey() string {
 		fmt.Fprintf(h, "%d\x00%s\x00%s\x00", m.Version, m.Name, m.SQL)
 	}
 	it := benchItem(0)
-	fmt.Fprintf(h, "%d\x00%q", searchEntries, textOf(1, &it, entryFilters{tenant: it.DL.Envelope.Metadata.TenantID, eventType: it.DL.Envelope.Type,
+	fmt.Fprintf(h, "jobs\x00%d\x00%q", searchEntries, textOf(1, &it, entryFilters{tenant: it.DL.Envelope.Metadata.TenantID, eventType: it.DL.Envelope.Type,
 		errorCode: it.DL.Error.Code, broker: delivery.BrokerKafka, cluster: "prod", destination: it.DL.DLQ.Topic}).args(1))
 	return fmt.Sprintf("%016x", h.Sum64())
 }

@@ -63,7 +63,9 @@ func (e Entry) Outcome(now time.Time, watch time.Duration) RedriveOutcome {
 	return OutcomeNotSeenAgain
 }
 
-const entryColumns = `e.id, e.status, e.broker, e.cluster, e.vhost, e.destination, e.kpartition, e.koffset,
+// entryColumns are an entry's columns on alias e, its status as shown
+// (shownStatus).
+var entryColumns = `e.id, ` + shownStatus("e") + `, e.broker, e.cluster, e.vhost, e.destination, e.kpartition, e.koffset,
 	e.message_id, e.death_count, e.tenant, e.event_type, e.error_code, e.fingerprint, e.group_id,
 	e.indexed_at, e.updated_at, e.flags, e.payload_size, e.payload_hash, e.truncated, e.resource,
 	e.redrive_count, e.redrive_job, e.status_reason, e.refailed_as, e.refailure_of`

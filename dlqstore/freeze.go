@@ -129,15 +129,25 @@ func (sel Selection) sql() (string, []any, error) {
 	return "entries e WHERE " + strings.Join(cs, " AND "), args, nil
 }
 
-func (sel Selection) eligible() (string, []any) {
+// eligible is the condition that a selected entry is one a new job may
+// take: held by no job, and in one of the Eligible statuses (its own, as
+// it is held by none). A job that will hold its entries (holds) takes none
+// that another job has pending either, so that what it holds is its own
+// until it lets go; a job that holds nothing may share entries with
+// another such job, as the status column decides between them.
+func (sel Selection) eligible(holds bool) (string, []any) {
+	free := heldStatus("e") + " IS NULL"
+	if holds {
+		free = notInAJob("e")
+	}
 	if len(sel.Eligible) == 0 {
-		return "1", nil
+		return free, nil
 	}
 	var args []any
 	for _, st := range sel.Eligible {
 		args = append(args, string(st))
 	}
-	return "e.status IN (" + placeholders(len(sel.Eligible)) + ")", args
+	return "e.status IN (" + placeholders(len(sel.Eligible)) + ") AND " + free, args
 }
 
 // SelectionPlan is what a selection holds right now.
@@ -162,13 +172,15 @@ func (sel Selection) hasText() bool {
 }
 
 // PlanSelection counts a selection as CreateJob would freeze it, per
-// target, with a sample of up to sample entries. Errors: EINVALID.
+// target, with a sample of up to sample entries — except that an entry
+// pending in another job that holds nothing (a discard under way) counts,
+// where a holding job's CreateJob leaves it out. Errors: EINVALID.
 func (s *Store) PlanSelection(ctx context.Context, sel Selection, sample int) (SelectionPlan, error) {
 	from, args, err := sel.sql()
 	if err != nil {
 		return SelectionPlan{}, err
 	}
-	elig, eargs := sel.eligible()
+	elig, eargs := sel.eligible(false)
 	p := SelectionPlan{Targets: map[string]int{}, ByStatus: map[Status]int{}}
 	if sel.hasText() {
 		if p.TextBehind, p.TextPending, err = s.textLag(ctx); err != nil {
@@ -237,9 +249,10 @@ func filterQ(sel Selection) string {
 
 // CreateJob stores j (ID, Total, Targets and times are set) and
 // freezes its selection: one pending ledger item per eligible selected
-// entry, in entry id order (the order the records reached their DLQ), and,
-// when hold is set, those entries move to hold (redriving) so that no other
-// job takes them. Entries that fail later do not join: the set is bounded
+// entry in no other job, in entry id order (the order the records reached
+// their DLQ); when hold is set, the job holds them (hold.go): they show and
+// count as hold (redriving) while pending, and nothing else takes them.
+// Entries that fail later do not join: the set is bounded
 // by the highest entry id when it starts. Up to Tuning.FreezeOneTx entries
 // this is one transaction; a bigger set is frozen Tuning.FreezeChunk at a time
 // while the job is JobFreezing, and gets j.State at the end. A selection of
@@ -253,7 +266,7 @@ func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold 
 	if err != nil {
 		return j, err
 	}
-	elig, eargs := sel.eligible()
+	elig, eargs := sel.eligible(hold != "")
 	var count int
 	var maxID int64
 	if err := s.db.QueryRowContext(ctx, "SELECT COALESCE(MAX(id), 0) FROM entries").Scan(&maxID); err != nil {
@@ -288,8 +301,8 @@ func (s *Store) CreateJob(ctx context.Context, j JobRecord, sel Selection, hold 
 				if chunked {
 					state = JobFreezing
 				}
-				res, err := tx.ExecContext(ctx, `INSERT INTO jobs (action, state, actor, reason, request, access, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-					j.Action, string(state), j.Actor, j.Reason, j.Request, string(j.Access), now, now)
+				res, err := tx.ExecContext(ctx, `INSERT INTO jobs (action, state, actor, reason, request, access, hold, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+					j.Action, string(state), j.Actor, j.Reason, j.Request, string(j.Access), string(hold), now, now)
 				if err != nil {
 					return err
 				}
@@ -522,9 +535,10 @@ func targetExpr(sel Selection) string {
 	return "e.resource"
 }
 
-// holdItems moves the pending entries of a job after seq from to status:
-// the chunk just frozen, in one statement (moveItemsTx).
-func holdItems(ctx context.Context, tx *sql.Tx, now, jobID int64, from int, status Status) error {
-	_, err := moveItemsTx(ctx, tx, now, jobID, from, math.MaxInt, status, "")
+// holdItems counts the pending entries of a job after seq from in its hold
+// status: the chunk just frozen, in one statement (moveItemsTx). The
+// entries themselves are not written: the ledger holds them (heldStatus).
+func holdItems(ctx context.Context, tx *sql.Tx, now, jobID int64, from int, hold Status) error {
+	_, err := moveItemsTx(ctx, tx, now, jobID, from, math.MaxInt, itemMove{To: hold})
 	return err
 }

@@ -55,6 +55,11 @@ func completeTx(ctx context.Context, tx *sql.Tx, now, jobID int64, outs []Outcom
 		}
 	}
 	var nDone, nFailed, nCancelled int
+	// A job that holds its entries has them counted in its hold status.
+	var hold Status
+	if err := tx.QueryRowContext(ctx, "SELECT hold FROM jobs WHERE id = ?", jobID).Scan(&hold); err != nil {
+		return fmt.Errorf("job %d: %w", jobID, err)
+	}
 	// Sent items by runs of consecutive seqs (a whole batch is one run
 	// when nothing in it failed): their entries' status and the ledger
 	// rows, each a statement per run over the rows still pending.
@@ -66,7 +71,7 @@ func completeTx(ctx context.Context, tx *sql.Tx, now, jobID int64, outs []Outcom
 		}
 		lo, hi := sent[i], sent[j-1]
 		i = j
-		if _, err := moveItemsTx(ctx, tx, now, jobID, lo-1, hi, done, reason); err != nil {
+		if _, err := moveItemsTx(ctx, tx, now, jobID, lo-1, hi, itemMove{From: hold, To: done, Reason: reason, Write: true}); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, "UPDATE job_items SET state = "+lit(ItemSent)+", done_at = ? WHERE job_id = ? AND state = "+lit(ItemPending)+
@@ -107,7 +112,7 @@ func completeTx(ctx context.Context, tx *sql.Tx, now, jobID int64, outs []Outcom
 			for len(ids) > 0 {
 				chunk := ids[:min(len(ids), 500)]
 				ids = ids[len(chunk):]
-				if _, err := setStatusTx(ctx, tx, now, chunk, st, ""); err != nil {
+				if _, err := setStatusTx(ctx, tx, now, chunk, st, "", hold); err != nil {
 					return err
 				}
 			}
@@ -118,18 +123,31 @@ func completeTx(ctx context.Context, tx *sql.Tx, now, jobID int64, outs []Outcom
 	return err
 }
 
+// itemMove is what moveItemsTx does to the entries of a range of a job's
+// pending items: move them in the counts from From ("" = each entry's own
+// status, and only entries not in To already) to To, and, when Write is
+// set, set their status to To (those not in it already), with Reason.
+type itemMove struct {
+	From, To Status
+	Reason   string
+	Write    bool
+}
+
 // moveItemsTx moves the entries of a job's pending items with seq in
-// (after, upTo] that are not in status already to it, with reason, and
-// updates group_stats, inside tx; it returns how many moved. It is
-// setStatusTx for a range of the ledger: the entries are found through the
-// ledger in SQL, the stats rows they leave and join are summed by SQL per
-// key (a batch of one group and tenant is one row), and the entries change
-// in one UPDATE, instead of a bound id each.
-func moveItemsTx(ctx context.Context, tx *sql.Tx, now, jobID int64, after, upTo int, status Status, reason string) (int, error) {
+// (after, upTo] as m says, inside tx, and returns how many moved in the
+// counts. It is setStatusTx for a range of the ledger: the entries are
+// found through the ledger in SQL, the stats rows they leave and join are
+// summed by SQL per key (a batch of one group and tenant is one row), and
+// the entries change in one UPDATE, instead of a bound id each.
+func moveItemsTx(ctx context.Context, tx *sql.Tx, now, jobID int64, after, upTo int, m itemMove) (int, error) {
 	ids := `SELECT entry_id FROM job_items WHERE job_id = ?2 AND state = ` + lit(ItemPending) + ` AND seq > ?3 AND seq <= ?4`
-	rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed_as != 0,
+	from, which, args := "?5", "1", []any{string(m.To), jobID, after, upTo, string(m.From)}
+	if m.From == "" {
+		from, which, args = "status", "status != ?1", args[:4]
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, `+from+`, refailed_as != 0,
 	count(*), min(last_failure_at), max(last_failure_at)
-FROM entries WHERE status != ?1 AND id IN (`+ids+`) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9`, string(status), jobID, after, upTo)
+FROM entries WHERE `+which+` AND id IN (`+ids+`) GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9`, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -152,8 +170,11 @@ FROM entries WHERE status != ?1 AND id IN (`+ids+`) GROUP BY 1, 2, 3, 4, 5, 6, 7
 			rows.Close()
 			return 0, err
 		}
+		if k.status == m.To {
+			continue // counted in To already
+		}
 		add(k, -n, first, last)
-		k.status = status
+		k.status = m.To
 		add(k, n, first, last)
 		moved += n
 	}
@@ -161,12 +182,11 @@ FROM entries WHERE status != ?1 AND id IN (`+ids+`) GROUP BY 1, 2, 3, 4, 5, 6, 7
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	if moved == 0 {
-		return 0, nil
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE entries SET status = ?1, status_reason = ?5, updated_at = ?6 WHERE status != ?1 AND id IN ("+ids+")",
-		string(status), jobID, after, upTo, reason, now); err != nil {
-		return 0, err
+	if m.Write {
+		if _, err := tx.ExecContext(ctx, "UPDATE entries SET status = ?1, status_reason = ?5, updated_at = ?6 WHERE status != ?1 AND id IN ("+ids+")",
+			string(m.To), jobID, after, upTo, m.Reason, now); err != nil {
+			return 0, err
+		}
 	}
 	return moved, applyStats(ctx, tx, stats)
 }

@@ -141,7 +141,7 @@ func (s *Store) SetStatus(ctx context.Context, ids []int64, status Status) (int,
 		chunk := ids[:min(len(ids), 500)]
 		ids = ids[len(chunk):]
 		err := s.write(ctx, func(tx *sql.Tx, now int64) error {
-			n, err := setStatusTx(ctx, tx, now, chunk, status, "")
+			n, err := setStatusTx(ctx, tx, now, chunk, status, "", "")
 			changed += n
 			return err
 		})
@@ -154,19 +154,29 @@ func (s *Store) SetStatus(ctx context.Context, ids []int64, status Status) (int,
 
 // setStatusTx moves the entries ids (at most 500) that are not already in
 // status to it, with reason as their status_reason, and updates
-// group_stats, inside tx.
-func setStatusTx(ctx context.Context, tx *sql.Tx, now int64, ids []int64, status Status, reason string) (int, error) {
+// group_stats, inside tx. from is the status the counts hold them in: a
+// job's hold for the entries it gives back (they move in the counts even
+// when their own status is status already), or "" for their own, and then
+// an entry a job holds is left alone (it is the job's to move).
+func setStatusTx(ctx context.Context, tx *sql.Tx, now int64, ids []int64, status Status, reason string, from Status) (int, error) {
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, string(status))
+	idArgs := make([]any, 0, len(ids))
 	for _, id := range ids {
-		args = append(args, id)
+		idArgs = append(idArgs, id)
 	}
 	in := placeholders(len(ids))
-	rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, status, refailed_as != 0, last_failure_at FROM entries
-WHERE status != ? AND id IN (`+in+`)`, args...)
+	// Which entries move: their own status decides (the held ones are
+	// left to their job), or the job's hold, for all of them.
+	free := " AND " + heldStatus("entries") + " IS NULL"
+	col, which, args := "status", "status != ?"+free, append([]any{string(status)}, idArgs...)
+	if from != "" {
+		free = ""
+		col, which, args = lit(from), "1", idArgs
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT group_id, tenant, broker, cluster, destination, resource, event_type, `+col+`, refailed_as != 0, last_failure_at FROM entries
+WHERE `+which+` AND id IN (`+in+`)`, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -179,6 +189,9 @@ WHERE status != ? AND id IN (`+in+`)`, args...)
 			rows.Close()
 			return 0, err
 		}
+		if k.status == status {
+			continue // given back to the status it kept
+		}
 		addStat(stats, k, -1, t)
 		k.status = status
 		addStat(stats, k, 1, t)
@@ -188,8 +201,8 @@ WHERE status != ? AND id IN (`+in+`)`, args...)
 	if err := rows.Err(); err != nil {
 		return 0, err
 	}
-	uargs := append([]any{string(status), reason, now}, args[1:]...)
-	if _, err := tx.ExecContext(ctx, "UPDATE entries SET status = ?1, status_reason = ?2, updated_at = ?3 WHERE status != ?1 AND id IN ("+in+")", uargs...); err != nil {
+	uargs := append([]any{string(status), reason, now}, idArgs...)
+	if _, err := tx.ExecContext(ctx, "UPDATE entries SET status = ?1, status_reason = ?2, updated_at = ?3 WHERE status != ?1"+free+" AND id IN ("+in+")", uargs...); err != nil {
 		return 0, err
 	}
 	return n, applyStats(ctx, tx, stats)

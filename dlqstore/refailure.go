@@ -50,7 +50,7 @@ func (l *refailureLinks) close() {
 	}
 }
 
-const originalColumns = `o.id, o.refailed_as, o.group_id, o.tenant, o.broker, o.cluster, o.destination, o.resource, o.event_type, o.status, o.last_failure_at`
+var originalColumns = `o.id, o.refailed_as, o.group_id, o.tenant, o.broker, o.cluster, o.destination, o.resource, o.event_type, ` + shownStatus("o") + `, o.last_failure_at`
 
 // find returns the entry of job's ledger that it was redriven from, or
 // ok=false when the item names none (no or an unreadable from header, an

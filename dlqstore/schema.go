@@ -156,6 +156,7 @@ CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 		{Version: 7, Name: "full-text index of codes, exception words, destinations, services, event types and keys", SQL: migrationSearchColumns},
 		{Version: 8, Name: "what became of a redrive: re-failures linked to the entries they were redriven from", SQL: migrationRefailures},
 		{Version: 9, Name: "capture first: filter tokens in the full-text index, compressed bodies", SQL: migrationCapture},
+		{Version: 10, Name: "a redrive holds its entries in its ledger, not in their status", SQL: migrationLedgerHolds},
 	}
 }
 
@@ -450,4 +451,24 @@ INSERT INTO group_stats_v2
 DROP TABLE group_stats;
 ALTER TABLE group_stats_v2 RENAME TO group_stats;
 CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
+`
+
+// migrationLedgerHolds: a job that sends its entries holds them in its
+// ledger (hold.go) instead of writing redriving into every entry, which
+// cost a rewrite of two status indexes per entry at the start of every
+// redrive. jobs.hold names the status its pending entries show. A job left
+// unfinished by an older version held its pending entries by their status:
+// it gets the hold, and those entries get back the status the ledger kept
+// (prev_status); the counts already count them as redriving.
+const migrationLedgerHolds = `
+ALTER TABLE jobs ADD COLUMN hold TEXT NOT NULL DEFAULT '';
+UPDATE jobs SET hold = 'redriving' WHERE finished_at = 0 AND EXISTS (
+	SELECT 1 FROM job_items i JOIN entries e ON e.id = i.entry_id
+	WHERE i.job_id = jobs.id AND i.state = 'pending' AND e.status = 'redriving');
+UPDATE entries SET status = (
+	SELECT i.prev_status FROM job_items i JOIN jobs j ON j.id = i.job_id
+	WHERE i.entry_id = entries.id AND i.state = 'pending' AND j.hold != '' LIMIT 1)
+WHERE status = 'redriving' AND EXISTS (
+	SELECT 1 FROM job_items i JOIN jobs j ON j.id = i.job_id
+	WHERE i.entry_id = entries.id AND i.state = 'pending' AND j.hold != '');
 `

@@ -27,12 +27,6 @@ func (w where) conds(split bool) ([]string, []any) {
 			args = append(args, v)
 		}
 	}
-	in := func(col string, vs []string) {
-		cs = append(cs, "e."+col+" IN ("+placeholders(len(vs))+")")
-		for _, v := range vs {
-			args = append(args, v)
-		}
-	}
 	f := w.f
 	eq("broker", f.Broker)
 	eq("cluster", f.Cluster)
@@ -44,7 +38,9 @@ func (w where) conds(split bool) ([]string, []any) {
 	if split {
 		tenants = nil // pinned per branch
 	} else if len(f.Status) > 0 {
-		in("status", statusStrings(f.Status))
+		c, a := statusCond("e", statusStrings(f.Status))
+		cs = append(cs, c)
+		args = append(args, a...)
 	}
 	if c, a := scopeCond(f.Tenants, tenants, "e.tenant", "e.resource"); c != "" {
 		cs = append(cs, c)
@@ -148,8 +144,9 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 			var extra []string
 			var extraArgs []any
 			if len(w.f.Status) > 0 {
-				extra = append(extra, "e.status = ?")
-				extraArgs = append(extraArgs, st)
+				c, a := statusCond("e", []string{st})
+				extra = append(extra, c)
+				extraArgs = append(extraArgs, a...)
 			}
 			if w.tenants != nil {
 				extra = append(extra, "e.tenant = ?")
@@ -161,7 +158,7 @@ func (w where) pageQuery(cur *cursor, n int) (string, []any) {
 		}
 	}
 	// The outer sort uses the last column (last_failure_at) and the first (id).
-	last := strconv.Itoa(strings.Count(entryColumns, ",") + 2)
+	last := strconv.Itoa(sqlColumns(entryColumns) + 1)
 	if w.narrow {
 		last = "2"
 	}
