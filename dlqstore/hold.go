@@ -30,9 +30,9 @@ func shownStatus(alias string) string {
 }
 
 // notInAJob is the SQL condition that no job has entry alias pending: what
-// a new job may take. Every job, a holding one or not, keeps the others
-// off its pending entries, so that each entry is in one job at a time and
-// its counts move once.
+// a job that will hold its entries may take (Selection.eligible), so that
+// an entry it holds is in no other job and its counts move once. A job
+// that holds nothing only keeps off held entries.
 func notInAJob(alias string) string {
 	return "NOT EXISTS (SELECT 1 FROM job_items pi WHERE pi.entry_id = " + alias + ".id AND pi.state = " + lit(ItemPending) + ")"
 }
