@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -459,71 +460,24 @@ func (s *Store) AbandonFreezing(ctx context.Context) ([]int64, error) {
 // IMMEDIATE), so no other job can be frozen between the check and the
 // commit, in this process or another.
 func checkNotBusy(ctx context.Context, tx *sql.Tx, jobID int64, from int) error {
-	trows, err := tx.QueryContext(ctx, "SELECT DISTINCT destination FROM job_items WHERE job_id = ? AND seq > ? ORDER BY 1", jobID, from)
+	var id int64
+	var target string
+	err := tx.QueryRowContext(ctx, `SELECT o.id, c.destination
+FROM (SELECT DISTINCT destination FROM job_items WHERE job_id = ?1 AND seq > ?2) c
+JOIN jobs o ON o.finished_at = 0 AND o.id != ?1
+WHERE CASE WHEN o.state = ?3
+	THEN EXISTS (SELECT 1 FROM job_items x WHERE x.job_id = o.id AND x.destination = c.destination)
+	ELSE EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(o.destinations) THEN o.destinations ELSE '[]' END) WHERE value = c.destination)
+END
+ORDER BY o.id, c.destination LIMIT 1`, jobID, from, string(JobFreezing)).Scan(&id, &target)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	var targets []string
-	for trows.Next() {
-		var t string
-		if err := trows.Scan(&t); err != nil {
-			trows.Close()
-			return err
-		}
-		targets = append(targets, t)
-	}
-	trows.Close()
-	if err := trows.Err(); err != nil {
-		return err
-	}
-	type other struct {
-		id           int64
-		state        JobState
-		destinations string
-	}
-	rows, err := tx.QueryContext(ctx, "SELECT id, state, destinations FROM jobs WHERE finished_at = 0 AND id != ? ORDER BY id", jobID)
-	if err != nil {
-		return err
-	}
-	var others []other
-	for rows.Next() {
-		var o other
-		if err := rows.Scan(&o.id, &o.state, &o.destinations); err != nil {
-			rows.Close()
-			return err
-		}
-		others = append(others, o)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	busy := func(id int64, t string) error {
-		return &delivery.Error{Code: delivery.ECONFLICT, Message: "another job is still running on " + t + ": wait for it, or start anyway with force",
-			Cause: &BusyError{Job: id, Target: t}}
-	}
-	for _, o := range others {
-		if o.state == JobFreezing {
-			for _, t := range targets {
-				var held bool
-				if err := tx.QueryRowContext(ctx, "SELECT EXISTS (SELECT 1 FROM job_items WHERE job_id = ? AND destination = ?)", o.id, t).Scan(&held); err != nil {
-					return err
-				}
-				if held {
-					return busy(o.id, t)
-				}
-			}
-			continue
-		}
-		var ds []string
-		_ = json.Unmarshal([]byte(o.destinations), &ds)
-		for _, t := range targets {
-			if slices.Contains(ds, t) {
-				return busy(o.id, t)
-			}
-		}
-	}
-	return nil
+	return &delivery.Error{Code: delivery.ECONFLICT, Message: "another job is still running on " + target + ": wait for it, or start anyway with force",
+		Cause: &BusyError{Job: id, Target: target}}
 }
 
 // targetExpr is the SQL of an item's target: the selection's one target,
