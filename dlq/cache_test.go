@@ -390,7 +390,11 @@ func TestCacheRefreshesAhead(t *testing.T) {
 		t.Errorf("in the second half of the TTL the read got %d, want the kept 13 without waiting", n)
 	}
 	testenv.WaitWithin(t, 10*time.Second, "the refreshed count", func() bool { return open() == 14 })
-	clk.advance(30 * time.Second) // past the first result's TTL, within the refreshed one's
+	// Past the first result's TTL (it started at 0 and is kept for a
+	// minute), before the refreshed one's (started at 40 s) second half,
+	// where reading would start another refresh: at 70 s the check below
+	// raced it.
+	clk.advance(25 * time.Second)
 	if n, q := open(), cs.counts.Load(); n != 14 || q != 2 {
 		t.Errorf("after the first result's TTL: %d (%d queries), want the refreshed 14 (2 queries)", n, q)
 	}
