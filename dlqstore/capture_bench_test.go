@@ -94,6 +94,16 @@ func BenchmarkCapture(b *testing.B) {
 				payload: nonNil(it.DL.Payload), headers: r.headers, record: r.record,
 			}
 		}
+		// The same rows: packed with a dictionary set trained on the
+		// first of them, as ours are from its second batch on.
+		var samples [3][][]byte
+		for _, r := range rows[:dictSamples] {
+			samples[0] = append(samples[0], r.payload)
+			samples[1] = append(samples[1], r.headers)
+			samples[2] = append(samples[2], r.record)
+		}
+		raw, _ := buildDicts(samples)
+		dicts := newDictSet(1, raw)
 		var elapsed time.Duration
 		var disk float64
 		for b.Loop() {
@@ -107,7 +117,7 @@ func BenchmarkCapture(b *testing.B) {
 			start := time.Now()
 			for off := 0; off < len(rows); off += captureBatch {
 				end := min(off+captureBatch, len(rows))
-				if err := bareCapture(s.db, rows[off:end], int64(end), func(r bareRow) ([]any, []byte, []byte, []byte) {
+				if err := bareCapture(s.db, rows[off:end], int64(end), dicts, func(r bareRow) ([]any, []byte, []byte, []byte) {
 					return r.args, r.payload, r.headers, r.record
 				}); err != nil {
 					b.Fatal(err)
@@ -127,7 +137,7 @@ func BenchmarkCapture(b *testing.B) {
 
 // bareCapture inserts one batch of entries and bodies and the partition's
 // offset in one transaction with prepared statements.
-func bareCapture[R any](db *sql.DB, rows []R, next int64, get func(R) ([]any, []byte, []byte, []byte)) error {
+func bareCapture[R any](db *sql.DB, rows []R, next int64, d *dictSet, get func(R) ([]any, []byte, []byte, []byte)) error {
 	// The bodies are packed on every core before the transaction, as
 	// the product does (prepareRows).
 	type packed struct {
@@ -141,7 +151,7 @@ func bareCapture[R any](db *sql.DB, rows []R, next int64, get func(R) ([]any, []
 		wg.Go(func() {
 			for i := from; i < min(from+per, len(rows)); i++ {
 				_, p, h, r := get(rows[i])
-				c, p, h, r := packBody(p, h, r)
+				c, p, h, r := packBody(d, p, h, r)
 				bodies[i] = packed{c, p, h, r}
 			}
 		})

@@ -82,7 +82,7 @@ func (s *Store) Entry(ctx context.Context, id int64) (Entry, error) {
 	}
 	es := []Entry{e}
 	if err := s.fillBodies(ctx, es); err != nil {
-		return Entry{}, fmt.Errorf("entry %d: %w", id, err)
+		return Entry{}, err // names the entry
 	}
 	return es[0], nil
 }
@@ -141,7 +141,11 @@ func (s *Store) fillBodiesWith(ctx context.Context, es []Entry, inner bool) erro
 			return err
 		}
 		e := byID[id]
-		dl, err := decodeBody(codec, record, payload, headers, e.Truncated || !inner)
+		d, err := s.dictOf(ctx, codec)
+		if err != nil {
+			return fmt.Errorf("entry %d: %w", id, err)
+		}
+		dl, err := decodeBody(d, codec, record, payload, headers, e.Truncated || !inner)
 		if err != nil {
 			return fmt.Errorf("entry %d: %w", id, err)
 		}

@@ -59,7 +59,7 @@ func (s *Store) IndexKafka(ctx context.Context, cluster, topic string, partition
 	loc := func(it *IndexItem) key {
 		return key{broker: delivery.BrokerKafka, cluster: cluster, destination: topic, partition: partition, offset: it.DL.DLQ.Offset}
 	}
-	rows := prepareRows(items, loc)
+	rows := prepareRows(items, loc, s.dictFor(ctx, items))
 	var res IndexResult
 	var fresh []queuedText
 	err := s.writeThen(ctx, func(tx *sql.Tx, now int64) error {
@@ -125,7 +125,7 @@ func (s *Store) IndexRabbit(ctx context.Context, items []IndexItem) (IndexResult
 		return key{broker: delivery.BrokerRabbitMQ, cluster: d.Cluster, vhost: d.VHost, destination: d.Queue,
 			messageID: it.MessageID, deathCount: it.DeathCount}
 	}
-	rows := prepareRows(items, loc)
+	rows := prepareRows(items, loc, s.dictFor(ctx, items))
 	var res IndexResult
 	var fresh []queuedText
 	err := s.writeThen(ctx, func(tx *sql.Tx, now int64) error {
@@ -443,8 +443,9 @@ const prepareRowsMin = 256
 // derived columns, encoded and packed bodies — before the write
 // transaction and on every core: under a flood the write lock, held by one
 // core at a time, is the bottleneck, and encoding and compressing took
-// half of what capture did inside it.
-func prepareRows(items []IndexItem, loc func(*IndexItem) key) []row {
+// half of what capture did inside it. d is the dictionary set to pack
+// the bodies with (nil: none yet).
+func prepareRows(items []IndexItem, loc func(*IndexItem) key, d *dictSet) []row {
 	rows := make([]row, len(items))
 	prep := func(from, to int) {
 		var enc encoder
@@ -458,7 +459,7 @@ func prepareRows(items []IndexItem, loc func(*IndexItem) key) []row {
 			r.resource = resourceOf(&it.DL, k)
 			r.text = textFor(it, entryFilters{tenant: r.tenant, eventType: r.eventType, errorCode: it.DL.Error.Code,
 				broker: k.broker, cluster: k.cluster, destination: k.destination, resource: r.resource})
-			r.codec, r.payload, r.headers, r.record = packBody(nonNil(it.DL.Payload), r.headers, r.record)
+			r.codec, r.payload, r.headers, r.record = packBody(d, nonNil(it.DL.Payload), r.headers, r.record)
 			rows[i] = r
 		}
 	}

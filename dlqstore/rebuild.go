@@ -374,7 +374,11 @@ WHERE `+cond+` LIMIT ?`, arg, limit)
 		it := IndexItem{MessageID: mid}
 		// The envelope's inner payload is not searched (the payload is):
 		// no need to parse it again.
-		if dl, err := decodeBody(codec, record, payload, headers, true); err == nil {
+		d, err := s.dictOf(ctx, codec)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d: %w", id, err)
+		}
+		if dl, err := decodeBody(d, codec, record, payload, headers, true); err == nil {
 			it.DL = dl
 		}
 		out = append(out, storedText{id, textOf(id, &it, f)})

@@ -157,6 +157,7 @@ CREATE INDEX group_stats_tenant ON group_stats(tenant, group_id);
 		{Version: 8, Name: "what became of a redrive: re-failures linked to the entries they were redriven from", SQL: migrationRefailures},
 		{Version: 9, Name: "capture first: filter tokens in the full-text index, compressed bodies", SQL: migrationCapture},
 		{Version: 10, Name: "a redrive holds its entries in its ledger, not in their status", SQL: migrationLedgerHolds},
+		{Version: 11, Name: "compression dictionaries of bodies, trained on the store's own dead letters", SQL: migrationBodyDicts},
 	}
 }
 
@@ -471,4 +472,19 @@ UPDATE entries SET status = (
 WHERE status = 'redriving' AND EXISTS (
 	SELECT 1 FROM job_items i JOIN jobs j ON j.id = i.job_id
 	WHERE i.entry_id = entries.id AND i.state = 'pending' AND j.hold != '');
+`
+
+// migrationBodyDicts: sets of S2 dictionaries (one per body column, NULL
+// where none was built) trained on the store's recent bodies (dict.go); a
+// body packed with one names it in its codec. Existing bodies stay as
+// they are.
+const migrationBodyDicts = `
+CREATE TABLE body_dicts (
+	id         INTEGER PRIMARY KEY,
+	payload    BLOB,
+	headers    BLOB,
+	record     BLOB,
+	samples    INTEGER NOT NULL,
+	trained_at INTEGER NOT NULL
+);
 `

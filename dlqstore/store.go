@@ -163,6 +163,9 @@ type Store struct {
 	// textQueue holds what capture committed, for the text indexer to
 	// index without reading and decoding it again (queueText).
 	textQueue textQueue
+
+	// dicts are the bodies' compression dictionaries (dict.go).
+	dicts bodyDicts
 }
 
 // Open opens (creating and migrating) the dead-letter database at path.
@@ -198,6 +201,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
 	}
 	if err := s.checkText(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
+	}
+	if err := s.loadDicts(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("dlqstore: open %s: %w", path, err)
 	}
@@ -288,9 +295,11 @@ func (s *Store) analyze(ctx context.Context) error {
 	return nil
 }
 
-// inserted notes n new entries and re-analyzes when the table has grown
-// by half (and at least 10,000 entries) since the last time.
+// inserted notes n new entries, re-analyzes when the table has grown by
+// half (and at least 10,000 entries) since the last time, and trains body
+// dictionaries when due (captured).
 func (s *Store) inserted(ctx context.Context, n int) {
+	s.captured(n)
 	s.mu.Lock()
 	s.sinceAnalyze += n
 	due := s.sinceAnalyze >= max(10000, s.analyzedAt/2)
@@ -303,8 +312,10 @@ func (s *Store) inserted(ctx context.Context, n int) {
 }
 
 // Close stops the text indexer (what it has not indexed yet, it indexes
-// after the next Open) and closes the database.
+// after the next Open) and a dictionary training under way, and closes the
+// database.
 func (s *Store) Close() error {
+	s.stopDicts()
 	if s.textStop != nil {
 		s.textStop()
 		s.textWG.Wait()

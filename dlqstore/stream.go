@@ -61,7 +61,11 @@ func (s *Store) pendingSends(ctx context.Context, jobID int64, afterSeq, limit i
 		}
 		e.Partition, e.Truncated = int32(part), truncated != 0
 		if e.ID != 0 {
-			if e.DL, err = sendBody(codec, payload, headers, record); err != nil {
+			d, err := s.dictOf(ctx, codec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("pending items of job %d: entry %d: %w", jobID, e.ID, err)
+			}
+			if e.DL, err = sendBody(d, codec, payload, headers, record); err != nil {
 				return nil, nil, fmt.Errorf("pending items of job %d: entry %d: %w", jobID, e.ID, err)
 			}
 		}
@@ -92,26 +96,26 @@ type sendRecord struct {
 }
 
 // sendBody is the dead letter of one body row as far as a send reads it
-// (see sendRecord), each blob unpacked by the row's codec. The raw bytes
-// are the driver's: everything kept is copied.
-func sendBody(codec int, payload, headers, record []byte) (delivery.DeadLetter, error) {
+// (see sendRecord), each blob unpacked by the row's codec and the set it
+// names (d). The raw bytes are the driver's: everything kept is copied.
+func sendBody(d *dictSet, codec int, payload, headers, record []byte) (delivery.DeadLetter, error) {
 	var dl delivery.DeadLetter
-	p, err := unpackBlob(codec, codecPayload, payload)
+	p, err := unpackBlob(d, codec, codecPayload, payload)
 	if err != nil {
 		return dl, fmt.Errorf("payload: %w", err)
 	}
-	if codec&codecPayload == 0 && p != nil {
+	if !packed(codec, codecPayload) && p != nil {
 		p = append(make([]byte, 0, len(p)), p...)
 	}
 	dl.Payload = p
-	h, err := unpackBlob(codec, codecHeaders, headers)
+	h, err := unpackBlob(d, codec, codecHeaders, headers)
 	if err != nil {
 		return dl, fmt.Errorf("headers: %w", err)
 	}
 	if dl.Headers, err = decodeHeaders(h); err != nil {
 		return dl, fmt.Errorf("decode headers: %w", err)
 	}
-	r, err := unpackBlob(codec, codecRecord, record)
+	r, err := unpackBlob(d, codec, codecRecord, record)
 	if err != nil {
 		return dl, fmt.Errorf("record: %w", err)
 	}
