@@ -33,7 +33,7 @@ import (
 // committed to body_dicts before any body is packed with it, and a body
 // names its set in its codec (codecDictIDShift), so every body can be read
 // for as long as it is kept, by this process or any other that opens the
-// file. Sets are never deleted: one is about 30 KB.
+// file. Sets are never deleted: one is about 20 KB.
 const (
 	dictTrainAfter   = 1000
 	dictRetrainAfter = 250_000
