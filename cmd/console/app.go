@@ -715,9 +715,15 @@ func (m *Main) Close() error {
 		}
 		cancel()
 	}
-	// 3. Close clients, the embedded Kafka, exporters and stores.
+	// 3. Close clients, the embedded Kafka, exporters and stores. The
+	//    redrive publishers go before the embedded Kafka they may be
+	//    connected to (after it, their client dialled the closed broker
+	//    and could log a warning on a stop that followed a redrive).
 	for _, cl := range m.clients {
 		cl.Close()
+	}
+	if m.senders != nil {
+		m.senders.close()
 	}
 	if m.platform != nil {
 		m.platform.Close()
@@ -738,9 +744,6 @@ func (m *Main) Close() error {
 	}
 	if m.tsdb != nil {
 		errs = append(errs, m.tsdb.Close())
-	}
-	if m.senders != nil {
-		m.senders.close()
 	}
 	if m.dlq != nil {
 		errs = append(errs, m.dlq.Close())

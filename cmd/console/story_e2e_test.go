@@ -297,7 +297,8 @@ func TestDemoDeclinedPaymentStory(t *testing.T) {
 	mgmt := testenv.RabbitManagementURL(t)
 	_, amqpURL := testenv.RabbitVHost(t) // the demo's queues of its own
 	dir := t.TempDir()
-	m := NewMain(io.Discard, io.Discard, envMap(
+	var logs testenv.SyncBuffer
+	m := NewMain(io.Discard, &logs, envMap(
 		"CONSOLE_ADDR", "127.0.0.1:0", "DEMO_KAFKA_ADDR", "127.0.0.1:0", "CONSOLE_DATA_DIR", dir,
 		"CONSOLE_ADMIN_PASSWORD", "correct-horse-battery", "CONSOLE_POLL_INTERVAL", "1s",
 		"RABBITMQ_URL", amqpURL, "RABBITMQ_MANAGEMENT_URL", mgmt,
@@ -404,6 +405,19 @@ func TestDemoDeclinedPaymentStory(t *testing.T) {
 		}
 		return redriveTold(tv, entry, job.ID, failing)
 	})
+
+	// A stop after a redrive warns about nothing: the redrive's Kafka
+	// client used to outlive the embedded Kafka and warn that it could
+	// not reach it.
+	before := len(logs.String())
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(logs.String()[before:]) {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) {
+			t.Errorf("the stop logged: %s", line)
+		}
+	}
 }
 
 // traceLinkOf is the entry page's trace link element, for a failure
