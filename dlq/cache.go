@@ -377,7 +377,7 @@ func (w watchedJobs) SetJobState(ctx context.Context, id int64, state dlqstore.J
 	return w.JobStore.SetJobState(ctx, id, state, errText, finished)
 }
 
-func (w watchedJobs) CancelJob(ctx context.Context, id int64, by, errText string) error {
+func (w watchedJobs) CancelJob(ctx context.Context, id int64, by, errText string) (bool, error) {
 	defer w.c.Invalidate()
 	return w.JobStore.CancelJob(ctx, id, by, errText)
 }

@@ -97,9 +97,9 @@ type JobStore interface {
 	CancelPending(ctx context.Context, jobID int64, why string) error
 	// SetJobState sets a job's state and error; finished ends it.
 	SetJobState(ctx context.Context, id int64, state JobState, errText string, finished bool) error
-	// CancelJob marks an unfinished job cancelling, by whom and why; an
-	// ended job is left as it is.
-	CancelJob(ctx context.Context, id int64, by, errText string) error
+	// CancelJob marks an unfinished job cancelling, by whom and why, and
+	// reports whether it did; an ended job is left as it is (false).
+	CancelJob(ctx context.Context, id int64, by, errText string) (bool, error)
 	// SetCanaryUntil records when a job's canary window ends.
 	SetCanaryUntil(ctx context.Context, id int64, until time.Time) error
 	// Refailed counts the entries that failed again after a job's redrive.

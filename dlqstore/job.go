@@ -74,16 +74,20 @@ func (s *Store) SetJobState(ctx context.Context, id int64, state JobState, errTe
 }
 
 // CancelJob marks a job that has not ended JobCancelling, recording who
-// asked (JobRecord.CancelledBy) and errText as its error; its runner ends
-// it. A job that has ended is left as it is: the caller reads it again to
-// tell.
-func (s *Store) CancelJob(ctx context.Context, id int64, by, errText string) error {
-	_, err := s.db.ExecContext(ctx, "UPDATE jobs SET state = ?, error = ?, cancelled_by = ?, updated_at = ? WHERE id = ? AND finished_at = 0",
+// asked (JobRecord.CancelledBy) and errText as its error, and reports
+// whether it did; its runner ends it. A job that has ended is left as it
+// is (false).
+func (s *Store) CancelJob(ctx context.Context, id int64, by, errText string) (bool, error) {
+	res, err := s.db.ExecContext(ctx, "UPDATE jobs SET state = ?, error = ?, cancelled_by = ?, updated_at = ? WHERE id = ? AND finished_at = 0",
 		string(JobCancelling), errText, by, unixNano(s.now()), id)
 	if err != nil {
-		return fmt.Errorf("job %d: cancel: %w", id, err)
+		return false, fmt.Errorf("job %d: cancel: %w", id, err)
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("job %d: cancel: %w", id, err)
+	}
+	return n == 1, nil
 }
 
 // SetCanaryUntil records when a job's canary window ends.

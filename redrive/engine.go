@@ -670,12 +670,20 @@ func (e *Engine) Cancel(ctx context.Context, a Actor, id int64) (Job, error) {
 	if !rec.FinishedAt.IsZero() {
 		return Job{}, delivery.Errorf(delivery.EINVALID, "job %d has already ended (%s)", id, rec.State)
 	}
-	// Who asked is a field of the job; the error says it in words.
-	if err := e.store.CancelJob(ctx, id, actorName(a), "cancelled by "+actorName(a)); err != nil {
+	// Who asked is a field of the job; the error says it in words. Only
+	// the store can tell whether the job ended before the cancel took: a
+	// read after it could find the job ended by this very cancel (its
+	// runner is quick to end a cancelled job), and called that a refusal.
+	marked, err := e.store.CancelJob(ctx, id, actorName(a), "cancelled by "+actorName(a))
+	if err != nil {
 		return Job{}, err
 	}
-	if now, err := e.store.Job(ctx, id); err == nil && !now.FinishedAt.IsZero() {
-		return Job{}, delivery.Errorf(delivery.EINVALID, "job %d has already ended (%s)", id, now.State)
+	if !marked {
+		state := "ended"
+		if now, err := e.store.Job(ctx, id); err == nil {
+			state = string(now.State)
+		}
+		return Job{}, delivery.Errorf(delivery.EINVALID, "job %d has already ended (%s)", id, state)
 	}
 	e.mu.Lock()
 	if rs := e.running[id]; rs != nil {

@@ -170,9 +170,9 @@ func testCancelJobRecordsWho(t *testing.T, open Opener) {
 	if err := s.SetJobState(ctx, ended, dlqstore.JobCompleted, "", true); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []int64{running, ended} {
-		if err := s.CancelJob(ctx, id, "tina", "cancelled by tina"); err != nil {
-			t.Fatal(err)
+	for id, want := range map[int64]bool{running: true, ended: false} {
+		if marked, err := s.CancelJob(ctx, id, "tina", "cancelled by tina"); err != nil || marked != want {
+			t.Fatalf("cancel job %d = %v, %v; want %v (the job had ended: %v)", id, marked, err, want, id == ended)
 		}
 	}
 	j, err := s.Job(ctx, running)
