@@ -206,36 +206,41 @@ func (s *Store) dictFor(ctx context.Context, items []IndexItem) *dictSet {
 // trainDicts trains a set from the newest dictSamples bodies, stores it
 // and makes it current.
 func (s *Store) trainDicts(ctx context.Context) error {
-	rows, err := s.db.QueryContext(ctx, "SELECT codec, payload, headers, record FROM entry_bodies ORDER BY id DESC LIMIT ?", dictSamples)
+	samples, err := s.newestBodies(ctx, dictSamples)
 	if err != nil {
-		return err
-	}
-	var samples [3][][]byte
-	for rows.Next() {
-		var codec int
-		var blobs [3][]byte
-		if err := rows.Scan(&codec, &blobs[0], &blobs[1], &blobs[2]); err != nil {
-			rows.Close()
-			return err
-		}
-		d, err := s.dictOf(ctx, codec)
-		if err != nil {
-			rows.Close()
-			return err
-		}
-		for i, bit := range [3]int{codecPayload, codecHeaders, codecRecord} {
-			b, err := unpackBlob(d, codec, bit, blobs[i])
-			if err == nil {
-				samples[i] = append(samples[i], b)
-			}
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	_, err = s.storeDicts(ctx, samples)
 	return err
+}
+
+// newestBodies returns the blobs of the newest n bodies as they are, by
+// column (payload, headers, record); a blob that cannot be unpacked is
+// left out.
+func (s *Store) newestBodies(ctx context.Context, n int) ([3][][]byte, error) {
+	var samples [3][][]byte
+	rows, err := s.db.QueryContext(ctx, "SELECT codec, payload, headers, record FROM entry_bodies ORDER BY id DESC LIMIT ?", n)
+	if err != nil {
+		return samples, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var codec int
+		var blobs [3][]byte
+		if err := rows.Scan(&codec, &blobs[0], &blobs[1], &blobs[2]); err != nil {
+			return samples, err
+		}
+		d, err := s.dictOf(ctx, codec)
+		if err != nil {
+			return samples, err
+		}
+		for i, bit := range [3]int{codecPayload, codecHeaders, codecRecord} {
+			if b, err := unpackBlob(d, codec, bit, blobs[i]); err == nil {
+				samples[i] = append(samples[i], b)
+			}
+		}
+	}
+	return samples, rows.Err()
 }
 
 // storeDicts builds a set from samples (each column's blobs as they are)
