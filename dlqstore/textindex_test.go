@@ -3,6 +3,7 @@ package dlqstore
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"switchyard/access"
 	"switchyard/delivery"
+	"switchyard/sqldb"
 )
 
 // openText opens the store at path with the text indexer off (the test
@@ -531,5 +533,55 @@ func TestJobByTextWaitsForTheTextIndex(t *testing.T) {
 	}
 	if page.Total == 0 || j.Total != page.Total {
 		t.Errorf("the job froze %d entries; %d match the text", j.Total, page.Total)
+	}
+}
+
+// The full-text index merges its segments sixteen at a time (migration
+// 12), on a new file and on one upgraded from the release before, and a
+// search finds every entry among the segments this leaves unmerged: each
+// text batch below writes one.
+func TestTextIndexMergesSixteenAtATime(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	upgraded := filepath.Join(dir, "upgraded.db")
+	old, err := sqldb.Open(ctx, upgraded, Schema().UpTo(11))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	for _, path := range []string{filepath.Join(dir, "new.db"), upgraded} {
+		s := openText(t, path, nil)
+		got := map[string]int{}
+		rows, err := s.db.Query("SELECT k, v FROM entries_fts_config WHERE k IN ('automerge', 'crisismerge')")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var k string
+			var v int
+			if err := rows.Scan(&k, &v); err != nil {
+				t.Fatal(err)
+			}
+			got[k] = v
+		}
+		rows.Close()
+		if want := map[string]int{"automerge": 16, "crisismerge": 64}; !maps.Equal(got, want) {
+			t.Errorf("%s: full-text merge settings %v, want %v", filepath.Base(path), got, want)
+		}
+	}
+
+	s := openText(t, filepath.Join(dir, "segments.db"), nil)
+	for b := range 40 {
+		capture(t, s, b*10, b*10+10)
+		stepText(t, s, 100)
+	}
+	if got := textIDs(t, s); len(got) != 400 {
+		t.Errorf("the index holds %d entries, want 400", len(got))
+	}
+	for b := range 40 {
+		id := int64(b*10 + 1 + b%10)
+		if got := searchIDs(t, s, id); !slices.Equal(got, []int64{id}) {
+			t.Errorf("ids:%d finds %v", id, got)
+		}
 	}
 }
