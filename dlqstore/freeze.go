@@ -419,7 +419,7 @@ func (s *Store) abandonJob(ctx context.Context, id int64, why string) {
 	// chunk), so it is judged like any job from now on; one left freezing
 	// by a version before migration 5 only if every entry is still there to
 	// say its tenant (as the migration decides).
-	if _, err := s.db.ExecContext(ctx, `UPDATE jobs SET total = (SELECT count(*) FROM job_items WHERE job_id = ?1), state = ?4, error = ?2, updated_at = ?3, finished_at = ?3,
+	if _, err := s.exec(ctx, `UPDATE jobs SET total = (SELECT count(*) FROM job_items WHERE job_id = ?1), state = ?4, error = ?2, updated_at = ?3, finished_at = ?3,
 	scoped = NOT EXISTS (SELECT 1 FROM job_items i WHERE i.job_id = ?1 AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = i.entry_id))
 WHERE id = ?1`,
 		id, why, unixNano(s.now()), string(JobFailed)); err != nil {

@@ -311,7 +311,7 @@ func (s *Store) SetTriage(ctx context.Context, id int64, t Triage) (Group, error
 	if len(t.Note) > maxNote || len(t.Owner) > 200 {
 		return Group{}, delivery.Errorf(delivery.EINVALID, "triage owner or note too long (at most 200 and %d characters)", maxNote)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE groups SET state = ?, owner = ?, note = ?, snoozed_until = ?, updated_by = ?, updated_at = ? WHERE id = ?`,
+	res, err := s.exec(ctx, `UPDATE groups SET state = ?, owner = ?, note = ?, snoozed_until = ?, updated_by = ?, updated_at = ? WHERE id = ?`,
 		t.State, t.Owner, t.Note, unixNano(t.SnoozedUntil), t.UpdatedBy, unixNano(now), id)
 	if err != nil {
 		return Group{}, fmt.Errorf("triage group %d: %w", id, err)

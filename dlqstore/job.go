@@ -67,7 +67,7 @@ func (s *Store) SetJobState(ctx context.Context, id int64, state JobState, errTe
 			args = append(args, string(JobCancelling))
 		}
 	}
-	if _, err := s.db.ExecContext(ctx, q, args...); err != nil {
+	if _, err := s.exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("job %d: set state: %w", id, err)
 	}
 	return nil
@@ -78,7 +78,7 @@ func (s *Store) SetJobState(ctx context.Context, id int64, state JobState, errTe
 // whether it did; its runner ends it. A job that has ended is left as it
 // is (false).
 func (s *Store) CancelJob(ctx context.Context, id int64, by, errText string) (bool, error) {
-	res, err := s.db.ExecContext(ctx, "UPDATE jobs SET state = ?, error = ?, cancelled_by = ?, updated_at = ? WHERE id = ? AND finished_at = 0",
+	res, err := s.exec(ctx, "UPDATE jobs SET state = ?, error = ?, cancelled_by = ?, updated_at = ? WHERE id = ? AND finished_at = 0",
 		string(JobCancelling), errText, by, unixNano(s.now()), id)
 	if err != nil {
 		return false, fmt.Errorf("job %d: cancel: %w", id, err)
@@ -92,7 +92,7 @@ func (s *Store) CancelJob(ctx context.Context, id int64, by, errText string) (bo
 
 // SetCanaryUntil records when a job's canary window ends.
 func (s *Store) SetCanaryUntil(ctx context.Context, id int64, until time.Time) error {
-	_, err := s.db.ExecContext(ctx, "UPDATE jobs SET canary_until = ?, updated_at = ? WHERE id = ?", unixNano(until), unixNano(s.now()), id)
+	_, err := s.exec(ctx, "UPDATE jobs SET canary_until = ?, updated_at = ? WHERE id = ?", unixNano(until), unixNano(s.now()), id)
 	return err
 }
 

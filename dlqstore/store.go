@@ -269,6 +269,7 @@ func (s *Store) analyze(ctx context.Context) error {
 	// holding the write lock past busy_timeout made the DELETE fail), the
 	// full-text statistics would stay until the next refresh, and with
 	// them the full scans the next comment describes.
+	defer s.lockWrites()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("analyze: %w", err)
@@ -335,10 +336,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, now int64) error)
 // has committed, before the next write of this process can start: what
 // then does follows the order of the commits.
 func (s *Store) writeThen(ctx context.Context, fn func(tx *sql.Tx, now int64) error, then func()) error {
-	s.writersWaiting.Add(1)
-	s.wmu.Lock()
-	s.writersWaiting.Add(-1)
-	defer s.wmu.Unlock()
+	defer s.lockWrites()()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -354,6 +352,28 @@ func (s *Store) writeThen(ctx context.Context, fn func(tx *sql.Tx, now int64) er
 		then()
 	}
 	return nil
+}
+
+// exec runs one write statement, queued like every write of this process
+// (lockWrites).
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	defer s.lockWrites()()
+	return s.db.ExecContext(ctx, q, args...)
+}
+
+// lockWrites queues for this process's turn to write (wmu) and returns
+// the function that ends it. Every write of the store takes it: a write
+// left to SQLite's busy handler alone, which retries only every few (up to
+// 100) milliseconds, could wait out busy_timeout behind a flood's
+// back-to-back captures and fail with "database is locked" — an
+// operator's triage or cancel failing just when dead letters pour in, and
+// the planner's statistics not refreshed after a capture had waited 5 s
+// for them.
+func (s *Store) lockWrites() (unlock func()) {
+	s.writersWaiting.Add(1)
+	s.wmu.Lock()
+	s.writersWaiting.Add(-1)
+	return s.wmu.Unlock
 }
 
 func unixNano(t time.Time) int64 {
