@@ -92,6 +92,15 @@ const maxExpand = 32
 // full-text query (the message says what is wrong with the query).
 func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	page, err := s.findEntries(ctx, f)
+	if err == nil {
+		// After findEntries, which may have held a connection for its
+		// matches: a search never waits for a connection while it holds
+		// one, or as many searches as the pool has connections would
+		// each wait for another for good.
+		if err := s.fillBodies(ctx, page.Entries); err != nil {
+			return Page{}, fmt.Errorf("find entries: %w", err)
+		}
+	}
 	if err == nil && strings.TrimSpace(f.Q) != "" {
 		page.Searched = SearchColumns(f.NoPayloadText)
 		behind, older, err := s.textLag(ctx)
@@ -103,6 +112,7 @@ func (s *Store) FindEntries(ctx context.Context, f Filter) (Page, error) {
 	return page, err
 }
 
+// findEntries is FindEntries without the entries' bodies (fillBodies).
 func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 	if err := f.Validate(); err != nil {
 		return Page{}, err
@@ -241,18 +251,16 @@ func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 		page.Entries = page.Entries[:limit]
 		page.Next = cursor{t: lasts[limit-1], id: page.Entries[limit-1].ID}.String()
 	}
-	if err := s.fillBodies(ctx, page.Entries); err != nil {
-		return Page{}, fmt.Errorf("find entries: %w", err)
-	}
 
-	// The total, bounded.
+	// The total, bounded; on db, which holds the matches when the page
+	// took them into a temporary table.
 	if cur == nil && page.Next == "" {
 		page.Total = len(page.Entries) // the whole result is on this page
 		return page, nil
 	}
 	if query, args, ok := w.statsCountQuery(); ok {
 		// Exact and cheap: no cap.
-		if err := s.db.QueryRowContext(ctx, query, args...).Scan(&page.Total); err != nil {
+		if err := db.QueryRowContext(ctx, query, args...).Scan(&page.Total); err != nil {
 			return Page{}, fmt.Errorf("count entries: %w", err)
 		}
 		return page, nil
@@ -421,7 +429,8 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 // one too): one pass over the full-text matches reads the id and last
 // failure time of each that the filter's SQL keeps, which is both the
 // total and, sorted, the keyset page — the page and a count query would
-// each look up every match. Only the page's entries are then read whole.
+// each look up every match. Only the page's entries are then read whole
+// (by FindEntries).
 // The page, its cursor and its total are those of the page and count
 // queries of the other modes.
 func (s *Store) drivenPage(ctx context.Context, w where, cur *cursor, limit int) (Page, error) {
@@ -466,9 +475,6 @@ func (s *Store) drivenPage(ctx context.Context, w where, cur *cursor, limit int)
 				page.Entries = append(page.Entries, e)
 			}
 		}
-	}
-	if err := s.fillBodies(ctx, page.Entries); err != nil {
-		return Page{}, fmt.Errorf("find entries: %w", err)
 	}
 	page.Total, page.TotalCapped = min(total, TotalCap), total > TotalCap
 	return page, nil
