@@ -108,21 +108,19 @@ func (s *Store) loadDicts(ctx context.Context) error {
 	return rows.Err()
 }
 
-func scanDictSet(row interface{ Scan(...any) error }) (*dictSet, error) {
-	var d dictSet
+func scanDictSet(row scanner) (*dictSet, error) {
+	var id int64
 	var raw [3][]byte
-	if err := row.Scan(&d.id, &raw[0], &raw[1], &raw[2]); err != nil {
+	if err := row.Scan(&id, &raw[0], &raw[1], &raw[2]); err != nil {
 		return nil, fmt.Errorf("body dictionaries: %w", err)
 	}
+	d := newDictSet(id, raw)
 	for i, b := range raw {
-		if b == nil {
-			continue
-		}
-		if d.col[i] = s2.NewDict(b); d.col[i] == nil {
-			return nil, fmt.Errorf("body dictionary set %d: column %d is not an S2 dictionary", d.id, i)
+		if b != nil && d.col[i] == nil {
+			return nil, fmt.Errorf("body dictionary set %d: column %d is not an S2 dictionary", id, i)
 		}
 	}
-	return &d, nil
+	return d, nil
 }
 
 // dictOf returns the set a body with this codec was packed with, nil when
