@@ -89,12 +89,12 @@ func (s *Store) Entry(ctx context.Context, id int64) (Entry, error) {
 
 // entriesByID reads the entries of ids (without bodies) in one query; an
 // id without an entry is absent from the map.
-func (s *Store) entriesByID(ctx context.Context, ids []int64) (map[int64]Entry, error) {
+func entriesByID(ctx context.Context, db querier, ids []int64) (map[int64]Entry, error) {
 	args := make([]any, len(ids))
 	for i, id := range ids {
 		args[i] = id
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT "+entryColumns+", e.last_failure_at FROM entries e WHERE e.id IN ("+placeholders(len(ids))+")", args...)
+	rows, err := db.QueryContext(ctx, "SELECT "+entryColumns+", e.last_failure_at FROM entries e WHERE e.id IN ("+placeholders(len(ids))+")", args...)
 	if err != nil {
 		return nil, err
 	}

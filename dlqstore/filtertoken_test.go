@@ -79,6 +79,12 @@ func TestFilterTokensAgreeWithSQL(t *testing.T) {
 		{"chunks", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkFirst: 3, ChunkRangeMax: 1e9}},
 		{"chunks, bounded count", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkFirst: 3, ChunkRangeMax: 1e9, ExactSetMax: 1, CountScanMax: 20}},
 		{"chunks then match set", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkFirst: 2, ChunkScanMax: 5, ChunkRangeMax: 1e9}},
+		// With a filter the matches are loaded up to ExactSetMax; past it
+		// the rest is counted, loaded for a member walk, or asked of the
+		// full-text index.
+		{"member, loaded in two", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkRangeMax: 0.001, ExactSetMax: 3}},
+		{"probe, loaded in part", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 5, ChunkRangeMax: 0.001, CountScanMax: 20, ExactSetMax: 3}},
+		{"chunks then match set, loaded in part", dlqstore.Tuning{FTSDriveMax: 1, FTSMemberMax: 100000, ChunkFirst: 2, ChunkScanMax: 5, ChunkRangeMax: 1e9, ExactSetMax: 3}},
 	}
 	type pair struct{ with, without *dlqstore.Store }
 	stores := make([]pair, len(modes))

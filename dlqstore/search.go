@@ -55,18 +55,57 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// loadHits fills the connection's temporary table of full-text matches and
-// returns how many there are.
-func loadHits(ctx context.Context, conn *sql.Conn, match string) (int, error) {
-	if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE IF NOT EXISTS fts_hits (id INTEGER PRIMARY KEY); DELETE FROM temp.fts_hits"); err != nil {
-		return 0, err
+// loadHits puts the full-text matches with a rowid above after (0: all),
+// at most limit of them (-1: no limit), into the connection's temporary
+// table of matches, and returns how many it put there. They go in rowid
+// order, so that a load stopped at its limit can be continued past the
+// largest rowid it holds.
+func loadHits(ctx context.Context, conn *sql.Conn, match string, after int64, limit int) (int, error) {
+	if after == 0 {
+		if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE IF NOT EXISTS fts_hits (id INTEGER PRIMARY KEY); DELETE FROM temp.fts_hits"); err != nil {
+			return 0, err
+		}
 	}
-	res, err := conn.ExecContext(ctx, "INSERT INTO temp.fts_hits SELECT rowid FROM entries_fts WHERE entries_fts MATCH ?", match)
+	res, err := conn.ExecContext(ctx, "INSERT INTO temp.fts_hits SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? AND rowid > ? ORDER BY rowid LIMIT ?", match, after, limit)
 	if err != nil {
 		return 0, err
 	}
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// lastHit returns the largest id in the connection's temporary table of
+// matches.
+func lastHit(ctx context.Context, conn *sql.Conn) (int64, error) {
+	var last int64
+	err := conn.QueryRowContext(ctx, "SELECT COALESCE(max(id), 0) FROM temp.fts_hits").Scan(&last)
+	return last, err
+}
+
+// loadMatches counts the matches of a search with a filter by loading them
+// into conn's temporary table, up to ExactSetMax, and counting the rest, up
+// to FTSMemberMax+1 in all; all says every match is loaded. A driven page,
+// the page of a narrow filter and an exact count then read the matches
+// there instead of asking the full-text index again: a common word with a
+// small tenant's filter (5,000–20,000 matches) is the slowest of searches,
+// and building its match set twice was a third of it. Loading only as
+// many as a driven page takes, and the rest when the filter is small
+// enough to count exactly (its size from group_stats), was slower: the
+// statements to continue the load cost more than the load they save.
+func (s *Store) loadMatches(ctx context.Context, conn *sql.Conn, match string) (n int, all bool, err error) {
+	if n, err = loadHits(ctx, conn, match, 0, s.tuning.ExactSetMax+1); err != nil || n <= s.tuning.ExactSetMax {
+		return n, err == nil, err
+	}
+	last, err := lastHit(ctx, conn)
+	if err != nil {
+		return 0, false, err
+	}
+	var rest int
+	err = conn.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? AND rowid > ? LIMIT ?)", match, last, max(s.tuning.FTSMemberMax+1-n, 0)).Scan(&rest)
+	if err != nil {
+		return 0, false, err
+	}
+	return n + rest, false, nil
 }
 
 // ftsMode is how a search uses the full-text index, see Tuning.
@@ -159,15 +198,39 @@ func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 		match = withFilterTokens(match, f, tenants)
 	}
 
+	plain := where{f: f, tenants: tenants}
+	plainConds, _ := plain.conds(false)
+	textOnly := len(plainConds) == 0
+
 	// Where the search starts: a rare full-text match is cheapest from the
 	// full-text index, everything else from the time-ordered indexes.
 	mode := ftsNone
 	n := 0 // text matches, counted up to FTSMemberMax+1
-	if match != "" {
+	var db querier = s.db
+	// hits: every text match is in the temporary table of db, a
+	// connection this search holds. Until it lets go (the deferred
+	// Close), everything the search reads goes through db: it never waits
+	// for a connection while it holds one, or as many searches as the
+	// pool has connections would each wait for another for good.
+	hits := false
+	var conn *sql.Conn // db, when the search holds one
+	if match != "" && textOnly {
 		err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM (SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? LIMIT ?)", match, s.tuning.FTSMemberMax+1).Scan(&n)
 		if err != nil {
 			return Page{}, searchError(f.Q, err)
 		}
+	} else if match != "" {
+		var err error
+		if conn, err = s.db.Conn(ctx); err != nil {
+			return Page{}, fmt.Errorf("find entries: %w", err)
+		}
+		defer conn.Close()
+		db = conn
+		if n, hits, err = s.loadMatches(ctx, conn, match); err != nil {
+			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
+		}
+	}
+	if match != "" {
 		switch {
 		case n == 0:
 			return Page{}, nil
@@ -179,44 +242,38 @@ func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 			mode = ftsProbe
 		}
 	}
-	w := where{f: f, tenants: tenants, match: match, ftsDrive: mode == ftsDrive, mode: mode}
-	var db querier = s.db
-	plain := where{f: f, tenants: tenants}
-	plainConds, _ := plain.conds(false)
-	textOnly := len(plainConds) == 0
+	w := where{f: f, tenants: tenants, match: match, ftsDrive: mode == ftsDrive, mode: mode, hits: hits}
 	// filterN is how many entries the filter alone selects, from
 	// group_stats (-1 when it cannot say: a time range, for one).
 	filterN := -1
 	if mode == ftsMember || mode == ftsProbe {
 		if q, a, ok := plain.statsCountQuery(); ok && !textOnly {
-			if err := s.db.QueryRowContext(ctx, q, a...).Scan(&filterN); err != nil {
+			if err := db.QueryRowContext(ctx, q, a...).Scan(&filterN); err != nil {
 				return Page{}, fmt.Errorf("find entries: %w", err)
 			}
 		}
 	}
 	// Walking the filter's index in chunks pays when each chunk's id range
 	// holds few text matches (about Tuning.ChunkFirst × matches / filterN rowids
-	// to read); otherwise building the match set once is cheaper
-	// (measured over 1,000,000 entries).
+	// to read); otherwise testing each entry's membership in the match set
+	// is cheaper (measured over 1,000,000 entries).
 	chunks := (mode == ftsMember || mode == ftsProbe) &&
 		(textOnly || filterN > 0 && float64(s.tuning.ChunkFirst)*float64(n)/float64(filterN) <= s.tuning.ChunkRangeMax)
-	if mode == ftsMember && !chunks {
-		// With a filter, the matches go into a temporary table of this
-		// connection once; the page walks the filter's index testing
-		// membership by key, and so does an exact count.
-		conn, err := s.db.Conn(ctx)
+	if mode == ftsMember && !chunks && !hits && conn != nil {
+		// The page walks the filter's index testing membership by key,
+		// and so does an exact count: load the rest of the matches.
+		last, err := lastHit(ctx, conn)
 		if err != nil {
 			return Page{}, fmt.Errorf("find entries: %w", err)
 		}
-		defer conn.Close()
-		if _, err = loadHits(ctx, conn, match); err != nil {
+		if _, err := loadHits(ctx, conn, match, last, -1); err != nil {
 			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
 		}
-		db = conn
+		w.hits = true
 	}
 
 	if mode == ftsDrive {
-		return s.drivenPage(ctx, w, cur, limit)
+		return s.drivenPage(ctx, db, w, cur, limit)
 	}
 
 	// The page.
@@ -224,7 +281,7 @@ func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 	var lasts []int64
 	if chunks {
 		var err error
-		if page.Entries, lasts, err = s.chunkedPage(ctx, w, cur, limit+1); err != nil {
+		if page.Entries, lasts, err = s.chunkedPage(ctx, db, w, cur, limit+1); err != nil {
 			return Page{}, searchError(f.Q, fmt.Errorf("find entries: %w", err))
 		}
 	} else {
@@ -275,14 +332,12 @@ func (s *Store) findEntries(ctx context.Context, f Filter) (Page, error) {
 	}
 	// Counting over the filter's own entries is exact and cheap when the
 	// filter alone selects few of them and the matches are at hand: in
-	// the connection's temporary table, or — when the page walked the
-	// filter in chunks — in the match set the count statement builds,
-	// when that is small too (a common word with a small tenant: 11,000
-	// matches, 10,000 entries, counted exactly in 12 ms where looking up
-	// the newest matches took 25 ms for a lower bound).
-	exact := mode == ftsMember && filterN >= 0 && filterN <= s.tuning.ExactCountMax && (!chunks || n <= s.tuning.ExactSetMax)
-	if mode == ftsMember && chunks {
-		w.mode = ftsSet // no temporary table: the bounded count reads the newest matches itself
+	// the connection's temporary table (a common word with a small
+	// tenant: 11,000 matches, 10,000 entries, counted exactly in 12 ms
+	// where looking up the newest matches took 25 ms for a lower bound).
+	exact := mode == ftsMember && filterN >= 0 && filterN <= s.tuning.ExactCountMax && w.hits
+	if mode == ftsMember && !w.hits {
+		w.mode = ftsSet // the temporary table holds only some: the bounded count reads the newest matches itself
 	}
 	query, args, bounded := w.countQuery(TotalCap+1, s.tuning.CountScanMax, exact)
 	if err := db.QueryRowContext(ctx, query, args...).Scan(&page.Total); err != nil {
@@ -341,8 +396,15 @@ func searchError(q string, err error) error {
 // the keyset cursor are exactly those of the plain page query. A text that
 // matches only old entries makes the walk long; past Tuning.ChunkScanMax entries
 // the rest of the page comes from membership in the match set instead.
-func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([]Entry, []int64, error) {
+func (s *Store) chunkedPage(ctx context.Context, db querier, w where, cur *cursor, n int) ([]Entry, []int64, error) {
 	base := where{f: w.f, tenants: w.tenants, narrow: true}
+	// Which ids of a chunk's range match: from the temporary table when
+	// it holds every match, else from the full-text index.
+	inRange, inArgs := "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? AND rowid >= ? AND rowid <= ?", []any{w.match}
+	finish := ftsSet
+	if w.hits {
+		inRange, inArgs, finish = "SELECT id FROM temp.fts_hits WHERE id >= ? AND id <= ?", nil, ftsMember
+	}
 	type hit struct{ id, last int64 }
 	var kept []hit
 	scanned, size := 0, s.tuning.ChunkFirst
@@ -350,9 +412,9 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 	for len(kept) < n {
 		if scanned >= s.tuning.ChunkScanMax {
 			// Finish with the statement's own match set.
-			rest := where{f: w.f, tenants: w.tenants, match: w.match, mode: ftsSet, narrow: true}
+			rest := where{f: w.f, tenants: w.tenants, match: w.match, mode: finish, narrow: true}
 			q, args := rest.pageQuery(c, n-len(kept))
-			ids, lasts, err := s.idsAndLasts(ctx, q, args)
+			ids, lasts, err := idsAndLasts(ctx, db, q, args)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -362,7 +424,7 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 			break
 		}
 		q, args := base.pageQuery(c, size)
-		ids, lasts, err := s.idsAndLasts(ctx, q, args)
+		ids, lasts, err := idsAndLasts(ctx, db, q, args)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -373,7 +435,7 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 		for _, id := range ids {
 			lo, hi = min(lo, id), max(hi, id)
 		}
-		rows, err := s.db.QueryContext(ctx, "SELECT rowid FROM entries_fts WHERE entries_fts MATCH ? AND rowid >= ? AND rowid <= ?", w.match, lo, hi)
+		rows, err := db.QueryContext(ctx, inRange, append(inArgs, lo, hi)...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -409,7 +471,7 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 	for i, h := range kept {
 		ids[i] = h.id
 	}
-	byID, err := s.entriesByID(ctx, ids)
+	byID, err := entriesByID(ctx, db, ids)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -433,12 +495,12 @@ func (s *Store) chunkedPage(ctx context.Context, w where, cur *cursor, n int) ([
 // (by FindEntries).
 // The page, its cursor and its total are those of the page and count
 // queries of the other modes.
-func (s *Store) drivenPage(ctx context.Context, w where, cur *cursor, limit int) (Page, error) {
+func (s *Store) drivenPage(ctx context.Context, db querier, w where, cur *cursor, limit int) (Page, error) {
 	cs, args := w.conds(false)
 	fc, fa := w.ftsCond()
 	from, _ := w.from()
 	q := "SELECT e.id, e.last_failure_at FROM " + from + " WHERE " + strings.Join(append(fc, cs...), " AND ")
-	ids, lasts, err := s.idsAndLasts(ctx, q, append(fa, args...))
+	ids, lasts, err := idsAndLasts(ctx, db, q, append(fa, args...))
 	if err != nil {
 		return Page{}, searchError(w.f.Q, fmt.Errorf("find entries: %w", err))
 	}
@@ -466,7 +528,7 @@ func (s *Store) drivenPage(ctx context.Context, w where, cur *cursor, limit int)
 		for i, h := range hits {
 			pageIDs[i] = h.id
 		}
-		byID, err := s.entriesByID(ctx, pageIDs)
+		byID, err := entriesByID(ctx, db, pageIDs)
 		if err != nil {
 			return Page{}, fmt.Errorf("find entries: %w", err)
 		}
@@ -481,8 +543,8 @@ func (s *Store) drivenPage(ctx context.Context, w where, cur *cursor, limit int)
 }
 
 // idsAndLasts runs a narrow page query.
-func (s *Store) idsAndLasts(ctx context.Context, q string, args []any) ([]int64, []int64, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+func idsAndLasts(ctx context.Context, db querier, q string, args []any) ([]int64, []int64, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -51,6 +51,10 @@ type Options struct {
 //   - more with a narrow filter: walk the filter index and probe the
 //     full-text index per entry.
 //
+// With a filter, the matches are counted by loading them into that
+// temporary table, up to ExactSetMax (loadMatches), and every mode reads
+// them from there when they are all loaded.
+//
 // The defaults were measured over 1,000,000 entries; a test sets small
 // values to run every mode over a small index. A field left 0 takes its
 // default.
@@ -58,9 +62,9 @@ type Tuning struct {
 	FTSDriveMax  int
 	FTSMemberMax int
 	// ExactCountMax: a text search with a filter counts exactly when the
-	// filter alone selects at most this many entries — and, when the page
-	// walked the filter in chunks, the text with the filter tokens matches
-	// at most ExactSetMax (the count builds that match set).
+	// filter alone selects at most this many entries and every match of
+	// the text with the filter tokens is loaded: at most ExactSetMax, or
+	// the page loaded them all.
 	ExactCountMax, ExactSetMax int
 	// ChunkFirst is chunkedPage's first chunk (it doubles up to 8192), and
 	// ChunkScanMax bounds the entries it walks before it falls back to the

@@ -12,6 +12,7 @@ type where struct {
 	match    string   // FTS5 query, "" = none
 	ftsDrive bool
 	mode     ftsMode
+	hits     bool // every match is in the connection's temp.fts_hits
 	narrow   bool // pageQuery selects only e.id and e.last_failure_at
 }
 
@@ -73,6 +74,9 @@ func (w where) conds(split bool) ([]string, []any) {
 }
 
 func (w where) from() (string, []any) {
+	if w.ftsDrive && w.hits {
+		return "temp.fts_hits h CROSS JOIN entries e ON e.id = h.id", nil
+	}
 	if w.ftsDrive {
 		// CROSS JOIN keeps the full-text index as the outer loop.
 		return "entries_fts CROSS JOIN entries e ON e.id = entries_fts.rowid", nil
@@ -81,7 +85,7 @@ func (w where) from() (string, []any) {
 }
 
 func (w where) ftsCond() ([]string, []any) {
-	if w.ftsDrive {
+	if w.ftsDrive && !w.hits {
 		return []string{"entries_fts MATCH ?"}, []any{w.match}
 	}
 	return nil, nil
