@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"switchyard/access"
 	"switchyard/delivery"
 )
 
@@ -326,4 +327,65 @@ func BenchmarkTextCatchup(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
 	}
 	b.ReportMetric(float64(total*b.N)/captureTime.Seconds(), "captured/s")
+}
+
+// BenchmarkCaptureRefailures: a redrive whose messages all fail again (the
+// downstream is still broken) sends its dead letters straight back. Each
+// re-failure is linked to the entry it was redriven from, found among
+// its job's ledger, in the capture transaction. 20,000 realistic records
+// are captured, a redrive job holds them all, and then the same records
+// come back as re-failures carrying its provenance headers. msgs/s is the
+// re-failures' capture rate; first-msgs/s, beside it, that of the same
+// records as first failures into the same store, in the same run.
+func BenchmarkCaptureRefailures(b *testing.B) {
+	items := benchIndexItems()[:20000]
+	n := len(items)
+	back := make([]IndexItem, n)
+	for i, it := range items {
+		from := it.DL
+		from.DLQ = delivery.Location{Broker: delivery.BrokerKafka, Cluster: "prod", Topic: "orders.dlq", Partition: 0, Offset: it.DL.DLQ.Offset}
+		back[i] = it
+		back[i].DL.DLQ.Offset = int64(n + i)
+		back[i].DL.Headers, _, _ = delivery.RedriveHeaders(from, 1)
+	}
+	var first, again time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		s, err := Open(context.Background(), filepath.Join(b.TempDir(), "dlq.db"), Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		capture := func(items []IndexItem, base int) time.Duration {
+			start := time.Now()
+			for off := 0; off < len(items); off += captureBatch {
+				end := min(off+captureBatch, len(items))
+				if _, err := s.IndexKafka(context.Background(), "prod", "orders.dlq", 0, items[off:end], int64(base+end)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return time.Since(start)
+		}
+		b.StartTimer()
+		first += capture(items, 0)
+		b.StopTimer()
+		j, err := s.CreateJob(context.Background(), JobRecord{Action: "redrive", Access: access.ActionRedrive, State: JobRunning, Actor: "bench", Request: []byte("{}")},
+			Selection{Filter: &Filter{Destination: "orders.dlq"}, Eligible: []Status{StatusDead}}, StatusRedriving)
+		if err != nil || j.ID != 1 || j.Total != n {
+			b.Fatalf("job %d of %d entries: %v", j.ID, j.Total, err)
+		}
+		if err := s.WaitText(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		again += capture(back, n)
+		b.StopTimer()
+		var linked int
+		if err := s.db.QueryRow("SELECT count(*) FROM entries WHERE refailure_of != 0").Scan(&linked); err != nil || linked != n {
+			b.Fatalf("%d of %d re-failures linked: %v", linked, n, err)
+		}
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(n*b.N)/again.Seconds(), "msgs/s")
+	b.ReportMetric(float64(n*b.N)/first.Seconds(), "first-msgs/s")
 }

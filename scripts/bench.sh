@@ -29,7 +29,7 @@ echo
 # Pairs: Benchmark<Thing>/switchyard (or /delivery) is ours, /bare-<client> the baseline.
 # Throughput (msgs/s) is compared where reported, else time per op (ms/cycle or ns/op).
 awk '
-BEGIN { split("bytes/entry written-bytes/entry bytes/series-minute gb-14d-10k rss-mb rss-slope-mb/h eq-hours catchup-ms cpu-µs/msg captured/s", xs, " "); for (i in xs) extra[xs[i]] = 1 }
+BEGIN { split("first-msgs/s bytes/entry written-bytes/entry bytes/series-minute gb-14d-10k rss-mb rss-slope-mb/h eq-hours catchup-ms cpu-µs/msg captured/s", xs, " "); for (i in xs) extra[xs[i]] = 1 }
 /^pkg: / { pkg = $2; sub(/^switchyard\//, "", pkg) }
 /^Benchmark/ {
 	name = $1; sub(/-[0-9]+$/, "", name)
