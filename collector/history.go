@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"time"
@@ -53,13 +54,14 @@ func toSamples(ms []Metric, at time.Time) []tsdb.Sample {
 	return out
 }
 
-// RecordKafka appends a cluster view's series at its snapshot time.
+// RecordKafka appends a cluster view's series at its snapshot time. A write
+// cut short by the console stopping (ctx cancelled) is not worth a warning.
 func (h *History) RecordKafka(ctx context.Context, v ClusterView) {
 	at := v.Snapshot.TakenAt
 	if !v.Reachable || at.IsZero() {
 		at = v.LastAttempt
 	}
-	if err := h.store.Append(ctx, toSamples(KafkaMetrics(v), at)); err != nil {
+	if err := h.store.Append(ctx, toSamples(KafkaMetrics(v), at)); err != nil && !errors.Is(ctx.Err(), context.Canceled) {
 		h.log.Warn("record kafka history", "cluster", v.Name, "err", err)
 	}
 }
@@ -70,7 +72,7 @@ func (h *History) RecordRabbit(ctx context.Context, v RabbitView) {
 	if !v.Reachable || at.IsZero() {
 		at = v.LastAttempt
 	}
-	if err := h.store.Append(ctx, toSamples(RabbitMetrics(v), at)); err != nil {
+	if err := h.store.Append(ctx, toSamples(RabbitMetrics(v), at)); err != nil && !errors.Is(ctx.Err(), context.Canceled) {
 		h.log.Warn("record rabbitmq history", "cluster", v.Name, "err", err)
 	}
 }

@@ -208,10 +208,13 @@ func (p *Poller) Refresh(ctx context.Context) error {
 	return errors.Join(append(errs, rerrs...)...)
 }
 
-func (p *Poller) poll(ctx context.Context, s *KafkaSource) error {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+func (p *Poller) poll(parent context.Context, s *KafkaSource) error {
+	ctx, cancel := context.WithTimeout(parent, p.opts.Timeout)
 	defer cancel()
 	snap, err := s.Snapshot(ctx)
+	if err != nil && parent.Err() != nil {
+		return parent.Err() // the console is stopping: the cluster is no less reachable
+	}
 	now := p.opts.Now()
 	snap.TakenAt = now
 
@@ -251,7 +254,7 @@ func (p *Poller) poll(ctx context.Context, s *KafkaSource) error {
 	p.mu.Unlock()
 
 	if p.opts.Evaluator != nil {
-		if err := p.opts.Evaluator.Flush(ctx); err != nil {
+		if err := p.opts.Evaluator.Flush(ctx); err != nil && parent.Err() == nil {
 			p.opts.Logger.Warn("persist lag windows", "cluster", s.Name(), "err", err)
 		}
 	}
@@ -263,10 +266,13 @@ func (p *Poller) poll(ctx context.Context, s *KafkaSource) error {
 
 // pollRabbit takes one RabbitMQ snapshot, with the same keep-the-last-good
 // and log-the-transition-once behaviour as Kafka clusters.
-func (p *Poller) pollRabbit(ctx context.Context, s *RabbitSource) error {
-	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+func (p *Poller) pollRabbit(parent context.Context, s *RabbitSource) error {
+	ctx, cancel := context.WithTimeout(parent, p.opts.Timeout)
 	defer cancel()
 	snap, err := s.Snapshot(ctx)
+	if err != nil && parent.Err() != nil {
+		return parent.Err() // the console is stopping: the broker is no less reachable
+	}
 	now := p.opts.Now()
 	snap.TakenAt = now
 	p.mu.Lock()
