@@ -265,3 +265,68 @@ func TestRefailureOfAHeldEntry(t *testing.T) {
 		t.Errorf("counts after the job %v, failed again %d; want 1 redriven (2) and 1 failed again (1)", c, total.FailedAgain)
 	}
 }
+
+// A redriven message can come back more than once — sent twice after a
+// crash, or dead-lettered again by a second consumer — in one batch of the
+// indexer or in later ones. Every copy is linked to its original, the
+// original names the first, and it moves in the counts once: out of its
+// group's messages and into failed again.
+func TestARefailureThatArrivesTwiceMovesItsOriginalOnce(t *testing.T) {
+	s, _ := mustOpen(t)
+	ctx := context.Background()
+	fail := dlqstoretest.Spec{Tenant: "t1", Code: "E", Msg: "order 7 not found"}
+	var originals []dlqstoretest.Spec
+	for i := range 3 {
+		o := fail
+		o.Off = int64(i)
+		originals = append(originals, o)
+	}
+	dlqstoretest.IndexKafka(t, s, "orders.dlq", 0, originals...)
+	j, err := s.CreateJob(ctx, redriveJob, dlqstore.Selection{IDs: []int64{1, 2, 3}, Eligible: []dlqstore.Status{dead}}, redriving)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := func(off, from int64) dlqstoretest.Spec {
+		b := fail
+		b.Off, b.Headers = off, delivery.Headers{
+			{Key: delivery.HeaderRedriveJob, Value: []byte(strconv.FormatInt(j.ID, 10))},
+			{Key: delivery.HeaderRedriveCount, Value: []byte("1")},
+			{Key: delivery.HeaderRedriveFrom, Value: []byte("kafka:main/orders.dlq/0@" + strconv.FormatInt(from, 10))},
+		}
+		return b
+	}
+	// One batch: entry 1's message twice (4, 5), entry 2's once (6).
+	dlqstoretest.IndexKafka(t, s, "orders.dlq", 1, back(0, 0), back(1, 0), back(2, 1))
+	// A later batch: entry 1's a third time (7), entry 2's a second (8).
+	dlqstoretest.IndexKafka(t, s, "orders.dlq", 1, back(3, 0), back(4, 1))
+
+	for id, want := range map[int64]struct{ of, as int64 }{1: {0, 4}, 2: {0, 6}, 3: {0, 0}, 4: {1, 0}, 5: {1, 0}, 6: {2, 0}, 7: {1, 0}, 8: {2, 0}} {
+		e, err := s.Entry(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.RefailureOf != want.of || e.RefailedAs != want.as {
+			t.Errorf("entry %d: re-failure of %d, refailed as %d; want %d and %d", id, e.RefailureOf, e.RefailedAs, want.of, want.as)
+		}
+	}
+	c := countsAgree(t, s)
+	total, err := s.Counts(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c[redriving] != 1 || c[dead] != 5 || total.FailedAgain != 2 {
+		t.Errorf("counts %v, failed again %d; want 1 redriving (3), 5 dead (4–8), 2 failed again (1, 2)", c, total.FailedAgain)
+	}
+	// The group: eight entries, of which two are counted as their re-failures.
+	gs, _, err := s.Groups(ctx, dlqstore.GroupFilter{})
+	if err != nil || len(gs) != 1 {
+		t.Fatalf("groups %v: %v", gs, err)
+	}
+	g, err := s.Group(ctx, gs[0].ID, &dlqstore.TenantScope{Tenants: []string{"t1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gs[0].Count != 6 || g.Count != 6 || g.FailedAgain != 2 {
+		t.Errorf("group: %d messages in the list, %d in t1 with %d failed again; want 6, 6 and 2", gs[0].Count, g.Count, g.FailedAgain)
+	}
+}
