@@ -91,9 +91,9 @@ func (s *Store) pokeText() {
 func (s *Store) runText(ctx context.Context) {
 	size, logged, done := textBatchMin, time.Now(), 0
 	for {
-		t := time.Now()
-		n, err := s.textBatch(ctx, size)
-		took := time.Since(t)
+		// held is how long the batch held the write lock: its read and
+		// its waits for captures are not the transaction's size.
+		n, held, err := s.textBatch(ctx, size)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -117,9 +117,9 @@ func (s *Store) runText(ctx context.Context) {
 			continue
 		}
 		done += n
-		if took < textTxTarget/2 && n == size {
+		if held < textTxTarget/2 && n == size {
 			size = min(size*2, textBatchMax)
-		} else if took > 2*textTxTarget {
+		} else if held > 2*textTxTarget {
 			size = max(size/2, textBatchMin)
 		}
 		if time.Since(logged) >= 10*time.Second && s.textPending.Load() {
@@ -132,14 +132,14 @@ func (s *Store) runText(ctx context.Context) {
 // textBatch indexes up to limit entries that lack their text — the oldest
 // new ones, else the newest older ones — and returns how many, 0 when none
 // lacks it, or -1 when the batch must be read again (a purge deleted some
-// of it meanwhile). The entries are read and their text computed before
+// of it meanwhile), and how long it held the write lock. The entries are read and their text computed before
 // the write transaction (textRead), which then only checks that nothing
 // moved and inserts (textCommit): the write lock is held for the
 // full-text inserts alone.
-func (s *Store) textBatch(ctx context.Context, limit int) (int, error) {
+func (s *Store) textBatch(ctx context.Context, limit int) (int, time.Duration, error) {
 	w, err := s.textRead(ctx, limit)
 	if err != nil || w == nil {
-		return 0, err
+		return 0, 0, err
 	}
 	return s.textCommit(ctx, w)
 }
@@ -186,11 +186,12 @@ func (s *Store) textRead(ctx context.Context, limit int) (*textWork, error) {
 }
 
 // textCommit stores w's texts and progress in one transaction, unless a
-// purge changed what w read (-1).
-func (s *Store) textCommit(ctx context.Context, w *textWork) (int, error) {
+// purge changed what w read (-1), and returns how long it held the write
+// lock.
+func (s *Store) textCommit(ctx context.Context, w *textWork) (int, time.Duration, error) {
 	p, older, texts := w.p, w.older, w.texts
 	n := len(texts)
-	err := s.writeText(ctx, w.queued, func(tx *sql.Tx) error {
+	held, err := s.writeText(ctx, w.queued, func(tx *sql.Tx) error {
 		now, err := readProgress(ctx, tx)
 		if err != nil {
 			return err
@@ -235,7 +236,7 @@ func (s *Store) textCommit(ctx context.Context, w *textWork) (int, error) {
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("index text: %w", err)
+		return 0, held, fmt.Errorf("index text: %w", err)
 	}
 	if older && n == 0 {
 		s.textPending.Store(false)
@@ -243,7 +244,7 @@ func (s *Store) textCommit(ctx context.Context, w *textWork) (int, error) {
 	if n != -1 {
 		s.textAdvanced()
 	}
-	return n, nil
+	return n, held, nil
 }
 
 // textQueueMax bounds the bytes of text queued for the text indexer (some
@@ -521,8 +522,8 @@ func (s *Store) waitText(ctx context.Context, done func(p textProgress, maxID in
 // writeText runs fn in one write transaction of the text indexer, after
 // every write of this process that waits for the lock, and — for texts
 // queued less than textYieldMax ago (queued) — after the captures under
-// way: capture first.
-func (s *Store) writeText(ctx context.Context, queued time.Time, fn func(tx *sql.Tx) error) error {
+// way: capture first. It returns how long it held the lock.
+func (s *Store) writeText(ctx context.Context, queued time.Time, fn func(tx *sql.Tx) error) (time.Duration, error) {
 	yield := func() bool {
 		return s.writersWaiting.Load() > 0 ||
 			(s.capturing.Load() > 0 && !queued.IsZero() && time.Since(queued) < textYieldMax)
@@ -530,19 +531,21 @@ func (s *Store) writeText(ctx context.Context, queued time.Time, fn func(tx *sql
 	for yield() {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return 0, ctx.Err()
 		case <-time.After(time.Millisecond):
 		}
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
+	start := time.Now()
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after Commit
 	if err := fn(tx); err != nil {
-		return err
+		return time.Since(start), err
 	}
-	return tx.Commit()
+	err = tx.Commit()
+	return time.Since(start), err
 }

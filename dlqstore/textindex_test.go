@@ -85,7 +85,7 @@ func stepText(t *testing.T, s *Store, limit int) []int {
 	t.Helper()
 	var sizes []int
 	for {
-		n, err := s.textBatch(context.Background(), limit)
+		n, _, err := s.textBatch(context.Background(), limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,10 +186,10 @@ func TestTextOfOlderEntriesNewestFirst(t *testing.T) {
 	}
 	capture(t, s, 10, 11)
 	ctx := context.Background()
-	if n, err := s.textBatch(ctx, 3); n != 1 || err != nil {
+	if n, _, err := s.textBatch(ctx, 3); n != 1 || err != nil {
 		t.Fatalf("first batch = %d, %v; want the new entry alone", n, err)
 	}
-	if n, err := s.textBatch(ctx, 3); n != 3 || err != nil {
+	if n, _, err := s.textBatch(ctx, 3); n != 3 || err != nil {
 		t.Fatalf("second batch = %d, %v; want 3 older", n, err)
 	}
 	if got := textIDs(t, s); !slices.Equal(got, []int64{8, 9, 10, 11}) {
@@ -271,7 +271,7 @@ func TestTextBatchMeetsAPurge(t *testing.T) {
 		t.Fatalf("Purge = %d, %v", n, err)
 	}
 	capture(t, s, 10, 12) // ids 9 and 10 again, other records
-	if n, err := s.textCommit(ctx, w); err != nil || n != -1 {
+	if n, _, err := s.textCommit(ctx, w); err != nil || n != -1 {
 		t.Fatalf("textCommit after the purge = %d, %v; want -1 (read again)", n, err)
 	}
 	stepText(t, s, 100)
@@ -321,7 +321,7 @@ func TestTextWatermarkNeverSkips(t *testing.T) {
 			capture(t, s, next, next+n)
 			next += n
 		case 2:
-			if _, err := s.textBatch(ctx, 1+r.IntN(60)); err != nil {
+			if _, _, err := s.textBatch(ctx, 1+r.IntN(60)); err != nil {
 				t.Fatal(err)
 			}
 		case 3:
