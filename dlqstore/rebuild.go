@@ -132,10 +132,10 @@ func (s *Store) runText(ctx context.Context) {
 // textBatch indexes up to limit entries that lack their text — the oldest
 // new ones, else the newest older ones — and returns how many, 0 when none
 // lacks it, or -1 when the batch must be read again (a purge deleted some
-// of it meanwhile), and how long it held the write lock. The entries are read and their text computed before
-// the write transaction (textRead), which then only checks that nothing
-// moved and inserts (textCommit): the write lock is held for the
-// full-text inserts alone.
+// of it meanwhile), and how long it held the write lock. The entries are
+// read and their text computed before the write transaction (textRead),
+// which then only checks that nothing moved and inserts (textCommit): the
+// write lock is held for the full-text inserts alone.
 func (s *Store) textBatch(ctx context.Context, limit int) (int, time.Duration, error) {
 	w, err := s.textRead(ctx, limit)
 	if err != nil || w == nil {
