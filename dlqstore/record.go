@@ -41,15 +41,14 @@ func (encoder) headers(h delivery.Headers) []byte {
 		}
 		b = append(b, `{"k":`...)
 		b = appendJSONString(b, x.Key)
-		switch {
-		case x.Value == nil:
-		case utf8.Valid(x.Value):
-			b = append(b, `,"v":`...)
-			b = appendJSONString(b, string(x.Value))
-		default:
-			b = append(b, `,"b":"`...)
-			b = base64.StdEncoding.AppendEncode(b, x.Value)
-			b = append(b, '"')
+		if x.Value != nil {
+			mark := len(b)
+			var utf8OK bool
+			if b, utf8OK = appendJSON(append(b, `,"v":`...), x.Value, true); !utf8OK {
+				b = append(b[:mark], `,"b":"`...)
+				b = base64.StdEncoding.AppendEncode(b, x.Value)
+				b = append(b, '"')
+			}
 		}
 		b = append(b, '}')
 	}
@@ -60,37 +59,57 @@ func (encoder) headers(h delivery.Headers) []byte {
 // control characters escaped, invalid UTF-8 replaced by U+FFFD as
 // encoding/json does; everything else as it is.
 func appendJSONString(b []byte, s string) []byte {
+	b, _ = appendJSON(b, s, false)
+	return b
+}
+
+// appendJSON appends s as appendJSONString does, or, when strict, stops at
+// invalid UTF-8 and reports false (a header value is then stored as
+// base64): one pass where checking first and then escaping took two, and a
+// value need not be copied into a string. Runs of bytes that need no
+// escape (most of a header) are appended whole; a byte at a time took more
+// than half of the header encoding's time.
+func appendJSON[T string | []byte](b []byte, s T, strict bool) ([]byte, bool) {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
+	done := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[done:i]...)
+			switch c {
+			case '"', '\\':
 				b = append(b, '\\', c)
-			case c == '\n':
+			case '\n':
 				b = append(b, '\\', 'n')
-			case c == '\r':
+			case '\r':
 				b = append(b, '\\', 'r')
-			case c == '\t':
+			case '\t':
 				b = append(b, '\\', 't')
-			case c < 0x20:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			default:
-				b = append(b, c)
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 			}
 			i++
+			done = i
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 		if r == utf8.RuneError && size == 1 {
+			if strict {
+				return b, false
+			}
+			b = append(b, s[done:i]...)
 			b = append(b, "\\ufffd"...)
-		} else {
-			b = append(b, s[i:i+size]...)
+			done = i + 1
 		}
 		i += size
 	}
-	return append(b, '"')
+	b = append(b, s[done:]...)
+	return append(b, '"'), true
 }
 
 // decodeHeaders reads entries.headers. What encoder.headers (and
