@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/mattn/go-sqlite3"
 )
@@ -82,7 +83,7 @@ func OpenWith(ctx context.Context, path string, o Options, schemas ...Schema) (*
 		}
 	}
 
-	dsn := path + "?_busy_timeout=5000&_foreign_keys=on&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate"
+	dsn := fmt.Sprintf("%s?_busy_timeout=%d&_foreign_keys=on&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate", path, busyTimeout.Milliseconds())
 	if o.IncrementalVacuum {
 		dsn += "&_auto_vacuum=incremental"
 	}
@@ -125,7 +126,7 @@ func setup(ctx context.Context, db *sql.DB, schemas []Schema) error {
 	// Opening a connection applies journal_mode=WAL, which reads the header
 	// and writes the -wal file: a foreign file, a corrupt header or an
 	// unwritable directory all fail here.
-	if err := db.PingContext(ctx); err != nil {
+	if err := connect(ctx, db); err != nil {
 		return err
 	}
 	var mode string
@@ -144,6 +145,35 @@ func setup(ctx context.Context, db *sql.DB, schemas []Schema) error {
 		return fmt.Errorf("create sqldb_probe: %w", err)
 	}
 	return nil
+}
+
+// busyTimeout is the DSN's _busy_timeout: how long a connection waits for
+// another's lock before SQLITE_BUSY.
+const busyTimeout = 5 * time.Second
+
+// connect opens the pool's first connection. On a file still in rollback
+// journal mode (written before this package, or by another tool) that
+// connection switches it to WAL: it reads the header under a shared lock,
+// then takes the write lock to change it. When two connections do so at
+// once (two processes, or two stores, opening the file together), SQLite
+// answers the second's upgrade with SQLITE_BUSY at once rather than through the busy
+// handler, which could deadlock on it. connect retries that, as
+// busy_timeout would, until the other has switched the file; the retry's
+// connection then finds it in WAL mode already.
+func connect(ctx context.Context, db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	for {
+		err := db.PingContext(ctx)
+		var se sqlite3.Error
+		if err == nil || !errors.As(err, &se) || se.Code != sqlite3.ErrBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // explain turns SQLite's terse result codes into the one sentence a user
