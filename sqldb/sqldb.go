@@ -156,10 +156,10 @@ const busyTimeout = 5 * time.Second
 // connection switches it to WAL: it reads the header under a shared lock,
 // then takes the write lock to change it. When two connections do so at
 // once (two processes, or two stores, opening the file together), SQLite
-// answers the second's upgrade with SQLITE_BUSY at once rather than through the busy
-// handler, which could deadlock on it. connect retries that, as
-// busy_timeout would, until the other has switched the file; the retry's
-// connection then finds it in WAL mode already.
+// answers the second's upgrade with SQLITE_BUSY at once rather than
+// through the busy handler, which could deadlock on it. connect retries
+// that, as busy_timeout would, until the other has switched the file; the
+// retry's connection then finds it in WAL mode already.
 func connect(ctx context.Context, db *sql.DB) error {
 	deadline := time.Now().Add(busyTimeout)
 	for {
