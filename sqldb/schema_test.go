@@ -158,30 +158,37 @@ func TestUnownedVersionsAreAdopted(t *testing.T) {
 }
 
 // Two processes opening the same old file at once convert its bookkeeping
-// once: each version stays one row.
+// once: each version stays one row. Opening it also switches the file from
+// its rollback journal to WAL, which SQLite refuses at once to the second
+// of two connections doing so together: every open must still succeed
+// (sqldb.connect). Without it a round of eight openers lost that race a
+// few times in a hundred, so the test runs a hundred rounds (every one of
+// ten runs failed without the retry; ~3 s with it).
 func TestConcurrentOpensOfAnOldFile(t *testing.T) {
 	ctx := context.Background()
-	path := legacyFile(t)
-	s := testSchema()
-	s.AdoptUnowned = true
-	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	for i := range errs {
-		wg.Go(func() {
-			db, err := sqldb.Open(ctx, path, s)
-			if err == nil {
-				db.Close()
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		t.Fatal(err)
-	}
-	db := mustOpen(t, path)
-	if got := versions(t, db); len(got) != 2 || got[0].Owner != "test" || got[1].Owner != "test" {
-		t.Errorf("versions = %+v, want test's 1 and 2 once each", got)
+	for round := range 100 {
+		path := legacyFile(t)
+		s := testSchema()
+		s.AdoptUnowned = true
+		var wg sync.WaitGroup
+		errs := make([]error, 8)
+		for i := range errs {
+			wg.Go(func() {
+				db, err := sqldb.Open(ctx, path, s)
+				if err == nil {
+					db.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		db := mustOpen(t, path)
+		if got := versions(t, db); len(got) != 2 || got[0].Owner != "test" || got[1].Owner != "test" {
+			t.Errorf("round %d: versions = %+v, want test's 1 and 2 once each", round, got)
+		}
 	}
 }
 
